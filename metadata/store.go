@@ -1,0 +1,130 @@
+package metadata
+
+import (
+	"context"
+	"time"
+)
+
+// ProjectRef selects a project by ID or by Path (exactly one is set).
+type ProjectRef struct {
+	ID   int64
+	Path string
+}
+
+// ModelRef selects a model: by ID, or within Project by IID, Name or DisplayName (exactly one set).
+type ModelRef struct {
+	ID          uint64
+	Project     int64
+	IID         int64
+	Name        string
+	DisplayName string
+}
+
+// CandidateRef selects a candidate: by ID, by EID, or within Project by IID (exactly one set).
+type CandidateRef struct {
+	ID      uint64
+	EID     EID
+	Project int64
+	IID     int64
+}
+
+// VersionRef selects a version: within Project by ID, or within ModelID by Seq or Semver.
+type VersionRef struct {
+	Project int64
+	ID      int64
+	ModelID uint64
+	Seq     int64
+	Semver  string
+}
+
+// PackageVersion is the result of EnsurePackageVersion.
+type PackageVersion struct {
+	Model     *Model
+	Version   *Version
+	Candidate *Candidate
+	Created   bool // the version (and its candidate) was created by this call
+}
+
+// Store persists the data model. Every method is safe for concurrent use. No method holds a
+// transaction open after it returns, so callers may stream blobs freely between calls.
+type Store interface {
+	// Projects
+
+	// Project returns a project, or ErrNotFound.
+	Project(ctx context.Context, ref ProjectRef) (*Project, error)
+	// EnsureProject returns the project with path, creating it if missing.
+	// ErrInvalid for an empty or malformed path.
+	EnsureProject(ctx context.Context, path string) (*Project, error)
+
+	// Models
+
+	// CreateModel stores m and fills ID, IID, CreatedAt and UpdatedAt. If m.Name is empty it is
+	// derived from m.DisplayName with Slugify plus a numeric suffix when taken; if m.DisplayName is
+	// empty it is m.Name. ErrInvalid for a bad name; ErrExists if the name or display name is taken;
+	// ErrNotFound for an unknown project.
+	CreateModel(ctx context.Context, m *Model) error
+	// Model returns a model of any lifecycle, or ErrNotFound.
+	Model(ctx context.Context, ref ModelRef) (*Model, error)
+	// ListModels returns the project's models in IID order.
+	ListModels(ctx context.Context, project int64, p Page) ([]*Model, string, error)
+
+	// Candidates
+
+	// CreateCandidate stores c with tags and fills ID, IID, EID and CreatedAt (StartTime too when 0).
+	// ErrNotFound if c.ModelID is unknown; ErrInvalid for bad tags or name.
+	CreateCandidate(ctx context.Context, c *Candidate, tags []Tag) error
+	// Candidate returns a candidate of any lifecycle, or ErrNotFound.
+	Candidate(ctx context.Context, ref CandidateRef) (*Candidate, error)
+	// ListCandidates returns a model's candidates, newest start time first.
+	ListCandidates(ctx context.Context, modelID uint64, p Page) ([]*Candidate, string, error)
+
+	// Run data
+
+	// LogBatch writes params, metrics and tags of a candidate in one transaction, all or nothing.
+	// A param logged again with another value is ErrInvalid; with the same value it is a no-op. An
+	// exact duplicate metric point is a no-op. ErrInvalid for over-long keys or values;
+	// ErrNotFound for an unknown candidate.
+	LogBatch(ctx context.Context, candidateID uint64, params []Param, metrics []Metric, tags []Tag) error
+	// RunData returns params, tags and latest metrics sorted by key. ErrNotFound for an unknown candidate.
+	RunData(ctx context.Context, candidateID uint64) (*RunData, error)
+	// MetricHistory returns a metric's points ordered by step, then timestamp. ErrInvalid for a bad token.
+	MetricHistory(ctx context.Context, candidateID uint64, key string, p Page) ([]Metric, string, error)
+
+	// Versions
+
+	// CreateVersion stores v and fills ID, Seq, CreatedAt, UpdatedAt, and Semver when empty (next minor
+	// after the highest: 1.0.0, 1.1.0, …). ErrInvalid for a bad semver; ErrExists if the semver is
+	// taken; ErrNotFound for an unknown model or candidate. Marks the model InRegistry.
+	CreateVersion(ctx context.Context, v *Version) error
+	// Version returns a version, or ErrNotFound.
+	Version(ctx context.Context, ref VersionRef) (*Version, error)
+	// ListVersions returns a model's versions in Seq order.
+	ListVersions(ctx context.Context, modelID uint64, p Page) ([]*Version, string, error)
+	// EnsurePackageVersion resolves <modelName>/<semver> in project, creating the model (in the
+	// registry), a fresh backing candidate and the version in one transaction when they are missing.
+	// ErrInvalid for a bad name or semver.
+	EnsurePackageVersion(ctx context.Context, project int64, modelName, semver string) (*PackageVersion, error)
+
+	// Files
+
+	// CommitFile inserts or replaces the row for (f.CandidateID, f.Path) and returns the replaced row,
+	// if any. ErrConflict if f.Path collides with a directory, has a file as an ancestor, or a row
+	// exists and replace is false. ErrNotFound for an unknown candidate; ErrInvalid for a bad path.
+	CommitFile(ctx context.Context, f *File, replace bool) (replaced *File, err error)
+	// File returns one file row, or ErrNotFound.
+	File(ctx context.Context, candidateID uint64, path string) (*File, error)
+	// ListFiles returns the candidate's files under prefix (a directory path without trailing "/",
+	// "" = all) in path order, recursively. ErrInvalid for a bad token.
+	ListFiles(ctx context.Context, candidateID uint64, prefix string, p Page) ([]*File, string, error)
+	// DeleteFile removes a file row and returns it, or ErrNotFound.
+	DeleteFile(ctx context.Context, candidateID uint64, path string) (*File, error)
+	// ForEachFile calls fn for every file row of every candidate, in (candidate, path) order.
+	// It reads in batches so that no transaction stays open while fn runs. fn's error stops the walk.
+	ForEachFile(ctx context.Context, fn func(*File) error) error
+
+	// Close closes the database.
+	Close() error
+}
+
+// Clock is the store's time source, replaceable in tests.
+type Clock func() time.Time

@@ -1,0 +1,191 @@
+// Package metadata defines mlgate's merged data model and the Store that persists it.
+//
+// There is no experiment entity: an MLflow experiment is a Model, MLflow runs are Candidates that
+// belong to a model, and a Version is a semver pointer to exactly one candidate, whose files are the
+// version's files. Promoting a candidate therefore copies no bytes.
+//
+// metadata does not import backends: it stores blob keys as opaque strings.
+package metadata
+
+import (
+	"encoding/hex"
+	"time"
+)
+
+// Lifecycle is the soft-delete state of models and candidates.
+type Lifecycle uint8
+
+const (
+	Active Lifecycle = iota
+	Deleted
+)
+
+func (l Lifecycle) String() string {
+	if l == Deleted {
+		return "deleted"
+	}
+	return "active"
+}
+
+// RunStatus is a candidate's status, named as MLflow names it on the wire.
+type RunStatus uint8
+
+const (
+	Running RunStatus = iota
+	Scheduled
+	Finished
+	Failed
+	Killed
+)
+
+var runStatusNames = [...]string{"RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"}
+
+func (s RunStatus) String() string {
+	if int(s) < len(runStatusNames) {
+		return runStatusNames[s]
+	}
+	return "UNKNOWN"
+}
+
+// ParseRunStatus maps an MLflow status name to a RunStatus. ok is false for unknown names.
+func ParseRunStatus(name string) (s RunStatus, ok bool) {
+	for i, n := range runStatusNames {
+		if n == name {
+			return RunStatus(i), true
+		}
+	}
+	return 0, false
+}
+
+// Limits on user-supplied values, validated by the Store (ErrInvalid) and at the HTTP edge.
+const (
+	MaxProjectPathLen  = 255
+	MaxDisplayNameLen  = 255
+	MaxDescriptionLen  = 10000
+	MaxParamKeyLen     = 250
+	MaxParamValueLen   = 250 // GitLab's limit is our floor; MLflow allows 6000, see issue 3
+	MaxTagKeyLen       = 250
+	MaxTagValueLen     = 5000
+	MaxMetricKeyLen    = 250
+	MaxCandidateName   = 255
+	MaxFilePathLen     = 1024
+	MaxContentTypeLen  = 255
+	CandidateEIDHexLen = 32
+)
+
+// Tag is a key/value pair on a model, candidate or version.
+type Tag struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Project is a namespace such as "team/vision".
+type Project struct {
+	ID        int64     `json:"id"`
+	Path      string    `json:"path"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Model is at once an MLflow experiment and an MLflow registered model.
+type Model struct {
+	ID          uint64    `json:"id"`      // internal, store-wide
+	Project     int64     `json:"project"` // Project.ID
+	IID         int64     `json:"iid"`     // project-scoped, 1, 2, 3…; MLflow experiment_id
+	Name        string    `json:"name"`    // strict slug (pkgtypes.ValidateModelName), unique per project
+	DisplayName string    `json:"display_name"`
+	Description string    `json:"description,omitempty"`
+	Tags        []Tag     `json:"tags,omitempty"`
+	InRegistry  bool      `json:"in_registry,omitempty"` // visible through registered-models/*
+	Lifecycle   Lifecycle `json:"lifecycle"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// EID is a candidate's external id: the MLflow run_id, 32 lowercase hex characters on the wire.
+type EID [16]byte
+
+func (e EID) String() string { return hex.EncodeToString(e[:]) }
+
+// ParseEID parses 32 hex characters. ok is false for anything else.
+func ParseEID(s string) (e EID, ok bool) {
+	if len(s) != CandidateEIDHexLen {
+		return e, false
+	}
+	if _, err := hex.Decode(e[:], []byte(s)); err != nil {
+		return e, false
+	}
+	return e, true
+}
+
+// Candidate is an MLflow run. Its files are stored under blob keys derived from its ID.
+type Candidate struct {
+	ID        uint64    `json:"id"`      // internal, store-wide
+	Project   int64     `json:"project"` // Project.ID
+	IID       int64     `json:"iid"`     // project-scoped, 1, 2, 3…
+	EID       EID       `json:"eid"`     // random
+	ModelID   uint64    `json:"model_id"`
+	Name      string    `json:"name,omitempty"`
+	UserID    string    `json:"user_id,omitempty"`
+	Status    RunStatus `json:"status"`
+	StartTime int64     `json:"start_time"` // ms since the epoch
+	EndTime   int64     `json:"end_time"`   // ms; 0 = unset
+	Lifecycle Lifecycle `json:"lifecycle"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Version is a semver of a model, backed by exactly one candidate.
+type Version struct {
+	ID          int64     `json:"id"` // unique per project; GitLab's model_version_id
+	Project     int64     `json:"project"`
+	ModelID     uint64    `json:"model_id"`
+	Seq         int64     `json:"seq"`    // per model 1, 2, 3…; MLflow's "version"; never reused
+	Semver      string    `json:"semver"` // strict semver 2.0, unique per model
+	CandidateID uint64    `json:"candidate_id"`
+	Subpath     string    `json:"subpath,omitempty"` // directory inside the candidate's files; "" = root
+	Source      string    `json:"source,omitempty"`
+	RunLink     string    `json:"run_link,omitempty"`
+	Description string    `json:"description,omitempty"`
+	UserID      string    `json:"user_id,omitempty"`
+	Stage       string    `json:"stage,omitempty"`
+	Tags        []Tag     `json:"tags,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Param is an immutable run parameter.
+type Param struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Metric is one point of a metric history.
+type Metric struct {
+	Key       string  `json:"key"`
+	Value     float64 `json:"value"`
+	Timestamp int64   `json:"timestamp"` // ms
+	Step      int64   `json:"step"`
+}
+
+// RunData is what runs/get shows of a candidate: params, tags and the latest value of each metric.
+type RunData struct {
+	Params  []Param  `json:"params"`
+	Tags    []Tag    `json:"tags"`
+	Metrics []Metric `json:"metrics"` // latest point per key: highest step, then newest timestamp
+}
+
+// File is one stored file of a candidate.
+type File struct {
+	CandidateID uint64    `json:"candidate_id"`
+	Path        string    `json:"path"` // validated, "/"-separated, relative
+	Size        int64     `json:"size"`
+	SHA256      string    `json:"sha256"` // lowercase hex
+	ContentType string    `json:"content_type,omitempty"`
+	BlobKey     string    `json:"blob_key"` // opaque, generated by mlgate
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Page selects a page of a listing. Token is the opaque next-page token of the previous page.
+type Page struct {
+	Token string
+	Limit int // <= 0: the store's default
+}
