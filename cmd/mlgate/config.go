@@ -1,0 +1,115 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mlgate/mlgate/gateway"
+)
+
+// Defaults for serve and fsck. Each flag can also come from the MLGATE_* variable named beside it.
+const (
+	defaultDataDir = "./mlgate-data"
+	defaultAddr    = "127.0.0.1:5000"
+)
+
+// config is the typed configuration of a running mlgate.
+type config struct {
+	DataDir         string
+	Addr            string
+	MaxFileSize     int64
+	ShutdownTimeout time.Duration
+	LogFormat       string
+	LogLevel        string
+}
+
+// dbPath and blobRoot are where the embedded defaults keep metadata and blobs inside the data dir.
+func (c *config) dbPath() string   { return filepath.Join(c.DataDir, "mlgate.db") }
+func (c *config) blobRoot() string { return filepath.Join(c.DataDir, "blobs") }
+
+// envOr returns the environment variable's value, or def.
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// byteSize is a flag.Value for sizes such as 10GiB, 512MB or 1048576.
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(s string) error {
+	n, err := parseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*b = byteSize(n)
+	return nil
+}
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40},
+	{"B", 1},
+}
+
+// parseByteSize reads a positive size with an optional unit suffix.
+func parseByteSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("invalid size %q: want a positive number with an optional unit such as 10GiB", s)
+	}
+	return n * mult, nil
+}
+
+// addDataDirFlag registers --data-dir, shared by every command that opens the store.
+func addDataDirFlag(fs *flag.FlagSet, c *config) {
+	fs.StringVar(&c.DataDir, "data-dir", envOr("MLGATE_DATA_DIR", defaultDataDir),
+		"directory holding the metadata database and local blobs (MLGATE_DATA_DIR)")
+}
+
+// serveFlags parses serve's flags over environment defaults.
+func serveFlags(args []string) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("mlgate serve", flag.ContinueOnError)
+	addDataDirFlag(fs, c)
+	fs.StringVar(&c.Addr, "addr", envOr("MLGATE_ADDR", defaultAddr), "listen address HOST:PORT (MLGATE_ADDR)")
+	size := byteSize(gateway.DefaultMaxFileSize)
+	if v := os.Getenv("MLGATE_MAX_FILE_SIZE"); v != "" {
+		if err := size.Set(v); err != nil {
+			return nil, fmt.Errorf("MLGATE_MAX_FILE_SIZE: %w", err)
+		}
+	}
+	fs.Var(&size, "max-file-size", "largest file an upload may store, e.g. 10GiB (MLGATE_MAX_FILE_SIZE)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 5*time.Minute,
+		"how long SIGTERM waits for in-flight transfers before closing them")
+	fs.StringVar(&c.LogFormat, "log-format", envOr("MLGATE_LOG_FORMAT", "text"), "text or json (MLGATE_LOG_FORMAT)")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("MLGATE_LOG_LEVEL", "info"), "debug, info, warn or error (MLGATE_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	c.MaxFileSize = int64(size)
+	return c, nil
+}

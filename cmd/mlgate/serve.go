@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/backends/localfs"
+	"github.com/mlgate/mlgate/gateway"
+	"github.com/mlgate/mlgate/metadata/boltstore"
+)
+
+// storage is the opened metadata store and blob backend of a data dir, wired the same way for serve and
+// fsck.
+type storage struct {
+	store   *boltstore.Store
+	local   *localfs.Backend // the raw backend, for its staging sweep
+	backend backends.Backend // local wrapped in backends.Checked: what everything else uses
+}
+
+// openStorage opens the embedded defaults under cfg.DataDir: bbolt metadata and a localfs blob root.
+// It fails fast, with a clear message, when another mlgate holds the database.
+func openStorage(cfg *config, log *slog.Logger) (*storage, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	local, err := localfs.New(cfg.blobRoot())
+	if err != nil {
+		return nil, fmt.Errorf("blob storage: %w", err)
+	}
+	store, err := boltstore.Open(cfg.dbPath(), boltstore.WithLogger(log), boltstore.WithTimeout(2*time.Second))
+	if err != nil {
+		_ = local.Close()
+		return nil, fmt.Errorf("metadata %s: %w", cfg.dbPath(), err)
+	}
+	return &storage{store: store, local: local, backend: backends.Checked("localfs", local)}, nil
+}
+
+// Close closes metadata first (so a later open sees a consistent file), then blobs.
+func (s *storage) Close() error {
+	return errors.Join(s.store.Close(), s.backend.Close())
+}
+
+// newLogger builds the structured logger serve writes to stderr.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("log format %q: want text or json", format)
+	}
+}
+
+// runServe runs the gateway until ctx is cancelled (SIGINT, SIGTERM), then shuts down gracefully:
+// new connections are refused, in-flight transfers finish (up to --shutdown-timeout), then the
+// database closes.
+func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := serveFlags(args)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	st, err := openStorage(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("closing storage", "err", err)
+		}
+	}()
+
+	gw := gateway.New(gateway.Config{MaxFileSize: cfg.MaxFileSize}, st.store, st.backend, log)
+	srv := &http.Server{
+		Handler:           gw.Handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	log.Info("mlgate listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir,
+		"version", buildVersion(), "max_file_size", cfg.MaxFileSize)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: waiting for in-flight requests", "timeout", cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("shutdown timed out; closing remaining connections", "err", err)
+		_ = srv.Close()
+	}
+	log.Info("stopped")
+	return nil
+}

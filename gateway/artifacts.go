@@ -1,0 +1,150 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/metadata"
+)
+
+// artifactService owns the file semantics shared by every route that stores or serves candidate files:
+// blob keys, the order of writes, replacement and idempotent re-uploads.
+type artifactService struct {
+	store   metadata.Store
+	backend backends.Backend
+	log     *slog.Logger
+}
+
+// upload is one incoming file.
+type upload struct {
+	candidateID uint64
+	path        string    // validated file path inside the candidate
+	body        io.Reader // already limited to the configured maximum size
+	size        int64     // -1 when unknown
+	contentType string
+	sha256      string // expected lowercase hex digest; "" when the client gave none
+}
+
+// blobKey returns a fresh key for a new file of a candidate. The random uid makes every upload land on
+// its own blob, so a replacement never overwrites bytes a reader may be streaming, and user-supplied
+// names never reach storage.
+func blobKey(candidateID uint64) string {
+	var uid [16]byte
+	_, _ = rand.Read(uid[:])
+	return fmt.Sprintf("c/%016x/%s", candidateID, hex.EncodeToString(uid[:]))
+}
+
+// Store streams u into a new blob, then commits its metadata row, replacing any earlier file at the
+// same path. Identical bytes at the same path change nothing. On any failure nothing becomes visible
+// and the new blob is removed. Errors: backends.ErrChecksum and ErrSizeMismatch for a body that does not
+// match what the client declared, ErrTooLarge from the body, backends.ErrUnavailable, and
+// metadata.ErrConflict for a file/directory clash.
+func (a *artifactService) Store(ctx context.Context, u upload) (*metadata.File, error) {
+	key := blobKey(u.candidateID)
+	info, err := a.backend.Put(ctx, key, u.body, u.size, backends.PutOptions{ContentType: u.contentType, SHA256: u.sha256})
+	if err != nil {
+		return nil, err
+	}
+	if info.SHA256 == "" {
+		// Checked always fills it; an unwrapped backend is a wiring bug we must not paper over.
+		a.discardBlob(key)
+		return nil, fmt.Errorf("backend returned no sha256 for %s", key)
+	}
+	if existing, err := a.store.File(ctx, u.candidateID, u.path); err == nil &&
+		existing.SHA256 == info.SHA256 && existing.Size == info.Size {
+		a.discardBlob(key)
+		return existing, nil
+	}
+	f := &metadata.File{
+		CandidateID: u.candidateID,
+		Path:        u.path,
+		Size:        info.Size,
+		SHA256:      info.SHA256,
+		ContentType: u.contentType,
+		BlobKey:     key,
+	}
+	replaced, err := a.store.CommitFile(ctx, f, true)
+	if err != nil {
+		a.discardBlob(key)
+		return nil, err
+	}
+	if replaced != nil {
+		a.discardBlob(replaced.BlobKey)
+	}
+	return f, nil
+}
+
+// discardBlob deletes a blob that no metadata row references. It runs on a fresh context because the
+// request's may already be cancelled; a failure only leaves an orphan that fsck finds and removes.
+func (a *artifactService) discardBlob(key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.backend.Delete(ctx, key); err != nil && !errors.Is(err, backends.ErrNotFound) {
+		a.log.Warn("could not delete unreferenced blob; fsck --repair will", "key", key, "err", err)
+	}
+}
+
+// Serve streams f to w, honouring Range, If-Range, If-None-Match and HEAD through http.ServeContent.
+// Metadata is read before this call, so no transaction is open while bytes flow.
+func (a *artifactService) Serve(w http.ResponseWriter, r *http.Request, f *metadata.File) {
+	h := w.Header()
+	h.Set("ETag", `"`+f.SHA256+`"`)
+	h.Set("X-Checksum-SHA256", f.SHA256)
+	h.Set("Content-Type", contentTypeOf(f))
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(f.Path)}))
+	h.Set("X-Content-Type-Options", "nosniff")
+	body := backends.NewReadSeeker(r.Context(), a.backend, f.BlobKey, f.Size)
+	defer body.Close()
+	http.ServeContent(w, r, "", f.CreatedAt, body)
+}
+
+// Delete removes a file row, then its blob.
+func (a *artifactService) Delete(ctx context.Context, candidateID uint64, filePath string) error {
+	f, err := a.store.DeleteFile(ctx, candidateID, filePath)
+	if err != nil {
+		return err
+	}
+	a.discardBlob(f.BlobKey)
+	return nil
+}
+
+// contentTypeOf picks the type a download is served with: the stored one, else one guessed from the
+// extension, else bytes.
+func contentTypeOf(f *metadata.File) string {
+	if f.ContentType != "" {
+		return f.ContentType
+	}
+	return guessContentType(f.Path)
+}
+
+func guessContentType(p string) string {
+	if t := mime.TypeByExtension(path.Ext(p)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// cleanContentType keeps a client-declared type only when it parses, so a header cannot smuggle
+// arbitrary text into later responses.
+func cleanContentType(declared, filePath string) string {
+	declared = strings.TrimSpace(declared)
+	if declared == "" || len(declared) > metadata.MaxContentTypeLen {
+		return guessContentType(filePath)
+	}
+	mediaType, params, err := mime.ParseMediaType(declared)
+	if err != nil || mediaType == "application/x-www-form-urlencoded" {
+		return guessContentType(filePath)
+	}
+	return mime.FormatMediaType(mediaType, params)
+}

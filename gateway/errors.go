@@ -1,0 +1,102 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/metadata"
+	"github.com/mlgate/mlgate/pkgtypes"
+)
+
+// Gateway-level sentinels. Handlers wrap them with %w; writeError maps them.
+var (
+	ErrTooLarge         = errors.New("request body too large")
+	ErrBadRequest       = errors.New("bad request")
+	ErrNotImplemented   = errors.New("not implemented")
+	ErrRouteNotFound    = errors.New("no such endpoint")
+	ErrMethodNotAllowed = errors.New("method not allowed")
+)
+
+// errorClass is one row of the error table: how a family of errors looks on the wire.
+type errorClass struct {
+	status     int
+	code       string // package routes: the "error" field
+	mlflowCode string // MLflow routes: the "error_code" field
+	retryAfter bool
+}
+
+// errorTable is the one place where errors become HTTP statuses. It is walked in order with errors.Is,
+// so more specific sentinels come first. Anything unmatched is a 500 and is logged.
+var errorTable = []struct {
+	targets []error
+	class   errorClass
+}{
+	{[]error{ErrRouteNotFound}, errorClass{http.StatusNotFound, "not_found", "ENDPOINT_NOT_FOUND", false}},
+	{[]error{ErrMethodNotAllowed}, errorClass{http.StatusMethodNotAllowed, "method_not_allowed", "ENDPOINT_NOT_FOUND", false}},
+	{[]error{metadata.ErrAliasNotFound}, errorClass{http.StatusNotFound, "not_found", "INVALID_PARAMETER_VALUE", false}},
+	{[]error{metadata.ErrNotFound, backends.ErrNotFound, backends.ErrUploadNotFound},
+		errorClass{http.StatusNotFound, "not_found", "RESOURCE_DOES_NOT_EXIST", false}},
+	{[]error{metadata.ErrExists}, errorClass{http.StatusConflict, "already_exists", "RESOURCE_ALREADY_EXISTS", false}},
+	{[]error{metadata.ErrConflict}, errorClass{http.StatusConflict, "conflict", "INVALID_PARAMETER_VALUE", false}},
+	{[]error{ErrTooLarge}, errorClass{http.StatusRequestEntityTooLarge, "too_large", "INVALID_PARAMETER_VALUE", false}},
+	{[]error{backends.ErrChecksum}, errorClass{http.StatusBadRequest, "checksum_mismatch", "INVALID_PARAMETER_VALUE", false}},
+	{[]error{backends.ErrSizeMismatch}, errorClass{http.StatusBadRequest, "size_mismatch", "INVALID_PARAMETER_VALUE", false}},
+	{[]error{metadata.ErrInvalid, pkgtypes.ErrInvalidName, pkgtypes.ErrInvalidVersion, pkgtypes.ErrInvalidPath,
+		backends.ErrInvalidPart, ErrBadRequest},
+		errorClass{http.StatusBadRequest, "invalid_argument", "INVALID_PARAMETER_VALUE", false}},
+	{[]error{backends.ErrInvalidRange}, errorClass{http.StatusRequestedRangeNotSatisfiable, "invalid_range", "INVALID_PARAMETER_VALUE", false}},
+	{[]error{ErrNotImplemented, backends.ErrUnsupported}, errorClass{http.StatusNotImplemented, "not_implemented", "NOT_IMPLEMENTED", false}},
+	{[]error{backends.ErrUnavailable, context.DeadlineExceeded},
+		errorClass{http.StatusServiceUnavailable, "unavailable", "TEMPORARILY_UNAVAILABLE", true}},
+}
+
+var internalError = errorClass{http.StatusInternalServerError, "internal", "INTERNAL_ERROR", false}
+
+// classify finds err's row in the error table.
+func classify(err error) (errorClass, bool) {
+	for _, row := range errorTable {
+		for _, target := range row.targets {
+			if errors.Is(err, target) {
+				return row.class, true
+			}
+		}
+	}
+	return internalError, false
+}
+
+// retryAfterSeconds is what a 503 asks clients to wait.
+const retryAfterSeconds = 5
+
+// writeError answers a package-API request with {"error","message"}. Internal errors are logged with
+// the request id and their text is not shown; a client that went away gets nothing.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		log.Debug("client went away", "err", err, "request_id", requestID(r))
+		return
+	}
+	class, known := classify(err)
+	msg := err.Error()
+	if !known {
+		log.Error("internal error", "err", err, "method", r.Method, "path", r.URL.EscapedPath(), "request_id", requestID(r))
+		msg = "internal error, request id " + requestID(r)
+	} else if class.status >= 500 {
+		log.Warn("backend unavailable", "err", err, "request_id", requestID(r))
+	}
+	if class.retryAfter {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	}
+	writeJSON(w, class.status, map[string]string{"error": class.code, "message": msg})
+}
+
+// writeJSON writes v as a JSON response with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,86 @@
+// Package gateway serves mlgate's HTTP API: the ml_model package registry endpoints today, and the MLflow
+// REST API and the web UI as they land. It sees storage only through backends.Backend and metadata only
+// through metadata.Store; cmd wires the concrete implementations.
+package gateway
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/metadata"
+)
+
+// DefaultMaxFileSize is the per-file upload limit unless configured otherwise: 10 GiB, GitLab's.
+const DefaultMaxFileSize int64 = 10 << 30
+
+// Config holds the gateway's settings.
+type Config struct {
+	// MaxFileSize is the largest file accepted by an upload, in bytes. <= 0 means DefaultMaxFileSize.
+	MaxFileSize int64
+}
+
+// Server is the HTTP front of mlgate.
+type Server struct {
+	cfg       Config
+	store     metadata.Store
+	artifacts *artifactService
+	log       *slog.Logger
+	handler   http.Handler
+}
+
+// New builds a Server. backend must already be wrapped with backends.Checked: the gateway relies on it
+// to hash uploads and validate keys.
+func New(cfg Config, store metadata.Store, backend backends.Backend, log *slog.Logger) *Server {
+	if cfg.MaxFileSize <= 0 {
+		cfg.MaxFileSize = DefaultMaxFileSize
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:       cfg,
+		store:     store,
+		artifacts: &artifactService{store: store, backend: backend, log: log},
+		log:       log,
+	}
+	s.handler = withRequestID(withRecovery(log, withAccessLog(log, escapedRouting(s.routes()))))
+	return s
+}
+
+// Handler returns the root handler with middleware applied.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// routes registers every route in one place. Package routes end in catch-alls because model names and
+// file paths contain "/", which httprouter cannot mix with static segments.
+func (s *Server) routes() *httprouter.Router {
+	r := httprouter.New()
+	// A PUT must never be answered with a redirect: clients would re-send (or drop) a multi-GB body.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeError(w, req, s.log, ErrRouteNotFound)
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeError(w, req, s.log, ErrMethodNotAllowed)
+	})
+
+	r.GET("/health", s.health)
+	r.HEAD("/health", s.health)
+
+	const models = "/api/v4/projects/:project/packages/ml_models/*rest"
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete} {
+		r.Handle(m, models, s.packageFile(routeMLModels))
+	}
+	const generic = "/api/v4/projects/:project/packages/generic/*rest"
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete} {
+		r.Handle(m, generic, s.packageFile(routeGeneric))
+	}
+	return r
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
