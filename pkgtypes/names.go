@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 const (
@@ -62,10 +63,8 @@ func modelNameProblem(s string) string {
 }
 
 func isNameRune(r rune) bool {
-	return r < utf8RuneSelf && (isASCIIAlnum(byte(r)) || strings.IndexByte("._+-", byte(r)) >= 0)
+	return r < utf8.RuneSelf && (isASCIIAlnum(byte(r)) || strings.IndexByte("._+-", byte(r)) >= 0)
 }
-
-const utf8RuneSelf = 0x80
 
 func isASCIIAlnum(b byte) bool {
 	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || isDigit(b)
@@ -104,7 +103,7 @@ func Slugify(displayName string) string {
 		r = unicode.ToLower(r)
 		var c byte
 		switch {
-		case r < utf8RuneSelf && (isASCIIAlnum(byte(r)) || r == '.' || r == '_' || r == '-'):
+		case r < utf8.RuneSelf && (isASCIIAlnum(byte(r)) || r == '.' || r == '_' || r == '-'):
 			c, inRun = byte(r), false
 		case inRun:
 			continue
