@@ -53,8 +53,6 @@ func (s *Server) packageFile(kind routeKind) httprouter.Handle {
 		switch {
 		case req.list && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 			s.listPackageFiles(w, r, req)
-		case req.list:
-			writeError(w, r, s.log, fmt.Errorf("%w: a file path is required after /%s/", pkgtypes.ErrInvalidPath, filesSegment))
 		case r.Method == http.MethodPut:
 			s.putPackageFile(w, r, req)
 		case r.Method == http.MethodDelete:
@@ -82,6 +80,9 @@ func (s *Server) resolvePackage(r *http.Request, ps httprouter.Params, kind rout
 	target, list, err := parsePackageRoute(strings.TrimPrefix(ps.ByName("rest"), "/"), kind)
 	if err != nil {
 		return nil, err
+	}
+	if list && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return nil, fmt.Errorf("%w: a file path is required after /%s/", pkgtypes.ErrInvalidPath, filesSegment)
 	}
 	project, err := s.resolveProject(ctx, ps.ByName("project"), write)
 	if err != nil {

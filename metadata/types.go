@@ -9,6 +9,7 @@ package metadata
 
 import (
 	"encoding/hex"
+	"fmt"
 	"time"
 )
 
@@ -105,6 +106,19 @@ type Model struct {
 type EID [16]byte
 
 func (e EID) String() string { return hex.EncodeToString(e[:]) }
+
+// MarshalText encodes the EID as its 32 hex characters, so records read as they appear on the wire.
+func (e EID) MarshalText() ([]byte, error) { return []byte(e.String()), nil }
+
+// UnmarshalText parses 32 hex characters; anything else is ErrInvalid.
+func (e *EID) UnmarshalText(b []byte) error {
+	v, ok := ParseEID(string(b))
+	if !ok {
+		return fmt.Errorf("eid %q: %w", b, ErrInvalid)
+	}
+	*e = v
+	return nil
+}
 
 // ParseEID parses 32 hex characters. ok is false for anything else.
 func ParseEID(s string) (e EID, ok bool) {

@@ -1,0 +1,184 @@
+package boltstore
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	"github.com/mlgate/mlgate/metadata"
+	bolt "go.etcd.io/bbolt"
+)
+
+// CreateCandidate stores c and its tags and fills ID, Project (from the model), IID (the project's next, 1,
+// 2, 3…), a random EID, CreatedAt, and StartTime when 0; c is changed only on success. Status, EndTime and
+// Lifecycle are stored as given (the zero Status is Running). Later tags of a key replace earlier ones.
+// ErrNotFound if c.ModelID is unknown or belongs to another project than a non-zero c.Project; ErrInvalid
+// for a bad name, status, lifecycle or tag.
+func (s *Store) CreateCandidate(ctx context.Context, c *metadata.Candidate, tags []metadata.Tag) error {
+	if c == nil {
+		return fmt.Errorf("nil candidate: %w", metadata.ErrInvalid)
+	}
+	out := *c
+	if err := validateCandidate(&out); err != nil {
+		return err
+	}
+	if err := validateTags(tags); err != nil {
+		return err
+	}
+	now := s.now()
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		m, err := getModel(tx, out.ModelID)
+		if err != nil {
+			return err
+		}
+		if out.Project != 0 && out.Project != m.Project {
+			return fmt.Errorf("model %d in project %d: %w", m.ID, out.Project, metadata.ErrNotFound)
+		}
+		out.Project = m.Project
+		if err := createCandidate(tx, &out, now); err != nil {
+			return err
+		}
+		return putTags(tx, out.ID, tags)
+	})
+	if err != nil {
+		return err
+	}
+	*c = out
+	return nil
+}
+
+func validateCandidate(c *metadata.Candidate) error {
+	if len(c.Name) > metadata.MaxCandidateName {
+		return fmt.Errorf("candidate name %.60q: longer than %d bytes: %w", c.Name, metadata.MaxCandidateName, metadata.ErrInvalid)
+	}
+	if c.Status > metadata.Killed {
+		return fmt.Errorf("candidate status %d: %w", c.Status, metadata.ErrInvalid)
+	}
+	if c.Lifecycle > metadata.Deleted {
+		return fmt.Errorf("candidate lifecycle %d: %w", c.Lifecycle, metadata.ErrInvalid)
+	}
+	return nil
+}
+
+// createCandidate writes a validated candidate whose Project and ModelID are already checked, and its
+// three indexes.
+func createCandidate(tx *bolt.Tx, c *metadata.Candidate, now time.Time) error {
+	cands, byEID := bk(tx, bucketCandidates), bk(tx, bucketCandidatesByEID)
+	id, err := cands.NextSequence()
+	if err != nil {
+		return err
+	}
+	iid, err := nextCounter(tx, projectCounterKey(c.Project, counterCandidate))
+	if err != nil {
+		return err
+	}
+	// 128 random bits collide in practice never; the loop only makes the unique index a certainty.
+	for {
+		rand.Read(c.EID[:])
+		if c.EID != (metadata.EID{}) && byEID.Get(c.EID[:]) == nil {
+			break
+		}
+	}
+	c.ID, c.IID, c.CreatedAt = id, iid, now
+	if c.StartTime == 0 {
+		c.StartTime = now.UnixMilli()
+	}
+	if err := putJSON(cands, idKey(id), c); err != nil {
+		return err
+	}
+	if err := byEID.Put(c.EID[:], idKey(id)); err != nil {
+		return err
+	}
+	if err := bk(tx, bucketCandidatesByIID).Put(pairKey(uint64(c.Project), uint64(iid)), idKey(id)); err != nil {
+		return err
+	}
+	return bk(tx, bucketCandidatesByModel).Put(candidateByModelKey(c.ModelID, c.StartTime, id), nil)
+}
+
+// Candidate returns the candidate selected by exactly one of ref.ID, ref.EID and ref.IID (the last within
+// ref.Project; a non-zero ref.Project also scopes ID and EID). Candidates of any lifecycle are returned.
+// ErrInvalid for a ref that selects nothing or several ways; ErrNotFound otherwise.
+func (s *Store) Candidate(ctx context.Context, ref metadata.CandidateRef) (*metadata.Candidate, error) {
+	hasEID := ref.EID != (metadata.EID{})
+	if !exactlyOne(ref.ID != 0, hasEID, ref.IID != 0) || (ref.IID != 0 && ref.Project == 0) {
+		return nil, fmt.Errorf("candidate ref: set ID, EID, or Project and IID: %w", metadata.ErrInvalid)
+	}
+	var c *metadata.Candidate
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		id := ref.ID
+		var err error
+		var ok bool
+		switch {
+		case hasEID:
+			id, ok, err = getU64(bk(tx, bucketCandidatesByEID), ref.EID[:])
+			if err == nil && !ok {
+				err = fmt.Errorf("candidate %s: %w", ref.EID, metadata.ErrNotFound)
+			}
+		case ref.IID != 0:
+			id, ok, err = getU64(bk(tx, bucketCandidatesByIID), pairKey(uint64(ref.Project), uint64(ref.IID)))
+			if err == nil && !ok {
+				err = fmt.Errorf("candidate iid %d in project %d: %w", ref.IID, ref.Project, metadata.ErrNotFound)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if c, err = getCandidate(tx, id); err != nil {
+			return err
+		}
+		if ref.Project != 0 && c.Project != ref.Project {
+			return fmt.Errorf("candidate %d in project %d: %w", id, ref.Project, metadata.ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func getCandidate(tx *bolt.Tx, id uint64) (*metadata.Candidate, error) {
+	var c metadata.Candidate
+	ok, err := getJSON(bk(tx, bucketCandidates), idKey(id), &c)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("candidate %d: %w", id, metadata.ErrNotFound)
+	}
+	return &c, nil
+}
+
+// ListCandidates returns a model's candidates of any lifecycle, newest StartTime first (ties: newest ID
+// first), with the next page's token ("" at the end). ErrNotFound for an unknown model; ErrInvalid for a
+// token of another listing.
+func (s *Store) ListCandidates(ctx context.Context, modelID uint64, p metadata.Page) ([]*metadata.Candidate, string, error) {
+	pg, err := newPager(p, "candidates", idKey(modelID))
+	if err != nil {
+		return nil, "", err
+	}
+	var out []*metadata.Candidate
+	var next string
+	err = s.view(ctx, func(tx *bolt.Tx) error {
+		if _, err := getModel(tx, modelID); err != nil {
+			return err
+		}
+		next, err = pg.backward(bk(tx, bucketCandidatesByModel).Cursor(), func(k, _ []byte) error {
+			if len(k) != 24 {
+				return fmt.Errorf("candidates_by_model %x: %w", k, ErrCorrupt)
+			}
+			c, err := getCandidate(tx, decodeU64(k[16:]))
+			if err != nil {
+				return indexPointsNowhere(err)
+			}
+			out = append(out, c)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}

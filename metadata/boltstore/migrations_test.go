@@ -1,0 +1,172 @@
+package boltstore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/mlgate/mlgate/metadata"
+	bolt "go.etcd.io/bbolt"
+)
+
+// migrationCase tests one migration. The harness applies every earlier migration, then setup writes data in
+// the old layout, then the migration runs, then its verify and check.
+type migrationCase struct {
+	setup func(t *testing.T, db *bolt.DB)
+	check func(t *testing.T, db *bolt.DB)
+}
+
+// migrationCases needs an entry for every migration; TestEveryMigrationHasACase fails otherwise.
+var migrationCases = map[uint64]migrationCase{
+	1: {
+		setup: func(*testing.T, *bolt.DB) {}, // the old layout of migration 1 is an empty file
+		check: func(t *testing.T, db *bolt.DB) {
+			err := db.View(func(tx *bolt.Tx) error {
+				root := tx.Bucket(bucketRoot)
+				n := 0
+				err := root.ForEachBucket(func([]byte) error { n++; return nil })
+				if n != len(v1Buckets) {
+					return fmt.Errorf("v1 holds %d buckets, want %d", n, len(v1Buckets))
+				}
+				return err
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		},
+	},
+}
+
+func TestEveryMigrationHasACase(t *testing.T) {
+	if len(migrationCases) != len(migrations) {
+		t.Errorf("%d migrations but %d test cases: add a case to migrationCases for each new migration", len(migrations), len(migrationCases))
+	}
+	for i, m := range migrations {
+		if m.version != uint64(i+1) {
+			t.Errorf("migration %d has version %d: versions must count 1, 2, 3… without gaps", i, m.version)
+		}
+		if m.name == "" || m.migrate == nil || m.verify == nil {
+			t.Errorf("migration %d is incomplete", m.version)
+		}
+		if _, ok := migrationCases[m.version]; !ok {
+			t.Errorf("migration %d (%s) has no test case", m.version, m.name)
+		}
+	}
+}
+
+func rawDB(t *testing.T, path string) *bolt.DB {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func dbVersion(t *testing.T, db *bolt.DB) uint64 {
+	t.Helper()
+	var v uint64
+	if err := db.View(func(tx *bolt.Tx) (err error) { v, err = readDBVersion(tx); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestMigrations(t *testing.T) {
+	for i, m := range migrations {
+		tc, ok := migrationCases[m.version]
+		if !ok {
+			continue // reported by TestEveryMigrationHasACase
+		}
+		t.Run(fmt.Sprintf("%d_%s", m.version, strings.ReplaceAll(m.name, " ", "_")), func(t *testing.T) {
+			db := rawDB(t, tempPath(t))
+			defer db.Close()
+			if i > 0 {
+				must(t, runMigrations(db, migrations[:i], slog.New(slog.DiscardHandler)))
+			}
+			tc.setup(t, db)
+			must(t, runMigrations(db, migrations[:i+1], slog.New(slog.DiscardHandler)))
+			if got := dbVersion(t, db); got != m.version {
+				t.Fatalf("db_version %d after migration %d", got, m.version)
+			}
+			must(t, db.View(m.verify))
+			tc.check(t, db)
+		})
+	}
+}
+
+func TestReopenCommitsNothing(t *testing.T) {
+	path := tempPath(t)
+	s := openStore(t, path)
+	_, err := s.EnsureProject(t.Context(), "p")
+	must(t, err)
+	must(t, s.Close())
+	txID := func() int {
+		db := rawDB(t, path)
+		defer db.Close()
+		var id int
+		must(t, db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }))
+		return id
+	}
+	before := txID()
+	for range 2 {
+		must(t, openStore(t, path).Close())
+	}
+	if after := txID(); after != before {
+		t.Errorf("reopening committed: transaction id %d → %d", before, after)
+	}
+	s = openStore(t, path)
+	defer s.Close()
+	must(t, s.Verify(t.Context()))
+}
+
+func TestRefuseNewerDatabase(t *testing.T) {
+	path := tempPath(t)
+	must(t, openStore(t, path).Close())
+	db := rawDB(t, path)
+	must(t, db.Update(func(tx *bolt.Tx) error { return writeDBVersion(tx, knownVersion()+1) }))
+	must(t, db.Close())
+
+	_, err := Open(path)
+	if !errors.Is(err, metadata.ErrTooNew) {
+		t.Fatalf("Open: %v, want ErrTooNew", err)
+	}
+	for _, v := range []uint64{knownVersion(), knownVersion() + 1} {
+		if !strings.Contains(err.Error(), fmt.Sprint(v)) {
+			t.Errorf("error %q does not name version %d", err, v)
+		}
+	}
+	db = rawDB(t, path) // the refusal wrote nothing
+	defer db.Close()
+	if got := dbVersion(t, db); got != knownVersion()+1 {
+		t.Errorf("db_version is now %d", got)
+	}
+}
+
+// TestFailedMigrationRollsBack runs a migration whose verify fails: nothing of it may stay, and the version
+// must not move, so the next start retries it.
+func TestFailedMigrationRollsBack(t *testing.T) {
+	db := rawDB(t, tempPath(t))
+	defer db.Close()
+	broken := append(migrations[:len(migrations):len(migrations)], migration{
+		version: knownVersion() + 1,
+		name:    "broken",
+		migrate: func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("half_done")); return err },
+		verify:  func(*bolt.Tx) error { return errors.New("verify says no") },
+	})
+	err := runMigrations(db, broken, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "broken") {
+		t.Fatalf("runMigrations: %v, want the broken migration's error", err)
+	}
+	if got := dbVersion(t, db); got != knownVersion() {
+		t.Errorf("db_version %d, want %d", got, knownVersion())
+	}
+	must(t, db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte("half_done")) != nil {
+			return errors.New("the failed migration's bucket survived")
+		}
+		return nil
+	}))
+}

@@ -1,0 +1,177 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mlgate/mlgate/metadata"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Store is the bbolt implementation of metadata.Store. It is safe for concurrent use.
+type Store struct {
+	db    *bolt.DB
+	clock metadata.Clock
+	log   *slog.Logger
+}
+
+var _ metadata.Store = (*Store)(nil)
+
+var (
+	// ErrLocked is returned by Open when another process (typically a running mlgate server) holds the
+	// database file's lock for longer than the open timeout.
+	ErrLocked = errors.New("database is locked by another process")
+	// ErrCorrupt is returned by Verify, and by methods that meet undecodable data, when records and indexes
+	// disagree.
+	ErrCorrupt = errors.New("database is inconsistent")
+)
+
+// DefaultTimeout is how long Open waits for the file lock unless WithTimeout says otherwise.
+const DefaultTimeout = time.Second
+
+type config struct {
+	clock   metadata.Clock
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// Option configures Open.
+type Option func(*config)
+
+// WithClock replaces time.Now as the source of CreatedAt, UpdatedAt and default start times.
+func WithClock(c metadata.Clock) Option {
+	return func(cfg *config) {
+		if c != nil {
+			cfg.clock = c
+		}
+	}
+}
+
+// WithTimeout sets how long Open waits for the file lock (default DefaultTimeout). As in bbolt, 0 waits
+// forever.
+func WithTimeout(d time.Duration) Option { return func(cfg *config) { cfg.timeout = d } }
+
+// WithLogger receives migration progress. The default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(cfg *config) {
+		if l != nil {
+			cfg.log = l
+		}
+	}
+}
+
+// Open opens or creates the database at path and runs pending migrations, each in its own transaction.
+// It returns an error wrapping ErrLocked if another process holds the file past the timeout, and one
+// wrapping metadata.ErrTooNew if the file was migrated by a newer binary. When no migration is pending, Open
+// writes nothing.
+func Open(path string, opts ...Option) (*Store, error) {
+	cfg := config{clock: time.Now, timeout: DefaultTimeout, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	bo := *bolt.DefaultOptions // keep bbolt's durable defaults; only the lock wait changes
+	bo.Timeout = cfg.timeout
+	db, err := bolt.Open(path, 0o600, &bo)
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("boltstore: open %s: no lock after %s; is another mlgate (a running server?) using it: %w",
+			path, cfg.timeout, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
+	}
+	if err := runMigrations(db, migrations, cfg.log); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
+	}
+	return &Store{db: db, clock: cfg.clock, log: cfg.log}, nil
+}
+
+// Close closes the database. It waits for running transactions to finish.
+func (s *Store) Close() error { return s.db.Close() }
+
+// now is the store's time at millisecond precision: MLflow speaks milliseconds, and a time that survives a
+// JSON round trip unchanged keeps records comparable.
+func (s *Store) now() time.Time { return s.clock().UTC().Truncate(time.Millisecond) }
+
+func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(fn)
+}
+
+// update runs fn in a write transaction. Not DB.Batch: Batch may run fn twice, and the create paths draw
+// random EIDs and fill caller structs, so they are not free of side effects.
+func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(fn)
+}
+
+// getJSON decodes the record at k into v. Decoding copies, so v stays valid after the transaction.
+func getJSON(b *bolt.Bucket, k []byte, v any) (bool, error) {
+	data := b.Get(k)
+	if data == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("record %x: %v: %w", k, err, ErrCorrupt)
+	}
+	return true, nil
+}
+
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, data)
+}
+
+// getU64 reads an 8-byte value; ok is false if the key is absent.
+func getU64(b *bolt.Bucket, k []byte) (v uint64, ok bool, err error) {
+	data := b.Get(k)
+	if data == nil {
+		return 0, false, nil
+	}
+	if len(data) != 8 {
+		return 0, false, fmt.Errorf("value of %x: %d bytes, want 8: %w", k, len(data), ErrCorrupt)
+	}
+	return decodeU64(data), true, nil
+}
+
+// nextCounter increments the counter at k and returns the new value, the number to issue.
+func nextCounter(tx *bolt.Tx, k []byte) (int64, error) {
+	b := bk(tx, bucketCounters)
+	last, _, err := getU64(b, k)
+	if err != nil {
+		return 0, err
+	}
+	last++
+	return int64(last), b.Put(k, idKey(last))
+}
+
+// exactlyOne reports whether exactly one of the selectors is set.
+func exactlyOne(set ...bool) bool {
+	n := 0
+	for _, s := range set {
+		if s {
+			n++
+		}
+	}
+	return n == 1
+}
+
+// lookup is Get that tells an empty value from an absent key: Get returns nil for both, and index entries
+// and parameters may have empty values.
+func lookup(b *bolt.Bucket, k []byte) ([]byte, bool) {
+	ck, v := b.Cursor().Seek(k)
+	return v, ck != nil && bytes.Equal(ck, k)
+}

@@ -1,0 +1,313 @@
+package boltstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/mlgate/mlgate/metadata"
+	bolt "go.etcd.io/bbolt"
+)
+
+// CreateVersion stores v and fills ID (the project's next), Project (from the model), Seq (the model's
+// next), CreatedAt, UpdatedAt, and Semver when empty: the next minor after the highest MAJOR.MINOR.PATCH of
+// the model, prerelease and build ignored (none: 1.0.0; 1.4.2 or 1.4.0-rc.1: 1.5.0), so a default version
+// is always above every existing one. v is changed only on success. Semvers are unique per model as exact
+// strings. The model becomes InRegistry in the same transaction. Deleted models are not refused here: the
+// caller has the model and decides.
+// ErrInvalid for a bad semver, subpath, description or tag; ErrExists if the semver is taken;
+// ErrNotFound for an unknown model, a model outside a non-zero v.Project, or a candidate that is unknown or
+// of another project.
+func (s *Store) CreateVersion(ctx context.Context, v *metadata.Version) error {
+	if v == nil {
+		return fmt.Errorf("nil version: %w", metadata.ErrInvalid)
+	}
+	out := *v
+	out.Tags = slices.Clone(v.Tags)
+	if err := validateVersion(&out); err != nil {
+		return err
+	}
+	now := s.now()
+	if err := s.update(ctx, func(tx *bolt.Tx) error { return createVersion(tx, &out, now) }); err != nil {
+		return err
+	}
+	*v = out
+	return nil
+}
+
+func validateVersion(v *metadata.Version) error {
+	if v.Semver != "" {
+		if _, err := parseSemver(v.Semver); err != nil {
+			return err
+		}
+	}
+	if v.Subpath != "" {
+		if err := validateFilePath(v.Subpath); err != nil {
+			return fmt.Errorf("version subpath: %w", err)
+		}
+	}
+	if len(v.Description) > metadata.MaxDescriptionLen {
+		return fmt.Errorf("version description longer than %d bytes: %w", metadata.MaxDescriptionLen, metadata.ErrInvalid)
+	}
+	return validateTags(v.Tags)
+}
+
+// createVersion writes a validated version, its four indexes, both counters and the model's registry flag.
+func createVersion(tx *bolt.Tx, v *metadata.Version, now time.Time) error {
+	m, err := getModel(tx, v.ModelID)
+	if err != nil {
+		return err
+	}
+	if v.Project != 0 && v.Project != m.Project {
+		return fmt.Errorf("model %d in project %d: %w", m.ID, v.Project, metadata.ErrNotFound)
+	}
+	v.Project = m.Project
+	c, err := getCandidate(tx, v.CandidateID)
+	if err != nil {
+		return err
+	}
+	if c.Project != m.Project {
+		return fmt.Errorf("candidate %d in project %d: %w", c.ID, m.Project, metadata.ErrNotFound)
+	}
+	var sv semver
+	if v.Semver == "" {
+		if sv, err = nextMinor(tx, m.ID); err != nil {
+			return err
+		}
+		v.Semver = formatSemver(sv)
+	} else if sv, err = parseSemver(v.Semver); err != nil {
+		return err
+	}
+	bySemver := bk(tx, bucketVersionsBySemver)
+	if bySemver.Get(idStrKey(m.ID, v.Semver)) != nil {
+		return fmt.Errorf("model %q version %q: %w", m.Name, v.Semver, metadata.ErrExists)
+	}
+	if v.Seq, err = nextCounter(tx, modelCounterKey(m.ID, counterVersion)); err != nil {
+		return err
+	}
+	if v.ID, err = nextCounter(tx, projectCounterKey(m.Project, counterVersion)); err != nil {
+		return err
+	}
+	v.CreatedAt, v.UpdatedAt = now, now
+	if err := putJSON(bk(tx, bucketVersions), pairKey(m.ID, uint64(v.Seq)), v); err != nil {
+		return err
+	}
+	puts := []struct {
+		b    []byte
+		k, v []byte
+	}{
+		{bucketVersionsByID, pairKey(uint64(m.Project), uint64(v.ID)), pairKey(m.ID, uint64(v.Seq))},
+		{bucketVersionsBySemver, idStrKey(m.ID, v.Semver), idKey(uint64(v.Seq))},
+		{bucketVersionsOrder, versionOrderKey(m.ID, sv, v.Seq), nil},
+		{bucketVersionsByCand, versionByCandidateKey(c.ID, m.ID, v.Seq), nil},
+	}
+	for _, p := range puts {
+		if err := bk(tx, p.b).Put(p.k, p.v); err != nil {
+			return err
+		}
+	}
+	if !m.InRegistry {
+		m.InRegistry, m.UpdatedAt = true, now
+		return putJSON(bk(tx, bucketModels), idKey(m.ID), m)
+	}
+	return nil
+}
+
+// nextMinor reads the highest MAJOR.MINOR.PATCH from the end of the model's versions_order range.
+func nextMinor(tx *bolt.Tx, modelID uint64) (semver, error) {
+	prefix := idKey(modelID)
+	c := bk(tx, bucketVersionsOrder).Cursor()
+	var k []byte
+	if k, _ = c.Seek(prefixEnd(prefix)); k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	if k == nil || !hasPrefix(k, prefix) {
+		return semver{major: 1}, nil
+	}
+	if len(k) < 8+24 {
+		return semver{}, fmt.Errorf("versions_order %x: %w", k, ErrCorrupt)
+	}
+	major, minor := decodeU64(k[8:]), decodeU64(k[16:])
+	if minor == math.MaxUint64 {
+		return semver{}, fmt.Errorf("model %d: minor version %d.%d cannot be bumped; give a semver: %w", modelID, major, minor, metadata.ErrInvalid)
+	}
+	return semver{major: major, minor: minor + 1}, nil
+}
+
+func formatSemver(v semver) string {
+	s := strconv.FormatUint(v.major, 10) + "." + strconv.FormatUint(v.minor, 10) + "." + strconv.FormatUint(v.patch, 10)
+	if v.pre != "" {
+		s += "-" + v.pre
+	}
+	if v.build != "" {
+		s += "+" + v.build
+	}
+	return s
+}
+
+// Version returns the version selected by ref: within ref.Project by ID, or within ref.ModelID by exactly
+// one of Seq and Semver (the exact string; a non-zero ref.Project then scopes the model).
+// ErrInvalid for a ref that selects nothing or several ways; ErrNotFound otherwise.
+func (s *Store) Version(ctx context.Context, ref metadata.VersionRef) (*metadata.Version, error) {
+	byID := ref.ID != 0 && ref.Project != 0 && ref.ModelID == 0 && ref.Seq == 0 && ref.Semver == ""
+	byModel := ref.ID == 0 && ref.ModelID != 0 && exactlyOne(ref.Seq != 0, ref.Semver != "")
+	if !byID && !byModel {
+		return nil, fmt.Errorf("version ref %+v: set Project and ID, or ModelID and one of Seq, Semver: %w", ref, metadata.ErrInvalid)
+	}
+	var v *metadata.Version
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		modelID, seq := ref.ModelID, ref.Seq
+		switch {
+		case byID:
+			k := pairKey(uint64(ref.Project), uint64(ref.ID))
+			val := bk(tx, bucketVersionsByID).Get(k)
+			if val == nil {
+				return fmt.Errorf("version id %d in project %d: %w", ref.ID, ref.Project, metadata.ErrNotFound)
+			}
+			if len(val) != 16 {
+				return fmt.Errorf("versions_by_id %x: %w", k, ErrCorrupt)
+			}
+			modelID, seq = decodeU64(val), int64(decodeU64(val[8:]))
+		case ref.Semver != "":
+			u, ok, err := getU64(bk(tx, bucketVersionsBySemver), idStrKey(modelID, ref.Semver))
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("model %d version %q: %w", modelID, ref.Semver, metadata.ErrNotFound)
+			}
+			seq = int64(u)
+		}
+		var err error
+		if v, err = getVersion(tx, modelID, seq); err != nil {
+			if byID || ref.Semver != "" {
+				return indexPointsNowhere(err)
+			}
+			return err
+		}
+		if ref.Project != 0 && v.Project != ref.Project {
+			return fmt.Errorf("model %d in project %d: %w", modelID, ref.Project, metadata.ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func getVersion(tx *bolt.Tx, modelID uint64, seq int64) (*metadata.Version, error) {
+	var v metadata.Version
+	ok, err := getJSON(bk(tx, bucketVersions), pairKey(modelID, uint64(seq)), &v)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("model %d version %d: %w", modelID, seq, metadata.ErrNotFound)
+	}
+	return &v, nil
+}
+
+// ListVersions returns a model's versions in Seq order with the next page's token ("" at the end).
+// ErrNotFound for an unknown model; ErrInvalid for a token of another listing.
+func (s *Store) ListVersions(ctx context.Context, modelID uint64, p metadata.Page) ([]*metadata.Version, string, error) {
+	pg, err := newPager(p, "versions", idKey(modelID))
+	if err != nil {
+		return nil, "", err
+	}
+	var out []*metadata.Version
+	var next string
+	err = s.view(ctx, func(tx *bolt.Tx) error {
+		if _, err := getModel(tx, modelID); err != nil {
+			return err
+		}
+		next, err = pg.forward(bk(tx, bucketVersions).Cursor(), func(k, data []byte) error {
+			var v metadata.Version
+			if err := json.Unmarshal(data, &v); err != nil {
+				return fmt.Errorf("version %x: %v: %w", k, err, ErrCorrupt)
+			}
+			out = append(out, &v)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}
+
+// EnsurePackageVersion resolves <modelName>/<semver> in project in one transaction, creating what is
+// missing: the model (Name and DisplayName = modelName, InRegistry), a backing candidate and the version.
+// The candidate is named after the semver and created FINISHED with StartTime = EndTime = now: a package
+// upload is not a training run, and a RUNNING run would sit in MLflow's UI forever. Created reports
+// whether the version was created. Concurrent calls for the same version create it once.
+// ErrInvalid for a bad name or semver; ErrNotFound for an unknown project; ErrConflict if the model exists
+// but is deleted (reviving it or shadowing its name silently would surprise its owner), or if modelName is
+// already the display name of another model.
+func (s *Store) EnsurePackageVersion(ctx context.Context, project int64, modelName, semverStr string) (*metadata.PackageVersion, error) {
+	if err := validateModelName(modelName); err != nil {
+		return nil, err
+	}
+	if _, err := parseSemver(semverStr); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	var pv *metadata.PackageVersion
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		pv = &metadata.PackageVersion{}
+		m, err := modelByRef(tx, metadata.ModelRef{Project: project, Name: modelName})
+		switch {
+		case errors.Is(err, metadata.ErrNotFound):
+			m = &metadata.Model{Project: project, Name: modelName, DisplayName: modelName, InRegistry: true}
+			if err := createModel(tx, m, now); errors.Is(err, metadata.ErrExists) {
+				return fmt.Errorf("package %q: another model has this display name: %w", modelName, metadata.ErrConflict)
+			} else if err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case m.Lifecycle == metadata.Deleted:
+			return fmt.Errorf("package %q: model is deleted: %w", modelName, metadata.ErrConflict)
+		}
+		seq, ok, err := getU64(bk(tx, bucketVersionsBySemver), idStrKey(m.ID, semverStr))
+		if err != nil {
+			return err
+		}
+		if ok {
+			if pv.Version, err = getVersion(tx, m.ID, int64(seq)); err != nil {
+				return indexPointsNowhere(err)
+			}
+			if pv.Candidate, err = getCandidate(tx, pv.Version.CandidateID); err != nil {
+				return indexPointsNowhere(err)
+			}
+			pv.Model = m
+			return nil
+		}
+		ms := now.UnixMilli()
+		c := &metadata.Candidate{Project: m.Project, ModelID: m.ID, Name: semverStr, Status: metadata.Finished, StartTime: ms, EndTime: ms}
+		if err := createCandidate(tx, c, now); err != nil {
+			return err
+		}
+		v := &metadata.Version{ModelID: m.ID, Semver: semverStr, CandidateID: c.ID}
+		if err := createVersion(tx, v, now); err != nil {
+			return err
+		}
+		if m, err = getModel(tx, m.ID); err != nil { // createVersion may have set InRegistry
+			return err
+		}
+		*pv = metadata.PackageVersion{Model: m, Version: v, Candidate: c, Created: true}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pv, nil
+}
