@@ -1,0 +1,505 @@
+package backends
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+	"time"
+)
+
+// DefaultListLimit is the page size Checked uses when List is called with limit <= 0.
+const DefaultListLimit = 1000
+
+// defaultMaxParts applies when a backend's Descriptor reports no MaxParts: S3's limit, the tightest
+// any backend has, so a client that works here works everywhere.
+const defaultMaxParts = 10000
+
+// maxUploadIDLen bounds upload ids; real ones (S3's included) are far shorter, and the bound keeps a
+// hostile id out of error messages and plugin frames.
+const maxUploadIDLen = 1024
+
+// cleanupTimeout bounds the deletes Checked issues to undo a bad Put. They run detached from the
+// request's context, which is often the very thing that was cancelled.
+const cleanupTimeout = 30 * time.Second
+
+// ValidateKey reports whether key is a valid blob key: it matches KeyPattern and is at most MaxKeyLen
+// bytes. The error wraps ErrInvalidKey.
+func ValidateKey(key string) error {
+	if len(key) > MaxKeyLen {
+		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidKey, MaxKeyLen)
+	}
+	if !KeyPattern.MatchString(key) {
+		return fmt.Errorf("%w: does not match %s", ErrInvalidKey, KeyPattern)
+	}
+	return nil
+}
+
+// validatePrefix accepts "" and every string that is the beginning of some valid key: exactly those
+// for which appending "0" (legal after any key character) yields a valid key. A List prefix or
+// startAfter outside that set could only be an attempt to reach a backend's private areas.
+func validatePrefix(s string) error {
+	if s == "" {
+		return nil
+	}
+	if len(s) > MaxKeyLen || !KeyPattern.MatchString(s+"0") {
+		return fmt.Errorf("%w: %q is not the beginning of a valid key", ErrInvalidKey, s)
+	}
+	return nil
+}
+
+// validSHA256 accepts lowercase hex of 32 bytes, the only form PutOptions.SHA256 may take.
+func validSHA256(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Checked wraps b with the rules every backend shares, so that backends stay small. cmd wraps each
+// backend exactly once, in-process and plugin alike.
+//
+// Arguments are validated before b sees them: an invalid key or List prefix fails with ErrInvalidKey, a
+// negative Range.Offset with ErrInvalidRange, a size below -1 with ErrSizeMismatch, a malformed
+// PutOptions.SHA256 with ErrChecksum, a part number outside 1..MaxParts, a part larger than MaxPartSize
+// or an empty or non-ascending part list with ErrInvalidPart, and an empty upload id with
+// ErrUploadNotFound. List with limit <= 0 uses DefaultListLimit. The limits come from b.Describe, asked
+// once and cached.
+//
+// Put bodies are hashed with sha256 and counted on their way to b, exactly once, and the returned
+// Info.SHA256 is always that hash. The verdict is delivered through the reader b consumes, before b
+// can commit: instead of io.EOF (and together with the last bytes when the size is declared, for backends
+// that stop reading at the declared size) b's Read returns ErrSizeMismatch for a short or long body, or
+// ErrChecksum when PutOptions.SHA256 is set and differs, so b aborts and leaves nothing. Because Checked
+// verifies, it passes PutOptions.SHA256 to b cleared: b never hashes the stream a second time. Should b
+// report success anyway (it ignored the reader's error, stopped early, or reports another size or
+// sha256), Checked deletes the blob and returns the sentinel. PutPart bodies are counted the same way.
+// Multipart checksums (CreateMultipart's PutOptions.SHA256) are passed through: only the backend sees
+// the whole object.
+//
+// Every error is returned as "backend <name>: <op> <key>: <cause>", wrapping the cause so errors.Is
+// still finds the sentinels, and context.Canceled or context.DeadlineExceeded when ctx ended during
+// the call.
+func Checked(name string, b Backend) Backend {
+	return &checked{name: name, b: b}
+}
+
+type checked struct {
+	name string
+	b    Backend
+
+	mu   sync.Mutex
+	desc *Descriptor // cached after the first successful Describe
+}
+
+// fail decorates err with the backend, operation and key. When ctx ended during the call but the
+// backend's error does not say so (a plugin may only report a broken stream), the context's error is
+// attached so that callers can still tell a cancellation from a failure.
+func (c *checked) fail(ctx context.Context, op, key string, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		err = fmt.Errorf("%w (%w)", err, cerr)
+	}
+	return fmt.Errorf("backend %s: %s %q: %w", c.name, op, key, err)
+}
+
+// limits returns the cached multipart limits, asking the backend the first time.
+func (c *checked) limits(ctx context.Context) (Descriptor, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.desc != nil {
+		return *c.desc, nil
+	}
+	d, err := c.b.Describe(ctx)
+	if err != nil {
+		return Descriptor{}, err
+	}
+	c.desc = &d
+	return d, nil
+}
+
+// discard deletes a blob Put should not have committed. A failure leaves an orphan for a sweep, which
+// the returned error cannot improve on, so it is dropped.
+func (c *checked) discard(ctx context.Context, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	_ = c.b.Delete(ctx, key)
+}
+
+func (c *checked) Put(ctx context.Context, key string, r io.Reader, size int64, opts PutOptions) (Info, error) {
+	const op = "put"
+	if err := ValidateKey(key); err != nil {
+		return Info{}, c.fail(ctx, op, key, err)
+	}
+	if size < -1 {
+		return Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: invalid size %d", ErrSizeMismatch, size))
+	}
+	if opts.SHA256 != "" && !validSHA256(opts.SHA256) {
+		return Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: malformed sha256 %q", ErrChecksum, opts.SHA256))
+	}
+	v := &verifier{ctx: ctx, r: r, size: size, want: opts.SHA256, h: sha256.New()}
+	// A backend may store an empty blob without ever calling Read, so judge an empty body up front.
+	if size == 0 {
+		if err := v.settle(); err != io.EOF {
+			return Info{}, c.fail(ctx, op, key, err)
+		}
+	}
+	bopts := opts
+	bopts.SHA256 = ""
+	info, err := c.b.Put(ctx, key, v, size, bopts)
+	if err != nil {
+		if verr := v.failure(); verr != nil && !errors.Is(err, verr) {
+			// The backend lost our sentinel (a plugin flattening errors): ours is the real cause.
+			err = fmt.Errorf("%w (%w)", verr, err)
+		}
+		return Info{}, c.fail(ctx, op, key, err)
+	}
+	// The backend claims success. Everything below only catches backends that break the contract, at the
+	// price of a delete after the blob was briefly visible.
+	if !v.done {
+		v.settle()
+	}
+	if verr := v.failure(); verr != nil {
+		c.discard(ctx, key)
+		return Info{}, c.fail(ctx, op, key, verr)
+	}
+	if info.Size != v.n {
+		c.discard(ctx, key)
+		return Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: backend stored %d bytes, body had %d", ErrSizeMismatch, info.Size, v.n))
+	}
+	if info.SHA256 != "" && info.SHA256 != v.sum {
+		c.discard(ctx, key)
+		return Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: backend stored sha256 %s, body had %s", ErrChecksum, info.SHA256, v.sum))
+	}
+	info.SHA256 = v.sum
+	if info.Key == "" {
+		info.Key = key
+	}
+	return info, nil
+}
+
+func (c *checked) Get(ctx context.Context, key string, rng Range) (io.ReadCloser, Info, error) {
+	const op = "get"
+	if err := ValidateKey(key); err != nil {
+		return nil, Info{}, c.fail(ctx, op, key, err)
+	}
+	if rng.Offset < 0 {
+		return nil, Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: negative offset %d", ErrInvalidRange, rng.Offset))
+	}
+	if rng.Length < 0 {
+		rng.Length = -1
+	}
+	rc, info, err := c.b.Get(ctx, key, rng)
+	if err != nil {
+		return nil, Info{}, c.fail(ctx, op, key, err)
+	}
+	return rc, info, nil
+}
+
+func (c *checked) Stat(ctx context.Context, key string) (Info, error) {
+	const op = "stat"
+	if err := ValidateKey(key); err != nil {
+		return Info{}, c.fail(ctx, op, key, err)
+	}
+	info, err := c.b.Stat(ctx, key)
+	if err != nil {
+		return Info{}, c.fail(ctx, op, key, err)
+	}
+	return info, nil
+}
+
+func (c *checked) Delete(ctx context.Context, key string) error {
+	const op = "delete"
+	if err := ValidateKey(key); err != nil {
+		return c.fail(ctx, op, key, err)
+	}
+	if err := c.b.Delete(ctx, key); err != nil {
+		return c.fail(ctx, op, key, err)
+	}
+	return nil
+}
+
+func (c *checked) List(ctx context.Context, prefix, startAfter string, limit int) ([]Info, string, error) {
+	const op = "list"
+	if err := validatePrefix(prefix); err != nil {
+		return nil, "", c.fail(ctx, op, prefix, err)
+	}
+	if err := validatePrefix(startAfter); err != nil {
+		return nil, "", c.fail(ctx, op, prefix, fmt.Errorf("startAfter: %w", err))
+	}
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	items, next, err := c.b.List(ctx, prefix, startAfter, limit)
+	if err != nil {
+		return nil, "", c.fail(ctx, op, prefix, err)
+	}
+	return items, next, nil
+}
+
+func (c *checked) CreateMultipart(ctx context.Context, key string, opts PutOptions) (string, error) {
+	const op = "create multipart"
+	if err := ValidateKey(key); err != nil {
+		return "", c.fail(ctx, op, key, err)
+	}
+	if opts.SHA256 != "" && !validSHA256(opts.SHA256) {
+		return "", c.fail(ctx, op, key, fmt.Errorf("%w: malformed sha256 %q", ErrChecksum, opts.SHA256))
+	}
+	id, err := c.b.CreateMultipart(ctx, key, opts)
+	if err != nil {
+		return "", c.fail(ctx, op, key, err)
+	}
+	return id, nil
+}
+
+// checkUpload validates the arguments every call on an existing upload shares.
+func checkUpload(key, uploadID string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	if uploadID == "" || len(uploadID) > maxUploadIDLen {
+		return fmt.Errorf("%w: invalid upload id", ErrUploadNotFound)
+	}
+	return nil
+}
+
+// checkPartNumber validates n against the backend's MaxParts.
+func (c *checked) checkPartNumber(ctx context.Context, n int) (Descriptor, error) {
+	d, err := c.limits(ctx)
+	if err != nil {
+		return d, err
+	}
+	maxParts := d.MaxParts
+	if maxParts <= 0 {
+		maxParts = defaultMaxParts
+	}
+	if n < 1 || n > maxParts {
+		return d, fmt.Errorf("%w: part number %d outside 1..%d", ErrInvalidPart, n, maxParts)
+	}
+	return d, nil
+}
+
+func (c *checked) PutPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (Part, error) {
+	const op = "put part"
+	if err := checkUpload(key, uploadID); err != nil {
+		return Part{}, c.fail(ctx, op, key, err)
+	}
+	d, err := c.checkPartNumber(ctx, n)
+	if err != nil {
+		return Part{}, c.fail(ctx, op, key, err)
+	}
+	if size < -1 {
+		return Part{}, c.fail(ctx, op, key, fmt.Errorf("%w: invalid size %d", ErrSizeMismatch, size))
+	}
+	if d.MaxPartSize > 0 && size > d.MaxPartSize {
+		return Part{}, c.fail(ctx, op, key, fmt.Errorf("%w: part of %d bytes exceeds %d", ErrInvalidPart, size, d.MaxPartSize))
+	}
+	v := &verifier{ctx: ctx, r: r, size: size}
+	if size == 0 {
+		if err := v.settle(); err != io.EOF {
+			return Part{}, c.fail(ctx, op, key, err)
+		}
+	}
+	p, err := c.b.PutPart(ctx, key, uploadID, n, v, size)
+	if err != nil {
+		if verr := v.failure(); verr != nil && !errors.Is(err, verr) {
+			err = fmt.Errorf("%w (%w)", verr, err)
+		}
+		return Part{}, c.fail(ctx, op, key, err)
+	}
+	if !v.done {
+		v.settle()
+	}
+	// A part cannot be deleted on its own; a bad one stays until it is re-uploaded, the upload is
+	// aborted or Complete rejects it. The caller learns of it here either way.
+	if verr := v.failure(); verr != nil {
+		return Part{}, c.fail(ctx, op, key, verr)
+	}
+	if p.Size != v.n {
+		return Part{}, c.fail(ctx, op, key, fmt.Errorf("%w: backend stored %d bytes, body had %d", ErrSizeMismatch, p.Size, v.n))
+	}
+	if p.Number == 0 {
+		p.Number = n
+	}
+	return p, nil
+}
+
+func (c *checked) ListParts(ctx context.Context, key, uploadID string) ([]Part, error) {
+	const op = "list parts"
+	if err := checkUpload(key, uploadID); err != nil {
+		return nil, c.fail(ctx, op, key, err)
+	}
+	parts, err := c.b.ListParts(ctx, key, uploadID)
+	if err != nil {
+		return nil, c.fail(ctx, op, key, err)
+	}
+	return parts, nil
+}
+
+func (c *checked) CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) (Info, error) {
+	const op = "complete multipart"
+	if err := checkUpload(key, uploadID); err != nil {
+		return Info{}, c.fail(ctx, op, key, err)
+	}
+	if len(parts) == 0 {
+		return Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: no parts", ErrInvalidPart))
+	}
+	for i, p := range parts {
+		if _, err := c.checkPartNumber(ctx, p.Number); err != nil {
+			return Info{}, c.fail(ctx, op, key, err)
+		}
+		if i > 0 && p.Number <= parts[i-1].Number {
+			return Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: part %d after part %d: parts must be ascending", ErrInvalidPart, p.Number, parts[i-1].Number))
+		}
+	}
+	info, err := c.b.CompleteMultipart(ctx, key, uploadID, parts)
+	if err != nil {
+		return Info{}, c.fail(ctx, op, key, err)
+	}
+	if info.Key == "" {
+		info.Key = key
+	}
+	return info, nil
+}
+
+func (c *checked) AbortMultipart(ctx context.Context, key, uploadID string) error {
+	const op = "abort multipart"
+	if err := checkUpload(key, uploadID); err != nil {
+		return c.fail(ctx, op, key, err)
+	}
+	if err := c.b.AbortMultipart(ctx, key, uploadID); err != nil {
+		return c.fail(ctx, op, key, err)
+	}
+	return nil
+}
+
+func (c *checked) Describe(ctx context.Context) (Descriptor, error) {
+	d, err := c.b.Describe(ctx)
+	if err != nil {
+		return Descriptor{}, fmt.Errorf("backend %s: describe: %w", c.name, err)
+	}
+	return d, nil
+}
+
+func (c *checked) Close() error {
+	if err := c.b.Close(); err != nil {
+		return fmt.Errorf("backend %s: close: %w", c.name, err)
+	}
+	return nil
+}
+
+// verifier counts (and, with h set, hashes) a body on its way to a backend and turns the end of the
+// body into a verdict: io.EOF when the body has the declared size and checksum, otherwise a sticky
+// error the backend receives from Read before it can commit.
+type verifier struct {
+	ctx  context.Context
+	r    io.Reader
+	size int64     // declared size, -1 when unknown
+	want string    // expected sha256 hex, "" for none
+	h    hash.Hash // nil: count only
+
+	n    int64  // bytes passed on
+	done bool   // the verdict is in err
+	err  error  // io.EOF on success
+	sum  string // hex sha256 of the body, once done and hashing
+	peek [1]byte
+}
+
+func (v *verifier) Read(p []byte) (int, error) {
+	if v.done {
+		return 0, v.err
+	}
+	// Checking here makes every backend's copy loop stop at cancellation, even one that never looks at
+	// its context between reads.
+	if err := v.ctx.Err(); err != nil {
+		return 0, v.finish(err)
+	}
+	if v.size >= 0 {
+		rem := v.size - v.n
+		if rem == 0 {
+			return 0, v.settle()
+		}
+		if int64(len(p)) > rem {
+			p = p[:rem]
+		}
+	}
+	n, err := v.r.Read(p)
+	if n > 0 {
+		if v.h != nil {
+			v.h.Write(p[:n])
+		}
+		v.n += int64(n)
+	}
+	switch {
+	case err == io.EOF:
+		return n, v.verdict()
+	case err != nil:
+		return n, v.finish(err)
+	case v.size >= 0 && v.n == v.size:
+		// Deliver the verdict with the last declared byte: a backend that reads exactly size bytes and
+		// then commits without asking for io.EOF must still see a mismatch first.
+		return n, v.settle()
+	}
+	return n, nil
+}
+
+// settle reaches a verdict once the declared size has been read (peeking one byte past it, so a
+// longer body is caught), or fails when it was called early: the backend stopped reading before the
+// body ended, so it cannot have stored all of it.
+func (v *verifier) settle() error {
+	if v.done {
+		return v.err
+	}
+	if v.size < 0 || v.n < v.size {
+		return v.finish(fmt.Errorf("%w: backend stopped after %d bytes", ErrSizeMismatch, v.n))
+	}
+	for range 100 { // io.Reader allows (0, nil); a source that keeps doing that is broken
+		n, err := v.r.Read(v.peek[:])
+		if n > 0 {
+			return v.finish(fmt.Errorf("%w: body is longer than the declared %d bytes", ErrSizeMismatch, v.size))
+		}
+		if err == io.EOF {
+			return v.verdict()
+		}
+		if err != nil {
+			return v.finish(err)
+		}
+	}
+	return v.finish(io.ErrNoProgress)
+}
+
+// verdict judges a body that has ended.
+func (v *verifier) verdict() error {
+	if v.size >= 0 && v.n != v.size {
+		return v.finish(fmt.Errorf("%w: body has %d bytes, declared %d", ErrSizeMismatch, v.n, v.size))
+	}
+	if v.h != nil {
+		v.sum = hex.EncodeToString(v.h.Sum(nil))
+		if v.want != "" && v.sum != v.want {
+			return v.finish(fmt.Errorf("%w: body has sha256 %s, expected %s", ErrChecksum, v.sum, v.want))
+		}
+	}
+	return v.finish(io.EOF)
+}
+
+func (v *verifier) finish(err error) error {
+	v.done, v.err = true, err
+	return err
+}
+
+// failure is the verdict if it is a failure, nil while undecided or on success.
+func (v *verifier) failure() error {
+	if !v.done || v.err == io.EOF {
+		return nil
+	}
+	return v.err
+}
