@@ -80,6 +80,22 @@ func appendSemverKey(b []byte, v semver) []byte {
 	return appendStr0(append(b, semverPrerelease), v.pre)
 }
 
+// decodeSemverKey is the inverse of appendSemverKey for a b holding exactly one semverKey.
+func decodeSemverKey(b []byte) (semver, bool) {
+	if len(b) < 25 {
+		return semver{}, false
+	}
+	v := semver{major: decodeU64(b), minor: decodeU64(b[8:]), patch: decodeU64(b[16:])}
+	switch rest := b[24:]; {
+	case len(rest) == 1 && rest[0] == semverRelease:
+		return v, true
+	case len(rest) > 2 && rest[0] == semverPrerelease && rest[len(rest)-1] == 0:
+		v.pre = string(rest[1 : len(rest)-1])
+		return v, true
+	}
+	return semver{}, false
+}
+
 // hasPrefix reports whether k starts with prefix; bytes.HasPrefix under a name that reads well in cursor
 // loops.
 func hasPrefix(k, prefix []byte) bool {

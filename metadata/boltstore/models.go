@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/metadata"
+	"github.com/mlgate/mlgate/pkgtypes"
 	bolt "go.etcd.io/bbolt"
 )
 
 // CreateModel stores m and fills ID, IID (the project's next, 1, 2, 3…), Name when empty, DisplayName when
 // empty, CreatedAt and UpdatedAt; m is changed only on success. An empty Name becomes
-// slugify(DisplayName), then _2, _3… until free. Lifecycle and InRegistry are stored as given.
+// pkgtypes.Slugify(DisplayName), then _2, _3… until free. Lifecycle and InRegistry are stored as given.
 // ErrInvalid for a bad name, display name, description, tag or lifecycle; ErrExists if the name or
 // display name is taken in the project (deleted models keep theirs); ErrNotFound for an unknown project.
 func (s *Store) CreateModel(ctx context.Context, m *metadata.Model) error {
@@ -98,14 +99,14 @@ func createModel(tx *bolt.Tx, m *metadata.Model, now time.Time) error {
 	return bk(tx, bucketModelsByIID).Put(pairKey(uint64(m.Project), uint64(iid)), idKey(id))
 }
 
-// freeSlug returns slugify(display), or the first of its _2, _3… forms that no model of the project uses.
+// freeSlug returns pkgtypes.Slugify(display), or the first of its _2, _3… forms that no model of the project uses.
 func freeSlug(byName *bolt.Bucket, project int64, display string) (string, error) {
-	base := slugify(display)
+	base := pkgtypes.Slugify(display)
 	name := base
 	for n := 2; byName.Get(idStrKey(uint64(project), name)) != nil; n++ {
 		suffix := "_" + strconv.Itoa(n)
 		name = trimSlugTail(base[:min(len(base), maxModelNameLen-len(suffix))]) + suffix
-		if isReservedName(name) { // "ml experiment" → ml_experiment_2 would be the legacy form
+		if pkgtypes.IsReservedModelName(name) { // "ml experiment" → ml_experiment_2 would be the legacy form
 			name = "x_" + name
 		}
 	}

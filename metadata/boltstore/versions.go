@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/mlgate/mlgate/metadata"
+	"github.com/mlgate/mlgate/pkgtypes"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -74,13 +73,13 @@ func createVersion(tx *bolt.Tx, v *metadata.Version, now time.Time) error {
 	if c.Project != m.Project {
 		return fmt.Errorf("candidate %d in project %d: %w", c.ID, m.Project, metadata.ErrNotFound)
 	}
-	var sv semver
 	if v.Semver == "" {
-		if sv, err = nextMinor(tx, m.ID); err != nil {
+		if v.Semver, err = nextMinor(tx, m.ID); err != nil {
 			return err
 		}
-		v.Semver = formatSemver(sv)
-	} else if sv, err = parseSemver(v.Semver); err != nil {
+	}
+	sv, err := parseSemver(v.Semver)
+	if err != nil {
 		return err
 	}
 	bySemver := bk(tx, bucketVersionsBySemver)
@@ -118,8 +117,9 @@ func createVersion(tx *bolt.Tx, v *metadata.Version, now time.Time) error {
 	return nil
 }
 
-// nextMinor reads the highest MAJOR.MINOR.PATCH from the end of the model's versions_order range.
-func nextMinor(tx *bolt.Tx, modelID uint64) (semver, error) {
+// nextMinor returns pkgtypes.NextMinor of the model's highest version, read from the end of its
+// versions_order range. Build metadata is not in the key, and NextMinor drops it anyway.
+func nextMinor(tx *bolt.Tx, modelID uint64) (string, error) {
 	prefix := idKey(modelID)
 	c := bk(tx, bucketVersionsOrder).Cursor()
 	var k []byte
@@ -129,27 +129,20 @@ func nextMinor(tx *bolt.Tx, modelID uint64) (semver, error) {
 		k, _ = c.Prev()
 	}
 	if k == nil || !hasPrefix(k, prefix) {
-		return semver{major: 1}, nil
+		return pkgtypes.NextMinor(""), nil
 	}
-	if len(k) < 8+24 {
-		return semver{}, fmt.Errorf("versions_order %x: %w", k, ErrCorrupt)
+	highest, ok := semver{}, false
+	if len(k) >= 8+25+8 {
+		highest, ok = decodeSemverKey(k[8 : len(k)-8])
 	}
-	major, minor := decodeU64(k[8:]), decodeU64(k[16:])
-	if minor == math.MaxUint64 {
-		return semver{}, fmt.Errorf("model %d: minor version %d.%d cannot be bumped; give a semver: %w", modelID, major, minor, metadata.ErrInvalid)
+	if !ok {
+		return "", fmt.Errorf("versions_order %x: %w", k, ErrCorrupt)
 	}
-	return semver{major: major, minor: minor + 1}, nil
-}
-
-func formatSemver(v semver) string {
-	s := strconv.FormatUint(v.major, 10) + "." + strconv.FormatUint(v.minor, 10) + "." + strconv.FormatUint(v.patch, 10)
-	if v.pre != "" {
-		s += "-" + v.pre
+	next := pkgtypes.NextMinor(highest.String())
+	if next == "" {
+		return "", fmt.Errorf("model %d: no version above %s can be derived; give a semver: %w", modelID, highest, metadata.ErrInvalid)
 	}
-	if v.build != "" {
-		s += "+" + v.build
-	}
-	return s
+	return next, nil
 }
 
 // Version returns the version selected by ref: within ref.Project by ID, or within ref.ModelID by exactly
