@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,6 +38,8 @@ func main() {
 	dir := flag.String("dir", ".bench", "scratch directory on the disk under test (removed afterwards)")
 	minRatio := flag.Float64("min-ratio", 0.9, "target gateway/baseline throughput ratio")
 	maxRSS := flag.Int64("max-rss-mib", 100, "target peak RSS of the gateway, MiB")
+	runs := flag.Int("runs", 3, "runs per size; medians are reported")
+	flag.BoolVar(&verbose, "v", false, "print every run")
 	flag.Parse()
 
 	failed := false
@@ -46,7 +49,7 @@ func main() {
 		if err != nil {
 			fatal(err)
 		}
-		res, err := benchSize(*bin, *dir, size)
+		res, err := benchSize(*bin, *dir, size, *runs)
 		if err != nil {
 			fatal(err)
 		}
@@ -71,47 +74,115 @@ func main() {
 	fmt.Printf("targets met (ratio >= %.2f both ways, peak RSS < %d MiB)\n", *minRatio, *maxRSS)
 }
 
+// verbose prints every run, not just the medians.
+var verbose bool
+
 type result struct {
-	baseWrite, baseRead  float64 // MB/s
-	gwUpload, gwDownload float64 // MB/s
-	peakRSS              int64   // bytes
+	baseWrite, baseRead  float64 // MB/s, median over runs
+	gwUpload, gwDownload float64 // MB/s, median over runs
+	peakRSS              int64   // bytes, highest over runs
 }
 
-func benchSize(bin, dir string, size int64) (*result, error) {
+// benchSize alternates baseline and gateway runs so that both see the same disk and page-cache
+// conditions (this disk's write speed varies several-fold between runs), and reports medians.
+func benchSize(bin, dir string, size int64, runs int) (*result, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
+	var bw, br, gu, gd []float64
 	res := &result{}
+	wantSum := patternSum(size)
+	for i := 0; i < runs; i++ {
+		var w, r, u, d float64
+		var rss int64
+		var err error
+		// Alternate which side goes first: on a VM disk, the write that follows another large write
+		// is often the slower one.
+		if i%2 == 0 {
+			if w, r, err = baselineRun(dir, size, wantSum); err == nil {
+				u, d, rss, err = gatewayRun(bin, dir, size, wantSum)
+			}
+		} else {
+			if u, d, rss, err = gatewayRun(bin, dir, size, wantSum); err == nil {
+				w, r, err = baselineRun(dir, size, wantSum)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		bw, br = append(bw, w), append(br, r)
+		gu, gd = append(gu, u), append(gd, d)
+		if verbose {
+			fmt.Fprintf(os.Stderr, "run %d: baseline write %.0f read %.0f, gateway upload %.0f download %.0f MB/s\n", i+1, w, r, u, d)
+		}
+		res.peakRSS = max(res.peakRSS, rss)
+	}
+	res.baseWrite, res.baseRead, res.gwUpload, res.gwDownload = median(bw), median(br), median(gu), median(gd)
+	return res, nil
+}
 
-	// Baseline: write + sha256 + fsync, then read back + sha256.
+func median(v []float64) float64 {
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// settle flushes the page cache's dirty pages and waits a moment, so that no phase pays for the
+// write-back of the one before it.
+func settle() {
+	syscall.Sync()
+	time.Sleep(2 * time.Second)
+}
+
+// patternSum is the sha256 of the first size bytes of the pattern.
+func patternSum(size int64) string {
+	h := sha256.New()
+	_, _ = io.CopyBuffer(h, io.LimitReader(newPattern(), size), make([]byte, 1<<20))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// baselineRun writes size bytes to a file while hashing, fsyncs, then reads them back verifying the
+// hash, and returns both throughputs.
+func baselineRun(dir string, size int64, wantSum string) (writeMBps, readMBps float64, err error) {
 	basePath := filepath.Join(dir, "baseline.bin")
+	defer os.Remove(basePath)
+	settle()
 	start := time.Now()
-	wantSum, err := writeBaseline(basePath, size)
+	sum, err := writeBaseline(basePath, size)
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
-	res.baseWrite = mbps(size, time.Since(start))
+	writeMBps = mbps(size, time.Since(start))
+	if sum != wantSum {
+		return 0, 0, errors.New("baseline wrote other bytes than the pattern")
+	}
+	settle()
 	start = time.Now()
-	gotSum, err := hashFile(basePath)
+	f, err := os.Open(basePath)
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
-	res.baseRead = mbps(size, time.Since(start))
-	if gotSum != wantSum {
-		return nil, errors.New("baseline read-back checksum differs")
+	defer f.Close()
+	n, got, err := hashStream(f)
+	if err != nil || n != size || got != wantSum {
+		return 0, 0, fmt.Errorf("baseline read-back: %d bytes, sum %s: %v", n, got, err)
 	}
-	_ = os.Remove(basePath)
+	return writeMBps, mbps(size, time.Since(start)), nil
+}
 
-	// Gateway: a real process on loopback.
+// gatewayRun starts a fresh mlgate process, PUTs size bytes and GETs them back verifying wantSum,
+// and returns both throughputs and the process's peak RSS.
+func gatewayRun(bin, dir string, size int64, wantSum string) (upMBps, downMBps float64, rss int64, err error) {
 	addr, err := freeAddr()
 	if err != nil {
-		return nil, err
+		return 0, 0, 0, err
 	}
-	cmd := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"), "--addr", addr, "--log-level", "warn")
+	dataDir := filepath.Join(dir, "data")
+	defer os.RemoveAll(dataDir)
+	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--addr", addr, "--log-level", "warn")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return 0, 0, 0, err
 	}
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -119,16 +190,17 @@ func benchSize(bin, dir string, size int64) (*result, error) {
 	}()
 	base := "http://" + addr
 	if err := waitHealthy(base); err != nil {
-		return nil, err
+		return 0, 0, 0, err
 	}
 	url := base + "/api/v4/projects/bench%2Fproject/packages/ml_models/bench/1.0.0/files/model.bin"
 
-	start = time.Now()
+	settle()
+	start := time.Now()
 	req, _ := http.NewRequest(http.MethodPut, url, io.LimitReader(newPattern(), size))
 	req.ContentLength = size
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return 0, 0, 0, err
 	}
 	var up struct {
 		Size   int64  `json:"size"`
@@ -137,30 +209,65 @@ func benchSize(bin, dir string, size int64) (*result, error) {
 	err = json.NewDecoder(resp.Body).Decode(&up)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != http.StatusCreated {
-		return nil, fmt.Errorf("upload: status %d: %v", resp.StatusCode, err)
+		return 0, 0, 0, fmt.Errorf("upload: status %d: %v", resp.StatusCode, err)
 	}
-	res.gwUpload = mbps(size, time.Since(start))
+	upMBps = mbps(size, time.Since(start))
 	if up.SHA256 != wantSum || up.Size != size {
-		return nil, fmt.Errorf("upload stored %d bytes sha256 %s, want %d %s", up.Size, up.SHA256, size, wantSum)
+		return 0, 0, 0, fmt.Errorf("upload stored %d bytes sha256 %s, want %d %s", up.Size, up.SHA256, size, wantSum)
 	}
 
+	settle()
 	start = time.Now()
 	resp, err = http.Get(url)
 	if err != nil {
-		return nil, err
+		return 0, 0, 0, err
 	}
-	h := sha256.New()
-	n, err := io.CopyBuffer(h, resp.Body, make([]byte, 1<<20))
+	n, got, err := hashStream(resp.Body)
 	resp.Body.Close()
-	if err != nil || n != size {
-		return nil, fmt.Errorf("download: %d bytes: %v", n, err)
+	if err != nil || n != size || got != wantSum {
+		return 0, 0, 0, fmt.Errorf("download: %d bytes, sum %s: %v", n, got, err)
 	}
-	res.gwDownload = mbps(size, time.Since(start))
-	if hex.EncodeToString(h.Sum(nil)) != wantSum {
-		return nil, errors.New("download checksum differs")
+	downMBps = mbps(size, time.Since(start))
+	rss, err = peakRSS(cmd.Process.Pid)
+	return upMBps, downMBps, rss, err
+}
+
+// hashStream reads r to the end while hashing, with reading and hashing overlapped through a few
+// rotating buffers: how a verifying reader keeps up with a fast source. Both the baseline's file
+// read-back and the gateway download use it, so they are measured the same way.
+func hashStream(r io.Reader) (int64, string, error) {
+	const bufs, bufSize = 4, 1 << 20
+	free := make(chan []byte, bufs)
+	for range bufs {
+		free <- make([]byte, bufSize)
 	}
-	res.peakRSS, err = peakRSS(cmd.Process.Pid)
-	return res, err
+	full := make(chan []byte, bufs)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(full)
+		for buf := range free {
+			n, err := io.ReadFull(r, buf)
+			if n > 0 {
+				full <- buf[:n]
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				errc <- nil
+				return
+			}
+			if err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	h := sha256.New()
+	var total int64
+	for buf := range full {
+		h.Write(buf)
+		total += int64(len(buf))
+		free <- buf[:cap(buf)]
+	}
+	return total, hex.EncodeToString(h.Sum(nil)), <-errc
 }
 
 // patternBlock is repeated to form the benchmark's bytes: random enough that no layer can compress
@@ -198,19 +305,6 @@ func writeBaseline(path string, size int64) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), f.Close()
-}
-
-func hashFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func mbps(n int64, d time.Duration) float64 { return float64(n) / 1e6 / d.Seconds() }
