@@ -94,7 +94,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := (&net.ListenConfig{Control: largeSendBuffer}).Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
