@@ -22,10 +22,9 @@ import (
 // counting records the Gets issued through it and how many of their readers are still open.
 type counting struct {
 	backends.Backend
-	mu     sync.Mutex
-	gets   []backends.Range
-	open   int
-	closes int
+	mu   sync.Mutex
+	gets []backends.Range
+	open int
 }
 
 func (c *counting) Get(ctx context.Context, key string, rng backends.Range) (io.ReadCloser, backends.Info, error) {
