@@ -28,13 +28,14 @@ type CandidateRef struct {
 	IID     int64
 }
 
-// VersionRef selects a version: within Project by ID, or within ModelID by Seq or Semver.
+// VersionRef selects a version: within Project by ID, or within ModelID by Seq, Semver or Alias.
 type VersionRef struct {
 	Project int64
 	ID      int64
 	ModelID uint64
 	Seq     int64
 	Semver  string
+	Alias   string
 }
 
 // PackageVersion is the result of EnsurePackageVersion.
@@ -67,6 +68,12 @@ type Store interface {
 	Model(ctx context.Context, ref ModelRef) (*Model, error)
 	// ListModels returns the project's models in IID order.
 	ListModels(ctx context.Context, project int64, p Page) ([]*Model, string, error)
+	// UpdateModel applies u to the model in one transaction and returns the model as stored. A rename
+	// changes DisplayName only, never Name. Changing Lifecycle to Deleted also deletes the model's active
+	// candidates (marking them DeletedWithModel); changing it back to Active restores exactly the
+	// candidates so marked. ErrNotFound for an unknown model; ErrExists if the new display name is taken
+	// in the project; ErrInvalid for a bad display name, description, tag or lifecycle.
+	UpdateModel(ctx context.Context, id uint64, u ModelUpdate) (*Model, error)
 
 	// Candidates
 
@@ -77,6 +84,14 @@ type Store interface {
 	Candidate(ctx context.Context, ref CandidateRef) (*Candidate, error)
 	// ListCandidates returns a model's candidates, newest start time first.
 	ListCandidates(ctx context.Context, modelID uint64, p Page) ([]*Candidate, string, error)
+	// SearchCandidates lists the candidates of q.ModelIDs that q.View admits, newest StartTime first, or by
+	// the latest value of a metric: ascending numbers (descending with Desc), then NaN, then candidates
+	// without the metric (newest first). ErrInvalid for an empty ModelIDs, a bad metric key or view, or a
+	// token of another query; ErrNotFound for an unknown model.
+	SearchCandidates(ctx context.Context, q CandidateQuery) ([]*Candidate, string, error)
+	// UpdateCandidate applies u and returns the candidate as stored. Setting Lifecycle clears
+	// DeletedWithModel. ErrNotFound for an unknown candidate; ErrInvalid for a bad name, status or lifecycle.
+	UpdateCandidate(ctx context.Context, id uint64, u CandidateUpdate) (*Candidate, error)
 
 	// Run data
 
@@ -89,6 +104,8 @@ type Store interface {
 	RunData(ctx context.Context, candidateID uint64) (*RunData, error)
 	// MetricHistory returns a metric's points ordered by step, then timestamp. ErrInvalid for a bad token.
 	MetricHistory(ctx context.Context, candidateID uint64, key string, p Page) ([]Metric, string, error)
+	// DeleteTag removes a candidate's tag. ErrNotFound for an unknown candidate or an absent key.
+	DeleteTag(ctx context.Context, candidateID uint64, key string) error
 
 	// Versions
 
@@ -96,14 +113,35 @@ type Store interface {
 	// after the highest: 1.0.0, 1.1.0, …). ErrInvalid for a bad semver; ErrExists if the semver is
 	// taken; ErrNotFound for an unknown model or candidate. Marks the model InRegistry.
 	CreateVersion(ctx context.Context, v *Version) error
-	// Version returns a version, or ErrNotFound.
+	// Version returns a version, or ErrNotFound; ErrAliasNotFound when ref.Alias names no alias.
 	Version(ctx context.Context, ref VersionRef) (*Version, error)
+	// UpdateVersion applies u and returns the version as stored. ErrNotFound (ErrAliasNotFound for an
+	// unknown ref.Alias) for an unknown version; ErrInvalid for a bad description, stage or tag.
+	UpdateVersion(ctx context.Context, ref VersionRef, u VersionUpdate) (*Version, error)
+	// DeleteVersion removes a version, its index entries and the aliases pointing at it, never its
+	// candidate or files. Seqs and IDs are not reused. ErrNotFound (ErrAliasNotFound for an unknown
+	// ref.Alias) for an unknown version.
+	DeleteVersion(ctx context.Context, ref VersionRef) error
 	// ListVersions returns a model's versions in Seq order.
 	ListVersions(ctx context.Context, modelID uint64, p Page) ([]*Version, string, error)
 	// EnsurePackageVersion resolves <modelName>/<semver> in project, creating the model (in the
 	// registry), a fresh backing candidate and the version in one transaction when they are missing.
 	// ErrInvalid for a bad name or semver.
 	EnsurePackageVersion(ctx context.Context, project int64, modelName, semver string) (*PackageVersion, error)
+
+	// Aliases
+
+	// SetAlias points alias at version seq of the model, moving it if it exists. ErrInvalid for a bad
+	// alias (see ValidateAlias); ErrNotFound for an unknown model or version.
+	SetAlias(ctx context.Context, modelID uint64, alias string, seq int64) error
+	// Alias returns the Seq an alias points at. ErrNotFound for an unknown model; ErrAliasNotFound for
+	// an unknown alias.
+	Alias(ctx context.Context, modelID uint64, alias string) (int64, error)
+	// DeleteAlias removes an alias. ErrNotFound for an unknown model; ErrAliasNotFound for an unknown alias.
+	DeleteAlias(ctx context.Context, modelID uint64, alias string) error
+	// Aliases returns a model's aliases sorted by alias (byte order), empty when there are none.
+	// ErrNotFound for an unknown model.
+	Aliases(ctx context.Context, modelID uint64) ([]ModelAlias, error)
 
 	// Files
 

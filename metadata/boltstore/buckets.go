@@ -46,6 +46,7 @@
 //	├─ versions_by_semver    u64(modelID) | semver → u64(seq)                    unique per exact string
 //	├─ versions_order        u64(modelID) | semverKey | u64(seq) → ∅             highest semver: read backwards
 //	├─ versions_by_candidate u64(candID) | u64(modelID) | u64(seq) → ∅           which versions a run backs
+//	├─ aliases               u64(modelID) | alias → u64(seq)                     MLflow aliases (migration 2)
 //	└─ files                 u64(candID) | path → json(File)                     path order; a directory is a
 //	                                                                             prefix scan of "dir/"
 //
@@ -55,7 +56,7 @@
 // order; candidates_by_metric orders runs by a metric; metrics_latest is data.metrics of runs/get;
 // versions_by_id serves GitLab's numeric version routes; versions_by_semver serves <model>/<semver>;
 // versions_order gives the highest semver for the default bump; versions_by_candidate answers "which versions
-// does this run back" for safe deletes.
+// does this run back" for safe deletes; aliases resolves registered-models/alias and models:/name@alias.
 //
 // # Rules
 //
@@ -68,7 +69,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Bucket names. Migration 1 keeps its own frozen list, so changing these never changes an old migration.
+// Bucket names. Each migration keeps its own frozen list, so changing these never changes an old migration.
 var (
 	bucketMeta = []byte("meta")
 	bucketRoot = []byte("v1")
@@ -95,6 +96,7 @@ var (
 	bucketVersionsOrder      = []byte("versions_order")
 	bucketVersionsByCand     = []byte("versions_by_candidate")
 	bucketFiles              = []byte("files")
+	bucketAliases            = []byte("aliases")
 )
 
 var keyDBVersion = []byte("db_version")

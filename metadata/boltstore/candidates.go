@@ -182,3 +182,41 @@ func (s *Store) ListCandidates(ctx context.Context, modelID uint64, p metadata.P
 	}
 	return out, next, nil
 }
+
+// UpdateCandidate applies u in one transaction and returns the candidate as stored. Setting Lifecycle (to
+// either value) clears DeletedWithModel: an explicit decision about the candidate outlives its model's
+// restore. StartTime never changes, so candidates_by_model stays as it is.
+// ErrNotFound for an unknown candidate; ErrInvalid for a bad name, status or lifecycle.
+func (s *Store) UpdateCandidate(ctx context.Context, id uint64, u metadata.CandidateUpdate) (*metadata.Candidate, error) {
+	var out *metadata.Candidate
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		c, err := getCandidate(tx, id)
+		if err != nil {
+			return err
+		}
+		if u.Name != nil {
+			c.Name = *u.Name
+		}
+		if u.Status != nil {
+			c.Status = *u.Status
+		}
+		if u.EndTime != nil {
+			c.EndTime = *u.EndTime
+		}
+		if u.Lifecycle != nil {
+			c.Lifecycle, c.DeletedWithModel = *u.Lifecycle, false
+		}
+		if err := validateCandidate(c); err != nil {
+			return err
+		}
+		if err := putJSON(bk(tx, bucketCandidates), idKey(id), c); err != nil {
+			return err
+		}
+		out = c
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -24,6 +24,7 @@ type migration struct {
 // migrations_test.go; the test fails otherwise.
 var migrations = []migration{
 	{version: 1, name: "initial layout", migrate: migrate1, verify: verify1},
+	{version: 2, name: "aliases bucket", migrate: migrate2, verify: verify2},
 }
 
 // knownVersion is the newest db_version this binary understands.
@@ -64,6 +65,35 @@ func verify1(tx *bolt.Tx) error {
 		return fmt.Errorf("bucket v1 missing: %w", ErrCorrupt)
 	}
 	for _, name := range v1Buckets {
+		if root.Bucket([]byte(name)) == nil {
+			return fmt.Errorf("bucket v1/%s missing: %w", name, ErrCorrupt)
+		}
+	}
+	return nil
+}
+
+// v2Buckets is frozen: it is what migration 2 adds to v1.
+var v2Buckets = []string{"aliases"}
+
+func migrate2(tx *bolt.Tx) error {
+	root := tx.Bucket(bucketRoot)
+	if root == nil {
+		return fmt.Errorf("bucket v1 missing: %w", ErrCorrupt)
+	}
+	for _, name := range v2Buckets {
+		if _, err := root.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func verify2(tx *bolt.Tx) error {
+	root := tx.Bucket(bucketRoot)
+	if root == nil {
+		return fmt.Errorf("bucket v1 missing: %w", ErrCorrupt)
+	}
+	for _, name := range v2Buckets {
 		if root.Bucket([]byte(name)) == nil {
 			return fmt.Errorf("bucket v1/%s missing: %w", name, ErrCorrupt)
 		}

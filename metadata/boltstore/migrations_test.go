@@ -37,6 +37,36 @@ var migrationCases = map[uint64]migrationCase{
 			}
 		},
 	},
+	2: {
+		// A v1 database with a model record: the migration only adds the empty aliases bucket and must
+		// leave existing data alone.
+		setup: func(t *testing.T, db *bolt.DB) {
+			must(t, db.Update(func(tx *bolt.Tx) error {
+				return tx.Bucket(bucketRoot).Bucket(bucketModels).Put(idKey(1), []byte(`{"id":1}`))
+			}))
+		},
+		check: func(t *testing.T, db *bolt.DB) {
+			must(t, db.View(func(tx *bolt.Tx) error {
+				root := tx.Bucket(bucketRoot)
+				a := root.Bucket(bucketAliases)
+				if a == nil {
+					return errors.New("aliases bucket missing")
+				}
+				if k, _ := a.Cursor().First(); k != nil {
+					return fmt.Errorf("aliases bucket not empty: %x", k)
+				}
+				if got := root.Bucket(bucketModels).Get(idKey(1)); string(got) != `{"id":1}` {
+					return fmt.Errorf("model record is now %q", got)
+				}
+				n := 0
+				err := root.ForEachBucket(func([]byte) error { n++; return nil })
+				if n != len(v1Buckets)+len(v2Buckets) {
+					return fmt.Errorf("v1 holds %d buckets, want %d", n, len(v1Buckets)+len(v2Buckets))
+				}
+				return err
+			}))
+		},
+	},
 }
 
 func TestEveryMigrationHasACase(t *testing.T) {

@@ -239,3 +239,148 @@ func validateTags(tags []metadata.Tag) error {
 	}
 	return nil
 }
+
+// UpdateModel applies u to the model in one transaction and returns the model as stored, with UpdatedAt
+// set to now. A rename changes DisplayName and its models_by_display entry; Name, the slug, never changes.
+// DeleteTags (absent keys ignored) is applied before SetTags (which replaces a key's value or appends the
+// tag). When Lifecycle changes Active → Deleted, every active candidate of the model becomes Deleted with
+// DeletedWithModel set; when it changes Deleted → Active, exactly the candidates with DeletedWithModel
+// become Active again, so candidates deleted on their own stay deleted. Setting the lifecycle the model
+// already has touches no candidate. Clearing InRegistry only clears the flag: removing versions and aliases
+// is the caller's business.
+// ErrNotFound for an unknown model; ErrExists if the new display name belongs to another model of the
+// project (deleted models keep theirs); ErrInvalid for a bad display name, description, tag or lifecycle.
+func (s *Store) UpdateModel(ctx context.Context, id uint64, u metadata.ModelUpdate) (*metadata.Model, error) {
+	if err := validateModelUpdate(u); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	var out *metadata.Model
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		m, err := getModel(tx, id)
+		if err != nil {
+			return err
+		}
+		if u.DisplayName != nil && *u.DisplayName != m.DisplayName {
+			if err := renameModel(tx, m, *u.DisplayName); err != nil {
+				return err
+			}
+		}
+		if u.Description != nil {
+			m.Description = *u.Description
+		}
+		m.Tags = updateTags(m.Tags, u.SetTags, u.DeleteTags)
+		if u.InRegistry != nil {
+			m.InRegistry = *u.InRegistry
+		}
+		if u.Lifecycle != nil && *u.Lifecycle != m.Lifecycle {
+			m.Lifecycle = *u.Lifecycle
+			if err := cascadeLifecycle(tx, m.ID, m.Lifecycle); err != nil {
+				return err
+			}
+		}
+		m.UpdatedAt = now
+		if err := putJSON(bk(tx, bucketModels), idKey(m.ID), m); err != nil {
+			return err
+		}
+		out = m
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func validateModelUpdate(u metadata.ModelUpdate) error {
+	if u.DisplayName != nil {
+		if err := validateDisplayName(*u.DisplayName); err != nil {
+			return err
+		}
+	}
+	if u.Description != nil && len(*u.Description) > metadata.MaxDescriptionLen {
+		return fmt.Errorf("model description longer than %d bytes: %w", metadata.MaxDescriptionLen, metadata.ErrInvalid)
+	}
+	if u.Lifecycle != nil && *u.Lifecycle > metadata.Deleted {
+		return fmt.Errorf("model lifecycle %d: %w", *u.Lifecycle, metadata.ErrInvalid)
+	}
+	return validateTagUpdate(u.SetTags, u.DeleteTags)
+}
+
+// renameModel moves the model's models_by_display entry to display; the caller stores m.
+func renameModel(tx *bolt.Tx, m *metadata.Model, display string) error {
+	byDisplay := bk(tx, bucketModelsByDisplay)
+	newKey := idStrKey(uint64(m.Project), display)
+	if byDisplay.Get(newKey) != nil {
+		return fmt.Errorf("model display name %q: %w", display, metadata.ErrExists)
+	}
+	if err := byDisplay.Delete(idStrKey(uint64(m.Project), m.DisplayName)); err != nil {
+		return err
+	}
+	m.DisplayName = display
+	return byDisplay.Put(newKey, idKey(m.ID))
+}
+
+// cascadeLifecycle applies a model's new lifecycle to its candidates: deleting marks the active ones
+// Deleted and DeletedWithModel; restoring reactivates exactly those marked.
+func cascadeLifecycle(tx *bolt.Tx, modelID uint64, to metadata.Lifecycle) error {
+	prefix := idKey(modelID)
+	cands := bk(tx, bucketCandidates)
+	c := bk(tx, bucketCandidatesByModel).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) != 24 {
+			return fmt.Errorf("candidates_by_model %x: %w", k, ErrCorrupt)
+		}
+		cand, err := getCandidate(tx, decodeU64(k[16:]))
+		if err != nil {
+			return indexPointsNowhere(err)
+		}
+		switch {
+		case to == metadata.Deleted && cand.Lifecycle == metadata.Active:
+			cand.Lifecycle, cand.DeletedWithModel = metadata.Deleted, true
+		case to == metadata.Active && cand.DeletedWithModel:
+			cand.Lifecycle, cand.DeletedWithModel = metadata.Active, false
+		default:
+			continue
+		}
+		if err := putJSON(cands, idKey(cand.ID), cand); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateTagUpdate checks the tags to set and the keys to delete of a model or version update.
+func validateTagUpdate(set []metadata.Tag, del []string) error {
+	for _, k := range del {
+		if k == "" || len(k) > metadata.MaxTagKeyLen {
+			return fmt.Errorf("tag key %.60q: must be 1–%d bytes: %w", k, metadata.MaxTagKeyLen, metadata.ErrInvalid)
+		}
+	}
+	return validateTags(set)
+}
+
+// updateTags returns tags without the keys in del, then with set applied: an existing key takes the new
+// value in place, a new key is appended. The input slice is not modified.
+func updateTags(tags, set []metadata.Tag, del []string) []metadata.Tag {
+	if len(set) == 0 && len(del) == 0 {
+		return tags
+	}
+	out := make([]metadata.Tag, 0, len(tags)+len(set))
+	for _, t := range tags {
+		if !slices.Contains(del, t.Key) {
+			out = append(out, t)
+		}
+	}
+	for _, t := range set {
+		if i := slices.IndexFunc(out, func(o metadata.Tag) bool { return o.Key == t.Key }); i >= 0 {
+			out[i].Value = t.Value
+		} else {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}

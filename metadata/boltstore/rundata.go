@@ -226,3 +226,18 @@ func (s *Store) MetricHistory(ctx context.Context, candidateID uint64, key strin
 	}
 	return out, next, nil
 }
+
+// DeleteTag removes one tag of a candidate. ErrNotFound for an unknown candidate or a key the candidate
+// has no tag for.
+func (s *Store) DeleteTag(ctx context.Context, candidateID uint64, key string) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		if _, err := getCandidate(tx, candidateID); err != nil {
+			return err
+		}
+		b, k := bk(tx, bucketTags), idStrKey(candidateID, key)
+		if _, ok := lookup(b, k); !ok {
+			return fmt.Errorf("candidate %d tag %.60q: %w", candidateID, key, metadata.ErrNotFound)
+		}
+		return b.Delete(k)
+	})
+}

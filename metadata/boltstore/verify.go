@@ -40,7 +40,7 @@ func verifyTx(ctx context.Context, tx *bolt.Tx) error {
 		return fmt.Errorf("db_version %d, want %d: %w", ver, knownVersion(), ErrCorrupt)
 	}
 	v := &verifier{tx: tx}
-	for _, check := range []func(){v.projects, v.models, v.candidates, v.runData, v.metricRanks, v.versions, v.files} {
+	for _, check := range []func(){v.projects, v.models, v.candidates, v.runData, v.metricRanks, v.versions, v.aliases, v.files} {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -370,6 +370,19 @@ func (v *verifier) versions() {
 		}
 		if ver == nil || ver.CandidateID != decodeU64(k) {
 			v.bad("versions_by_candidate %x: no matching version", k)
+		}
+	})
+}
+
+// aliases checks that every alias points at an existing version of its model.
+func (v *verifier) aliases() {
+	v.each(bucketAliases, func(k, val []byte) {
+		if len(k) <= 8 || len(val) != 8 {
+			v.bad("aliases %x → %x: malformed", k, val)
+			return
+		}
+		if _, err := getVersion(v.tx, decodeU64(k), int64(decodeU64(val))); err != nil {
+			v.bad("alias %q of model %d → version %d: %v", k[8:], decodeU64(k), decodeU64(val), err)
 		}
 	})
 }

@@ -84,6 +84,9 @@ func TestVerifyDetectsBrokenIndexes(t *testing.T) {
 		{"semver index to the wrong seq", put(bucketVersionsBySemver, idStrKey(m2, "2.0.0-rc.1"), idKey(2)), "versions_by_semver"},
 		{"stray candidate→version entry", put(bucketVersionsByCand, versionByCandidateKey(c2, m1, 1), nil), "versions_by_candidate"},
 		{"version without id index", del(bucketVersionsByID, pairKey(p, 1)), "no versions_by_id entry"},
+		{"alias to no version", put(bucketAliases, idStrKey(m1, "champion"), idKey(99)), "alias"},
+		{"malformed alias value", put(bucketAliases, idStrKey(m1, "x"), []byte{1}), "aliases"},
+		{"missing aliases bucket", func(tx *bolt.Tx) error { return tx.Bucket(bucketRoot).DeleteBucket(bucketAliases) }, "v1/aliases missing"},
 		{"counter behind", put(bucketCounters, projectCounterKey(pop.p.ID, counterModel), idKey(1)), "counter"},
 		{"file under a file", func(tx *bolt.Tx) error {
 			return putJSON(bk(tx, bucketFiles), idStrKey(c1, "c/x"), &metadata.File{CandidateID: c1, Path: "c/x"})

@@ -146,52 +146,72 @@ func nextMinor(tx *bolt.Tx, modelID uint64) (string, error) {
 }
 
 // Version returns the version selected by ref: within ref.Project by ID, or within ref.ModelID by exactly
-// one of Seq and Semver (the exact string; a non-zero ref.Project then scopes the model).
-// ErrInvalid for a ref that selects nothing or several ways; ErrNotFound otherwise.
+// one of Seq, Semver (the exact string) and Alias (a non-zero ref.Project then scopes the model).
+// ErrInvalid for a ref that selects nothing or several ways; ErrAliasNotFound for an alias the model does
+// not have; ErrNotFound otherwise.
 func (s *Store) Version(ctx context.Context, ref metadata.VersionRef) (*metadata.Version, error) {
-	byID := ref.ID != 0 && ref.Project != 0 && ref.ModelID == 0 && ref.Seq == 0 && ref.Semver == ""
-	byModel := ref.ID == 0 && ref.ModelID != 0 && exactlyOne(ref.Seq != 0, ref.Semver != "")
-	if !byID && !byModel {
-		return nil, fmt.Errorf("version ref %+v: set Project and ID, or ModelID and one of Seq, Semver: %w", ref, metadata.ErrInvalid)
+	if err := checkVersionRef(ref); err != nil {
+		return nil, err
 	}
 	var v *metadata.Version
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		modelID, seq := ref.ModelID, ref.Seq
-		switch {
-		case byID:
-			k := pairKey(uint64(ref.Project), uint64(ref.ID))
-			val := bk(tx, bucketVersionsByID).Get(k)
-			if val == nil {
-				return fmt.Errorf("version id %d in project %d: %w", ref.ID, ref.Project, metadata.ErrNotFound)
-			}
-			if len(val) != 16 {
-				return fmt.Errorf("versions_by_id %x: %w", k, ErrCorrupt)
-			}
-			modelID, seq = decodeU64(val), int64(decodeU64(val[8:]))
-		case ref.Semver != "":
-			u, ok, err := getU64(bk(tx, bucketVersionsBySemver), idStrKey(modelID, ref.Semver))
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("model %d version %q: %w", modelID, ref.Semver, metadata.ErrNotFound)
-			}
-			seq = int64(u)
-		}
 		var err error
-		if v, err = getVersion(tx, modelID, seq); err != nil {
-			if byID || ref.Semver != "" {
-				return indexPointsNowhere(err)
-			}
-			return err
-		}
-		if ref.Project != 0 && v.Project != ref.Project {
-			return fmt.Errorf("model %d in project %d: %w", modelID, ref.Project, metadata.ErrNotFound)
-		}
-		return nil
+		v, err = versionByRef(tx, ref)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return v, nil
+}
+
+func checkVersionRef(ref metadata.VersionRef) error {
+	byID := ref.ID != 0 && ref.Project != 0 && ref.ModelID == 0 && ref.Seq == 0 && ref.Semver == "" && ref.Alias == ""
+	byModel := ref.ID == 0 && ref.ModelID != 0 && exactlyOne(ref.Seq != 0, ref.Semver != "", ref.Alias != "")
+	if !byID && !byModel {
+		return fmt.Errorf("version ref %+v: set Project and ID, or ModelID and one of Seq, Semver, Alias: %w", ref, metadata.ErrInvalid)
+	}
+	return nil
+}
+
+// versionByRef resolves a ref that checkVersionRef accepted.
+func versionByRef(tx *bolt.Tx, ref metadata.VersionRef) (*metadata.Version, error) {
+	modelID, seq := ref.ModelID, ref.Seq
+	switch {
+	case ref.ID != 0:
+		k := pairKey(uint64(ref.Project), uint64(ref.ID))
+		val := bk(tx, bucketVersionsByID).Get(k)
+		if val == nil {
+			return nil, fmt.Errorf("version id %d in project %d: %w", ref.ID, ref.Project, metadata.ErrNotFound)
+		}
+		if len(val) != 16 {
+			return nil, fmt.Errorf("versions_by_id %x: %w", k, ErrCorrupt)
+		}
+		modelID, seq = decodeU64(val), int64(decodeU64(val[8:]))
+	case ref.Semver != "":
+		u, ok, err := getU64(bk(tx, bucketVersionsBySemver), idStrKey(modelID, ref.Semver))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("model %d version %q: %w", modelID, ref.Semver, metadata.ErrNotFound)
+		}
+		seq = int64(u)
+	case ref.Alias != "":
+		var err error
+		if seq, err = aliasSeq(tx, modelID, ref.Alias); err != nil {
+			return nil, err
+		}
+	}
+	v, err := getVersion(tx, modelID, seq)
+	if err != nil {
+		if ref.Seq == 0 { // reached through an index
+			return nil, indexPointsNowhere(err)
+		}
+		return nil, err
+	}
+	if ref.Project != 0 && v.Project != ref.Project {
+		return nil, fmt.Errorf("model %d in project %d: %w", modelID, ref.Project, metadata.ErrNotFound)
 	}
 	return v, nil
 }
@@ -303,4 +323,81 @@ func (s *Store) EnsurePackageVersion(ctx context.Context, project int64, modelNa
 		return nil, err
 	}
 	return pv, nil
+}
+
+// UpdateVersion applies u to the version selected by ref (see Version) in one transaction and returns it
+// as stored, with UpdatedAt set to now. DeleteTags (absent keys ignored) is applied before SetTags.
+// ErrInvalid for a bad ref, description, stage (one of metadata.VersionStages) or tag; ErrAliasNotFound
+// for an unknown ref.Alias; ErrNotFound otherwise.
+func (s *Store) UpdateVersion(ctx context.Context, ref metadata.VersionRef, u metadata.VersionUpdate) (*metadata.Version, error) {
+	if err := checkVersionRef(ref); err != nil {
+		return nil, err
+	}
+	if u.Description != nil && len(*u.Description) > metadata.MaxDescriptionLen {
+		return nil, fmt.Errorf("version description longer than %d bytes: %w", metadata.MaxDescriptionLen, metadata.ErrInvalid)
+	}
+	if u.Stage != nil && !slices.Contains(metadata.VersionStages, *u.Stage) {
+		return nil, fmt.Errorf("version stage %.60q: want one of %v: %w", *u.Stage, metadata.VersionStages, metadata.ErrInvalid)
+	}
+	if err := validateTagUpdate(u.SetTags, u.DeleteTags); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	var out *metadata.Version
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		v, err := versionByRef(tx, ref)
+		if err != nil {
+			return err
+		}
+		if u.Description != nil {
+			v.Description = *u.Description
+		}
+		if u.Stage != nil {
+			v.Stage = *u.Stage
+		}
+		v.Tags = updateTags(v.Tags, u.SetTags, u.DeleteTags)
+		v.UpdatedAt = now
+		if err := putJSON(bk(tx, bucketVersions), pairKey(v.ModelID, uint64(v.Seq)), v); err != nil {
+			return err
+		}
+		out = v
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DeleteVersion removes the version selected by ref (see Version), its four index entries and every alias
+// pointing at it, in one transaction. The backing candidate and its files stay; the counters do not move
+// back, so the Seq and ID are never issued again. The model keeps its InRegistry flag.
+// ErrInvalid for a bad ref; ErrAliasNotFound for an unknown ref.Alias; ErrNotFound otherwise.
+func (s *Store) DeleteVersion(ctx context.Context, ref metadata.VersionRef) error {
+	if err := checkVersionRef(ref); err != nil {
+		return err
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		v, err := versionByRef(tx, ref)
+		if err != nil {
+			return err
+		}
+		sv, err := parseSemver(v.Semver)
+		if err != nil {
+			return fmt.Errorf("version %d/%d: %v: %w", v.ModelID, v.Seq, err, ErrCorrupt)
+		}
+		dels := []struct{ b, k []byte }{
+			{bucketVersions, pairKey(v.ModelID, uint64(v.Seq))},
+			{bucketVersionsByID, pairKey(uint64(v.Project), uint64(v.ID))},
+			{bucketVersionsBySemver, idStrKey(v.ModelID, v.Semver)},
+			{bucketVersionsOrder, versionOrderKey(v.ModelID, sv, v.Seq)},
+			{bucketVersionsByCand, versionByCandidateKey(v.CandidateID, v.ModelID, v.Seq)},
+		}
+		for _, d := range dels {
+			if err := bk(tx, d.b).Delete(d.k); err != nil {
+				return err
+			}
+		}
+		return deleteAliasesOf(tx, v.ModelID, v.Seq)
+	})
 }

@@ -24,9 +24,14 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 	}{
 		{"Projects", projectTests},
 		{"Models", modelTests},
+		{"ModelUpdates", modelUpdateTests},
 		{"Candidates", candidateTests},
+		{"CandidateUpdates", candidateUpdateTests},
+		{"Search", searchTests},
 		{"RunData", runDataTests},
 		{"Versions", versionTests},
+		{"VersionUpdates", versionUpdateTests},
+		{"Aliases", aliasTests},
 		{"Files", fileTests},
 		{"Paging", pagingTests},
 	}
