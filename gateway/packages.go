@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -231,14 +232,11 @@ func (s *Server) resolveProject(ctx context.Context, escaped string, create bool
 		}
 		return p, nil
 	}
-	if create {
-		p, err := s.store.EnsureProject(ctx, ref)
-		if err != nil {
-			return nil, fmt.Errorf("project %q: %w", ref, err)
-		}
-		return p, nil
-	}
 	p, err := s.store.Project(ctx, metadata.ProjectRef{Path: ref})
+	if create && errors.Is(err, metadata.ErrNotFound) {
+		// Only a miss pays for a write transaction: most writes go to projects that exist.
+		p, err = s.store.EnsureProject(ctx, ref)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("project %q: %w", ref, err)
 	}

@@ -78,6 +78,12 @@ func (s *Server) routes() *httprouter.Router {
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete} {
 		r.Handle(m, generic, s.packageFile(routeGeneric))
 	}
+
+	// MLflow tracking and registry RPCs: unprefixed in the default project, and per project in GitLab's layout.
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete} {
+		r.Handle(m, "/api/2.0/mlflow/*rpc", s.mlflowDispatch(DefaultMLflowProject))
+		r.Handle(m, "/api/v4/projects/:project/ml/mlflow/api/2.0/mlflow/*rpc", s.mlflowDispatch(""))
+	}
 	return r
 }
 

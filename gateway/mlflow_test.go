@@ -1,0 +1,122 @@
+package gateway
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// mlflowError decodes an MLflow error body and returns its error_code.
+func (r response) mlflowError(t *testing.T) string {
+	t.Helper()
+	var e struct {
+		Code    string `json:"error_code"`
+		Message string `json:"message"`
+	}
+	r.json(t, &e)
+	if e.Code == "" || e.Message == "" {
+		t.Fatalf("not an MLflow error body: %s", r.body)
+	}
+	return e.Code
+}
+
+func (e *testEnv) mlflowPost(base, rpc, body string) response {
+	e.t.Helper()
+	return e.do(http.MethodPost, base+"/api/2.0/mlflow/"+rpc, strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
+}
+
+func TestMLflowExperimentsAreModels(t *testing.T) {
+	env := newTestEnv(t, Config{})
+	base := env.srv.URL
+	r := env.get(base + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=My+Experiment")
+	wantStatus(t, r, http.StatusNotFound)
+	if code := r.mlflowError(t); code != "RESOURCE_DOES_NOT_EXIST" {
+		t.Fatalf("unknown name: %s", code)
+	}
+
+	r = env.mlflowPost(base, "experiments/create", `{"name": "My Experiment", "tags": [{"key": "team", "value": "vision"}], "unknown_field": 1}`)
+	wantStatus(t, r, http.StatusOK)
+	var created struct {
+		ExperimentID string `json:"experiment_id"`
+	}
+	r.json(t, &created)
+	if created.ExperimentID != "1" {
+		t.Fatalf("experiment_id %q", created.ExperimentID)
+	}
+
+	var got struct{ Experiment experimentJSON }
+	r = env.get(base + "/api/2.0/mlflow/experiments/get?experiment_id=1")
+	wantStatus(t, r, http.StatusOK)
+	r.json(t, &got)
+	if got.Experiment.Name != "My Experiment" || got.Experiment.LifecycleStage != "active" ||
+		len(got.Experiment.Tags) != 1 || got.Experiment.CreationTime == 0 {
+		t.Fatalf("experiment %+v", got.Experiment)
+	}
+	for _, q := range []string{"My+Experiment", "my_experiment"} {
+		r = env.get(base + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=" + q)
+		wantStatus(t, r, http.StatusOK)
+		r.json(t, &got)
+		if got.Experiment.ExperimentID != "1" {
+			t.Fatalf("get-by-name %s: %+v", q, got.Experiment)
+		}
+	}
+
+	// The experiment is the model: its slug is the package name, its iid the legacy name.
+	wantStatus(t, env.put(base+"/api/v4/projects/default/packages/ml_models/my_experiment/1.0.0/files/a.txt", []byte("a")), http.StatusCreated)
+	r = env.get(base + "/api/v4/projects/default/packages/ml_models/ml_experiment_1/1/files/a.txt")
+	wantStatus(t, r, http.StatusOK)
+
+	// The same display name again is RESOURCE_ALREADY_EXISTS with MLflow's 400, not the package API's 409.
+	r = env.mlflowPost(base, "experiments/create", `{"name": "My Experiment"}`)
+	wantStatus(t, r, http.StatusBadRequest)
+	if code := r.mlflowError(t); code != "RESOURCE_ALREADY_EXISTS" {
+		t.Fatalf("duplicate: %s", code)
+	}
+	// A different display name with the same slug gets a suffixed slug.
+	r = env.mlflowPost(base, "experiments/create", `{"name": "my experiment"}`)
+	wantStatus(t, r, http.StatusOK)
+	r = env.get(base + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=my_experiment_2")
+	wantStatus(t, r, http.StatusOK)
+}
+
+func TestMLflowPerProjectPrefixIsolatesProjects(t *testing.T) {
+	env := newTestEnv(t, Config{})
+	prefix := env.srv.URL + "/api/v4/projects/" + url.PathEscape("team/vision") + "/ml/mlflow"
+	wantStatus(t, env.mlflowPost(prefix, "experiments/create", `{"name": "churn"}`), http.StatusOK)
+	wantStatus(t, env.get(prefix+"/api/2.0/mlflow/experiments/get-by-name?experiment_name=churn"), http.StatusOK)
+	wantStatus(t, env.get(env.srv.URL+"/api/2.0/mlflow/experiments/get-by-name?experiment_name=churn"), http.StatusNotFound)
+	wantStatus(t, env.get(env.srv.URL+"/api/v4/projects/1/ml/mlflow/api/2.0/mlflow/experiments/get?experiment_id=1"), http.StatusOK)
+	r := env.get(env.srv.URL + "/api/v4/projects/99/ml/mlflow/api/2.0/mlflow/experiments/get?experiment_id=1")
+	wantStatus(t, r, http.StatusNotFound)
+	r.mlflowError(t)
+}
+
+func TestMLflowBadInputIs400AndUnknownRPCsAreEndpointNotFound(t *testing.T) {
+	env := newTestEnv(t, Config{})
+	base := env.srv.URL
+	for _, c := range []struct {
+		r      response
+		status int
+		code   string
+	}{
+		{env.mlflowPost(base, "experiments/create", `{"name": `), 400, "INVALID_PARAMETER_VALUE"},
+		{env.mlflowPost(base, "experiments/create", `[1, 2]`), 400, "INVALID_PARAMETER_VALUE"},
+		{env.mlflowPost(base, "experiments/create", `{}`), 400, "INVALID_PARAMETER_VALUE"},
+		{env.mlflowPost(base, "experiments/create", `{"name": 7}`), 400, "INVALID_PARAMETER_VALUE"},
+		{env.mlflowPost(base, "experiments/create", `{"name": "x", "tags": "nope"}`), 400, "INVALID_PARAMETER_VALUE"},
+		{env.get(base + "/api/2.0/mlflow/experiments/get?experiment_id=abc"), 400, "INVALID_PARAMETER_VALUE"},
+		{env.get(base + "/api/2.0/mlflow/experiments/get?experiment_id=42"), 404, "RESOURCE_DOES_NOT_EXIST"},
+		{env.get(base + "/api/2.0/mlflow/experiments/get"), 400, "INVALID_PARAMETER_VALUE"},
+		{env.get(base + "/api/2.0/mlflow/no/such/rpc"), 404, "ENDPOINT_NOT_FOUND"},
+		{env.mlflowPost(base, "experiments/get", `{}`), 404, "ENDPOINT_NOT_FOUND"},
+	} {
+		if c.r.status != c.status {
+			t.Errorf("status %d, want %d: %s", c.r.status, c.status, c.r.body)
+			continue
+		}
+		if code := c.r.mlflowError(t); code != c.code {
+			t.Errorf("code %s, want %s: %s", code, c.code, c.r.body)
+		}
+	}
+}
