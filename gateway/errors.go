@@ -72,15 +72,16 @@ func classify(err error) (errorClass, bool) {
 // retryAfterSeconds is what a 503 asks clients to wait.
 const retryAfterSeconds = 5
 
-// writeError answers a package-API request with {"error","message"}. Internal errors are logged with
-// the request id and their text is not shown; a client that went away gets nothing.
-func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+// prepareError classifies err for a response: it logs internal errors with the request id (hiding
+// their text from the client), logs backend outages, and sets Retry-After. send is false when the client
+// went away and nothing should be written.
+func prepareError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) (class errorClass, msg string, send bool) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		log.Debug("client went away", "err", err, "request_id", requestID(r))
-		return
+		return class, "", false
 	}
 	class, known := classify(err)
-	msg := err.Error()
+	msg = err.Error()
 	if !known {
 		log.Error("internal error", "err", err, "method", r.Method, "path", r.URL.EscapedPath(), "request_id", requestID(r))
 		msg = "internal error, request id " + requestID(r)
@@ -90,7 +91,39 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if class.retryAfter {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	}
-	writeJSON(w, class.status, map[string]string{"error": class.code, "message": msg})
+	return class, msg, true
+}
+
+// writeError answers a package-API request with {"error","message"}.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if class, msg, send := prepareError(w, r, log, err); send {
+		writeJSON(w, class.status, map[string]string{"error": class.code, "message": msg})
+	}
+}
+
+// mlflowStatus is MLflow's own HTTP status for each error_code; it differs from the package API's
+// (RESOURCE_ALREADY_EXISTS is 400, not 409), and the client branches on both.
+var mlflowStatus = map[string]int{
+	"INVALID_PARAMETER_VALUE": http.StatusBadRequest,
+	"RESOURCE_ALREADY_EXISTS": http.StatusBadRequest,
+	"RESOURCE_DOES_NOT_EXIST": http.StatusNotFound,
+	"ENDPOINT_NOT_FOUND":      http.StatusNotFound,
+	"NOT_IMPLEMENTED":         http.StatusNotImplemented,
+	"TEMPORARILY_UNAVAILABLE": http.StatusServiceUnavailable,
+	"INTERNAL_ERROR":          http.StatusInternalServerError,
+}
+
+// writeMLflowError answers an MLflow RPC with {"error_code","message"} and MLflow's status for the code.
+func writeMLflowError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	class, msg, send := prepareError(w, r, log, err)
+	if !send {
+		return
+	}
+	status, ok := mlflowStatus[class.mlflowCode]
+	if !ok {
+		status = class.status
+	}
+	writeJSON(w, status, map[string]string{"error_code": class.mlflowCode, "message": msg})
 }
 
 // writeJSON writes v as a JSON response with status.

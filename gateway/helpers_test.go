@@ -68,18 +68,27 @@ func (r response) json(t *testing.T, v any) {
 	}
 }
 
-// errorCode decodes a package-API error body and checks both fields are present.
+// errorField decodes an error body, checks that codeField and "message" are both set, and returns the code.
+func (r response) errorField(t *testing.T, codeField string) string {
+	t.Helper()
+	var e map[string]string
+	r.json(t, &e)
+	if e[codeField] == "" || e["message"] == "" {
+		t.Fatalf("error body lacks %s or message: %s", codeField, r.body)
+	}
+	return e[codeField]
+}
+
+// errorCode decodes a package-API error body {"error","message"}.
 func (r response) errorCode(t *testing.T) string {
 	t.Helper()
-	var e struct {
-		Error   string `json:"error"`
-		Message string `json:"message"`
-	}
-	r.json(t, &e)
-	if e.Error == "" || e.Message == "" {
-		t.Fatalf("error body lacks error or message: %s", r.body)
-	}
-	return e.Error
+	return r.errorField(t, "error")
+}
+
+// mlflowError decodes an MLflow error body {"error_code","message"}.
+func (r response) mlflowError(t *testing.T) string {
+	t.Helper()
+	return r.errorField(t, "error_code")
 }
 
 func (e *testEnv) do(method, url string, body io.Reader, header map[string]string) response {

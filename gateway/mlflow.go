@@ -20,39 +20,6 @@ const DefaultMLflowProject = "default"
 // maxMLflowBody bounds the JSON body of one MLflow RPC; log-batch of 1000 metrics is about 100 KB.
 const maxMLflowBody = 16 << 20
 
-// mlflowStatus is MLflow's own HTTP status for each error_code; it differs from the package API's
-// (RESOURCE_ALREADY_EXISTS is 400, not 409), and the client branches on both.
-var mlflowStatus = map[string]int{
-	"INVALID_PARAMETER_VALUE": http.StatusBadRequest,
-	"RESOURCE_ALREADY_EXISTS": http.StatusBadRequest,
-	"RESOURCE_DOES_NOT_EXIST": http.StatusNotFound,
-	"ENDPOINT_NOT_FOUND":      http.StatusNotFound,
-	"NOT_IMPLEMENTED":         http.StatusNotImplemented,
-	"TEMPORARILY_UNAVAILABLE": http.StatusServiceUnavailable,
-	"INTERNAL_ERROR":          http.StatusInternalServerError,
-}
-
-// writeMLflowError answers an MLflow RPC with {"error_code","message"}.
-func writeMLflowError(w http.ResponseWriter, r *http.Request, s *Server, err error) {
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-		return
-	}
-	class, known := classify(err)
-	msg := err.Error()
-	if !known {
-		s.log.Error("internal error", "err", err, "method", r.Method, "path", r.URL.Path, "request_id", requestID(r))
-		msg = "internal error, request id " + requestID(r)
-	}
-	if class.retryAfter {
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
-	}
-	status, ok := mlflowStatus[class.mlflowCode]
-	if !ok {
-		status = class.status
-	}
-	writeJSON(w, status, map[string]string{"error_code": class.mlflowCode, "message": msg})
-}
-
 // mlflowRequest is one decoded MLflow RPC: its project and its fields, from the query string (GET) or
 // the JSON body (everything else).
 type mlflowRequest struct {
@@ -130,19 +97,19 @@ func (s *Server) mlflowDispatch(fixedProject string) httprouter.Handle {
 		path := strings.Trim(ps.ByName("rpc"), "/")
 		rpc, ok := table[r.Method+" "+path]
 		if !ok {
-			writeMLflowError(w, r, s, fmt.Errorf("%w: %s %s", ErrRouteNotFound, r.Method, path))
+			writeMLflowError(w, r, s.log, fmt.Errorf("%w: %s %s", ErrRouteNotFound, r.Method, path))
 			return
 		}
 		req := &mlflowRequest{r: r}
 		if r.Method != http.MethodGet {
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxMLflowBody))
 			if err != nil {
-				writeMLflowError(w, r, s, fmt.Errorf("%w: reading request body: %v", ErrBadRequest, err))
+				writeMLflowError(w, r, s.log, fmt.Errorf("%w: reading request body: %v", ErrBadRequest, err))
 				return
 			}
 			if len(strings.TrimSpace(string(body))) > 0 {
 				if err := json.Unmarshal(body, &req.body); err != nil {
-					writeMLflowError(w, r, s, fmt.Errorf("%w: request body is not a JSON object: %v", ErrBadRequest, err))
+					writeMLflowError(w, r, s.log, fmt.Errorf("%w: request body is not a JSON object: %v", ErrBadRequest, err))
 					return
 				}
 			}
@@ -153,13 +120,13 @@ func (s *Server) mlflowDispatch(fixedProject string) httprouter.Handle {
 		}
 		project, err := s.resolveProject(r.Context(), projectRef, rpc.write || fixedProject != "")
 		if err != nil {
-			writeMLflowError(w, r, s, err)
+			writeMLflowError(w, r, s.log, err)
 			return
 		}
 		req.project = project
 		resp, err := rpc.fn(r.Context(), req)
 		if err != nil {
-			writeMLflowError(w, r, s, err)
+			writeMLflowError(w, r, s.log, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, resp)

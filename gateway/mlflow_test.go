@@ -7,20 +7,6 @@ import (
 	"testing"
 )
 
-// mlflowError decodes an MLflow error body and returns its error_code.
-func (r response) mlflowError(t *testing.T) string {
-	t.Helper()
-	var e struct {
-		Code    string `json:"error_code"`
-		Message string `json:"message"`
-	}
-	r.json(t, &e)
-	if e.Code == "" || e.Message == "" {
-		t.Fatalf("not an MLflow error body: %s", r.body)
-	}
-	return e.Code
-}
-
 func (e *testEnv) mlflowPost(base, rpc, body string) response {
 	e.t.Helper()
 	return e.do(http.MethodPost, base+"/api/2.0/mlflow/"+rpc, strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
@@ -118,5 +104,14 @@ func TestMLflowBadInputIs400AndUnknownRPCsAreEndpointNotFound(t *testing.T) {
 		if code := c.r.mlflowError(t); code != c.code {
 			t.Errorf("code %s, want %s: %s", code, c.code, c.r.body)
 		}
+	}
+}
+
+func TestMLflowUnservedMethodIsEndpointNotFound(t *testing.T) {
+	env := newTestEnv(t, Config{})
+	r := env.do(http.MethodPut, env.srv.URL+"/api/2.0/mlflow/experiments/create", strings.NewReader("{}"), nil)
+	wantStatus(t, r, http.StatusNotFound)
+	if code := r.mlflowError(t); code != "ENDPOINT_NOT_FOUND" {
+		t.Fatalf("code %s", code)
 	}
 }

@@ -80,7 +80,8 @@ func (s *Server) routes() *httprouter.Router {
 	}
 
 	// MLflow tracking and registry RPCs: unprefixed in the default project, and per project in GitLab's layout.
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete} {
+	// Every method reaches the dispatcher, so an unserved one gets MLflow's ENDPOINT_NOT_FOUND body.
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		r.Handle(m, "/api/2.0/mlflow/*rpc", s.mlflowDispatch(DefaultMLflowProject))
 		r.Handle(m, "/api/v4/projects/:project/ml/mlflow/api/2.0/mlflow/*rpc", s.mlflowDispatch(""))
 	}
