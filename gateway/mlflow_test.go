@@ -35,9 +35,22 @@ func TestMLflowExperimentsAreModels(t *testing.T) {
 	r = env.get(base + "/api/2.0/mlflow/experiments/get?experiment_id=1")
 	wantStatus(t, r, http.StatusOK)
 	r.json(t, &got)
+	tags := map[string]string{}
+	for _, tag := range got.Experiment.Tags {
+		tags[tag.Key] = tag.Value
+	}
 	if got.Experiment.Name != "My Experiment" || got.Experiment.LifecycleStage != "active" ||
-		len(got.Experiment.Tags) != 1 || got.Experiment.CreationTime == 0 {
+		tags["team"] != "vision" || tags["mlgate.name"] != "my_experiment" || got.Experiment.CreationTime == 0 {
 		t.Fatalf("experiment %+v", got.Experiment)
+	}
+
+	// Experiment "0" is the project's default model, created on first reference.
+	r = env.get(base + "/api/2.0/mlflow/experiments/get?experiment_id=0")
+	wantStatus(t, r, http.StatusOK)
+	var def struct{ Experiment experimentJSON }
+	r.json(t, &def)
+	if def.Experiment.ExperimentID != "0" || def.Experiment.Name != "Default" {
+		t.Fatalf("default experiment %+v", def.Experiment)
 	}
 	for _, q := range []string{"My+Experiment", "my_experiment"} {
 		r = env.get(base + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=" + q)
@@ -92,6 +105,8 @@ func TestMLflowBadInputIs400AndUnknownRPCsAreEndpointNotFound(t *testing.T) {
 		{env.mlflowPost(base, "experiments/create", `{"name": 7}`), 400, "INVALID_PARAMETER_VALUE"},
 		{env.mlflowPost(base, "experiments/create", `{"name": "x", "tags": "nope"}`), 400, "INVALID_PARAMETER_VALUE"},
 		{env.get(base + "/api/2.0/mlflow/experiments/get?experiment_id=abc"), 400, "INVALID_PARAMETER_VALUE"},
+		{env.get(base + "/api/2.0/mlflow/experiments/get?experiment_id=-1"), 400, "INVALID_PARAMETER_VALUE"},
+		{env.mlflowPost(base, "experiments/create", `{"name": "x", "tags": [{"key": 1}]}`), 400, "INVALID_PARAMETER_VALUE"},
 		{env.get(base + "/api/2.0/mlflow/experiments/get?experiment_id=42"), 404, "RESOURCE_DOES_NOT_EXIST"},
 		{env.get(base + "/api/2.0/mlflow/experiments/get"), 400, "INVALID_PARAMETER_VALUE"},
 		{env.get(base + "/api/2.0/mlflow/no/such/rpc"), 404, "ENDPOINT_NOT_FOUND"},

@@ -85,6 +85,10 @@ func (s *Server) routes() *httprouter.Router {
 		r.Handle(m, "/api/2.0/mlflow/*rpc", s.mlflowDispatch(DefaultMLflowProject))
 		r.Handle(m, "/api/v4/projects/:project/ml/mlflow/api/2.0/mlflow/*rpc", s.mlflowDispatch(""))
 	}
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete} {
+		r.Handle(m, "/api/2.0/mlflow-artifacts/*rest", s.mlflowArtifacts(DefaultMLflowProject))
+		r.Handle(m, "/api/v4/projects/:project/ml/mlflow/api/2.0/mlflow-artifacts/*rest", s.mlflowArtifacts(""))
+	}
 	return r
 }
 

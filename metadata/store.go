@@ -64,6 +64,10 @@ type Store interface {
 	// empty it is m.Name. ErrInvalid for a bad name; ErrExists if the name or display name is taken;
 	// ErrNotFound for an unknown project.
 	CreateModel(ctx context.Context, m *Model) error
+	// EnsureDefaultModel returns the project's default model, MLflow's experiment "0": iid 0, display
+	// name "Default", created on first use. ErrNotFound for an unknown project; ErrConflict if another
+	// model already has the display name "Default".
+	EnsureDefaultModel(ctx context.Context, project int64) (*Model, error)
 	// Model returns a model of any lifecycle, or ErrNotFound.
 	Model(ctx context.Context, ref ModelRef) (*Model, error)
 	// ListModels returns the project's models in IID order.

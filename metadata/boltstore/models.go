@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -31,7 +32,7 @@ func (s *Store) CreateModel(ctx context.Context, m *metadata.Model) error {
 		return err
 	}
 	now := s.now()
-	if err := s.update(ctx, func(tx *bolt.Tx) error { return createModel(tx, &out, now) }); err != nil {
+	if err := s.update(ctx, func(tx *bolt.Tx) error { return createModel(tx, &out, now, false) }); err != nil {
 		return err
 	}
 	*m = out
@@ -59,8 +60,9 @@ func validateModel(m *metadata.Model) error {
 	return validateTags(m.Tags)
 }
 
-// createModel writes a validated model and its three indexes. It derives Name when empty.
-func createModel(tx *bolt.Tx, m *metadata.Model, now time.Time) error {
+// createModel writes a validated model and its three indexes. It derives Name when empty. The
+// project's default model takes iid 0 instead of the next counter value.
+func createModel(tx *bolt.Tx, m *metadata.Model, now time.Time, defaultModel bool) error {
 	if _, err := getProject(tx, m.Project); err != nil {
 		return err
 	}
@@ -82,9 +84,11 @@ func createModel(tx *bolt.Tx, m *metadata.Model, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	iid, err := nextCounter(tx, projectCounterKey(m.Project, counterModel))
-	if err != nil {
-		return err
+	var iid int64
+	if !defaultModel {
+		if iid, err = nextCounter(tx, projectCounterKey(m.Project, counterModel)); err != nil {
+			return err
+		}
 	}
 	m.ID, m.IID, m.CreatedAt, m.UpdatedAt = id, iid, now, now
 	if err := putJSON(models, idKey(id), m); err != nil {
@@ -97,6 +101,44 @@ func createModel(tx *bolt.Tx, m *metadata.Model, now time.Time) error {
 		return err
 	}
 	return bk(tx, bucketModelsByIID).Put(pairKey(uint64(m.Project), uint64(iid)), idKey(id))
+}
+
+// DefaultModelDisplayName is the display name of each project's default model, MLflow's experiment "0".
+const DefaultModelDisplayName = "Default"
+
+// EnsureDefaultModel returns the project's default model (iid 0, display name "Default", slug
+// "default" or a suffixed form if a user model took it), creating it on first use. ErrNotFound for an
+// unknown project; ErrConflict if another model already has the display name "Default".
+func (s *Store) EnsureDefaultModel(ctx context.Context, project int64) (*metadata.Model, error) {
+	var out *metadata.Model
+	find := func(tx *bolt.Tx) error {
+		v := bk(tx, bucketModelsByIID).Get(pairKey(uint64(project), 0))
+		if v == nil {
+			return metadata.ErrNotFound
+		}
+		m, err := getModel(tx, binary.BigEndian.Uint64(v))
+		out = m
+		return err
+	}
+	if err := s.view(ctx, find); !errors.Is(err, metadata.ErrNotFound) {
+		return out, err
+	}
+	now := s.now()
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		if err := find(tx); !errors.Is(err, metadata.ErrNotFound) {
+			return err
+		}
+		if bk(tx, bucketModelsByDisplay).Get(idStrKey(uint64(project), DefaultModelDisplayName)) != nil {
+			return fmt.Errorf("default experiment: display name %q is used by another model: %w",
+				DefaultModelDisplayName, metadata.ErrConflict)
+		}
+		out = &metadata.Model{Project: project, DisplayName: DefaultModelDisplayName}
+		return createModel(tx, out, now, true)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // freeSlug returns pkgtypes.Slugify(display), or the first of its _2, _3… forms that no model of the project uses.

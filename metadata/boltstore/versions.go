@@ -280,7 +280,7 @@ func (s *Store) EnsurePackageVersion(ctx context.Context, project int64, modelNa
 		switch {
 		case errors.Is(err, metadata.ErrNotFound):
 			m = &metadata.Model{Project: project, Name: modelName, DisplayName: modelName, InRegistry: true}
-			if err := createModel(tx, m, now); errors.Is(err, metadata.ErrExists) {
+			if err := createModel(tx, m, now, false); errors.Is(err, metadata.ErrExists) {
 				return fmt.Errorf("package %q: another model has this display name: %w", modelName, metadata.ErrConflict)
 			} else if err != nil {
 				return err

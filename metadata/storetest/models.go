@@ -45,6 +45,35 @@ var projectTests = []test{
 }
 
 var modelTests = []test{
+	{"DefaultModelHasIIDZero", func(f *fx) {
+		p := f.project("p")
+		taken := f.model(p.ID, "default", "default slug taken") // a user model may own the slug
+		d, err := f.s.EnsureDefaultModel(f.ctx, p.ID)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if d.IID != 0 || d.DisplayName != "Default" || d.Name == taken.Name || d.ID == 0 {
+			f.Errorf("default model %+v", d)
+		}
+		again, err := f.s.EnsureDefaultModel(f.ctx, p.ID)
+		if err != nil || again.ID != d.ID {
+			f.Errorf("second call: %+v, %v", again, err)
+		}
+		// The default model does not use up an iid.
+		if m := f.model(p.ID, "next", ""); m.IID != 2 {
+			f.Errorf("iid after the default model: %d, want 2", m.IID)
+		}
+		got, err := f.s.Model(f.ctx, metadata.ModelRef{Project: p.ID, DisplayName: "Default"})
+		if err != nil || got.ID != d.ID {
+			f.Errorf("lookup by display name: %+v, %v", got, err)
+		}
+		_, err = f.s.EnsureDefaultModel(f.ctx, 999)
+		f.wantErr("unknown project", err, metadata.ErrNotFound)
+		q := f.project("q")
+		f.model(q.ID, "", "Default")
+		_, err = f.s.EnsureDefaultModel(f.ctx, q.ID)
+		f.wantErr("display name taken", err, metadata.ErrConflict)
+	}},
 	{"IIDsInCreationOrder", func(f *fx) {
 		p1, p2 := f.project("p1"), f.project("p2")
 		ids := map[uint64]bool{}
