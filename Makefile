@@ -23,7 +23,7 @@ vet:
 
 # Throughput of the gateway against a same-run baseline, and its peak RSS, at 1 GiB and 4 GiB.
 bench: build
-	$(GO) run ./cmd/mlgate-bench -mlgate bin/mlgate -sizes $(or $(SIZES),1GiB,4GiB)
+	$(GO) run ./cmd/mlgate-bench -mlgate bin/mlgate -sizes $(or $(SIZES),1GiB,4GiB) -candidates $(or $(CANDIDATES),100000)
 
 # A short fuzzing pass over every fuzz target (the seed corpora already run in `make test`).
 fuzz:

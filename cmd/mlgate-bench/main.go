@@ -40,9 +40,24 @@ func main() {
 	maxRSS := flag.Int64("max-rss-mib", 100, "target peak RSS of the gateway, MiB")
 	runs := flag.Int("runs", 3, "runs per size; medians are reported")
 	flag.BoolVar(&verbose, "v", false, "print every run")
+	mlflowBench := flag.Bool("mlflow", true, "also measure MLflow API latencies (log-metric, log-batch, runs/search)")
+	candidates := flag.Int("candidates", 100_000, "candidates seeded for the runs/search benchmark")
 	flag.Parse()
 
 	failed := false
+	if *mlflowBench {
+		ok, err := benchMLflow(*bin, *dir, *candidates)
+		if err != nil {
+			fatal(err)
+		}
+		failed = !ok
+	}
+	if *sizes == "" {
+		if failed {
+			os.Exit(1)
+		}
+		return
+	}
 	fmt.Printf("%-6s %-9s %12s %12s %7s %s\n", "size", "direction", "baseline", "gateway", "ratio", "gateway peak RSS")
 	for _, s := range strings.Split(*sizes, ",") {
 		size, err := parseSize(strings.TrimSpace(s))

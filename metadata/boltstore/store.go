@@ -39,7 +39,12 @@ type config struct {
 	clock   metadata.Clock
 	timeout time.Duration
 	log     *slog.Logger
+	noSync  bool
 }
+
+// WithoutSync skips fsync on commit. Only for bulk loads by tools, such as seeding a benchmark: a crash
+// can lose or corrupt recent transactions. mlgate serve never uses it.
+func WithoutSync() Option { return func(cfg *config) { cfg.noSync = true } }
 
 // Option configures Open.
 type Option func(*config)
@@ -77,6 +82,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	bo := *bolt.DefaultOptions // keep bbolt's durable defaults; only the lock wait changes
 	bo.Timeout = cfg.timeout
+	bo.NoSync = cfg.noSync
 	db, err := bolt.Open(path, 0o600, &bo)
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("boltstore: open %s: no lock after %s; is another mlgate (a running server?) using it: %w",
