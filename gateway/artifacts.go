@@ -96,9 +96,12 @@ func (a *artifactService) discardBlob(key string) {
 	}
 }
 
+// errorWriter answers a request with an error in its route's body shape: writeError or writeMLflowError.
+type errorWriter func(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error)
+
 // Serve streams f to w, honouring Range, If-Range, If-None-Match and HEAD through http.ServeContent.
 // Metadata is read before this call, so no transaction is open while bytes flow.
-func (a *artifactService) Serve(w http.ResponseWriter, r *http.Request, f *metadata.File) {
+func (a *artifactService) Serve(w http.ResponseWriter, r *http.Request, f *metadata.File, fail errorWriter) {
 	h := w.Header()
 	h.Set("ETag", `"`+f.SHA256+`"`)
 	h.Set("X-Checksum-SHA256", f.SHA256)
@@ -106,7 +109,7 @@ func (a *artifactService) Serve(w http.ResponseWriter, r *http.Request, f *metad
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(f.Path)}))
 	h.Set("X-Content-Type-Options", "nosniff")
 	if isPlainRead(r) {
-		a.serveWhole(w, r, f)
+		a.serveWhole(w, r, f, fail)
 		return
 	}
 	body := backends.NewReadSeeker(r.Context(), a.backend, f.BlobKey, f.Size)
@@ -132,7 +135,7 @@ func isPlainRead(r *http.Request) bool {
 // hides the blob reader behind an io.LimitedReader, it hands the reader to io.Copy directly, so a
 // localfs blob goes out through sendfile and a remote blob through large copies. This is what keeps a
 // multi-GiB download at disk and network speed.
-func (a *artifactService) serveWhole(w http.ResponseWriter, r *http.Request, f *metadata.File) {
+func (a *artifactService) serveWhole(w http.ResponseWriter, r *http.Request, f *metadata.File, fail errorWriter) {
 	h := w.Header()
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Last-Modified", f.CreatedAt.UTC().Format(http.TimeFormat))
@@ -144,7 +147,7 @@ func (a *artifactService) serveWhole(w http.ResponseWriter, r *http.Request, f *
 	rc, _, err := a.backend.Get(r.Context(), f.BlobKey, backends.All)
 	if err != nil {
 		h.Del("Content-Length")
-		writeError(w, r, a.log, err)
+		fail(w, r, a.log, err)
 		return
 	}
 	defer rc.Close()

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/gateway/mlflowfilter"
 	"github.com/mlgate/mlgate/metadata"
 	"github.com/mlgate/mlgate/pkgtypes"
 )
@@ -20,6 +21,10 @@ var (
 	ErrNotImplemented   = errors.New("not implemented")
 	ErrRouteNotFound    = errors.New("no such endpoint")
 	ErrMethodNotAllowed = errors.New("method not allowed")
+	// ErrUnauthenticated: no token, or one that is unknown, expired or revoked (401).
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrPermissionDenied: a valid token whose scope does not allow the request (403).
+	ErrPermissionDenied = errors.New("permission denied")
 )
 
 // errorClass is one row of the error table: how a family of errors looks on the wire.
@@ -36,6 +41,8 @@ var errorTable = []struct {
 	targets []error
 	class   errorClass
 }{
+	{[]error{ErrUnauthenticated}, errorClass{http.StatusUnauthorized, "unauthenticated", "UNAUTHENTICATED", false}},
+	{[]error{ErrPermissionDenied}, errorClass{http.StatusForbidden, "permission_denied", "PERMISSION_DENIED", false}},
 	{[]error{ErrRouteNotFound}, errorClass{http.StatusNotFound, "not_found", "ENDPOINT_NOT_FOUND", false}},
 	{[]error{ErrMethodNotAllowed}, errorClass{http.StatusMethodNotAllowed, "method_not_allowed", "ENDPOINT_NOT_FOUND", false}},
 	{[]error{metadata.ErrAliasNotFound}, errorClass{http.StatusNotFound, "not_found", "INVALID_PARAMETER_VALUE", false}},
@@ -43,11 +50,13 @@ var errorTable = []struct {
 		errorClass{http.StatusNotFound, "not_found", "RESOURCE_DOES_NOT_EXIST", false}},
 	{[]error{metadata.ErrExists}, errorClass{http.StatusConflict, "already_exists", "RESOURCE_ALREADY_EXISTS", false}},
 	{[]error{metadata.ErrConflict}, errorClass{http.StatusConflict, "conflict", "INVALID_PARAMETER_VALUE", false}},
+	// On MLflow routes an oversize file is INVALID_PARAMETER_VALUE (400): MLflow's RESOURCE_EXHAUSTED would
+	// be a 429, which the client retries for a minute.
 	{[]error{ErrTooLarge}, errorClass{http.StatusRequestEntityTooLarge, "too_large", "INVALID_PARAMETER_VALUE", false}},
 	{[]error{backends.ErrChecksum}, errorClass{http.StatusBadRequest, "checksum_mismatch", "INVALID_PARAMETER_VALUE", false}},
 	{[]error{backends.ErrSizeMismatch}, errorClass{http.StatusBadRequest, "size_mismatch", "INVALID_PARAMETER_VALUE", false}},
 	{[]error{metadata.ErrInvalid, pkgtypes.ErrInvalidName, pkgtypes.ErrInvalidVersion, pkgtypes.ErrInvalidPath,
-		backends.ErrInvalidPart, ErrBadRequest},
+		backends.ErrInvalidPart, ErrBadRequest, mlflowfilter.ErrInvalid},
 		errorClass{http.StatusBadRequest, "invalid_argument", "INVALID_PARAMETER_VALUE", false}},
 	{[]error{backends.ErrInvalidRange}, errorClass{http.StatusRequestedRangeNotSatisfiable, "invalid_range", "INVALID_PARAMETER_VALUE", false}},
 	{[]error{ErrNotImplemented, backends.ErrUnsupported}, errorClass{http.StatusNotImplemented, "not_implemented", "NOT_IMPLEMENTED", false}},
@@ -85,7 +94,7 @@ func prepareError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 	if !known {
 		log.Error("internal error", "err", err, "method", r.Method, "path", r.URL.EscapedPath(), "request_id", requestID(r))
 		msg = "internal error, request id " + requestID(r)
-	} else if class.status >= 500 {
+	} else if class.status == http.StatusServiceUnavailable {
 		log.Warn("backend unavailable", "err", err, "request_id", requestID(r))
 	}
 	if class.retryAfter {
@@ -108,6 +117,8 @@ var mlflowStatus = map[string]int{
 	"RESOURCE_ALREADY_EXISTS": http.StatusBadRequest,
 	"RESOURCE_DOES_NOT_EXIST": http.StatusNotFound,
 	"ENDPOINT_NOT_FOUND":      http.StatusNotFound,
+	"UNAUTHENTICATED":         http.StatusUnauthorized,
+	"PERMISSION_DENIED":       http.StatusForbidden,
 	"NOT_IMPLEMENTED":         http.StatusNotImplemented,
 	"TEMPORARILY_UNAVAILABLE": http.StatusServiceUnavailable,
 	"INTERNAL_ERROR":          http.StatusInternalServerError,
@@ -126,10 +137,21 @@ func writeMLflowError(w http.ResponseWriter, r *http.Request, log *slog.Logger, 
 	writeJSON(w, status, map[string]string{"error_code": class.mlflowCode, "message": msg})
 }
 
-// writeJSON writes v as a JSON response with status.
+// writeJSON writes v as a JSON response with status, in one write with a Content-Length: a small answer
+// leaves in one TCP segment instead of a header packet followed by a body packet, which matters for
+// clients that log thousands of small calls.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Only a handler bug gets here (an unsupported value such as a raw NaN float).
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":"internal","error_code":"INTERNAL_ERROR","message":"response could not be encoded"}`)
+	}
+	body = append(body, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(body)
 }

@@ -81,7 +81,7 @@ type mlflowRPC struct {
 // retrying.
 func (s *Server) mlflowRPCs() []mlflowRPC {
 	var rpcs []mlflowRPC
-	for _, area := range [][]mlflowRPC{s.experimentRPCs(), s.runRPCs(), s.searchRPCs(), s.registryRPCs()} {
+	for _, area := range [][]mlflowRPC{s.experimentRPCs(), s.runRPCs(), s.searchRPCs(), s.registryRPCs(), s.loggedModelRPCs()} {
 		rpcs = append(rpcs, area...)
 	}
 	return rpcs
@@ -102,7 +102,12 @@ func (s *Server) mlflowDispatch(fixedProject string) httprouter.Handle {
 		path := strings.Trim(ps.ByName("rpc"), "/")
 		rpc, ok := table[r.Method+" "+path]
 		if !ok {
-			writeMLflowError(w, r, s.log, fmt.Errorf("%w: %s %s", ErrRouteNotFound, r.Method, path))
+			// Routes with an id inside the path (MLflow 3 logged models) cannot be table rows.
+			err := loggedModelRouteError(r.Method, path)
+			if err == nil {
+				err = fmt.Errorf("%w: %s %s", ErrRouteNotFound, r.Method, path)
+			}
+			writeMLflowError(w, r, s.log, err)
 			return
 		}
 		req := &mlflowRequest{r: r}

@@ -267,7 +267,7 @@ func (s *Server) run(ctx context.Context, req *mlflowRequest, runID, runUUID str
 		return nil, required("run_id")
 	}
 	eid, ok := metadata.ParseEID(runID)
-	if !ok {
+	if !ok || eid == (metadata.EID{}) {
 		return nil, fmt.Errorf("run with id=%s not found: %w", runID, metadata.ErrNotFound)
 	}
 	c, err := s.store.Candidate(ctx, metadata.CandidateRef{EID: eid, Project: req.project.ID})

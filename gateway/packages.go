@@ -68,7 +68,7 @@ func (s *Server) packageFile(kind routeKind) httprouter.Handle {
 				writeError(w, r, s.log, err)
 				return
 			}
-			s.artifacts.Serve(w, r, f)
+			s.artifacts.Serve(w, r, f, writeError)
 		}
 	}
 }
@@ -219,23 +219,40 @@ func (s *Server) candidateOf(ctx context.Context, project int64, iid int64, mode
 }
 
 // resolveProject accepts a numeric id or a URL-encoded path. Without auth, the first write to an
-// unknown path creates the project; an unknown numeric id is always 404.
+// unknown path creates the project; an unknown numeric id is always 404. With auth (a principal in ctx),
+// a project other than the token's is ErrNotFound with the same message as a real miss, so a token
+// learns nothing about other projects; only a write or admin token creates its own project.
 func (s *Server) resolveProject(ctx context.Context, escaped string, create bool) (*metadata.Project, error) {
 	ref, err := unescapeParam(escaped)
 	if err != nil {
 		return nil, err
 	}
+	tok := principal(ctx)
 	if id, err := strconv.ParseInt(ref, 10, 64); err == nil && id > 0 {
+		notFound := fmt.Errorf("project %d: %w", id, metadata.ErrNotFound)
 		p, err := s.store.Project(ctx, metadata.ProjectRef{ID: id})
+		if errors.Is(err, metadata.ErrNotFound) || (err == nil && tok != nil && p.Path != tok.ProjectPath) {
+			return nil, notFound
+		}
 		if err != nil {
 			return nil, fmt.Errorf("project %d: %w", id, err)
 		}
 		return p, nil
 	}
+	notFound := fmt.Errorf("project %q: %w", ref, metadata.ErrNotFound)
+	if tok != nil {
+		if ref != tok.ProjectPath {
+			return nil, notFound
+		}
+		create = create && tok.Scope >= metadata.ScopeWrite
+	}
 	p, err := s.store.Project(ctx, metadata.ProjectRef{Path: ref})
 	if create && errors.Is(err, metadata.ErrNotFound) {
 		// Only a miss pays for a write transaction: most writes go to projects that exist.
 		p, err = s.store.EnsureProject(ctx, ref)
+	}
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, notFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("project %q: %w", ref, err)

@@ -19,6 +19,8 @@ const DefaultMaxFileSize int64 = 10 << 30
 type Config struct {
 	// MaxFileSize is the largest file accepted by an upload, in bytes. <= 0 means DefaultMaxFileSize.
 	MaxFileSize int64
+	// Auth requires a token on every route but /health; see withAuth.
+	Auth bool
 }
 
 // Server is the HTTP front of mlgate.
@@ -45,7 +47,11 @@ func New(cfg Config, store metadata.Store, backend backends.Backend, log *slog.L
 		artifacts: &artifactService{store: store, backend: backend, log: log},
 		log:       log,
 	}
-	s.handler = withRequestID(withRecovery(log, withAccessLog(log, escapedRouting(s.routes()))))
+	h := escapedRouting(s.routes())
+	if cfg.Auth {
+		h = s.withAuth(h)
+	}
+	s.handler = withRequestID(withRecovery(log, withAccessLog(log, h)))
 	return s
 }
 

@@ -164,6 +164,21 @@ type Store interface {
 	// It reads in batches so that no transaction stays open while fn runs. fn's error stops the walk.
 	ForEachFile(ctx context.Context, fn func(*File) error) error
 
+	// Tokens
+
+	// CreateToken stores t and fills CreatedAt when zero. The caller draws ID and the secret behind
+	// SecretHash. ErrInvalid for an empty or over-long ID or name, a bad project path or scope, or a
+	// SecretHash that is not 64 lowercase hex characters; ErrExists if the ID or the hash is taken.
+	CreateToken(ctx context.Context, t *Token) error
+	// TokenBySecretHash returns the token with that SecretHash, revoked and expired ones included (the
+	// caller decides), or ErrNotFound.
+	TokenBySecretHash(ctx context.Context, hash string) (*Token, error)
+	// ListTokens returns every token, oldest first (then by ID).
+	ListTokens(ctx context.Context) ([]*Token, error)
+	// RevokeToken marks a token revoked; revoking it again is a no-op. Revoked tokens stay listed.
+	// ErrNotFound for an unknown id.
+	RevokeToken(ctx context.Context, id string) error
+
 	// Close closes the database.
 	Close() error
 }

@@ -303,3 +303,76 @@ type Page struct {
 	Token string
 	Limit int // <= 0: the store's default
 }
+
+// TokenScope is what an access token may do. Scopes are ordered: each includes the ones below it.
+type TokenScope uint8
+
+const (
+	// ScopeRead allows reading: GET and HEAD, and MLflow's read-only POST searches.
+	ScopeRead TokenScope = iota + 1
+	// ScopeWrite adds every change to the token's project, including creating it on first write.
+	ScopeWrite
+	// ScopeAdmin is ScopeWrite today; it is reserved for administrative routes.
+	ScopeAdmin
+)
+
+var tokenScopeNames = [...]string{ScopeRead: "read", ScopeWrite: "write", ScopeAdmin: "admin"}
+
+func (s TokenScope) String() string {
+	if s >= ScopeRead && s <= ScopeAdmin {
+		return tokenScopeNames[s]
+	}
+	return "invalid"
+}
+
+// ParseTokenScope maps "read", "write" or "admin" to a TokenScope. ok is false for anything else.
+func ParseTokenScope(name string) (s TokenScope, ok bool) {
+	for i, n := range tokenScopeNames {
+		if n != "" && n == name {
+			return TokenScope(i), true
+		}
+	}
+	return 0, false
+}
+
+// MarshalText stores a scope by name, so records stay readable and the numbering can change.
+func (s TokenScope) MarshalText() ([]byte, error) {
+	if s < ScopeRead || s > ScopeAdmin {
+		return nil, fmt.Errorf("token scope %d: %w", uint8(s), ErrInvalid)
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText is the inverse of MarshalText.
+func (s *TokenScope) UnmarshalText(b []byte) error {
+	v, ok := ParseTokenScope(string(b))
+	if !ok {
+		return fmt.Errorf("token scope %q: %w", b, ErrInvalid)
+	}
+	*s = v
+	return nil
+}
+
+// Limits on tokens.
+const (
+	MaxTokenIDLen   = 64
+	MaxTokenNameLen = 255
+)
+
+// Token is an API access token. Only SHA256(secret) is stored: the secret is shown once, when the token is
+// created, and the store never sees it.
+type Token struct {
+	ID          string     `json:"id"` // public, shown by `mlgate token list` and used to revoke
+	Name        string     `json:"name,omitempty"`
+	ProjectPath string     `json:"project_path"` // the one project the token reaches; it need not exist yet
+	Scope       TokenScope `json:"scope"`
+	SecretHash  string     `json:"secret_hash"` // lowercase hex SHA-256 of the secret, 64 characters
+	CreatedAt   time.Time  `json:"created_at"`
+	ExpiresAt   time.Time  `json:"expires_at,omitzero"` // zero: never
+	Revoked     bool       `json:"revoked,omitempty"`
+}
+
+// Expired reports whether the token has an expiry at or before now.
+func (t *Token) Expired(now time.Time) bool {
+	return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)
+}

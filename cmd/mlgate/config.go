@@ -26,6 +26,10 @@ type config struct {
 	ShutdownTimeout time.Duration
 	LogFormat       string
 	LogLevel        string
+	// Auth requires a token (mlgate token create) on every API route.
+	Auth bool
+	// InsecureListenAny allows a non-loopback address without Auth.
+	InsecureListenAny bool
 }
 
 // dbPath and blobRoot are where the embedded defaults keep metadata and blobs inside the data dir.
@@ -38,6 +42,19 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// envBool reads a boolean environment variable (1, true, 0, false…); unset or empty is false.
+func envBool(name string) (bool, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q: want 1 or 0", name, v)
+	}
+	return b, nil
 }
 
 // byteSize is a flag.Value for sizes such as 10GiB, 512MB or 1048576.
@@ -104,6 +121,14 @@ func serveFlags(args []string) (*config, error) {
 		"how long SIGTERM waits for in-flight transfers before closing them")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("MLGATE_LOG_FORMAT", "text"), "text or json (MLGATE_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("MLGATE_LOG_LEVEL", "info"), "debug, info, warn or error (MLGATE_LOG_LEVEL)")
+	auth, err := envBool("MLGATE_AUTH")
+	if err != nil {
+		return nil, err
+	}
+	fs.BoolVar(&c.Auth, "auth", auth,
+		"require a token (see mlgate token create) on every API route (MLGATE_AUTH=1)")
+	fs.BoolVar(&c.InsecureListenAny, "insecure-listen-any", false,
+		"allow listening on a non-loopback address without --auth")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -1,5 +1,5 @@
 // Command mlgate is the one mlgate binary: `mlgate serve` runs the gateway, `mlgate fsck` checks
-// metadata against blob storage, `mlgate version` prints the build.
+// metadata against blob storage, `mlgate token` manages API tokens, `mlgate version` prints the build.
 package main
 
 import (
@@ -28,6 +28,7 @@ const usage = `usage: mlgate <command> [flags]
 commands:
   serve     run the gateway (default)
   fsck      check metadata against blob storage; --repair removes unreferenced blobs
+  token     create, list and revoke API tokens (for serve --auth)
   version   print the version
 
 Run "mlgate <command> -h" for the flags of a command.
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err == nil && !clean {
 			return 1
 		}
+	case "token":
+		err = runToken(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "mlgate", buildVersion())
 		return 0

@@ -65,12 +65,45 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	}
 }
 
+// checkListenAddr refuses an address other machines can reach (empty host, 0.0.0.0, ::, or any
+// non-loopback address) unless the server requires tokens or the operator opted out explicitly. A host name
+// counts as loopback only if every address it resolves to is.
+func checkListenAddr(cfg *config) error {
+	if cfg.Auth || cfg.InsecureListenAny {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("--addr %q: %w", cfg.Addr, err)
+	}
+	loopback := host != ""
+	if ip := net.ParseIP(host); ip != nil {
+		loopback = ip.IsLoopback()
+	} else if host != "" {
+		ips, err := net.DefaultResolver.LookupIPAddr(context.Background(), host)
+		loopback = err == nil && len(ips) > 0
+		for _, ip := range ips {
+			loopback = loopback && ip.IP.IsLoopback()
+		}
+	}
+	if loopback {
+		return nil
+	}
+	return fmt.Errorf("refusing to listen on %s without authentication: that address is reachable from other "+
+		"machines, and anyone could read and overwrite every model. Use --auth (with tokens from "+
+		"\"mlgate token create\"), listen on 127.0.0.1, or pass --insecure-listen-any if a proxy or firewall "+
+		"protects this port", cfg.Addr)
+}
+
 // runServe runs the gateway until ctx is cancelled (SIGINT, SIGTERM), then shuts down gracefully:
 // new connections are refused, in-flight transfers finish (up to --shutdown-timeout), then the
 // database closes.
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg, err := serveFlags(args)
 	if err != nil {
+		return err
+	}
+	if err := checkListenAddr(cfg); err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
@@ -87,7 +120,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}()
 
-	gw := gateway.New(gateway.Config{MaxFileSize: cfg.MaxFileSize}, st.store, st.backend, log)
+	if cfg.Auth {
+		if toks, err := st.store.ListTokens(ctx); err == nil && len(toks) == 0 {
+			log.Warn("--auth is on but no token exists: every API request will be refused; " +
+				"stop the server and run mlgate token create")
+		}
+	}
+	gw := gateway.New(gateway.Config{MaxFileSize: cfg.MaxFileSize, Auth: cfg.Auth}, st.store, st.backend, log)
 	srv := &http.Server{
 		Handler:           gw.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -99,7 +138,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log.Info("mlgate listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir,
-		"version", buildVersion(), "max_file_size", cfg.MaxFileSize)
+		"version", buildVersion(), "max_file_size", cfg.MaxFileSize, "auth", cfg.Auth)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -47,8 +47,11 @@
 //	├─ versions_order        u64(modelID) | semverKey | u64(seq) → ∅             highest semver: read backwards
 //	├─ versions_by_candidate u64(candID) | u64(modelID) | u64(seq) → ∅           which versions a run backs
 //	├─ aliases               u64(modelID) | alias → u64(seq)                     MLflow aliases (migration 2)
-//	└─ files                 u64(candID) | path → json(File)                     path order; a directory is a
-//	                                                                             prefix scan of "dir/"
+//	├─ files                 u64(candID) | path → json(File)                     path order; a directory is a
+//	│                                                                            prefix scan of "dir/"
+//	├─ tokens                id → json(Token)                                    API tokens (migration 3);
+//	│                                                                            only the secret's SHA-256
+//	└─ tokens_by_hash        sha256(secret)[32] → id                             unique; authentication
 //
 // Why the indexes exist: models_by_iid serves experiments/get and ListModels; models_by_display and
 // models_by_name serve name lookups from MLflow and the package API; candidates_by_eid serves runs/get;
@@ -56,7 +59,8 @@
 // order; candidates_by_metric orders runs by a metric; metrics_latest is data.metrics of runs/get;
 // versions_by_id serves GitLab's numeric version routes; versions_by_semver serves <model>/<semver>;
 // versions_order gives the highest semver for the default bump; versions_by_candidate answers "which versions
-// does this run back" for safe deletes; aliases resolves registered-models/alias and models:/name@alias.
+// does this run back" for safe deletes; aliases resolves registered-models/alias and models:/name@alias;
+// tokens_by_hash finds the token of a request in one lookup, without the secret ever being stored.
 //
 // # Rules
 //
@@ -97,6 +101,8 @@ var (
 	bucketVersionsByCand     = []byte("versions_by_candidate")
 	bucketFiles              = []byte("files")
 	bucketAliases            = []byte("aliases")
+	bucketTokens             = []byte("tokens")
+	bucketTokensByHash       = []byte("tokens_by_hash")
 )
 
 var keyDBVersion = []byte("db_version")

@@ -25,6 +25,7 @@ type migration struct {
 var migrations = []migration{
 	{version: 1, name: "initial layout", migrate: migrate1, verify: verify1},
 	{version: 2, name: "aliases bucket", migrate: migrate2, verify: verify2},
+	{version: 3, name: "token buckets", migrate: migrate3, verify: verify3},
 }
 
 // knownVersion is the newest db_version this binary understands.
@@ -94,6 +95,35 @@ func verify2(tx *bolt.Tx) error {
 		return fmt.Errorf("bucket v1 missing: %w", ErrCorrupt)
 	}
 	for _, name := range v2Buckets {
+		if root.Bucket([]byte(name)) == nil {
+			return fmt.Errorf("bucket v1/%s missing: %w", name, ErrCorrupt)
+		}
+	}
+	return nil
+}
+
+// v3Buckets is frozen: it is what migration 3 adds to v1.
+var v3Buckets = []string{"tokens", "tokens_by_hash"}
+
+func migrate3(tx *bolt.Tx) error {
+	root := tx.Bucket(bucketRoot)
+	if root == nil {
+		return fmt.Errorf("bucket v1 missing: %w", ErrCorrupt)
+	}
+	for _, name := range v3Buckets {
+		if _, err := root.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func verify3(tx *bolt.Tx) error {
+	root := tx.Bucket(bucketRoot)
+	if root == nil {
+		return fmt.Errorf("bucket v1 missing: %w", ErrCorrupt)
+	}
+	for _, name := range v3Buckets {
 		if root.Bucket([]byte(name)) == nil {
 			return fmt.Errorf("bucket v1/%s missing: %w", name, ErrCorrupt)
 		}

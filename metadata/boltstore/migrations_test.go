@@ -67,6 +67,44 @@ var migrationCases = map[uint64]migrationCase{
 			}))
 		},
 	},
+	3: {
+		// A v2 database with a project and an alias: the migration only adds the two empty token buckets.
+		setup: func(t *testing.T, db *bolt.DB) {
+			must(t, db.Update(func(tx *bolt.Tx) error {
+				root := tx.Bucket(bucketRoot)
+				if err := root.Bucket(bucketProjects).Put(idKey(1), []byte(`{"id":1,"path":"p"}`)); err != nil {
+					return err
+				}
+				return root.Bucket(bucketAliases).Put(idStrKey(1, "champion"), idKey(1))
+			}))
+		},
+		check: func(t *testing.T, db *bolt.DB) {
+			must(t, db.View(func(tx *bolt.Tx) error {
+				root := tx.Bucket(bucketRoot)
+				for _, name := range [][]byte{bucketTokens, bucketTokensByHash} {
+					b := root.Bucket(name)
+					if b == nil {
+						return fmt.Errorf("%s bucket missing", name)
+					}
+					if k, _ := b.Cursor().First(); k != nil {
+						return fmt.Errorf("%s bucket not empty: %x", name, k)
+					}
+				}
+				if got := root.Bucket(bucketProjects).Get(idKey(1)); string(got) != `{"id":1,"path":"p"}` {
+					return fmt.Errorf("project record is now %q", got)
+				}
+				if got := root.Bucket(bucketAliases).Get(idStrKey(1, "champion")); len(got) != 8 || decodeU64(got) != 1 {
+					return fmt.Errorf("alias is now %x", got)
+				}
+				n := 0
+				err := root.ForEachBucket(func([]byte) error { n++; return nil })
+				if want := len(v1Buckets) + len(v2Buckets) + len(v3Buckets); n != want {
+					return fmt.Errorf("v1 holds %d buckets, want %d", n, want)
+				}
+				return err
+			}))
+		},
+	},
 }
 
 func TestEveryMigrationHasACase(t *testing.T) {

@@ -3,6 +3,7 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -40,7 +41,7 @@ func verifyTx(ctx context.Context, tx *bolt.Tx) error {
 		return fmt.Errorf("db_version %d, want %d: %w", ver, knownVersion(), ErrCorrupt)
 	}
 	v := &verifier{tx: tx}
-	for _, check := range []func(){v.projects, v.models, v.candidates, v.runData, v.metricRanks, v.versions, v.aliases, v.files} {
+	for _, check := range []func(){v.projects, v.models, v.candidates, v.runData, v.metricRanks, v.versions, v.aliases, v.files, v.tokens} {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -383,6 +384,33 @@ func (v *verifier) aliases() {
 		}
 		if _, err := getVersion(v.tx, decodeU64(k), int64(decodeU64(val))); err != nil {
 			v.bad("alias %q of model %d → version %d: %v", k[8:], decodeU64(k), decodeU64(val), err)
+		}
+	})
+}
+
+// tokens checks that each token sits under its own id and that tokens_by_hash and the records agree both
+// ways.
+func (v *verifier) tokens() {
+	v.each(bucketTokens, func(k, data []byte) {
+		var t metadata.Token
+		if !v.decode(bucketTokens, k, data, &t) {
+			return
+		}
+		owner := fmt.Sprintf("token %q", t.ID)
+		if t.ID != string(k) {
+			v.bad("%s: stored under key %q", owner, k)
+		}
+		hash, err := decodeTokenHash(t.SecretHash)
+		if err != nil {
+			v.bad("%s: %v", owner, err)
+			return
+		}
+		v.expect(bucketTokensByHash, hash, k, owner)
+	})
+	v.each(bucketTokensByHash, func(k, val []byte) {
+		t, err := getToken(v.tx, string(val))
+		if err != nil || t.SecretHash != hex.EncodeToString(k) {
+			v.bad("tokens_by_hash %x → %q: no such token (%v)", k, val, err)
 		}
 	})
 }

@@ -54,6 +54,10 @@ func TestVerifyDetectsBrokenIndexes(t *testing.T) {
 	p, m1, m2, c1, c2 := uint64(pop.p.ID), pop.m1.ID, pop.m2.ID, pop.c1.ID, pop.c2.ID
 	lossOf := func(step int64, v float64) latestMetric { return latestMetric{key: "loss", step: step, value: v} }
 	sv1, _ := parseSemver(pop.v1.Semver)
+	tok := &metadata.Token{ID: "tok1", ProjectPath: "p", Scope: metadata.ScopeRead, SecretHash: strings.Repeat("ab", 32)}
+	must(t, s.CreateToken(t.Context(), tok))
+	must(t, s.Verify(t.Context()))
+	tokHash, _ := decodeTokenHash(tok.SecretHash)
 
 	del := func(b []byte, k []byte) func(*bolt.Tx) error {
 		return func(tx *bolt.Tx) error { return bk(tx, b).Delete(k) }
@@ -85,6 +89,9 @@ func TestVerifyDetectsBrokenIndexes(t *testing.T) {
 		{"stray candidate→version entry", put(bucketVersionsByCand, versionByCandidateKey(c2, m1, 1), nil), "versions_by_candidate"},
 		{"version without id index", del(bucketVersionsByID, pairKey(p, 1)), "no versions_by_id entry"},
 		{"alias to no version", put(bucketAliases, idStrKey(m1, "champion"), idKey(99)), "alias"},
+		{"token without hash index", del(bucketTokensByHash, tokHash), "no tokens_by_hash entry"},
+		{"hash index to nowhere", put(bucketTokensByHash, make([]byte, 32), []byte("ghost")), "tokens_by_hash"},
+		{"undecodable token", put(bucketTokens, []byte("tok1"), []byte("{")), "tokens"},
 		{"malformed alias value", put(bucketAliases, idStrKey(m1, "x"), []byte{1}), "aliases"},
 		{"missing aliases bucket", func(tx *bolt.Tx) error { return tx.Bucket(bucketRoot).DeleteBucket(bucketAliases) }, "v1/aliases missing"},
 		{"counter behind", put(bucketCounters, projectCounterKey(pop.p.ID, counterModel), idKey(1)), "counter"},

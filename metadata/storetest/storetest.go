@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"Aliases", aliasTests},
 		{"Files", fileTests},
 		{"Paging", pagingTests},
+		{"Tokens", tokenTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
