@@ -453,8 +453,11 @@ func (s *Server) createRegisteredModel(ctx context.Context, req *mlflowRequest) 
 	if err := registryCheckName("name", in.Name); err != nil {
 		return nil, err
 	}
-	if err := registryCheckTags(in.Tags); err != nil {
-		return nil, err
+	for _, t := range in.Tags {
+		// A registered model is an experiment: its tags follow the same rules (mlgate.semver_bump allowed).
+		if err := experimentsValidateTag(t.Key, t.Value); err != nil {
+			return nil, err
+		}
 	}
 	exists := registryErrorf(metadata.ErrExists, "Registered Model (name=%s) already exists.", in.Name)
 	m, err := s.modelByName(ctx, req, in.Name)
@@ -874,7 +877,7 @@ func (s *Server) setRegisteredModelTag(ctx context.Context, req *mlflowRequest) 
 		return nil, err
 	}
 	tag := metadata.Tag{Key: in.Key, Value: in.Value}
-	if err := registryCheckTag(tag); err != nil {
+	if err := experimentsValidateTag(tag.Key, tag.Value); err != nil {
 		return nil, err
 	}
 	m, err := s.registryModel(ctx, req, in.Name)
@@ -1076,11 +1079,49 @@ func registryChooseSemver(tags []metadata.Tag) (string, error) {
 	return semver, nil
 }
 
+// registryBumpedSemver applies the model's tag mlgate.semver_bump (major or patch) to its highest
+// version. "" means the store's default, the next minor, which is also what "minor" asks for.
+func (s *Server) registryBumpedSemver(ctx context.Context, m *metadata.Model) (string, error) {
+	part := ""
+	for _, t := range m.Tags {
+		if t.Key == experimentsSemverBumpTag {
+			part = t.Value
+		}
+	}
+	if part == "" || part == pkgtypes.BumpMinor {
+		return "", nil
+	}
+	highest := ""
+	page := metadata.Page{Limit: 1000}
+	for {
+		vs, next, err := s.store.ListVersions(ctx, m.ID, page)
+		if err != nil {
+			return "", fmt.Errorf("versions of %q: %w", m.DisplayName, err)
+		}
+		for _, v := range vs {
+			if highest == "" || pkgtypes.CompareSemver(v.Semver, highest) > 0 {
+				highest = v.Semver
+			}
+		}
+		if next == "" {
+			break
+		}
+		page.Token = next
+	}
+	semver := pkgtypes.NextVersion(highest, part)
+	if semver == "" {
+		return "", registryErrorf(ErrBadRequest, "Cannot bump %s of version %s (tag %s): set tag %s on the version",
+			part, highest, experimentsSemverBumpTag, registryVersionTag)
+	}
+	return semver, nil
+}
+
 // createModelVersion promotes a run (candidate) into a version of the named model, copying no bytes: the
 // version points at the candidate and a directory inside its files. The run may belong to another model
 // of the project. The model must exist (404 RESOURCE_DOES_NOT_EXIST otherwise, as in MLflow, which wants
 // registered-models/create first); an experiment that is not yet in the registry is adopted.
-// The semver comes from the tag mlgate.version or gitlab.version, else is the next minor.
+// The semver comes from the tag mlgate.version or gitlab.version, else from the model's tag
+// mlgate.semver_bump (major, minor or patch) applied to its highest version, else is the next minor.
 // INVALID_PARAMETER_VALUE for a source that names no run mlgate stores, a bad semver or tag;
 // RESOURCE_ALREADY_EXISTS when the semver is taken; RESOURCE_DOES_NOT_EXIST for an unknown run.
 func (s *Server) createModelVersion(ctx context.Context, req *mlflowRequest) (any, error) {
@@ -1117,6 +1158,11 @@ func (s *Server) createModelVersion(ctx context.Context, req *mlflowRequest) (an
 	}
 	if m.Lifecycle == metadata.Deleted {
 		return nil, registryErrorf(ErrBadRequest, "Experiment '%s' is deleted: restore it before registering versions", in.Name)
+	}
+	if semver == "" {
+		if semver, err = s.registryBumpedSemver(ctx, m); err != nil {
+			return nil, err
+		}
 	}
 
 	var cand *metadata.Candidate

@@ -533,3 +533,38 @@ func TestMLflowRegistryBadInput(t *testing.T) {
 	f.ok(http.MethodDelete, "registered-models/alias", `{"name": "m", "alias": "never-set"}`, nil)
 	f.ok(http.MethodDelete, "registered-models/delete-tag", `{"name": "m", "key": "never-set"}`, nil)
 }
+
+func TestRegistrySemverBumpTag(t *testing.T) {
+	env := newTestEnv(t, Config{})
+	base := env.srv.URL
+	wantStatus(t, env.mlflowPost(base, "registered-models/create", `{"name": "bumpy", "tags": [{"key": "mlgate.semver_bump", "value": "major"}]}`), http.StatusOK)
+	r := env.mlflowPost(base, "runs/create", `{"experiment_id": "1"}`)
+	wantStatus(t, r, http.StatusOK)
+	var run struct{ Run runJSON }
+	r.json(t, &run)
+	semvers := []string{}
+	for range 2 {
+		r = env.mlflowPost(base, "model-versions/create", `{"name": "bumpy", "source": "runs:/`+run.Run.Info.RunID+`", "run_id": "`+run.Run.Info.RunID+`"}`)
+		wantStatus(t, r, http.StatusOK)
+		var mv struct {
+			ModelVersion struct{ Tags []metadata.Tag } `json:"model_version"`
+		}
+		r.json(t, &mv)
+		for _, tag := range mv.ModelVersion.Tags {
+			if tag.Key == "mlgate.semver" {
+				semvers = append(semvers, tag.Value)
+			}
+		}
+	}
+	if fmt.Sprint(semvers) != "[1.0.0 2.0.0]" {
+		t.Fatalf("semvers with bump=major: %v", semvers)
+	}
+	wantStatus(t, env.mlflowPost(base, "registered-models/set-tag", `{"name": "bumpy", "key": "mlgate.semver_bump", "value": "patch"}`), http.StatusOK)
+	r = env.mlflowPost(base, "model-versions/create", `{"name": "bumpy", "source": "runs:/`+run.Run.Info.RunID+`", "run_id": "`+run.Run.Info.RunID+`"}`)
+	wantStatus(t, r, http.StatusOK)
+	if !strings.Contains(string(r.body), `"2.0.1"`) {
+		t.Fatalf("bump=patch after 2.0.0: %s", r.body)
+	}
+	r = env.mlflowPost(base, "registered-models/set-tag", `{"name": "bumpy", "key": "mlgate.semver_bump", "value": "huge"}`)
+	wantStatus(t, r, http.StatusBadRequest)
+}

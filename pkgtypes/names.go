@@ -298,3 +298,45 @@ func NextMinor(highest string) string {
 	}
 	return ""
 }
+
+// Bump parts accepted by NextVersion.
+const (
+	BumpMajor = "major"
+	BumpMinor = "minor"
+	BumpPatch = "patch"
+)
+
+// NextVersion returns the version to assign after highest when bumping part (BumpMajor, BumpMinor or
+// BumpPatch): "" gives "1.0.0"; "1.2.3" gives "2.0.0", "1.3.0" or "1.2.4". A prerelease bumps like its
+// release for minor and major, and patch-bumps to its own release ("1.2.3-rc.1" → "1.2.3"), the next
+// release after it. The result always orders after highest; "" means no greater version exists, highest
+// is not a valid semver, or part is unknown.
+func NextVersion(highest, part string) string {
+	if part == BumpMinor {
+		return NextMinor(highest)
+	}
+	if highest == "" {
+		if part == BumpMajor || part == BumpPatch {
+			return "1.0.0"
+		}
+		return ""
+	}
+	v, hint := parseSemver(highest)
+	if hint != "" {
+		return ""
+	}
+	switch part {
+	case BumpMajor:
+		if v.major < math.MaxUint64 {
+			return fmt.Sprintf("%d.0.0", v.major+1)
+		}
+	case BumpPatch:
+		if v.pre != nil {
+			return fmt.Sprintf("%d.%d.%d", v.major, v.minor, v.patch)
+		}
+		if v.patch < math.MaxUint64 {
+			return fmt.Sprintf("%d.%d.%d", v.major, v.minor, v.patch+1)
+		}
+	}
+	return ""
+}

@@ -304,3 +304,28 @@ func TestNextMinor(t *testing.T) {
 		}
 	}
 }
+
+func TestNextVersion(t *testing.T) {
+	for _, c := range []struct{ highest, part, want string }{
+		{"", BumpMajor, "1.0.0"},
+		{"", BumpPatch, "1.0.0"},
+		{"", BumpMinor, "1.0.0"},
+		{"1.2.3", BumpMajor, "2.0.0"},
+		{"1.2.3", BumpMinor, "1.3.0"},
+		{"1.2.3", BumpPatch, "1.2.4"},
+		{"1.2.3-rc.1", BumpPatch, "1.2.3"},
+		{"1.2.3-rc.1", BumpMajor, "2.0.0"},
+		{"1.2.3+build", BumpPatch, "1.2.4"},
+		{"1.2.3", "huge", ""},
+		{"", "huge", ""},
+		{"v1", BumpPatch, ""},
+	} {
+		got := NextVersion(c.highest, c.part)
+		if got != c.want {
+			t.Errorf("NextVersion(%q, %q) = %q, want %q", c.highest, c.part, got, c.want)
+		}
+		if got != "" && c.highest != "" && CompareSemver(got, c.highest) <= 0 {
+			t.Errorf("NextVersion(%q, %q) = %q does not order after it", c.highest, c.part, got)
+		}
+	}
+}
