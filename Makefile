@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run test bench fuzz vet lint clean
+.PHONY: build run test bench fuzz vet lint clean screenshots
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/mlgate ./cmd/mlgate
@@ -24,6 +24,12 @@ vet:
 # Throughput of the gateway against a same-run baseline, and its peak RSS, at 1 GiB and 4 GiB.
 bench: build
 	$(GO) run ./cmd/mlgate-bench -mlgate bin/mlgate -sizes $(or $(SIZES),1GiB,4GiB) -candidates $(or $(CANDIDATES),100000)
+	$(GO) test -run '^$$' -bench BenchmarkModelPage -benchtime 20x ./gateway/
+
+# Regenerates the README's screenshots with headless Chromium against a real mlgate.
+screenshots:
+	./.ci/install-chromium.sh
+	MLGATE_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestUIInBrowser$$' -v ./cmd/mlgate/
 
 # A short fuzzing pass over every fuzz target (the seed corpora already run in `make test`).
 fuzz:

@@ -23,8 +23,45 @@ import (
 // blob keys, the order of writes, replacement and idempotent re-uploads.
 type artifactService struct {
 	store   metadata.Store
-	backend backends.Backend
+	current func() Storage // the Storage of code running outside a request (pinStorage sets the request's)
 	log     *slog.Logger
+}
+
+// storage returns the Storage pinned for the request of ctx, else the current one.
+func (a *artifactService) storage(ctx context.Context) Storage {
+	if st, ok := ctx.Value(storageCtxKey{}).(Storage); ok {
+		return st
+	}
+	return a.current()
+}
+
+// route picks the backend a new file of a candidate is stored on: Storage.ForUpload with the candidate's
+// project path and model slug. Errors are the store's (ErrNotFound for a candidate deleted meanwhile).
+func (a *artifactService) route(ctx context.Context, candidateID uint64) (string, backends.Backend, error) {
+	c, err := a.store.Candidate(ctx, metadata.CandidateRef{ID: candidateID})
+	if err != nil {
+		return "", nil, err
+	}
+	m, err := a.store.Model(ctx, metadata.ModelRef{ID: c.ModelID})
+	if err != nil {
+		return "", nil, err
+	}
+	p, err := a.store.Project(ctx, metadata.ProjectRef{ID: m.Project})
+	if err != nil {
+		return "", nil, err
+	}
+	name, b := a.storage(ctx).ForUpload(p.Path, m.Name)
+	return name, b, nil
+}
+
+// backendOf returns the backend holding f: the one its row records, whatever the routes say now.
+// An unknown backend is an error wrapping backends.ErrUnavailable.
+func (a *artifactService) backendOf(ctx context.Context, f *metadata.File) (backends.Backend, error) {
+	b, err := fileBackend(a.storage(ctx), f)
+	if err != nil {
+		return nil, fmt.Errorf("file %q: %w", f.Path, err)
+	}
+	return b, nil
 }
 
 // upload is one incoming file.
@@ -50,21 +87,26 @@ func blobKey(candidateID uint64) string {
 // same path. Identical bytes at the same path change nothing. On any failure nothing becomes visible
 // and the new blob is removed. Errors: backends.ErrChecksum and ErrSizeMismatch for a body that does not
 // match what the client declared, ErrTooLarge from the body, backends.ErrUnavailable, and
-// metadata.ErrConflict for a file/directory clash.
+// metadata.ErrConflict for a file/directory clash. The file goes to the backend Storage.ForUpload picks,
+// and its row records that backend.
 func (a *artifactService) Store(ctx context.Context, u upload) (*metadata.File, error) {
+	name, backend, err := a.route(ctx, u.candidateID)
+	if err != nil {
+		return nil, err
+	}
 	key := blobKey(u.candidateID)
-	info, err := a.backend.Put(ctx, key, u.body, u.size, backends.PutOptions{ContentType: u.contentType, SHA256: u.sha256})
+	info, err := backend.Put(ctx, key, u.body, u.size, backends.PutOptions{ContentType: u.contentType, SHA256: u.sha256})
 	if err != nil {
 		return nil, err
 	}
 	if info.SHA256 == "" {
 		// Checked always fills it; an unwrapped backend is a wiring bug we must not paper over.
-		a.discardBlob(key)
+		a.discardBlob(backend, key)
 		return nil, fmt.Errorf("backend returned no sha256 for %s", key)
 	}
 	if existing, err := a.store.File(ctx, u.candidateID, u.path); err == nil &&
 		existing.SHA256 == info.SHA256 && existing.Size == info.Size {
-		a.discardBlob(key)
+		a.discardBlob(backend, key)
 		return existing, nil
 	}
 	f := &metadata.File{
@@ -74,24 +116,36 @@ func (a *artifactService) Store(ctx context.Context, u upload) (*metadata.File, 
 		SHA256:      info.SHA256,
 		ContentType: u.contentType,
 		BlobKey:     key,
+		Backend:     name,
 	}
 	replaced, err := a.store.CommitFile(ctx, f, true)
 	if err != nil {
-		a.discardBlob(key)
+		a.discardBlob(backend, key)
 		return nil, err
 	}
-	if replaced != nil {
-		a.discardBlob(replaced.BlobKey)
-	}
+	a.discardReplaced(ctx, replaced)
 	return f, nil
+}
+
+// discardReplaced deletes the blob of a row that a commit replaced (nil: none), on that row's backend.
+func (a *artifactService) discardReplaced(ctx context.Context, replaced *metadata.File) {
+	if replaced == nil {
+		return
+	}
+	b, err := a.backendOf(ctx, replaced)
+	if err != nil {
+		a.log.Warn("could not delete a replaced blob; fsck --repair on its backend will", "key", replaced.BlobKey, "err", err)
+		return
+	}
+	a.discardBlob(b, replaced.BlobKey)
 }
 
 // discardBlob deletes a blob that no metadata row references. It runs on a fresh context because the
 // request's may already be cancelled; a failure only leaves an orphan that fsck finds and removes.
-func (a *artifactService) discardBlob(key string) {
+func (a *artifactService) discardBlob(b backends.Backend, key string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := a.backend.Delete(ctx, key); err != nil && !errors.Is(err, backends.ErrNotFound) {
+	if err := b.Delete(ctx, key); err != nil && !errors.Is(err, backends.ErrNotFound) {
 		a.log.Warn("could not delete unreferenced blob; fsck --repair will", "key", key, "err", err)
 	}
 }
@@ -108,11 +162,16 @@ func (a *artifactService) Serve(w http.ResponseWriter, r *http.Request, f *metad
 	h.Set("Content-Type", contentTypeOf(f))
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(f.Path)}))
 	h.Set("X-Content-Type-Options", "nosniff")
-	if isPlainRead(r) {
-		a.serveWhole(w, r, f, fail)
+	backend, err := a.backendOf(r.Context(), f)
+	if err != nil {
+		fail(w, r, a.log, err)
 		return
 	}
-	body := backends.NewReadSeeker(r.Context(), a.backend, f.BlobKey, f.Size)
+	if isPlainRead(r) {
+		a.serveWhole(w, r, backend, f, fail)
+		return
+	}
+	body := backends.NewReadSeeker(r.Context(), backend, f.BlobKey, f.Size)
 	defer body.Close()
 	http.ServeContent(w, r, "", f.CreatedAt, body)
 }
@@ -135,7 +194,7 @@ func isPlainRead(r *http.Request) bool {
 // hides the blob reader behind an io.LimitedReader, it hands the reader to io.Copy directly, so a
 // localfs blob goes out through sendfile and a remote blob through large copies. This is what keeps a
 // multi-GiB download at disk and network speed.
-func (a *artifactService) serveWhole(w http.ResponseWriter, r *http.Request, f *metadata.File, fail errorWriter) {
+func (a *artifactService) serveWhole(w http.ResponseWriter, r *http.Request, backend backends.Backend, f *metadata.File, fail errorWriter) {
 	h := w.Header()
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Last-Modified", f.CreatedAt.UTC().Format(http.TimeFormat))
@@ -144,7 +203,7 @@ func (a *artifactService) serveWhole(w http.ResponseWriter, r *http.Request, f *
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	rc, _, err := a.backend.Get(r.Context(), f.BlobKey, backends.All)
+	rc, _, err := backend.Get(r.Context(), f.BlobKey, backends.All)
 	if err != nil {
 		h.Del("Content-Length")
 		fail(w, r, a.log, err)
@@ -160,13 +219,14 @@ func (a *artifactService) serveWhole(w http.ResponseWriter, r *http.Request, f *
 	}
 }
 
-// Delete removes a file row, then its blob.
+// Delete removes a file row, then its blob from the backend the row records. A row whose backend is no
+// longer configured is still deleted (the user asked for it gone); its blob stays for fsck to find.
 func (a *artifactService) Delete(ctx context.Context, candidateID uint64, filePath string) error {
 	f, err := a.store.DeleteFile(ctx, candidateID, filePath)
 	if err != nil {
 		return err
 	}
-	a.discardBlob(f.BlobKey)
+	a.discardReplaced(ctx, f)
 	return nil
 }
 

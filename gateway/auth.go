@@ -98,7 +98,8 @@ const authRealm = `Basic realm="mlgate"`
 func (s *Server) withAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.EscapedPath()
-		if path == "/health" {
+		// The UI authenticates itself (a session cookie, a login page that must be reachable without one).
+		if path == "/health" || isUIPath(path) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -430,6 +430,7 @@ type mpuToken struct {
 	Path      string `json:"f"`
 	Key       string `json:"k"` // blob key the upload completes into
 	Upload    string `json:"u"` // backend upload id
+	Backend   string `json:"b"` // name of the backend the upload runs on (Storage.Get)
 	Parts     int    `json:"n"` // part URLs issued: 1..Parts
 }
 
@@ -551,7 +552,10 @@ func (q *artifactRequest) mpuCreate(tail string) error {
 		return err
 	}
 	ctx := q.r.Context()
-	backend := q.s.artifacts.backend
+	backendName, backend, err := q.s.artifacts.route(ctx, ra.candidate.ID)
+	if err != nil {
+		return err
+	}
 	maxParts := 10000 // S3's, when the backend does not say
 	if d, err := backend.Describe(ctx); err == nil && d.MaxParts > 0 {
 		maxParts = d.MaxParts
@@ -566,7 +570,7 @@ func (q *artifactRequest) mpuCreate(tail string) error {
 	}
 	token := sealMPUToken(mpuToken{
 		Project: ra.project.ID, Candidate: ra.candidate.ID, Path: filePath,
-		Key: key, Upload: uploadID, Parts: int(in.NumParts.V),
+		Key: key, Upload: uploadID, Parts: int(in.NumParts.V), Backend: backendName,
 	})
 	// The part route is under the same prefix (and so the same project) as this request.
 	base := requestOrigin(q.r) + strings.TrimSuffix(q.r.URL.Path, q.rest) + "/mpu/part/" + token + "/"
@@ -622,7 +626,11 @@ func (q *artifactRequest) mpuPart(tail string) error {
 	if r.ContentLength > q.s.cfg.MaxFileSize {
 		return fmt.Errorf("%w: part of %d bytes exceeds the file limit of %d bytes", ErrTooLarge, r.ContentLength, q.s.cfg.MaxFileSize)
 	}
-	part, err := q.s.artifacts.backend.PutPart(r.Context(), t.Key, t.Upload, n, clientErrors{r.Body}, r.ContentLength)
+	backend, err := q.s.artifacts.storage(r.Context()).Get(t.Backend)
+	if err != nil {
+		return err
+	}
+	part, err := backend.PutPart(r.Context(), t.Key, t.Upload, n, clientErrors{r.Body}, r.ContentLength)
 	if err != nil {
 		return err
 	}
@@ -694,7 +702,11 @@ func (q *artifactRequest) mpuComplete(tail string) error {
 		}
 	}
 	ctx := q.r.Context()
-	info, err := q.s.artifacts.backend.CompleteMultipart(ctx, t.Key, t.Upload, parts)
+	backend, err := q.s.artifacts.storage(ctx).Get(t.Backend)
+	if err != nil {
+		return err
+	}
+	info, err := backend.CompleteMultipart(ctx, t.Key, t.Upload, parts)
 	if errors.Is(err, backends.ErrUploadNotFound) {
 		if f, ferr := q.s.store.File(ctx, ra.candidate.ID, t.Path); ferr == nil && f.BlobKey == t.Key {
 			writeJSON(q.w, http.StatusOK, struct{}{}) // a retry of a complete that went through
@@ -706,10 +718,10 @@ func (q *artifactRequest) mpuComplete(tail string) error {
 		return err
 	}
 	if info.Size > q.s.cfg.MaxFileSize {
-		q.s.artifacts.discardBlob(t.Key)
+		q.s.artifacts.discardBlob(backend, t.Key)
 		return fmt.Errorf("%w: %d bytes exceeds the limit of %d bytes", ErrTooLarge, info.Size, q.s.cfg.MaxFileSize)
 	}
-	if _, err := q.s.artifacts.commitMultipart(ctx, ra.candidate.ID, t.Path, t.Key, info); err != nil {
+	if _, err := q.s.artifacts.commitMultipart(ctx, ra.candidate.ID, t.Path, t.Backend, t.Key, info); err != nil {
 		return err
 	}
 	writeJSON(q.w, http.StatusOK, struct{}{})
@@ -730,7 +742,11 @@ func (q *artifactRequest) mpuAbort(tail string) error {
 	if err != nil {
 		return err
 	}
-	if err := q.s.artifacts.backend.AbortMultipart(q.r.Context(), t.Key, t.Upload); err != nil && !errors.Is(err, backends.ErrUploadNotFound) {
+	backend, err := q.s.artifacts.storage(q.r.Context()).Get(t.Backend)
+	if err != nil {
+		return err
+	}
+	if err := backend.AbortMultipart(q.r.Context(), t.Key, t.Upload); err != nil && !errors.Is(err, backends.ErrUploadNotFound) {
 		return err
 	}
 	writeJSON(q.w, http.StatusOK, struct{}{})
@@ -740,19 +756,24 @@ func (q *artifactRequest) mpuAbort(tail string) error {
 // commitMultipart records a completed multipart blob as the file at path with Store's semantics: the
 // blob is already in place under key, identical bytes at the path keep the existing row (and drop the
 // new blob), otherwise the row is replaced and the replaced blob deleted. On failure the new blob is
-// deleted, so nothing becomes visible. Errors: metadata.ErrConflict for a file/directory clash.
-func (a *artifactService) commitMultipart(ctx context.Context, candidateID uint64, path, key string, info backends.Info) (*metadata.File, error) {
+// deleted, so nothing becomes visible. Errors: metadata.ErrConflict for a file/directory clash;
+// backends.ErrUnavailable when backendName is no longer configured.
+func (a *artifactService) commitMultipart(ctx context.Context, candidateID uint64, path, backendName, key string, info backends.Info) (*metadata.File, error) {
+	backend, err := a.storage(ctx).Get(backendName)
+	if err != nil {
+		return nil, err
+	}
 	sum := info.SHA256
 	if sum == "" {
 		// Backends that do not hash on complete (S3) leave it to us: one read of the blob.
 		var err error
-		if sum, err = a.hashBlob(ctx, key); err != nil {
-			a.discardBlob(key)
+		if sum, err = a.hashBlob(ctx, backend, key); err != nil {
+			a.discardBlob(backend, key)
 			return nil, err
 		}
 	}
 	if existing, err := a.store.File(ctx, candidateID, path); err == nil && existing.SHA256 == sum && existing.Size == info.Size {
-		a.discardBlob(key)
+		a.discardBlob(backend, key)
 		return existing, nil
 	}
 	f := &metadata.File{
@@ -762,21 +783,20 @@ func (a *artifactService) commitMultipart(ctx context.Context, candidateID uint6
 		SHA256:      sum,
 		ContentType: cleanContentType("", path),
 		BlobKey:     key,
+		Backend:     backendName,
 	}
 	replaced, err := a.store.CommitFile(ctx, f, true)
 	if err != nil {
-		a.discardBlob(key)
+		a.discardBlob(backend, key)
 		return nil, err
 	}
-	if replaced != nil {
-		a.discardBlob(replaced.BlobKey)
-	}
+	a.discardReplaced(ctx, replaced)
 	return f, nil
 }
 
 // hashBlob reads a blob once and returns its sha256.
-func (a *artifactService) hashBlob(ctx context.Context, key string) (string, error) {
-	rc, _, err := a.backend.Get(ctx, key, backends.All)
+func (a *artifactService) hashBlob(ctx context.Context, backend backends.Backend, key string) (string, error) {
+	rc, _, err := backend.Get(ctx, key, backends.All)
 	if err != nil {
 		return "", err
 	}

@@ -6,6 +6,7 @@ package gateway
 import (
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/mlgate/mlgate/backends"
@@ -30,11 +31,21 @@ type Server struct {
 	artifacts *artifactService
 	log       *slog.Logger
 	handler   http.Handler
+	storage   atomic.Pointer[storageGen] // see SwapStorage
 }
 
-// New builds a Server. backend must already be wrapped with backends.Checked: the gateway relies on it
-// to hash uploads and validate keys.
+// SingleBackendName is the name New records on files of its one backend.
+const SingleBackendName = "default"
+
+// New builds a Server whose files all go to one backend, recorded as SingleBackendName. backend must
+// already be wrapped with backends.Checked: the gateway relies on it to hash uploads and validate keys.
 func New(cfg Config, store metadata.Store, backend backends.Backend, log *slog.Logger) *Server {
+	return NewWithStorage(cfg, store, SingleStorage(SingleBackendName, backend), log)
+}
+
+// NewWithStorage builds a Server that stores files where st routes them. Every backend of st must be
+// wrapped with backends.Checked. SwapStorage replaces st later (on a config reload).
+func NewWithStorage(cfg Config, store metadata.Store, st Storage, log *slog.Logger) *Server {
 	if cfg.MaxFileSize <= 0 {
 		cfg.MaxFileSize = DefaultMaxFileSize
 	}
@@ -42,12 +53,13 @@ func New(cfg Config, store metadata.Store, backend backends.Backend, log *slog.L
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:       cfg,
-		store:     store,
-		artifacts: &artifactService{store: store, backend: backend, log: log},
-		log:       log,
+		cfg:   cfg,
+		store: store,
+		log:   log,
 	}
-	h := escapedRouting(s.routes())
+	s.storage.Store(newStorageGen(st))
+	s.artifacts = &artifactService{store: store, current: s.CurrentStorage, log: log}
+	h := s.pinStorage(escapedRouting(s.routes()))
 	if cfg.Auth {
 		h = s.withAuth(h)
 	}
@@ -95,6 +107,7 @@ func (s *Server) routes() *httprouter.Router {
 		r.Handle(m, "/api/2.0/mlflow-artifacts/*rest", s.mlflowArtifacts(DefaultMLflowProject))
 		r.Handle(m, "/api/v4/projects/:project/ml/mlflow/api/2.0/mlflow-artifacts/*rest", s.mlflowArtifacts(""))
 	}
+	s.uiRoutes(r)
 	return r
 }
 

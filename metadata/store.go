@@ -160,6 +160,11 @@ type Store interface {
 	ListFiles(ctx context.Context, candidateID uint64, prefix string, p Page) ([]*File, string, error)
 	// DeleteFile removes a file row and returns it, or ErrNotFound.
 	DeleteFile(ctx context.Context, candidateID uint64, path string) (*File, error)
+	// SwitchFileBackend moves a row to another blob in one transaction: it sets Backend to newBackend and
+	// BlobKey to newKey, provided the row still has BlobKey expectOldKey (a compare-and-swap, so a file
+	// replaced or deleted meanwhile is never pointed at a stale copy). ErrConflict if the row's key
+	// changed; ErrNotFound if the row is gone; ErrInvalid for a bad path or an empty newKey.
+	SwitchFileBackend(ctx context.Context, candidateID uint64, path, expectOldKey, newBackend, newKey string) error
 	// ForEachFile calls fn for every file row of every candidate, in (candidate, path) order.
 	// It reads in batches so that no transaction stays open while fn runs. fn's error stops the walk.
 	ForEachFile(ctx context.Context, fn func(*File) error) error

@@ -30,6 +30,47 @@ type config struct {
 	Auth bool
 	// InsecureListenAny allows a non-loopback address without Auth.
 	InsecureListenAny bool
+	// ConfigFile is the YAML file of --config ("" = embedded defaults); file is its content.
+	ConfigFile string
+	file       *fileConfig
+}
+
+// addConfigFlag registers --config, shared by every command that opens backends.
+func addConfigFlag(fs *flag.FlagSet, c *config) {
+	fs.StringVar(&c.ConfigFile, "config", envOr("MLGATE_CONFIG", ""),
+		"YAML config file declaring backends and routes (MLGATE_CONFIG); see mlgate.example.yaml")
+}
+
+// loadFile reads c.ConfigFile, if any, and fills the basics that no flag in explicit and no MLGATE_*
+// variable set.
+func (c *config) loadFile(explicit map[string]bool) error {
+	if c.ConfigFile == "" {
+		return nil
+	}
+	fc, err := readFileConfig(c.ConfigFile, backendTypes())
+	if err != nil {
+		return err
+	}
+	c.file = fc
+	return c.applyFile(fc, explicit)
+}
+
+// explicitFlags returns the names of the flags given on the command line.
+func explicitFlags(fs *flag.FlagSet) map[string]bool {
+	m := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { m[f.Name] = true })
+	return m
+}
+
+// backendSpecs returns the configured backends and the default's name.
+func (c *config) backendSpecs() ([]backendSpec, string) { return c.file.backendSpecs(c) }
+
+// routes returns the configured routes.
+func (c *config) routes() []gateway.Route {
+	if c.file == nil {
+		return nil
+	}
+	return c.file.routes()
 }
 
 // dbPath and blobRoot are where the embedded defaults keep metadata and blobs inside the data dir.
@@ -129,6 +170,7 @@ func serveFlags(args []string) (*config, error) {
 		"require a token (see mlgate token create) on every API route (MLGATE_AUTH=1)")
 	fs.BoolVar(&c.InsecureListenAny, "insecure-listen-any", false,
 		"allow listening on a non-loopback address without --auth")
+	addConfigFlag(fs, c)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -136,5 +178,8 @@ func serveFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
 	c.MaxFileSize = int64(size)
+	if err := c.loadFile(explicitFlags(fs)); err != nil {
+		return nil, err
+	}
 	return c, nil
 }

@@ -1,5 +1,6 @@
 // Command mlgate is the one mlgate binary: `mlgate serve` runs the gateway, `mlgate fsck` checks
-// metadata against blob storage, `mlgate token` manages API tokens, `mlgate version` prints the build.
+// metadata against blob storage, `mlgate token` manages API tokens, `mlgate backends` lists, checks and
+// migrates storage backends, `mlgate version` prints the build.
 package main
 
 import (
@@ -29,6 +30,7 @@ commands:
   serve     run the gateway (default)
   fsck      check metadata against blob storage; --repair removes unreferenced blobs
   token     create, list and revoke API tokens (for serve --auth)
+  backends  list, check and migrate between storage backends (see --config)
   version   print the version
 
 Run "mlgate <command> -h" for the flags of a command.
@@ -52,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	case "token":
 		err = runToken(ctx, args, stdout, stderr)
+	case "backends":
+		err = runBackends(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "mlgate", buildVersion())
 		return 0

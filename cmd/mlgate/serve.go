@@ -9,43 +9,44 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
-	"github.com/mlgate/mlgate/backends"
-	"github.com/mlgate/mlgate/backends/localfs"
 	"github.com/mlgate/mlgate/gateway"
 	"github.com/mlgate/mlgate/metadata/boltstore"
 )
 
-// storage is the opened metadata store and blob backend of a data dir, wired the same way for serve and
-// fsck.
+// storage is the opened metadata store and blob backends of a data dir, wired the same way for serve,
+// fsck and the backends commands.
 type storage struct {
-	store   *boltstore.Store
-	local   *localfs.Backend // the raw backend, for its staging sweep
-	backend backends.Backend // local wrapped in backends.Checked: what everything else uses
+	store *boltstore.Store
+	set   *backendSet // the configured backends; serve swaps it on SIGHUP
 }
 
-// openStorage opens the embedded defaults under cfg.DataDir: bbolt metadata and a localfs blob root.
-// It fails fast, with a clear message, when another mlgate holds the database.
-func openStorage(cfg *config, log *slog.Logger) (*storage, error) {
+// openStorage opens the metadata under cfg.DataDir and the configured backends (the embedded default:
+// localfs at <data-dir>/blobs, named "local"). It fails fast, with a clear message, when another mlgate
+// holds the database, and when a backend cannot be opened.
+func openStorage(ctx context.Context, cfg *config, log *slog.Logger) (*storage, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	local, err := localfs.New(cfg.blobRoot())
-	if err != nil {
-		return nil, fmt.Errorf("blob storage: %w", err)
-	}
 	store, err := boltstore.Open(cfg.dbPath(), boltstore.WithLogger(log), boltstore.WithTimeout(2*time.Second))
 	if err != nil {
-		_ = local.Close()
 		return nil, fmt.Errorf("metadata %s: %w", cfg.dbPath(), err)
 	}
-	return &storage{store: store, local: local, backend: backends.Checked("localfs", local)}, nil
+	specs, def := cfg.backendSpecs()
+	set, err := openBackendSet(ctx, specs, def, cfg.routes(), nil, log)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	return &storage{store: store, set: set}, nil
 }
 
 // Close closes metadata first (so a later open sees a consistent file), then blobs.
 func (s *storage) Close() error {
-	return errors.Join(s.store.Close(), s.backend.Close())
+	return errors.Join(s.store.Close(), s.set.release())
 }
 
 // newLogger builds the structured logger serve writes to stderr.
@@ -110,7 +111,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStorage(cfg, log)
+	st, err := openStorage(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -126,7 +127,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 				"stop the server and run mlgate token create")
 		}
 	}
-	gw := gateway.New(gateway.Config{MaxFileSize: cfg.MaxFileSize, Auth: cfg.Auth}, st.store, st.backend, log)
+	gw := gateway.NewWithStorage(gateway.Config{MaxFileSize: cfg.MaxFileSize, Auth: cfg.Auth}, st.store, st.set.storage, log)
 	srv := &http.Server{
 		Handler:           gw.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -138,14 +139,24 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log.Info("mlgate listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir,
-		"version", buildVersion(), "max_file_size", cfg.MaxFileSize, "auth", cfg.Auth)
+		"version", buildVersion(), "max_file_size", cfg.MaxFileSize, "auth", cfg.Auth,
+		"backends", st.set.order, "default_backend", st.set.def, "routes", len(cfg.routes()))
 
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
+wait:
+	for {
+		select {
+		case err := <-served:
+			return err
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			reload(ctx, cfg, st, gw, log)
+		}
 	}
 	log.Info("shutting down: waiting for in-flight requests", "timeout", cfg.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -156,4 +167,42 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// reload re-reads the config file on SIGHUP and swaps in its backends and routes. Requests already
+// running finish on the storage they started with: the gateway counts them per storage generation, and
+// the previous set is released (closing the backends the new config dropped or changed) only once its
+// last request is done. A broken file changes nothing. Basic settings (address, data dir, limits, auth)
+// need a restart.
+func reload(ctx context.Context, cfg *config, st *storage, gw *gateway.Server, log *slog.Logger) {
+	if cfg.ConfigFile == "" {
+		log.Warn("SIGHUP ignored: mlgate runs without --config, there is nothing to reload")
+		return
+	}
+	fc, err := readFileConfig(cfg.ConfigFile, backendTypes())
+	if err != nil {
+		log.Error("config reload failed; keeping the running configuration", "err", err)
+		return
+	}
+	if cfg.file != nil && fc.basics() != cfg.file.basics() {
+		log.Warn("config reload: basic settings changed in the file; they take effect on restart only")
+	}
+	next := *cfg
+	next.file = fc
+	specs, def := next.backendSpecs()
+	set, err := openBackendSet(ctx, specs, def, next.routes(), st.set, log)
+	if err != nil {
+		log.Error("config reload failed; keeping the running configuration", "err", err)
+		return
+	}
+	old := st.set
+	drained := gw.SwapStorage(set.storage)
+	st.set, cfg.file = set, fc
+	log.Info("config reloaded", "backends", set.order, "default_backend", set.def, "routes", len(fc.Routes))
+	go func() {
+		<-drained
+		if err := old.release(); err != nil {
+			log.Warn("closing backends of the previous config", "err", err)
+		}
+	}()
 }

@@ -48,7 +48,11 @@
 //	├─ versions_by_candidate u64(candID) | u64(modelID) | u64(seq) → ∅           which versions a run backs
 //	├─ aliases               u64(modelID) | alias → u64(seq)                     MLflow aliases (migration 2)
 //	├─ files                 u64(candID) | path → json(File)                     path order; a directory is a
-//	│                                                                            prefix scan of "dir/"
+//	│                                                                            prefix scan of "dir/"; File.Backend
+//	│                                                                            names the blob's backend, absent
+//	│                                                                            (omitempty) in rows written before
+//	│                                                                            it existed: those mean the default
+//	│                                                                            backend, so no migration is needed
 //	├─ tokens                id → json(Token)                                    API tokens (migration 3);
 //	│                                                                            only the secret's SHA-256
 //	└─ tokens_by_hash        sha256(secret)[32] → id                             unique; authentication

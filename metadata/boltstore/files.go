@@ -15,6 +15,9 @@ import (
 // small enough that no read transaction lives long.
 const forEachBatch = 500
 
+// maxBackendNameLen bounds File.Backend, a configured backend's name.
+const maxBackendNameLen = 128
+
 // CommitFile inserts or replaces the row for (f.CandidateID, f.Path) and returns the replaced row (nil for
 // an insert). CreatedAt is filled with now when zero; f is changed only on success.
 // ErrConflict if f.Path is a directory of other rows, if an ancestor directory of f.Path is a file, or if a
@@ -89,6 +92,9 @@ func validateFile(f *metadata.File) error {
 		return fmt.Errorf("file %q: content type longer than %d bytes: %w", f.Path, metadata.MaxContentTypeLen, metadata.ErrInvalid)
 	case f.BlobKey == "":
 		return fmt.Errorf("file %q: empty blob key: %w", f.Path, metadata.ErrInvalid)
+	case len(f.Backend) > maxBackendNameLen:
+		// Empty is valid: it means the default backend (rows from before backends were recorded).
+		return fmt.Errorf("file %q: backend name longer than %d bytes: %w", f.Path, maxBackendNameLen, metadata.ErrInvalid)
 	}
 	return nil
 }
@@ -233,4 +239,38 @@ func (s *Store) ForEachFile(ctx context.Context, fn func(*metadata.File) error) 
 			return nil
 		}
 	}
+}
+
+// SwitchFileBackend points the row at (candidateID, path) at newKey on newBackend, in one transaction,
+// if its BlobKey is still expectOldKey. It is how `mlgate backends migrate` commits a copied blob: a row
+// replaced or deleted since the copy started is left alone. ErrConflict if the row now has another key;
+// ErrNotFound if there is no row; ErrInvalid for a bad path, an empty newKey or an over-long backend name.
+func (s *Store) SwitchFileBackend(ctx context.Context, candidateID uint64, path, expectOldKey, newBackend, newKey string) error {
+	if err := validateFilePath(path); err != nil {
+		return err
+	}
+	if newKey == "" {
+		return fmt.Errorf("file %q: empty blob key: %w", path, metadata.ErrInvalid)
+	}
+	if len(newBackend) > maxBackendNameLen {
+		return fmt.Errorf("file %q: backend name longer than %d bytes: %w", path, maxBackendNameLen, metadata.ErrInvalid)
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		files := bk(tx, bucketFiles)
+		key := idStrKey(candidateID, path)
+		var f metadata.File
+		ok, err := getJSON(files, key, &f)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("candidate %d file %q: %w", candidateID, path, metadata.ErrNotFound)
+		}
+		if f.BlobKey != expectOldKey {
+			return fmt.Errorf("candidate %d file %q: blob changed from %q to %q: %w",
+				candidateID, path, expectOldKey, f.BlobKey, metadata.ErrConflict)
+		}
+		f.Backend, f.BlobKey = newBackend, newKey
+		return putJSON(files, key, &f)
+	})
 }

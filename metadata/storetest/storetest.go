@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"VersionUpdates", versionUpdateTests},
 		{"Aliases", aliasTests},
 		{"Files", fileTests},
+		{"FileBackends", backendTests},
 		{"Paging", pagingTests},
 		{"Tokens", tokenTests},
 	}

@@ -1,0 +1,416 @@
+// Package minio is an S3 backend on minio-go v7, for MinIO and any other S3-compatible server (or
+// AWS). It has the same capabilities and contract as backends/s3 and exists because minio-go is
+// lighter and faster than the AWS SDK on the hot paths.
+//
+// Blobs are objects under Config.Prefix in one bucket; multipart uploads map one to one to S3
+// multipart uploads (through minio.Core).
+package minio
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	mgo "github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/mlgate/mlgate/backends"
+)
+
+// S3's multipart limits.
+const (
+	minPartSize = 5 << 20
+	maxPartSize = 5 << 30
+	maxParts    = 10000
+	maxPutSize  = 5 << 30
+
+	defaultPartSize    = 8 << 20
+	defaultConcurrency = 4
+	defaultRegion      = "us-east-1"
+)
+
+// Config is the backend's JSON config; the fields mean what they mean in backends/s3.
+type Config struct {
+	// Endpoint is the server's base URL ("http://127.0.0.1:9000"); empty means AWS S3.
+	Endpoint string `json:"endpoint,omitempty"`
+	// Region defaults to us-east-1.
+	Region string `json:"region,omitempty"`
+	Bucket string `json:"bucket"`
+	// Prefix is prepended to every key; a missing trailing "/" is added.
+	Prefix string `json:"prefix,omitempty"`
+	// ForcePathStyle addresses the bucket as a path; otherwise minio-go picks (virtual-host style
+	// for AWS, path style elsewhere).
+	ForcePathStyle bool `json:"path_style,omitempty"`
+	// AccessKeyEnv and SecretKeyEnv name environment variables that hold the credentials. Both or
+	// neither; neither means the standard chain (AWS_* and MINIO_* env vars, shared credential
+	// files, IAM).
+	AccessKeyEnv string `json:"access_key_env,omitempty"`
+	SecretKeyEnv string `json:"secret_key_env,omitempty"`
+	// PartSize is the part size of uploads whose size is unknown (default 8 MiB, 5 MiB..5 GiB);
+	// such an upload buffers one part.
+	PartSize int64 `json:"part_size,omitempty"`
+	// Concurrency is the number of parts an upload of unknown size sends at once (default 4, at most
+	// 64); it then buffers Concurrency parts.
+	Concurrency int `json:"concurrency,omitempty"`
+	// SinglePut sends a body of known size as one PutObject instead of a one-part multipart upload.
+	// Only safe with servers that discard a body shorter than its Content-Length (AWS, MinIO):
+	// versitygw 1.8 stores whatever arrived before the connection broke.
+	SinglePut bool `json:"single_put,omitempty"`
+}
+
+// Validate checks the config without contacting the server and fills in the defaults.
+func (c *Config) Validate() error {
+	if c.Bucket == "" {
+		return errors.New("minio: bucket is required")
+	}
+	if c.Endpoint != "" {
+		u, err := url.Parse(c.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Errorf("minio: endpoint %q is not an http(s) URL without a path", c.Endpoint)
+		}
+	}
+	if c.Region == "" {
+		c.Region = defaultRegion
+	}
+	if c.Prefix != "" {
+		if strings.HasPrefix(c.Prefix, "/") || strings.Contains(c.Prefix, "//") {
+			return fmt.Errorf("minio: prefix %q must not start with / or contain //", c.Prefix)
+		}
+		if !strings.HasSuffix(c.Prefix, "/") {
+			c.Prefix += "/"
+		}
+	}
+	if (c.AccessKeyEnv == "") != (c.SecretKeyEnv == "") {
+		return errors.New("minio: access_key_env and secret_key_env go together")
+	}
+	switch {
+	case c.PartSize == 0:
+		c.PartSize = defaultPartSize
+	case c.PartSize < minPartSize || c.PartSize > maxPartSize:
+		return fmt.Errorf("minio: part_size %d outside %d..%d", c.PartSize, minPartSize, maxPartSize)
+	}
+	switch {
+	case c.Concurrency == 0:
+		c.Concurrency = defaultConcurrency
+	case c.Concurrency < 1 || c.Concurrency > 64:
+		return fmt.Errorf("minio: concurrency %d outside 1..64", c.Concurrency)
+	}
+	return nil
+}
+
+func (c *Config) where() string {
+	if c.Endpoint != "" {
+		return c.Endpoint
+	}
+	return "AWS S3 (" + c.Region + ")"
+}
+
+// Backend is an S3 bucket (or a prefix of one) as a backends.Backend.
+type Backend struct {
+	cfg  Config
+	core *mgo.Core
+}
+
+var _ backends.Backend = (*Backend)(nil)
+
+// Factory builds a Backend from its JSON Config (unknown fields are refused).
+func Factory(ctx context.Context, raw json.RawMessage) (backends.Backend, error) {
+	var cfg Config
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("minio: config: %w", err)
+	}
+	return New(ctx, cfg)
+}
+
+// New validates cfg, connects and checks that the bucket exists and the credentials work, so that a
+// misconfiguration fails at startup. The errors say "bucket ... does not exist at ...",
+// "credentials rejected by ...", or wrap backends.ErrUnavailable when the server cannot be reached.
+func New(ctx context.Context, cfg Config) (*Backend, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	host, secure := "s3.amazonaws.com", true
+	if cfg.Endpoint != "" {
+		u, _ := url.Parse(cfg.Endpoint) // checked by Validate
+		host, secure = u.Host, u.Scheme == "https"
+	}
+	var creds *credentials.Credentials
+	if cfg.AccessKeyEnv != "" {
+		ak, sk := os.Getenv(cfg.AccessKeyEnv), os.Getenv(cfg.SecretKeyEnv)
+		if ak == "" || sk == "" {
+			return nil, fmt.Errorf("minio: environment variables %s and %s must hold the credentials", cfg.AccessKeyEnv, cfg.SecretKeyEnv)
+		}
+		creds = credentials.NewStaticV4(ak, sk, "")
+	} else {
+		creds = credentials.NewChainCredentials([]credentials.Provider{
+			&credentials.EnvAWS{}, &credentials.EnvMinio{}, &credentials.FileAWSCredentials{},
+			&credentials.FileMinioClient{}, &credentials.IAM{},
+		})
+	}
+	lookup := mgo.BucketLookupAuto
+	if cfg.ForcePathStyle {
+		lookup = mgo.BucketLookupPath
+	}
+	tr, err := mgo.DefaultTransport(secure)
+	if err != nil {
+		return nil, fmt.Errorf("minio: transport: %w", err)
+	}
+	core, err := mgo.NewCore(host, &mgo.Options{
+		Creds: creds, Secure: secure, Region: cfg.Region, BucketLookup: lookup, Transport: tr,
+		// Few retries: an outage must reach the client as a prompt 503, which it retries itself.
+		MaxRetries: 2,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("minio: client for %s: %w", cfg.where(), err)
+	}
+	b := &Backend{cfg: cfg, core: core}
+	ok, err := core.BucketExists(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, b.startupError(err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("minio: bucket %q does not exist at %s", cfg.Bucket, cfg.where())
+	}
+	return b, nil
+}
+
+func (b *Backend) startupError(err error) error {
+	r := mgo.ToErrorResponse(err)
+	switch {
+	case r.StatusCode == 404 || r.Code == "NoSuchBucket":
+		return fmt.Errorf("minio: bucket %q does not exist at %s", b.cfg.Bucket, b.cfg.where())
+	case r.StatusCode == 401 || r.StatusCode == 403 || r.Code == "InvalidAccessKeyId" || r.Code == "SignatureDoesNotMatch" || r.Code == "AccessDenied":
+		return fmt.Errorf("minio: credentials rejected by %s: %w", b.cfg.where(), err)
+	case isContextErr(err):
+		return err
+	}
+	return fmt.Errorf("minio: %w: cannot reach bucket %q at %s: %w", backends.ErrUnavailable, b.cfg.Bucket, b.cfg.where(), err)
+}
+
+func (b *Backend) objectKey(key string) string { return b.cfg.Prefix + key }
+
+// Put streams r to key. A known size goes through a one-part multipart upload streamed from r (see
+// Config.SinglePut); an unknown size through minio-go's multipart stream, which buffers a part.
+// Errors: ErrSizeMismatch, ErrChecksum, r's error, context errors, ErrUnavailable; nothing is
+// committed in any error case.
+func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts backends.PutOptions) (backends.Info, error) {
+	g := newGuard(ctx, r, size, opts.SHA256)
+	if size == 0 {
+		if err := g.settle(); err != io.EOF {
+			return backends.Info{}, err
+		}
+	}
+	popts := mgo.PutObjectOptions{ContentType: opts.ContentType, DisableContentSha256: true}
+	var etag string
+	switch {
+	case size > 0 && !(b.cfg.SinglePut && size <= maxPutSize):
+		e, err := b.putMultipart(ctx, key, g, size, popts)
+		if err != nil {
+			return backends.Info{}, err
+		}
+		etag = e
+	case size >= 0:
+		up, err := b.core.PutObject(ctx, b.cfg.Bucket, b.objectKey(key), g, size, "", "", popts)
+		if err != nil {
+			return backends.Info{}, g.blame(mapErr(err))
+		}
+		etag = up.ETag
+	default:
+		popts.PartSize = uint64(b.cfg.PartSize)
+		popts.NumThreads = uint(b.cfg.Concurrency)
+		popts.ConcurrentStreamParts = b.cfg.Concurrency > 1
+		up, err := b.core.Client.PutObject(ctx, b.cfg.Bucket, b.objectKey(key), g, -1, popts)
+		if err != nil {
+			return backends.Info{}, g.blame(mapErr(err))
+		}
+		etag = up.ETag
+	}
+	if err := g.complete(); err != nil {
+		b.discard(ctx, key)
+		return backends.Info{}, err
+	}
+	return backends.Info{Key: key, Size: g.n, ModTime: time.Now(), ETag: strings.Trim(etag, `"`), ContentType: opts.ContentType, SHA256: opts.SHA256}, nil
+}
+
+func (b *Backend) discard(ctx context.Context, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_ = b.core.RemoveObject(ctx, b.cfg.Bucket, b.objectKey(key), mgo.RemoveObjectOptions{})
+}
+
+// Get opens a range of key with one eager GetObject (minio.Core's, so a missing key fails here and
+// not on the first Read as with Client.GetObject). Errors: ErrNotFound, ErrInvalidRange,
+// ErrUnavailable, context errors.
+func (b *Backend) Get(ctx context.Context, key string, rng backends.Range) (io.ReadCloser, backends.Info, error) {
+	if rng.Length == 0 {
+		info, err := b.Stat(ctx, key)
+		if err != nil {
+			return nil, backends.Info{}, err
+		}
+		if rng.Offset > info.Size {
+			return nil, backends.Info{}, fmt.Errorf("%w: offset %d beyond size %d", backends.ErrInvalidRange, rng.Offset, info.Size)
+		}
+		return io.NopCloser(strings.NewReader("")), info, nil
+	}
+	var gopts mgo.GetObjectOptions
+	ranged := rng.Offset > 0 || rng.Length > 0
+	if ranged {
+		// Set directly: SetRange cannot say "bytes=0-N" apart from "bytes=0-0" semantics we need.
+		r := "bytes=" + strconv.FormatInt(rng.Offset, 10) + "-"
+		if rng.Length > 0 {
+			r += strconv.FormatInt(rng.Offset+rng.Length-1, 10)
+		}
+		gopts.Set("Range", r)
+	}
+	rc, oi, hdr, err := b.core.GetObject(ctx, b.cfg.Bucket, b.objectKey(key), gopts)
+	if err != nil {
+		err = mapErr(err)
+		if !errors.Is(err, backends.ErrInvalidRange) {
+			return nil, backends.Info{}, err
+		}
+		info, serr := b.Stat(ctx, key)
+		if serr != nil {
+			return nil, backends.Info{}, serr
+		}
+		if rng.Offset == info.Size {
+			return io.NopCloser(strings.NewReader("")), info, nil
+		}
+		return nil, backends.Info{}, fmt.Errorf("%w: offset %d beyond size %d", backends.ErrInvalidRange, rng.Offset, info.Size)
+	}
+	info := toInfo(key, oi)
+	if ranged {
+		total, ok := rangeTotal(hdr)
+		if !ok {
+			_ = rc.Close()
+			return nil, backends.Info{}, fmt.Errorf("%w: unparsable Content-Range %q", backends.ErrUnavailable, hdr.Get("Content-Range"))
+		}
+		info.Size = total
+	}
+	return rc, info, nil
+}
+
+func rangeTotal(h http.Header) (int64, bool) {
+	cr := h.Get("Content-Range")
+	i := strings.LastIndexByte(cr, '/')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(cr[i+1:], 10, 64)
+	return n, err == nil && n >= 0
+}
+
+func toInfo(key string, oi mgo.ObjectInfo) backends.Info {
+	return backends.Info{Key: key, Size: oi.Size, ModTime: oi.LastModified, ETag: strings.Trim(oi.ETag, `"`), ContentType: oi.ContentType}
+}
+
+// Stat returns key's Info, or ErrNotFound.
+func (b *Backend) Stat(ctx context.Context, key string) (backends.Info, error) {
+	oi, err := b.core.StatObject(ctx, b.cfg.Bucket, b.objectKey(key), mgo.StatObjectOptions{})
+	if err != nil {
+		return backends.Info{}, mapErr(err)
+	}
+	return toInfo(key, oi), nil
+}
+
+// Delete removes key. S3 deletes are idempotent, so a StatObject first returns ErrNotFound as the
+// contract asks (a concurrent delete between the two is not detected).
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	if _, err := b.Stat(ctx, key); err != nil {
+		return err
+	}
+	return mapErr(b.core.RemoveObject(ctx, b.cfg.Bucket, b.objectKey(key), mgo.RemoveObjectOptions{}))
+}
+
+// List pages with ListObjectsV2's StartAfter. Objects whose names are no valid key are skipped.
+func (b *Backend) List(ctx context.Context, prefix, startAfter string, limit int) ([]backends.Info, string, error) {
+	if limit <= 0 {
+		limit = backends.DefaultListLimit
+	}
+	after := ""
+	if startAfter != "" {
+		after = b.objectKey(startAfter)
+	}
+	// Core.ListObjectsV2 takes no context; the call is bounded by the transport's timeouts.
+	res, err := b.core.ListObjectsV2(b.cfg.Bucket, b.objectKey(prefix), after, "", "", min(limit, 1000))
+	if err != nil {
+		return nil, "", mapErr(err)
+	}
+	items := make([]backends.Info, 0, len(res.Contents))
+	last := ""
+	for _, o := range res.Contents {
+		k := strings.TrimPrefix(o.Key, b.cfg.Prefix)
+		last = k
+		if backends.ValidateKey(k) != nil {
+			continue
+		}
+		items = append(items, backends.Info{Key: k, Size: o.Size, ModTime: o.LastModified, ETag: strings.Trim(o.ETag, `"`)})
+	}
+	next := ""
+	if res.IsTruncated && last != "" {
+		next = last
+	}
+	return items, next, nil
+}
+
+// Describe reports S3's multipart limits.
+func (b *Backend) Describe(ctx context.Context) (backends.Descriptor, error) {
+	return backends.Descriptor{
+		Name: "minio", Version: "minio-go/v7 " + b.cfg.where(),
+		MinPartSize: minPartSize, MaxPartSize: maxPartSize, MaxParts: maxParts,
+	}, nil
+}
+
+// Close is a no-op: connections are pooled by net/http.
+func (b *Backend) Close() error { return nil }
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+var codeSentinels = map[string]error{
+	"NoSuchKey":        backends.ErrNotFound,
+	"NotFound":         backends.ErrNotFound,
+	"NoSuchUpload":     backends.ErrUploadNotFound,
+	"InvalidPart":      backends.ErrInvalidPart,
+	"InvalidPartOrder": backends.ErrInvalidPart,
+	"EntityTooSmall":   backends.ErrInvalidPart,
+	"InvalidRange":     backends.ErrInvalidRange,
+}
+
+// mapErr translates a minio-go error into the backends sentinels, keeping its text (see backends/s3's
+// mapErr for the rules): codes with a contract meaning, then 404/416, and everything that stops the
+// server from serving becomes ErrUnavailable. Context errors pass through.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if isContextErr(err) {
+		return err
+	}
+	r := mgo.ToErrorResponse(err)
+	if s, ok := codeSentinels[r.Code]; ok {
+		return fmt.Errorf("%w: %w", s, err)
+	}
+	switch {
+	case r.StatusCode == 404 && r.Code != "NoSuchBucket":
+		return fmt.Errorf("%w: %w", backends.ErrNotFound, err)
+	case r.StatusCode == 416:
+		return fmt.Errorf("%w: %w", backends.ErrInvalidRange, err)
+	case r.StatusCode >= 400 && r.StatusCode < 500 && r.StatusCode != 401 && r.StatusCode != 403 && r.Code != "NoSuchBucket" && r.Code != "SlowDown":
+		return err
+	case r.StatusCode == 0 && r.Code != "":
+		// minio-go's own argument errors (no response): a bug here, not an outage.
+		return err
+	}
+	return fmt.Errorf("%w: %w", backends.ErrUnavailable, err)
+}

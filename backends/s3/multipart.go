@@ -1,0 +1,294 @@
+package s3
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/mlgate/mlgate/backends"
+)
+
+// A multipart upload with an expected whole-object sha256 carries it in its id, because S3 has no
+// place for it that ListParts or CompleteMultipartUpload return and the backend keeps no state:
+// "sha256:<64 hex>:<S3 upload id>". S3 upload ids contain no ':'.
+const sumIDPrefix = "sha256:"
+
+func encodeUploadID(s3ID, sum string) string {
+	if sum == "" {
+		return s3ID
+	}
+	return sumIDPrefix + sum + ":" + s3ID
+}
+
+// decodeUploadID splits an id made by encodeUploadID. Anything else is passed to S3 as is, which
+// answers NoSuchUpload for ids it did not make.
+func decodeUploadID(id string) (s3ID, sum string) {
+	const n = len(sumIDPrefix) + 64
+	if strings.HasPrefix(id, sumIDPrefix) && len(id) > n+1 && id[n] == ':' {
+		return id[n+1:], id[len(sumIDPrefix):n]
+	}
+	return id, ""
+}
+
+// CreateMultipart starts an S3 multipart upload of key. Errors: ErrUnavailable, context errors.
+func (b *Backend) CreateMultipart(ctx context.Context, key string, opts backends.PutOptions) (string, error) {
+	in := &s3.CreateMultipartUploadInput{Bucket: b.bucket(), Key: aws.String(b.objectKey(key))}
+	if opts.ContentType != "" {
+		in.ContentType = aws.String(opts.ContentType)
+	}
+	out, err := b.client.CreateMultipartUpload(ctx, in)
+	if err != nil {
+		return "", mapErr(err)
+	}
+	return encodeUploadID(aws.ToString(out.UploadId), opts.SHA256), nil
+}
+
+// PutPart uploads part n. A part of unknown size is first spooled to a temporary file, because S3
+// needs every part's length up front; memory stays flat either way. Errors: ErrUploadNotFound,
+// ErrSizeMismatch, r's error, ErrUnavailable, context errors; a failed part is not stored.
+func (b *Backend) PutPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (backends.Part, error) {
+	s3ID, _ := decodeUploadID(uploadID)
+	if size < 0 {
+		f, err := spool(ctx, r)
+		if err != nil {
+			return backends.Part{}, err
+		}
+		defer func() { _ = f.Close(); _ = os.Remove(f.Name()) }()
+		st, err := f.Stat()
+		if err != nil {
+			return backends.Part{}, fmt.Errorf("s3: spool part: %w", err)
+		}
+		r, size = f, st.Size()
+	}
+	g := newGuard(ctx, r, size, "")
+	if size == 0 {
+		if err := g.settle(); err != io.EOF {
+			return backends.Part{}, err
+		}
+	}
+	out, err := b.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket: b.bucket(), Key: aws.String(b.objectKey(key)), UploadId: aws.String(s3ID),
+		PartNumber: sdkPartNumber(n), Body: g, ContentLength: aws.Int64(size),
+	}, streamingBody)
+	if err != nil {
+		return backends.Part{}, g.blame(mapErr(err))
+	}
+	if err := g.complete(); err != nil {
+		return backends.Part{}, err
+	}
+	return backends.Part{Number: n, Size: size, ETag: trimETag(out.ETag)}, nil
+}
+
+// spool copies r into a temporary file (removed by the caller), checking ctx between reads.
+func spool(ctx context.Context, r io.Reader) (*os.File, error) {
+	f, err := os.CreateTemp("", "mlgate-s3-part-*")
+	if err != nil {
+		return nil, fmt.Errorf("s3: spool part: %w", err)
+	}
+	buf := make([]byte, 256<<10)
+	for {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		var n int
+		n, err = r.Read(buf)
+		if n > 0 {
+			if _, werr := f.Write(buf[:n]); werr != nil {
+				err = fmt.Errorf("s3: spool part: %w", werr)
+				break
+			}
+		}
+		if err == io.EOF {
+			err = nil
+			break
+		}
+		if err != nil {
+			break
+		}
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+		return nil, err
+	}
+	return f, nil
+}
+
+// ListParts lists the upload's parts in number order. Errors: ErrUploadNotFound, ErrUnavailable.
+func (b *Backend) ListParts(ctx context.Context, key, uploadID string) ([]backends.Part, error) {
+	s3ID, _ := decodeUploadID(uploadID)
+	var parts []backends.Part
+	in := &s3.ListPartsInput{Bucket: b.bucket(), Key: aws.String(b.objectKey(key)), UploadId: aws.String(s3ID)}
+	for {
+		out, err := b.client.ListParts(ctx, in)
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		for _, p := range out.Parts {
+			parts = append(parts, backends.Part{Number: int(aws.ToInt32(p.PartNumber)), Size: aws.ToInt64(p.Size), ETag: trimETag(p.ETag)})
+		}
+		if !aws.ToBool(out.IsTruncated) || out.NextPartNumberMarker == nil {
+			return parts, nil
+		}
+		in.PartNumberMarker = out.NextPartNumberMarker
+	}
+}
+
+// CompleteMultipart completes the S3 upload. Errors: ErrInvalidPart (missing part, wrong ETag, middle
+// part below 5 MiB), ErrUploadNotFound, ErrChecksum, ErrUnavailable.
+//
+// The parts are checked against ListParts first: servers differ in what they report for a bad
+// list (versitygw answers InvalidPart for an unknown upload, and a repeated complete of a finished
+// upload may succeed on S3 and versitygw alike), and the contract wants one answer.
+//
+// S3 cannot compute a whole-object sha256, so one expected at CreateMultipart is verified by reading
+// the completed object back; a mismatch deletes it. That check is not atomic: the bad blob is briefly
+// visible, and a blob it replaced is gone. mlgate's gateway never asks for it.
+func (b *Backend) CompleteMultipart(ctx context.Context, key, uploadID string, parts []backends.Part) (backends.Info, error) {
+	s3ID, sum := decodeUploadID(uploadID)
+	stored, err := b.ListParts(ctx, key, uploadID)
+	if err != nil {
+		return backends.Info{}, err
+	}
+	if err := checkParts(parts, stored); err != nil {
+		return backends.Info{}, err
+	}
+	if _, err := b.complete(ctx, key, s3ID, parts); err != nil {
+		return backends.Info{}, err
+	}
+	if sum != "" {
+		if err := b.verifySum(ctx, key, sum); err != nil {
+			return backends.Info{}, err
+		}
+	}
+	info, err := b.Stat(ctx, key)
+	if err != nil {
+		return backends.Info{}, err
+	}
+	info.SHA256 = sum
+	return info, nil
+}
+
+// checkParts applies S3's rules for a part list to the stored parts: each part exists with its ETag,
+// and every part but the last has at least minPartSize bytes.
+func checkParts(parts, stored []backends.Part) error {
+	byNumber := make(map[int]backends.Part, len(stored))
+	for _, p := range stored {
+		byNumber[p.Number] = p
+	}
+	for i, p := range parts {
+		s, ok := byNumber[p.Number]
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: part %d was not uploaded", backends.ErrInvalidPart, p.Number)
+		case strings.Trim(p.ETag, `"`) != s.ETag:
+			return fmt.Errorf("%w: part %d has etag %s, not %s", backends.ErrInvalidPart, p.Number, s.ETag, p.ETag)
+		case i < len(parts)-1 && s.Size < minPartSize:
+			return fmt.Errorf("%w: part %d has %d bytes, below the minimum of %d for all but the last part", backends.ErrInvalidPart, p.Number, s.Size, minPartSize)
+		}
+	}
+	return nil
+}
+
+func (b *Backend) complete(ctx context.Context, key, s3ID string, parts []backends.Part) (*s3.CompleteMultipartUploadOutput, error) {
+	done := make([]types.CompletedPart, len(parts))
+	for i, p := range parts {
+		done[i] = types.CompletedPart{PartNumber: sdkPartNumber(p.Number), ETag: aws.String(`"` + strings.Trim(p.ETag, `"`) + `"`)}
+	}
+	out, err := b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: b.bucket(), Key: aws.String(b.objectKey(key)), UploadId: aws.String(s3ID),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: done},
+	})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return out, nil
+}
+
+// putMultipart streams a body of known size through a multipart upload, part after part straight
+// from g (no buffering), and completes it only after g has verified the whole body. Any failure
+// aborts the upload, so nothing becomes visible.
+func (b *Backend) putMultipart(ctx context.Context, in *s3.PutObjectInput, g *guard, size int64) (etag *string, err error) {
+	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: in.Bucket, Key: in.Key, ContentType: in.ContentType})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	id := created.UploadId
+	defer func() {
+		if err != nil {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			_, _ = b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: in.Bucket, Key: in.Key, UploadId: id})
+		}
+	}()
+	// One part up to S3's maximum; beyond, the fewest parts of at least PartSize within 10000.
+	partLen := size
+	if size > maxPartSize {
+		partLen = max(b.cfg.PartSize, (size+maxParts-1)/maxParts)
+	}
+	var parts []backends.Part
+	for n, off := 1, int64(0); off < size; n, off = n+1, off+partLen {
+		l := min(partLen, size-off)
+		out, err := b.client.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket: in.Bucket, Key: in.Key, UploadId: id, PartNumber: sdkPartNumber(n),
+			Body: io.LimitReader(g, l), ContentLength: aws.Int64(l),
+		}, streamingBody)
+		if err != nil {
+			return nil, g.blame(mapErr(err))
+		}
+		parts = append(parts, backends.Part{Number: n, Size: l, ETag: trimETag(out.ETag)})
+	}
+	if err := g.complete(); err != nil {
+		return nil, err
+	}
+	out, err := b.complete(ctx, aws.ToString(in.Key)[len(b.cfg.Prefix):], aws.ToString(id), parts)
+	if err != nil {
+		return nil, err
+	}
+	return out.ETag, nil
+}
+
+// verifySum hashes key and deletes it when it does not hash to sum.
+func (b *Backend) verifySum(ctx context.Context, key, sum string) error {
+	rc, _, err := b.Get(ctx, key, backends.All)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, rc)
+	_ = rc.Close()
+	if err != nil {
+		return fmt.Errorf("%w: read back for sha256: %w", backends.ErrUnavailable, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+		b.discard(ctx, key)
+		return fmt.Errorf("%w: completed object has sha256 %s, expected %s", backends.ErrChecksum, got, sum)
+	}
+	return nil
+}
+
+// AbortMultipart aborts the S3 upload. Errors: ErrUploadNotFound, ErrUnavailable.
+//
+// MinIO (like AWS for a while after an abort) answers success for an unknown upload, so the upload's
+// existence is checked first with a one-part ListParts.
+func (b *Backend) AbortMultipart(ctx context.Context, key, uploadID string) error {
+	s3ID, _ := decodeUploadID(uploadID)
+	in := &s3.ListPartsInput{Bucket: b.bucket(), Key: aws.String(b.objectKey(key)), UploadId: aws.String(s3ID), MaxParts: aws.Int32(1)}
+	if _, err := b.client.ListParts(ctx, in); err != nil {
+		return mapErr(err)
+	}
+	_, err := b.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: b.bucket(), Key: aws.String(b.objectKey(key)), UploadId: aws.String(s3ID)})
+	return mapErr(err)
+}

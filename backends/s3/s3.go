@@ -1,0 +1,473 @@
+// Package s3 is the S3 backend, on aws-sdk-go-v2. It works with AWS and with S3-compatible servers
+// (MinIO, versitygw, ...), over HTTPS or plain HTTP.
+//
+// Blobs are objects under Config.Prefix in one bucket; multipart uploads map one to one to S3
+// multipart uploads. Overwrites are atomic because S3 PUTs are.
+package s3
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/mlgate/mlgate/backends"
+)
+
+// S3's multipart limits, the same on every server this backend targets.
+const (
+	minPartSize = 5 << 20
+	maxPartSize = 5 << 30
+	maxParts    = 10000
+	// maxPutSize is the largest single PutObject; larger known-size bodies go through multipart.
+	maxPutSize = 5 << 30
+
+	defaultPartSize    = 8 << 20
+	defaultConcurrency = 4
+	defaultRegion      = "us-east-1"
+)
+
+// Config is the backend's JSON config.
+type Config struct {
+	// Endpoint is the server's base URL ("http://127.0.0.1:9000"); empty means AWS.
+	Endpoint string `json:"endpoint,omitempty"`
+	// Region defaults to us-east-1, which S3-compatible servers accept.
+	Region string `json:"region,omitempty"`
+	Bucket string `json:"bucket"`
+	// Prefix is prepended to every key; a missing trailing "/" is added.
+	Prefix string `json:"prefix,omitempty"`
+	// ForcePathStyle addresses the bucket as a path (endpoint/bucket/key), which servers without
+	// wildcard DNS need.
+	ForcePathStyle bool `json:"path_style,omitempty"`
+	// AccessKeyEnv and SecretKeyEnv name environment variables that hold the credentials. Both or
+	// neither; neither means the standard AWS chain (env, shared files, instance roles).
+	AccessKeyEnv string `json:"access_key_env,omitempty"`
+	SecretKeyEnv string `json:"secret_key_env,omitempty"`
+	// PartSize is the part size of uploads whose size is unknown (default 8 MiB, 5 MiB..5 GiB).
+	// Such an upload holds at most PartSize*Concurrency bytes in memory.
+	PartSize int64 `json:"part_size,omitempty"`
+	// Concurrency is the number of parts such an upload sends at once (default 4, at most 64).
+	Concurrency int `json:"concurrency,omitempty"`
+	// SinglePut sends a body of known size as one PutObject instead of a one-part multipart upload
+	// (two more requests). Only safe with servers that discard a body shorter than its
+	// Content-Length, as AWS and MinIO do: versitygw 1.8 stores whatever arrived before the
+	// connection broke, so a failed or cancelled upload would leave a truncated blob. A multipart
+	// upload is completed only after the whole body arrived and was verified.
+	SinglePut bool `json:"single_put,omitempty"`
+}
+
+// Validate checks the config without contacting the server and fills in the defaults.
+// Errors describe the offending field.
+func (c *Config) Validate() error {
+	if c.Bucket == "" {
+		return errors.New("s3: bucket is required")
+	}
+	if c.Endpoint != "" {
+		u, err := url.Parse(c.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("s3: endpoint %q is not an http(s) URL", c.Endpoint)
+		}
+	}
+	if c.Region == "" {
+		c.Region = defaultRegion
+	}
+	if c.Prefix != "" {
+		if strings.HasPrefix(c.Prefix, "/") || strings.Contains(c.Prefix, "//") {
+			return fmt.Errorf("s3: prefix %q must not start with / or contain //", c.Prefix)
+		}
+		if !strings.HasSuffix(c.Prefix, "/") {
+			c.Prefix += "/"
+		}
+	}
+	if (c.AccessKeyEnv == "") != (c.SecretKeyEnv == "") {
+		return errors.New("s3: access_key_env and secret_key_env go together")
+	}
+	switch {
+	case c.PartSize == 0:
+		c.PartSize = defaultPartSize
+	case c.PartSize < minPartSize || c.PartSize > maxPartSize:
+		return fmt.Errorf("s3: part_size %d outside %d..%d", c.PartSize, minPartSize, maxPartSize)
+	}
+	switch {
+	case c.Concurrency == 0:
+		c.Concurrency = defaultConcurrency
+	case c.Concurrency < 1 || c.Concurrency > 64:
+		return fmt.Errorf("s3: concurrency %d outside 1..64", c.Concurrency)
+	}
+	return nil
+}
+
+// where names the server in messages.
+func (c *Config) where() string {
+	if c.Endpoint != "" {
+		return c.Endpoint
+	}
+	return "AWS S3 (" + c.Region + ")"
+}
+
+// Backend is an S3 bucket (or a prefix of one) as a backends.Backend.
+type Backend struct {
+	cfg    Config
+	client *s3.Client
+	// manager is deprecated in favour of feature/s3/transfermanager, which is still v0.x and not in
+	// go.mod; manager is stable and does what unknown-size uploads need.
+	//lint:ignore SA1019 see above
+	uploader *manager.Uploader
+}
+
+var _ backends.Backend = (*Backend)(nil)
+
+// Factory builds a Backend from its JSON Config (unknown fields are refused).
+func Factory(ctx context.Context, raw json.RawMessage) (backends.Backend, error) {
+	var cfg Config
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("s3: config: %w", err)
+	}
+	return New(ctx, cfg)
+}
+
+// New validates cfg, connects and checks that the bucket exists and the credentials work, so that a
+// misconfiguration fails at startup rather than as an error on every request. The errors say
+// "bucket ... does not exist at ...", "credentials rejected by ...", or wrap backends.ErrUnavailable
+// when the server cannot be reached.
+func New(ctx context.Context, cfg Config) (*Backend, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts := []func(*config.LoadOptions) error{
+		config.WithRegion(cfg.Region),
+		// Bounded retries with short backoff: an outage must reach the client as a prompt 503, which
+		// it retries itself.
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 3
+				o.MaxBackoff = time.Second
+			})
+		}),
+	}
+	if cfg.AccessKeyEnv != "" {
+		ak, sk := os.Getenv(cfg.AccessKeyEnv), os.Getenv(cfg.SecretKeyEnv)
+		if ak == "" || sk == "" {
+			return nil, fmt.Errorf("s3: environment variables %s and %s must hold the credentials", cfg.AccessKeyEnv, cfg.SecretKeyEnv)
+		}
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(ak, sk, "")))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3: load AWS config: %w", err)
+	}
+	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.UsePathStyle = cfg.ForcePathStyle
+		// Checksums only where S3 requires them: bodies are verified by our own sha256, and a CRC
+		// trailer needs aws-chunked encoding that not every S3-compatible server implements.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		o.DisableLogOutputChecksumValidationSkipped = true
+		// "Expect: 100-continue" costs a round trip per upload for nothing: bodies are streamed once.
+		o.ContinueHeaderThresholdBytes = -1
+	})
+	b := &Backend{cfg: cfg, client: client}
+	//lint:ignore SA1019 see Backend.uploader
+	b.uploader = manager.NewUploader(client, func(u *manager.Uploader) {
+		u.PartSize = cfg.PartSize
+		u.Concurrency = cfg.Concurrency
+		u.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		u.ClientOptions = append(u.ClientOptions, streamingBody)
+	})
+	if _, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(cfg.Bucket)}); err != nil {
+		return nil, b.startupError(err)
+	}
+	return b, nil
+}
+
+// startupError explains a failed HeadBucket.
+func (b *Backend) startupError(err error) error {
+	code, status := apiError(err)
+	switch {
+	case status == 404 || code == "NoSuchBucket" || code == "NotFound":
+		return fmt.Errorf("s3: bucket %q does not exist at %s", b.cfg.Bucket, b.cfg.where())
+	case status == 401 || status == 403 || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "AccessDenied":
+		return fmt.Errorf("s3: credentials rejected by %s: %w", b.cfg.where(), err)
+	case isContextErr(err):
+		return err
+	}
+	return fmt.Errorf("s3: %w: cannot reach bucket %q at %s: %w", backends.ErrUnavailable, b.cfg.Bucket, b.cfg.where(), err)
+}
+
+// streamingBody lets a request carry a body that cannot be rewound, over plain HTTP too: SigV4 would
+// otherwise hash the payload up front (reading it twice), so the payload is sent unsigned (the
+// request itself stays signed). Retries are off because the body cannot be replayed; the caller
+// retries the whole transfer.
+func streamingBody(o *s3.Options) {
+	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+	o.Retryer = aws.NopRetryer{}
+}
+
+func (b *Backend) objectKey(key string) string { return b.cfg.Prefix + key }
+
+func (b *Backend) bucket() *string { return aws.String(b.cfg.Bucket) }
+
+// Put streams r to key: one PutObject when the size is known, otherwise the upload manager, which
+// holds at most PartSize*Concurrency bytes. Errors: ErrSizeMismatch, ErrChecksum, r's error,
+// context errors, ErrUnavailable; nothing is committed in any error case.
+func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts backends.PutOptions) (backends.Info, error) {
+	g := newGuard(ctx, r, size, opts.SHA256)
+	if size == 0 {
+		// The SDK may send an empty body without reading it: judge it first.
+		if err := g.settle(); err != io.EOF {
+			return backends.Info{}, err
+		}
+	}
+	in := &s3.PutObjectInput{Bucket: b.bucket(), Key: aws.String(b.objectKey(key)), Body: g}
+	if opts.ContentType != "" {
+		in.ContentType = aws.String(opts.ContentType)
+	}
+	var etag *string
+	switch {
+	case size > 0 && !(b.cfg.SinglePut && size <= maxPutSize):
+		e, err := b.putMultipart(ctx, in, g, size)
+		if err != nil {
+			return backends.Info{}, err
+		}
+		etag = e
+	case size >= 0 && size <= maxPutSize:
+		in.ContentLength = aws.Int64(size)
+		out, err := b.client.PutObject(ctx, in, streamingBody)
+		if err != nil {
+			return backends.Info{}, g.blame(mapErr(err))
+		}
+		etag = out.ETag
+	default:
+		//lint:ignore SA1019 see Backend.uploader
+		out, err := b.uploader.Upload(ctx, in)
+		if err != nil {
+			return backends.Info{}, g.blame(mapErr(err))
+		}
+		etag = out.ETag
+	}
+	if err := g.complete(); err != nil {
+		// Unreachable with a conforming SDK; undo rather than keep a blob we cannot vouch for.
+		b.discard(ctx, key)
+		return backends.Info{}, err
+	}
+	info := backends.Info{Key: key, Size: g.n, ModTime: time.Now(), ETag: trimETag(etag), ContentType: opts.ContentType, SHA256: opts.SHA256}
+	return info, nil
+}
+
+func (b *Backend) discard(ctx context.Context, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, _ = b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: b.bucket(), Key: aws.String(b.objectKey(key))})
+}
+
+// Get opens a range of key with one GetObject in the common case. Errors: ErrNotFound,
+// ErrInvalidRange (offset past the end), ErrUnavailable, context errors.
+func (b *Backend) Get(ctx context.Context, key string, rng backends.Range) (io.ReadCloser, backends.Info, error) {
+	if rng.Length == 0 {
+		// An empty range cannot be asked of S3; only the offset needs checking.
+		info, err := b.Stat(ctx, key)
+		if err != nil {
+			return nil, backends.Info{}, err
+		}
+		if rng.Offset > info.Size {
+			return nil, backends.Info{}, fmt.Errorf("%w: offset %d beyond size %d", backends.ErrInvalidRange, rng.Offset, info.Size)
+		}
+		return io.NopCloser(strings.NewReader("")), info, nil
+	}
+	in := &s3.GetObjectInput{Bucket: b.bucket(), Key: aws.String(b.objectKey(key))}
+	ranged := rng.Offset > 0 || rng.Length > 0
+	if ranged {
+		r := "bytes=" + strconv.FormatInt(rng.Offset, 10) + "-"
+		if rng.Length > 0 {
+			r += strconv.FormatInt(rng.Offset+rng.Length-1, 10)
+		}
+		in.Range = aws.String(r)
+	}
+	out, err := b.client.GetObject(ctx, in)
+	if err != nil {
+		err = mapErr(err)
+		if !errors.Is(err, backends.ErrInvalidRange) {
+			return nil, backends.Info{}, err
+		}
+		// S3 answers 416 for a range starting at the size too, which the contract reads as empty.
+		info, serr := b.Stat(ctx, key)
+		if serr != nil {
+			return nil, backends.Info{}, serr
+		}
+		if rng.Offset == info.Size {
+			return io.NopCloser(strings.NewReader("")), info, nil
+		}
+		return nil, backends.Info{}, fmt.Errorf("%w: offset %d beyond size %d", backends.ErrInvalidRange, rng.Offset, info.Size)
+	}
+	info := backends.Info{
+		Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified),
+		ETag: trimETag(out.ETag), ContentType: aws.ToString(out.ContentType),
+	}
+	if ranged {
+		total, ok := rangeTotal(aws.ToString(out.ContentRange))
+		if !ok {
+			_ = out.Body.Close()
+			return nil, backends.Info{}, fmt.Errorf("%w: unparsable Content-Range %q", backends.ErrUnavailable, aws.ToString(out.ContentRange))
+		}
+		info.Size = total
+	}
+	return out.Body, info, nil
+}
+
+// rangeTotal parses the total size out of "bytes a-b/total".
+func rangeTotal(cr string) (int64, bool) {
+	i := strings.LastIndexByte(cr, '/')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(cr[i+1:], 10, 64)
+	return n, err == nil && n >= 0
+}
+
+// Stat returns key's Info, or ErrNotFound.
+func (b *Backend) Stat(ctx context.Context, key string) (backends.Info, error) {
+	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: b.bucket(), Key: aws.String(b.objectKey(key))})
+	if err != nil {
+		return backends.Info{}, mapErr(err)
+	}
+	return backends.Info{
+		Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified),
+		ETag: trimETag(out.ETag), ContentType: aws.ToString(out.ContentType),
+	}, nil
+}
+
+// Delete removes key. S3's DeleteObject succeeds for a missing key, so a HeadObject comes first to
+// return ErrNotFound as the contract asks (a concurrent delete between the two is not detected).
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	if _, err := b.Stat(ctx, key); err != nil {
+		return err
+	}
+	_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: b.bucket(), Key: aws.String(b.objectKey(key))})
+	return mapErr(err)
+}
+
+// List pages with ListObjectsV2's StartAfter. Objects whose names are no valid key (written by
+// something else under the prefix) are skipped.
+func (b *Backend) List(ctx context.Context, prefix, startAfter string, limit int) ([]backends.Info, string, error) {
+	if limit <= 0 {
+		limit = backends.DefaultListLimit
+	}
+	in := &s3.ListObjectsV2Input{
+		Bucket:  b.bucket(),
+		Prefix:  aws.String(b.objectKey(prefix)),
+		MaxKeys: aws.Int32(int32(min(limit, 1000))),
+	}
+	if startAfter != "" {
+		in.StartAfter = aws.String(b.objectKey(startAfter))
+	}
+	out, err := b.client.ListObjectsV2(ctx, in)
+	if err != nil {
+		return nil, "", mapErr(err)
+	}
+	items := make([]backends.Info, 0, len(out.Contents))
+	last := ""
+	for _, o := range out.Contents {
+		k := strings.TrimPrefix(aws.ToString(o.Key), b.cfg.Prefix)
+		last = k
+		if backends.ValidateKey(k) != nil {
+			continue
+		}
+		items = append(items, backends.Info{Key: k, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified), ETag: trimETag(o.ETag)})
+	}
+	next := ""
+	if aws.ToBool(out.IsTruncated) && last != "" {
+		next = last
+	}
+	return items, next, nil
+}
+
+// Describe reports S3's multipart limits.
+func (b *Backend) Describe(ctx context.Context) (backends.Descriptor, error) {
+	return backends.Descriptor{
+		Name: "s3", Version: "aws-sdk-go-v2 " + b.cfg.where(),
+		MinPartSize: minPartSize, MaxPartSize: maxPartSize, MaxParts: maxParts,
+	}, nil
+}
+
+// Close is a no-op: the SDK's connections are pooled by net/http and die with the process.
+func (b *Backend) Close() error { return nil }
+
+func trimETag(s *string) string { return strings.Trim(aws.ToString(s), `"`) }
+
+// apiError extracts S3's error code and HTTP status, if err came from the server.
+func apiError(err error) (code string, status int) {
+	var api interface{ ErrorCode() string }
+	if errors.As(err, &api) {
+		code = api.ErrorCode()
+	}
+	var st interface{ HTTPStatusCode() int }
+	if errors.As(err, &st) {
+		status = st.HTTPStatusCode()
+	}
+	return code, status
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// Error codes with a contract meaning.
+var codeSentinels = map[string]error{
+	"NoSuchKey":        backends.ErrNotFound,
+	"NotFound":         backends.ErrNotFound,
+	"NoSuchUpload":     backends.ErrUploadNotFound,
+	"InvalidPart":      backends.ErrInvalidPart,
+	"InvalidPartOrder": backends.ErrInvalidPart,
+	"EntityTooSmall":   backends.ErrInvalidPart,
+	"InvalidRange":     backends.ErrInvalidRange,
+}
+
+// mapErr translates an SDK error into the backends sentinels, keeping the SDK's text: server codes with
+// a contract meaning first, then 404/416, and everything else that stops the server from serving
+// (refused connections, timeouts, 5xx, throttling, a vanished bucket, revoked credentials) becomes
+// ErrUnavailable so that the gateway answers 503 with Retry-After. Context errors pass through.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if isContextErr(err) {
+		return err
+	}
+	code, status := apiError(err)
+	if s, ok := codeSentinels[code]; ok {
+		return fmt.Errorf("%w: %w", s, err)
+	}
+	switch {
+	case status == 404 && code != "NoSuchBucket":
+		return fmt.Errorf("%w: %w", backends.ErrNotFound, err)
+	case status == 416:
+		return fmt.Errorf("%w: %w", backends.ErrInvalidRange, err)
+	case status >= 400 && status < 500 && status != 401 && status != 403 && code != "NoSuchBucket" && code != "SlowDown":
+		// A request this backend built was refused: a bug here or an incompatible server, not an
+		// outage. It surfaces as an internal error.
+		return err
+	}
+	return fmt.Errorf("%w: %w", backends.ErrUnavailable, err)
+}
+
+// sdkPartNumber converts a contract part number (validated by Checked to fit S3's 1..10000).
+func sdkPartNumber(n int) *int32 { return aws.Int32(int32(n)) }

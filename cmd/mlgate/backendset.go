@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/gateway"
+)
+
+// backendInst is one opened backend. A config reload keeps an instance whose spec did not change, so an
+// instance can belong to several backendSets at once (the current one and older ones whose requests are
+// still running); users counts them, and the last set to let go closes it.
+type backendInst struct {
+	spec  backendSpec
+	raw   backends.Backend // as built: a fsck.StagingSweeper for localfs
+	b     backends.Backend // raw wrapped once in backends.Checked: what everything else uses
+	users int              // guarded by instMu
+}
+
+var instMu sync.Mutex
+
+// backendSet is the opened backends and routes of one configuration.
+type backendSet struct {
+	insts   map[string]*backendInst
+	order   []string // config order, for listings
+	def     string
+	storage *gateway.StaticStorage
+	log     *slog.Logger
+}
+
+// openBackend builds a backend from its spec. Errors name the backend; an unknown type wraps ErrConfig.
+func openBackend(ctx context.Context, spec backendSpec, log *slog.Logger) (backends.Backend, error) {
+	if spec.Plugin != nil {
+		// The plugin outlives the command's context (a SIGTERM cancels that first): Close stops it.
+		b, err := launchPlugin(context.WithoutCancel(ctx), spec.Name, *spec.Plugin, spec.Config.raw(), log)
+		if err != nil {
+			return nil, fmt.Errorf("backend %q: plugin %s: %w", spec.Name, spec.Plugin.Path, err)
+		}
+		return b, nil
+	}
+	f, ok := inProcess[spec.Type]
+	if !ok {
+		return nil, fmt.Errorf("%w: backend %q: unknown type %q (have %v)", ErrConfig, spec.Name, spec.Type, backendTypes())
+	}
+	b, err := f(ctx, spec.Config.raw())
+	if err != nil {
+		return nil, fmt.Errorf("backend %q (%s): %w", spec.Name, spec.Type, err)
+	}
+	return b, nil
+}
+
+// openBackendSet opens specs and builds their Storage. Instances of prev (nil: none) whose spec is
+// unchanged are shared rather than opened twice: reopening a plugin on every SIGHUP would restart its
+// process, and two localfs instances on one root would not coordinate their multipart uploads. On error
+// nothing stays open that was not open before.
+func openBackendSet(ctx context.Context, specs []backendSpec, def string, routes []gateway.Route, prev *backendSet, log *slog.Logger) (*backendSet, error) {
+	s := &backendSet{insts: map[string]*backendInst{}, def: def, log: log}
+	for _, spec := range specs {
+		if old := prev.inst(spec.Name); old != nil && old.spec.identity() == spec.identity() {
+			instMu.Lock()
+			old.users++
+			instMu.Unlock()
+			s.insts[spec.Name], s.order = old, append(s.order, spec.Name)
+			continue
+		}
+		raw, err := openBackend(ctx, spec, log)
+		if err != nil {
+			s.release()
+			return nil, err
+		}
+		s.insts[spec.Name] = &backendInst{spec: spec, raw: raw, b: backends.Checked(spec.Name, raw), users: 1}
+		s.order = append(s.order, spec.Name)
+	}
+	bs := make(map[string]backends.Backend, len(s.insts))
+	for name, in := range s.insts {
+		bs[name] = in.b
+	}
+	st, err := gateway.NewStaticStorage(bs, def, routes)
+	if err != nil {
+		s.release()
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	s.storage = st
+	return s, nil
+}
+
+// inst returns the named instance, nil for an unknown name or a nil set.
+func (s *backendSet) inst(name string) *backendInst {
+	if s == nil {
+		return nil
+	}
+	return s.insts[name]
+}
+
+// resolve maps a row's recorded backend to a configured name: "" is the default backend.
+func (s *backendSet) resolve(recorded string) string {
+	if recorded == "" {
+		return s.def
+	}
+	return recorded
+}
+
+// release drops the set's hold on its instances and closes those no other set uses.
+func (s *backendSet) release() error {
+	var errs []error
+	for _, name := range s.sortedNames() {
+		in := s.insts[name]
+		instMu.Lock()
+		in.users--
+		last := in.users == 0
+		instMu.Unlock()
+		if last {
+			if err := in.b.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("closing backend %q: %w", name, err))
+			} else if s.log != nil {
+				s.log.Debug("closed backend", "backend", name)
+			}
+		}
+	}
+	s.insts = nil
+	return errors.Join(errs...)
+}
+
+func (s *backendSet) sortedNames() []string {
+	out := make([]string, 0, len(s.insts))
+	for n := range s.insts {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

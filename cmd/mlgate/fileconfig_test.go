@@ -1,0 +1,156 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const goodConfig = `
+addr: 127.0.0.1:6000
+max_file_size: 1GiB
+shutdown_timeout: 30s
+auth: true
+backends:
+  - name: hot
+    type: localfs
+    config:
+      root: /tmp/hot
+      min_part_size: 1024
+  - name: cold
+    type: memory
+  - name: ext
+    plugin:
+      path: /opt/mlgate/mlgate-backend
+      sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+      args: [localfs]
+    config: {root: /tmp/ext}
+default_backend: hot
+routes:
+  - project: "team/*"
+    model: "big-*"
+    backend: cold
+  - project: archive
+    backend: ext
+`
+
+func TestParseGoodConfig(t *testing.T) {
+	fc, err := parseFileConfig(strings.NewReader(goodConfig), backendTypes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fc.DefaultBackend != "hot" || len(fc.Backends) != 3 || len(fc.Routes) != 2 {
+		t.Fatalf("parsed %+v", fc)
+	}
+	if got := string(fc.Backends[0].Config.raw()); got != `{"min_part_size":1024,"root":"/tmp/hot"}` {
+		t.Errorf("localfs config as JSON: %s", got)
+	}
+	if got := string(fc.Backends[1].Config.raw()); got != `{}` {
+		t.Errorf("absent config: %s", got)
+	}
+	p := fc.Backends[2]
+	if p.Plugin == nil || p.Plugin.Path != "/opt/mlgate/mlgate-backend" || len(p.Plugin.Args) != 1 || p.kind() != "plugin" {
+		t.Errorf("plugin spec %+v", p.Plugin)
+	}
+	r := fc.routes()
+	if r[0].Project != "team/*" || r[0].Model != "big-*" || r[0].Backend != "cold" || r[1].Model != "" {
+		t.Errorf("routes %+v", r)
+	}
+
+	// The file fills the basics; flags and MLGATE_* variables given explicitly win.
+	c := &config{Addr: defaultAddr, MaxFileSize: 5, ShutdownTimeout: time.Minute, DataDir: defaultDataDir}
+	t.Setenv("MLGATE_ADDR", "")
+	if err := c.applyFile(fc, map[string]bool{}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:6000" || c.MaxFileSize != 1<<30 || c.ShutdownTimeout != 30*time.Second || !c.Auth || c.DataDir != defaultDataDir {
+		t.Errorf("basics from the file: %+v", c)
+	}
+	c = &config{Addr: "127.0.0.1:7000", MaxFileSize: 5}
+	t.Setenv("MLGATE_MAX_FILE_SIZE", "5")
+	if err := c.applyFile(fc, map[string]bool{"addr": true}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:7000" || c.MaxFileSize != 5 {
+		t.Errorf("explicit flag and env must win: %+v", c)
+	}
+}
+
+func TestParseEmptyConfigKeepsEmbeddedDefault(t *testing.T) {
+	fc, err := parseFileConfig(strings.NewReader("addr: 127.0.0.1:5001\n"), backendTypes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs, def := fc.backendSpecs(&config{DataDir: "/d"})
+	if def != "local" || len(specs) != 1 || specs[0].Type != "localfs" || string(specs[0].Config) != `{"root":"/d/blobs"}` {
+		t.Fatalf("embedded default: %+v %q", specs, def)
+	}
+	// No file at all: the same.
+	specs, def = (*fileConfig)(nil).backendSpecs(&config{DataDir: "/d"})
+	if def != "local" || len(specs) != 1 {
+		t.Fatalf("no file: %+v %q", specs, def)
+	}
+}
+
+func TestParseBadConfigs(t *testing.T) {
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"bad yaml":          {"backends: [", "yaml"},
+		"unknown key":       {"backend: x\n", "field backend not found"},
+		"bad type":          {"backends: [{name: a, type: floppy}]\ndefault_backend: a\n", `unknown backend type "floppy"`},
+		"no type":           {"backends: [{name: a}]\ndefault_backend: a\n", "needs a type"},
+		"type and plugin":   {"backends: [{name: a, type: memory, plugin: {path: /x, sha256: " + strings.Repeat("a", 64) + "}}]\ndefault_backend: a\n", "not both"},
+		"plugin no sha":     {"backends: [{name: a, plugin: {path: /x}}]\ndefault_backend: a\n", "plugin.sha256 is required"},
+		"plugin no path":    {"backends: [{name: a, plugin: {sha256: " + strings.Repeat("a", 64) + "}}]\ndefault_backend: a\n", "plugin.path is required"},
+		"missing default":   {"backends: [{name: a, type: memory}]\n", "default_backend is missing"},
+		"unknown default":   {"backends: [{name: a, type: memory}]\ndefault_backend: b\n", `default_backend "b" is not in backends`},
+		"unknown route":     {"backends: [{name: a, type: memory}]\ndefault_backend: a\nroutes: [{project: x, backend: nope}]\n", `backend "nope" is not in backends`},
+		"bad glob":          {"backends: [{name: a, type: memory}]\ndefault_backend: a\nroutes: [{project: '[', backend: a}]\n", `pattern "["`},
+		"duplicate name":    {"backends: [{name: a, type: memory}, {name: a, type: memory}]\ndefault_backend: a\n", "duplicate name"},
+		"bad name":          {"backends: [{name: 'a b', type: memory}]\ndefault_backend: 'a b'\n", "name must be"},
+		"config not a map":  {"backends: [{name: a, type: memory, config: [1]}]\ndefault_backend: a\n", "config must be a mapping"},
+		"routes no backend": {"routes: [{project: x, backend: a}]\n", "need a backends list"},
+		"bad size":          {"max_file_size: lots\n", "max_file_size"},
+	} {
+		_, err := parseFileConfig(strings.NewReader(tc.yaml), backendTypes())
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want ErrConfig mentioning %q", name, err, tc.want)
+		}
+	}
+}
+
+func TestServeFlagsReadConfigFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mlgate.yaml")
+	if err := os.WriteFile(path, []byte("data_dir: /from/file\naddr: 127.0.0.1:6001\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MLGATE_DATA_DIR", "")
+	t.Setenv("MLGATE_ADDR", "")
+	c, err := serveFlags([]string{"--config", path, "--addr", "127.0.0.1:6002"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/from/file" || c.Addr != "127.0.0.1:6002" {
+		t.Fatalf("config %+v", c)
+	}
+	if _, err := serveFlags([]string{"--config", filepath.Join(t.TempDir(), "absent.yaml")}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("absent file: %v", err)
+	}
+	if _, err := serveFlags([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+}
+
+// The example in the repository must stay a valid config.
+func TestExampleConfigParses(t *testing.T) {
+	fc, err := readFileConfig(filepath.Join("..", "..", "mlgate.example.yaml"), backendTypes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fc.DefaultBackend != "local" || len(fc.Backends) < 2 || len(fc.Routes) != 2 || fc.MaxFileSize != "10GiB" {
+		t.Fatalf("example parsed as %+v", fc)
+	}
+}
