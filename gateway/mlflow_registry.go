@@ -552,8 +552,9 @@ func (s *Server) renameRegisteredModel(ctx context.Context, req *mlflowRequest) 
 	return s.registryModelReply(ctx, m)
 }
 
-// deleteRegisteredModel removes the model's versions and aliases and takes it out of the registry. The
-// model itself, its runs, files and tags stay: they are the experiment's too.
+// deleteRegisteredModel removes the model's versions and aliases and takes it out of the registry. A
+// model with runs stays as an experiment, with its runs, files and tags; one without runs is removed
+// entirely, so its name is free again (contract section 1).
 func (s *Server) deleteRegisteredModel(ctx context.Context, req *mlflowRequest) (any, error) {
 	var in struct {
 		Name string `json:"name"`
@@ -584,6 +585,13 @@ func (s *Server) deleteRegisteredModel(ctx context.Context, req *mlflowRequest) 
 		if err := s.store.DeleteAlias(ctx, m.ID, a.Alias); err != nil && !errors.Is(err, metadata.ErrAliasNotFound) {
 			return nil, fmt.Errorf("deleting alias %q of %q: %w", a.Alias, in.Name, err)
 		}
+	}
+	// A model without runs was only ever a registry entry: remove it, so its name is free again. A model
+	// with runs stays as an experiment; a run created concurrently makes the purge refuse, which is fine.
+	if err := s.store.PurgeModel(ctx, m.ID); err == nil {
+		return struct{}{}, nil
+	} else if !errors.Is(err, metadata.ErrConflict) {
+		return nil, fmt.Errorf("registered model %q: %w", in.Name, err)
 	}
 	inRegistry := false
 	if _, err := s.store.UpdateModel(ctx, m.ID, metadata.ModelUpdate{InRegistry: &inRegistry}); err != nil {

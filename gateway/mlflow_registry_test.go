@@ -355,7 +355,9 @@ func TestMLflowRegistryAdoptsExperiment(t *testing.T) {
 	}
 	f.fails(http.MethodPost, "registered-models/create", `{"name": "resnet"}`, 400, "RESOURCE_ALREADY_EXISTS")
 
-	// After registered-models/delete the experiment stays and can be adopted again.
+	// After registered-models/delete an experiment with runs stays and can be adopted again (one without
+	// runs is removed entirely: TestRegistryDeleteOfAModelWithoutRunsFreesItsName).
+	f.ok(http.MethodPost, "runs/create", `{"experiment_id": "`+exp.ExperimentID+`"}`, nil)
 	f.ok(http.MethodDelete, "registered-models/delete", `{"name": "resnet"}`, nil)
 	f.ok(http.MethodGet, "experiments/get-by-name", "experiment_name=resnet", nil)
 	f.ok(http.MethodPost, "registered-models/create", `{"name": "resnet"}`, nil)
@@ -567,4 +569,15 @@ func TestRegistrySemverBumpTag(t *testing.T) {
 	}
 	r = env.mlflowPost(base, "registered-models/set-tag", `{"name": "bumpy", "key": "mlgate.semver_bump", "value": "huge"}`)
 	wantStatus(t, r, http.StatusBadRequest)
+}
+
+func TestRegistryDeleteOfAModelWithoutRunsFreesItsName(t *testing.T) {
+	env := newTestEnv(t, Config{})
+	base := env.srv.URL
+	wantStatus(t, env.mlflowPost(base, "registered-models/create", `{"name": "only-registry"}`), http.StatusOK)
+	r := env.do(http.MethodDelete, base+"/api/2.0/mlflow/registered-models/delete", strings.NewReader(`{"name": "only-registry"}`), nil)
+	wantStatus(t, r, http.StatusOK)
+	// Gone as an experiment too, so the name can be used again from scratch.
+	wantStatus(t, env.get(base+"/api/2.0/mlflow/experiments/get-by-name?experiment_name=only-registry"), http.StatusNotFound)
+	wantStatus(t, env.mlflowPost(base, "experiments/create", `{"name": "only-registry"}`), http.StatusOK)
 }

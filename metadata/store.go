@@ -68,6 +68,9 @@ type Store interface {
 	// name "Default", created on first use. ErrNotFound for an unknown project; ErrConflict if another
 	// model already has the display name "Default".
 	EnsureDefaultModel(ctx context.Context, project int64) (*Model, error)
+	// PurgeModel removes a model and frees its names. ErrConflict while it has candidates or versions;
+	// ErrNotFound for an unknown model. Iids are never reused.
+	PurgeModel(ctx context.Context, id uint64) error
 	// Model returns a model of any lifecycle, or ErrNotFound.
 	Model(ctx context.Context, ref ModelRef) (*Model, error)
 	// ListModels returns the project's models in IID order.

@@ -426,3 +426,43 @@ func updateTags(tags, set []metadata.Tag, del []string) []metadata.Tag {
 	}
 	return out
 }
+
+// PurgeModel removes a model and its names for good, so the names become free again. It is refused with
+// ErrConflict while the model has candidates or versions: runs and the versions they back are never
+// removed by a purge. ErrNotFound for an unknown model. Counters are untouched, so the model's iid is
+// never reused.
+func (s *Store) PurgeModel(ctx context.Context, id uint64) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		m, err := getModel(tx, id)
+		if err != nil {
+			return err
+		}
+		prefix := idKey(id)
+		for _, b := range [][]byte{bucketCandidatesByModel, bucketVersions} {
+			if k, _ := bk(tx, b).Cursor().Seek(prefix); k != nil && hasPrefix(k, prefix) {
+				return fmt.Errorf("model %q still has runs or versions: %w", m.DisplayName, metadata.ErrConflict)
+			}
+		}
+		aliases := bk(tx, bucketAliases)
+		c := aliases.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+			if err := aliases.Delete(k); err != nil {
+				return err
+			}
+		}
+		for _, del := range []struct {
+			bucket []byte
+			key    []byte
+		}{
+			{bucketModelsByName, idStrKey(uint64(m.Project), m.Name)},
+			{bucketModelsByDisplay, idStrKey(uint64(m.Project), m.DisplayName)},
+			{bucketModelsByIID, pairKey(uint64(m.Project), uint64(m.IID))},
+			{bucketModels, prefix},
+		} {
+			if err := bk(tx, del.bucket).Delete(del.key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

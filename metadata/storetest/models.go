@@ -45,6 +45,22 @@ var projectTests = []test{
 }
 
 var modelTests = []test{
+	{"PurgeFreesNamesButNeverRuns", func(f *fx) {
+		p := f.project("p")
+		m := f.model(p.ID, "", "Churn")
+		if err := f.s.PurgeModel(f.ctx, m.ID); err != nil {
+			f.Fatal(err)
+		}
+		_, err := f.s.Model(f.ctx, metadata.ModelRef{ID: m.ID})
+		f.wantErr("purged model", err, metadata.ErrNotFound)
+		again := f.model(p.ID, "", "Churn")
+		if again.Name != m.Name || again.IID <= m.IID {
+			f.Errorf("after a purge: %+v, want the same name and a new iid above %d", again, m.IID)
+		}
+		f.candidate(again, metadata.Candidate{})
+		f.wantErr("model with runs", f.s.PurgeModel(f.ctx, again.ID), metadata.ErrConflict)
+		f.wantErr("unknown model", f.s.PurgeModel(f.ctx, 9999), metadata.ErrNotFound)
+	}},
 	{"DefaultModelHasIIDZero", func(f *fx) {
 		p := f.project("p")
 		taken := f.model(p.ID, "default", "default slug taken") // a user model may own the slug
