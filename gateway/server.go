@@ -22,6 +22,9 @@ type Config struct {
 	MaxFileSize int64
 	// Auth requires a token on every route but /health; see withAuth.
 	Auth bool
+	// Metrics, when non-nil, serves GET /metrics (Prometheus exposition). It is behind auth like every
+	// other route when Auth is on: process and plugin figures are not for anonymous callers.
+	Metrics http.Handler
 }
 
 // Server is the HTTP front of mlgate.
@@ -87,6 +90,9 @@ func (s *Server) routes() *httprouter.Router {
 
 	r.GET("/health", s.health)
 	r.HEAD("/health", s.health)
+	if s.cfg.Metrics != nil {
+		r.Handler(http.MethodGet, "/metrics", s.cfg.Metrics)
+	}
 
 	const models = "/api/v4/projects/:project/packages/ml_models/*rest"
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete} {

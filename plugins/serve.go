@@ -1,6 +1,9 @@
 package plugins
 
 import (
+	"os"
+	"time"
+
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
@@ -14,6 +17,7 @@ import (
 // Run by hand (without the host's magic cookie), Serve prints a short explanation and exits with
 // status 1.
 func Serve(f backends.Factory) {
+	go exitWithParent(os.Getppid(), time.Second)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: pluginSets(&GRPCPlugin{Factory: f}),
@@ -21,4 +25,16 @@ func Serve(f backends.Factory) {
 			return grpc.NewServer(append(opts, serverOptions()...)...)
 		},
 	})
+}
+
+// exitWithParent ends the plugin when the mlgate that started it is gone. go-plugin stops its plugins
+// when mlgate exits normally, but a SIGKILLed mlgate cannot, and the orphan would keep its files and
+// sockets open; its parent then becomes another process, which is what this watches for.
+func exitWithParent(parent int, every time.Duration) {
+	for {
+		time.Sleep(every)
+		if os.Getppid() != parent {
+			os.Exit(2)
+		}
+	}
 }

@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/hashicorp/go-plugin"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -38,6 +40,10 @@ Run "mlgate <command> -h" for the flags of a command.
 
 // run executes one command and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// Every command that opens backends may start plugin processes. Closing the backends stops them, and
+	// this kills whatever a failed start, a restart racing with Close or an early return left behind
+	// (all plugins are launched Managed): no plugin outlives mlgate when it exits normally.
+	defer plugin.CleanupClients()
 	cmd := "serve"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]

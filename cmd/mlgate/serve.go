@@ -111,6 +111,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Before the plugins start, so that no restart goes uncounted.
+	metrics, stopMetrics := newMetrics()
+	defer stopMetrics()
 	st, err := openStorage(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -127,7 +130,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 				"stop the server and run mlgate token create")
 		}
 	}
-	gw := gateway.NewWithStorage(gateway.Config{MaxFileSize: cfg.MaxFileSize, Auth: cfg.Auth}, st.store, st.set.storage, log)
+	gw := gateway.NewWithStorage(gateway.Config{MaxFileSize: cfg.MaxFileSize, Auth: cfg.Auth, Metrics: metrics}, st.store, st.set.storage, log)
 	srv := &http.Server{
 		Handler:           gw.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,
