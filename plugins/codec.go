@@ -21,6 +21,8 @@ const (
 	tagChunk byte = 1
 )
 
+// gRPC finds a server-side codec by content-subtype only in its process-wide registry, so this is the
+// one init registration in mlgate: it changes no mlgate wiring, and both sides of the bridge need it.
 func init() { encoding.RegisterCodecV2(chunkCodec{}) }
 
 // chunkCodec carries the chunk messages of Put, PutPart and Get as raw bytes instead of protobuf.
