@@ -21,9 +21,11 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# Throughput of the gateway against a same-run baseline, and its peak RSS, at 1 GiB and 4 GiB.
+# Throughput of the gateway against a same-run baseline, and its peak RSS, at 1 GiB and 4 GiB; the S3
+# backends (in process and as a plugin) against direct minio-go on MinIO and versitygw.
 bench: build
-	$(GO) run ./cmd/mlgate-bench -mlgate bin/mlgate -sizes $(or $(SIZES),1GiB,4GiB) -candidates $(or $(CANDIDATES),100000)
+	$(GO) build -o bin/mlgate-backend ./cmd/mlgate-backend
+	$(GO) run ./cmd/mlgate-bench -mlgate bin/mlgate -backend bin/mlgate-backend -sizes $(or $(SIZES),1GiB,4GiB) -candidates $(or $(CANDIDATES),100000)
 	$(GO) test -run '^$$' -bench BenchmarkModelPage -benchtime 20x ./gateway/
 
 # Regenerates the README's screenshots with headless Chromium against a real mlgate.

@@ -165,6 +165,8 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("minio: transport: %w", err)
 	}
+	// net/http's 4 KiB connection buffers turn a GiB into a quarter million syscalls each way.
+	tr.ReadBufferSize, tr.WriteBufferSize = 256<<10, 256<<10
 	core, err := mgo.NewCore(host, &mgo.Options{
 		Creds: creds, Secure: secure, Region: cfg.Region, BucketLookup: lookup, Transport: tr,
 		// Few retries: an outage must reach the client as a prompt 503, which it retries itself.

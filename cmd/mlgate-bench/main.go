@@ -6,6 +6,8 @@
 // verifying sha256. The gateway side does the same work end to end: the client streams the bytes in a
 // PUT, the gateway hashes, writes and fsyncs them; the client GETs them back and verifies sha256.
 //
+// With -s3 (the default) it also measures the S3 backends (see s3bench.go).
+//
 // Usage: mlgate-bench -mlgate bin/mlgate -sizes 1GiB,4GiB
 package main
 
@@ -42,6 +44,11 @@ func main() {
 	flag.BoolVar(&verbose, "v", false, "print every run")
 	mlflowBench := flag.Bool("mlflow", true, "also measure MLflow API latencies (log-metric, log-batch, runs/search)")
 	candidates := flag.Int("candidates", 100_000, "candidates seeded for the runs/search benchmark")
+	s3Bench := flag.Bool("s3", true, "also measure PUT/GET through the minio backend, in process and as a plugin, against direct minio-go on MinIO and versitygw")
+	s3Runs := flag.Int("s3-runs", 5, "runs of each S3 measurement; medians are reported")
+	s3Size := flag.String("s3-size", "1GiB", "object size of the S3 measurements")
+	backendBin := flag.String("backend", "bin/mlgate-backend", "path to the mlgate-backend plugin binary (S3 part)")
+	s3Script := flag.String("s3-servers", ".ci/s3-servers.sh", "script that installs, starts and stops the S3 servers (S3 part)")
 	flag.Parse()
 
 	failed := false
@@ -51,6 +58,20 @@ func main() {
 			fatal(err)
 		}
 		failed = !ok
+	}
+	if *s3Bench {
+		size, err := parseSize(*s3Size)
+		if err != nil {
+			fatal(err)
+		}
+		ok, err := benchS3(s3Options{
+			mlgate: *bin, backend: *backendBin, script: *s3Script, size: size, runs: *s3Runs,
+			minInProc: 0.9, minPlugin: 0.8, maxRSSMiB: *maxRSS,
+		})
+		if err != nil {
+			fatal(err)
+		}
+		failed = failed || !ok
 	}
 	if *sizes == "" {
 		if failed {
