@@ -23,6 +23,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/backends/internal/s3util"
 )
 
 // S3's multipart limits.
@@ -206,9 +207,9 @@ func (b *Backend) objectKey(key string) string { return b.cfg.Prefix + key }
 // Errors: ErrSizeMismatch, ErrChecksum, r's error, context errors, ErrUnavailable; nothing is
 // committed in any error case.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts backends.PutOptions) (backends.Info, error) {
-	g := newGuard(ctx, r, size, opts.SHA256)
+	g := s3util.NewGuard(ctx, r, size, opts.SHA256)
 	if size == 0 {
-		if err := g.settle(); err != io.EOF {
+		if err := g.Settle(); err != io.EOF {
 			return backends.Info{}, err
 		}
 	}
@@ -224,7 +225,7 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	case size >= 0:
 		up, err := b.core.PutObject(ctx, b.cfg.Bucket, b.objectKey(key), g, size, "", "", popts)
 		if err != nil {
-			return backends.Info{}, g.blame(mapErr(err))
+			return backends.Info{}, g.Blame(mapErr(err))
 		}
 		etag = up.ETag
 	default:
@@ -233,15 +234,15 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 		popts.ConcurrentStreamParts = b.cfg.Concurrency > 1
 		up, err := b.core.Client.PutObject(ctx, b.cfg.Bucket, b.objectKey(key), g, -1, popts)
 		if err != nil {
-			return backends.Info{}, g.blame(mapErr(err))
+			return backends.Info{}, g.Blame(mapErr(err))
 		}
 		etag = up.ETag
 	}
-	if err := g.complete(); err != nil {
+	if err := g.Complete(); err != nil {
 		b.discard(ctx, key)
 		return backends.Info{}, err
 	}
-	return backends.Info{Key: key, Size: g.n, ModTime: time.Now(), ETag: strings.Trim(etag, `"`), ContentType: opts.ContentType, SHA256: opts.SHA256}, nil
+	return backends.Info{Key: key, Size: g.N(), ModTime: time.Now(), ETag: strings.Trim(etag, `"`), ContentType: opts.ContentType, SHA256: opts.SHA256}, nil
 }
 
 func (b *Backend) discard(ctx context.Context, key string) {

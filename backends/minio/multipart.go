@@ -13,27 +13,8 @@ import (
 	mgo "github.com/minio/minio-go/v7"
 
 	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/backends/internal/s3util"
 )
-
-// An upload with an expected whole-object sha256 carries it in its id, since S3 keeps it nowhere
-// ListParts or CompleteMultipartUpload return and the backend keeps no state:
-// "sha256:<64 hex>:<S3 upload id>". S3 upload ids contain no ':'.
-const sumIDPrefix = "sha256:"
-
-func encodeUploadID(s3ID, sum string) string {
-	if sum == "" {
-		return s3ID
-	}
-	return sumIDPrefix + sum + ":" + s3ID
-}
-
-func decodeUploadID(id string) (s3ID, sum string) {
-	const n = len(sumIDPrefix) + 64
-	if strings.HasPrefix(id, sumIDPrefix) && len(id) > n+1 && id[n] == ':' {
-		return id[n+1:], id[len(sumIDPrefix):n]
-	}
-	return id, ""
-}
 
 // CreateMultipart starts an S3 multipart upload of key. Errors: ErrUnavailable, context errors.
 func (b *Backend) CreateMultipart(ctx context.Context, key string, opts backends.PutOptions) (string, error) {
@@ -41,16 +22,16 @@ func (b *Backend) CreateMultipart(ctx context.Context, key string, opts backends
 	if err != nil {
 		return "", mapErr(err)
 	}
-	return encodeUploadID(id, opts.SHA256), nil
+	return s3util.EncodeUploadID(id, opts.SHA256), nil
 }
 
 // PutPart uploads part n, streamed; a part of unknown size is first spooled to a temporary file, as
 // S3 needs its length up front. Errors: ErrUploadNotFound, ErrSizeMismatch, r's error,
 // ErrUnavailable, context errors; a failed part is not stored.
 func (b *Backend) PutPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (backends.Part, error) {
-	s3ID, _ := decodeUploadID(uploadID)
+	s3ID, _ := s3util.DecodeUploadID(uploadID)
 	if size < 0 {
-		f, err := spool(ctx, r)
+		f, err := s3util.Spool(ctx, r, "minio")
 		if err != nil {
 			return backends.Part{}, err
 		}
@@ -61,62 +42,25 @@ func (b *Backend) PutPart(ctx context.Context, key, uploadID string, n int, r io
 		}
 		r, size = f, st.Size()
 	}
-	g := newGuard(ctx, r, size, "")
+	g := s3util.NewGuard(ctx, r, size, "")
 	if size == 0 {
-		if err := g.settle(); err != io.EOF {
+		if err := g.Settle(); err != io.EOF {
 			return backends.Part{}, err
 		}
 	}
 	p, err := b.core.PutObjectPart(ctx, b.cfg.Bucket, b.objectKey(key), s3ID, n, g, size, mgo.PutObjectPartOptions{DisableContentSha256: true})
 	if err != nil {
-		return backends.Part{}, g.blame(mapErr(err))
+		return backends.Part{}, g.Blame(mapErr(err))
 	}
-	if err := g.complete(); err != nil {
+	if err := g.Complete(); err != nil {
 		return backends.Part{}, err
 	}
 	return backends.Part{Number: n, Size: size, ETag: strings.Trim(p.ETag, `"`)}, nil
 }
 
-func spool(ctx context.Context, r io.Reader) (*os.File, error) {
-	f, err := os.CreateTemp("", "mlgate-minio-part-*")
-	if err != nil {
-		return nil, fmt.Errorf("minio: spool part: %w", err)
-	}
-	buf := make([]byte, 256<<10)
-	for {
-		if err = ctx.Err(); err != nil {
-			break
-		}
-		var n int
-		n, err = r.Read(buf)
-		if n > 0 {
-			if _, werr := f.Write(buf[:n]); werr != nil {
-				err = fmt.Errorf("minio: spool part: %w", werr)
-				break
-			}
-		}
-		if err == io.EOF {
-			err = nil
-			break
-		}
-		if err != nil {
-			break
-		}
-	}
-	if err == nil {
-		_, err = f.Seek(0, io.SeekStart)
-	}
-	if err != nil {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
-		return nil, err
-	}
-	return f, nil
-}
-
 // ListParts lists the upload's parts in number order. Errors: ErrUploadNotFound, ErrUnavailable.
 func (b *Backend) ListParts(ctx context.Context, key, uploadID string) ([]backends.Part, error) {
-	s3ID, _ := decodeUploadID(uploadID)
+	s3ID, _ := s3util.DecodeUploadID(uploadID)
 	var parts []backends.Part
 	marker := 0
 	for {
@@ -142,12 +86,12 @@ func (b *Backend) ListParts(ctx context.Context, key, uploadID string) ([]backen
 // An expected sha256 is verified by reading the completed object back, and a mismatch deletes it; not
 // atomic (the bad blob is briefly visible, a blob it replaced is gone). The gateway never asks for it.
 func (b *Backend) CompleteMultipart(ctx context.Context, key, uploadID string, parts []backends.Part) (backends.Info, error) {
-	s3ID, sum := decodeUploadID(uploadID)
+	s3ID, sum := s3util.DecodeUploadID(uploadID)
 	stored, err := b.ListParts(ctx, key, uploadID)
 	if err != nil {
 		return backends.Info{}, err
 	}
-	if err := checkParts(parts, stored); err != nil {
+	if err := s3util.CheckParts(parts, stored); err != nil {
 		return backends.Info{}, err
 	}
 	if _, err := b.complete(ctx, key, s3ID, parts); err != nil {
@@ -166,27 +110,6 @@ func (b *Backend) CompleteMultipart(ctx context.Context, key, uploadID string, p
 	return info, nil
 }
 
-// checkParts applies S3's rules: each part exists with its ETag, and all but the last have at least
-// minPartSize bytes.
-func checkParts(parts, stored []backends.Part) error {
-	byNumber := make(map[int]backends.Part, len(stored))
-	for _, p := range stored {
-		byNumber[p.Number] = p
-	}
-	for i, p := range parts {
-		s, ok := byNumber[p.Number]
-		switch {
-		case !ok:
-			return fmt.Errorf("%w: part %d was not uploaded", backends.ErrInvalidPart, p.Number)
-		case strings.Trim(p.ETag, `"`) != s.ETag:
-			return fmt.Errorf("%w: part %d has etag %s, not %s", backends.ErrInvalidPart, p.Number, s.ETag, p.ETag)
-		case i < len(parts)-1 && s.Size < minPartSize:
-			return fmt.Errorf("%w: part %d has %d bytes, below the minimum of %d for all but the last part", backends.ErrInvalidPart, p.Number, s.Size, minPartSize)
-		}
-	}
-	return nil
-}
-
 func (b *Backend) complete(ctx context.Context, key, s3ID string, parts []backends.Part) (mgo.UploadInfo, error) {
 	done := make([]mgo.CompletePart, len(parts))
 	for i, p := range parts {
@@ -198,7 +121,7 @@ func (b *Backend) complete(ctx context.Context, key, s3ID string, parts []backen
 
 // putMultipart streams a body of known size through a multipart upload, part after part straight
 // from g, and completes it only after g has verified the whole body; any failure aborts the upload.
-func (b *Backend) putMultipart(ctx context.Context, key string, g *guard, size int64, opts mgo.PutObjectOptions) (etag string, err error) {
+func (b *Backend) putMultipart(ctx context.Context, key string, g *s3util.Guard, size int64, opts mgo.PutObjectOptions) (etag string, err error) {
 	obj := b.objectKey(key)
 	id, err := b.core.NewMultipartUpload(ctx, b.cfg.Bucket, obj, opts)
 	if err != nil {
@@ -220,11 +143,11 @@ func (b *Backend) putMultipart(ctx context.Context, key string, g *guard, size i
 		l := min(partLen, size-off)
 		p, err := b.core.PutObjectPart(ctx, b.cfg.Bucket, obj, id, n, io.LimitReader(g, l), l, mgo.PutObjectPartOptions{DisableContentSha256: true})
 		if err != nil {
-			return "", g.blame(mapErr(err))
+			return "", g.Blame(mapErr(err))
 		}
 		parts = append(parts, backends.Part{Number: n, Size: l, ETag: p.ETag})
 	}
-	if err := g.complete(); err != nil {
+	if err := g.Complete(); err != nil {
 		return "", err
 	}
 	up, err := b.complete(ctx, key, id, parts)
@@ -255,7 +178,7 @@ func (b *Backend) verifySum(ctx context.Context, key, sum string) error {
 // AbortMultipart aborts the upload. MinIO answers success for an unknown upload, so its existence is
 // checked first. Errors: ErrUploadNotFound, ErrUnavailable.
 func (b *Backend) AbortMultipart(ctx context.Context, key, uploadID string) error {
-	s3ID, _ := decodeUploadID(uploadID)
+	s3ID, _ := s3util.DecodeUploadID(uploadID)
 	if _, err := b.core.ListObjectParts(ctx, b.cfg.Bucket, b.objectKey(key), s3ID, 0, 1); err != nil {
 		return mapErr(err)
 	}

@@ -15,29 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/backends/internal/s3util"
 )
-
-// A multipart upload with an expected whole-object sha256 carries it in its id, because S3 has no
-// place for it that ListParts or CompleteMultipartUpload return and the backend keeps no state:
-// "sha256:<64 hex>:<S3 upload id>". S3 upload ids contain no ':'.
-const sumIDPrefix = "sha256:"
-
-func encodeUploadID(s3ID, sum string) string {
-	if sum == "" {
-		return s3ID
-	}
-	return sumIDPrefix + sum + ":" + s3ID
-}
-
-// decodeUploadID splits an id made by encodeUploadID. Anything else is passed to S3 as is, which
-// answers NoSuchUpload for ids it did not make.
-func decodeUploadID(id string) (s3ID, sum string) {
-	const n = len(sumIDPrefix) + 64
-	if strings.HasPrefix(id, sumIDPrefix) && len(id) > n+1 && id[n] == ':' {
-		return id[n+1:], id[len(sumIDPrefix):n]
-	}
-	return id, ""
-}
 
 // CreateMultipart starts an S3 multipart upload of key. Errors: ErrUnavailable, context errors.
 func (b *Backend) CreateMultipart(ctx context.Context, key string, opts backends.PutOptions) (string, error) {
@@ -49,16 +28,16 @@ func (b *Backend) CreateMultipart(ctx context.Context, key string, opts backends
 	if err != nil {
 		return "", mapErr(err)
 	}
-	return encodeUploadID(aws.ToString(out.UploadId), opts.SHA256), nil
+	return s3util.EncodeUploadID(aws.ToString(out.UploadId), opts.SHA256), nil
 }
 
 // PutPart uploads part n. A part of unknown size is first spooled to a temporary file, because S3
 // needs every part's length up front; memory stays flat either way. Errors: ErrUploadNotFound,
 // ErrSizeMismatch, r's error, ErrUnavailable, context errors; a failed part is not stored.
 func (b *Backend) PutPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (backends.Part, error) {
-	s3ID, _ := decodeUploadID(uploadID)
+	s3ID, _ := s3util.DecodeUploadID(uploadID)
 	if size < 0 {
-		f, err := spool(ctx, r)
+		f, err := s3util.Spool(ctx, r, "s3")
 		if err != nil {
 			return backends.Part{}, err
 		}
@@ -69,9 +48,9 @@ func (b *Backend) PutPart(ctx context.Context, key, uploadID string, n int, r io
 		}
 		r, size = f, st.Size()
 	}
-	g := newGuard(ctx, r, size, "")
+	g := s3util.NewGuard(ctx, r, size, "")
 	if size == 0 {
-		if err := g.settle(); err != io.EOF {
+		if err := g.Settle(); err != io.EOF {
 			return backends.Part{}, err
 		}
 	}
@@ -80,55 +59,17 @@ func (b *Backend) PutPart(ctx context.Context, key, uploadID string, n int, r io
 		PartNumber: sdkPartNumber(n), Body: g, ContentLength: aws.Int64(size),
 	}, streamingBody)
 	if err != nil {
-		return backends.Part{}, g.blame(mapErr(err))
+		return backends.Part{}, g.Blame(mapErr(err))
 	}
-	if err := g.complete(); err != nil {
+	if err := g.Complete(); err != nil {
 		return backends.Part{}, err
 	}
 	return backends.Part{Number: n, Size: size, ETag: trimETag(out.ETag)}, nil
 }
 
-// spool copies r into a temporary file (removed by the caller), checking ctx between reads.
-func spool(ctx context.Context, r io.Reader) (*os.File, error) {
-	f, err := os.CreateTemp("", "mlgate-s3-part-*")
-	if err != nil {
-		return nil, fmt.Errorf("s3: spool part: %w", err)
-	}
-	buf := make([]byte, 256<<10)
-	for {
-		if err = ctx.Err(); err != nil {
-			break
-		}
-		var n int
-		n, err = r.Read(buf)
-		if n > 0 {
-			if _, werr := f.Write(buf[:n]); werr != nil {
-				err = fmt.Errorf("s3: spool part: %w", werr)
-				break
-			}
-		}
-		if err == io.EOF {
-			err = nil
-			break
-		}
-		if err != nil {
-			break
-		}
-	}
-	if err == nil {
-		_, err = f.Seek(0, io.SeekStart)
-	}
-	if err != nil {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
-		return nil, err
-	}
-	return f, nil
-}
-
 // ListParts lists the upload's parts in number order. Errors: ErrUploadNotFound, ErrUnavailable.
 func (b *Backend) ListParts(ctx context.Context, key, uploadID string) ([]backends.Part, error) {
-	s3ID, _ := decodeUploadID(uploadID)
+	s3ID, _ := s3util.DecodeUploadID(uploadID)
 	var parts []backends.Part
 	in := &s3.ListPartsInput{Bucket: b.bucket(), Key: aws.String(b.objectKey(key)), UploadId: aws.String(s3ID)}
 	for {
@@ -157,12 +98,12 @@ func (b *Backend) ListParts(ctx context.Context, key, uploadID string) ([]backen
 // the completed object back; a mismatch deletes it. That check is not atomic: the bad blob is briefly
 // visible, and a blob it replaced is gone. mlgate's gateway never asks for it.
 func (b *Backend) CompleteMultipart(ctx context.Context, key, uploadID string, parts []backends.Part) (backends.Info, error) {
-	s3ID, sum := decodeUploadID(uploadID)
+	s3ID, sum := s3util.DecodeUploadID(uploadID)
 	stored, err := b.ListParts(ctx, key, uploadID)
 	if err != nil {
 		return backends.Info{}, err
 	}
-	if err := checkParts(parts, stored); err != nil {
+	if err := s3util.CheckParts(parts, stored); err != nil {
 		return backends.Info{}, err
 	}
 	if _, err := b.complete(ctx, key, s3ID, parts); err != nil {
@@ -179,27 +120,6 @@ func (b *Backend) CompleteMultipart(ctx context.Context, key, uploadID string, p
 	}
 	info.SHA256 = sum
 	return info, nil
-}
-
-// checkParts applies S3's rules for a part list to the stored parts: each part exists with its ETag,
-// and every part but the last has at least minPartSize bytes.
-func checkParts(parts, stored []backends.Part) error {
-	byNumber := make(map[int]backends.Part, len(stored))
-	for _, p := range stored {
-		byNumber[p.Number] = p
-	}
-	for i, p := range parts {
-		s, ok := byNumber[p.Number]
-		switch {
-		case !ok:
-			return fmt.Errorf("%w: part %d was not uploaded", backends.ErrInvalidPart, p.Number)
-		case strings.Trim(p.ETag, `"`) != s.ETag:
-			return fmt.Errorf("%w: part %d has etag %s, not %s", backends.ErrInvalidPart, p.Number, s.ETag, p.ETag)
-		case i < len(parts)-1 && s.Size < minPartSize:
-			return fmt.Errorf("%w: part %d has %d bytes, below the minimum of %d for all but the last part", backends.ErrInvalidPart, p.Number, s.Size, minPartSize)
-		}
-	}
-	return nil
 }
 
 func (b *Backend) complete(ctx context.Context, key, s3ID string, parts []backends.Part) (*s3.CompleteMultipartUploadOutput, error) {
@@ -220,7 +140,7 @@ func (b *Backend) complete(ctx context.Context, key, s3ID string, parts []backen
 // putMultipart streams a body of known size through a multipart upload, part after part straight
 // from g (no buffering), and completes it only after g has verified the whole body. Any failure
 // aborts the upload, so nothing becomes visible.
-func (b *Backend) putMultipart(ctx context.Context, in *s3.PutObjectInput, g *guard, size int64) (etag *string, err error) {
+func (b *Backend) putMultipart(ctx context.Context, in *s3.PutObjectInput, g *s3util.Guard, size int64) (etag *string, err error) {
 	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: in.Bucket, Key: in.Key, ContentType: in.ContentType})
 	if err != nil {
 		return nil, mapErr(err)
@@ -246,11 +166,11 @@ func (b *Backend) putMultipart(ctx context.Context, in *s3.PutObjectInput, g *gu
 			Body: io.LimitReader(g, l), ContentLength: aws.Int64(l),
 		}, streamingBody)
 		if err != nil {
-			return nil, g.blame(mapErr(err))
+			return nil, g.Blame(mapErr(err))
 		}
 		parts = append(parts, backends.Part{Number: n, Size: l, ETag: trimETag(out.ETag)})
 	}
-	if err := g.complete(); err != nil {
+	if err := g.Complete(); err != nil {
 		return nil, err
 	}
 	out, err := b.complete(ctx, aws.ToString(in.Key)[len(b.cfg.Prefix):], aws.ToString(id), parts)
@@ -284,7 +204,7 @@ func (b *Backend) verifySum(ctx context.Context, key, sum string) error {
 // MinIO (like AWS for a while after an abort) answers success for an unknown upload, so the upload's
 // existence is checked first with a one-part ListParts.
 func (b *Backend) AbortMultipart(ctx context.Context, key, uploadID string) error {
-	s3ID, _ := decodeUploadID(uploadID)
+	s3ID, _ := s3util.DecodeUploadID(uploadID)
 	in := &s3.ListPartsInput{Bucket: b.bucket(), Key: aws.String(b.objectKey(key)), UploadId: aws.String(s3ID), MaxParts: aws.Int32(1)}
 	if _, err := b.client.ListParts(ctx, in); err != nil {
 		return mapErr(err)

@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/backends/internal/s3util"
 )
 
 // S3's multipart limits, the same on every server this backend targets.
@@ -230,10 +231,10 @@ func (b *Backend) bucket() *string { return aws.String(b.cfg.Bucket) }
 // holds at most PartSize*Concurrency bytes. Errors: ErrSizeMismatch, ErrChecksum, r's error,
 // context errors, ErrUnavailable; nothing is committed in any error case.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts backends.PutOptions) (backends.Info, error) {
-	g := newGuard(ctx, r, size, opts.SHA256)
+	g := s3util.NewGuard(ctx, r, size, opts.SHA256)
 	if size == 0 {
 		// The SDK may send an empty body without reading it: judge it first.
-		if err := g.settle(); err != io.EOF {
+		if err := g.Settle(); err != io.EOF {
 			return backends.Info{}, err
 		}
 	}
@@ -253,23 +254,23 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 		in.ContentLength = aws.Int64(size)
 		out, err := b.client.PutObject(ctx, in, streamingBody)
 		if err != nil {
-			return backends.Info{}, g.blame(mapErr(err))
+			return backends.Info{}, g.Blame(mapErr(err))
 		}
 		etag = out.ETag
 	default:
 		//lint:ignore SA1019 see Backend.uploader
 		out, err := b.uploader.Upload(ctx, in)
 		if err != nil {
-			return backends.Info{}, g.blame(mapErr(err))
+			return backends.Info{}, g.Blame(mapErr(err))
 		}
 		etag = out.ETag
 	}
-	if err := g.complete(); err != nil {
+	if err := g.Complete(); err != nil {
 		// Unreachable with a conforming SDK; undo rather than keep a blob we cannot vouch for.
 		b.discard(ctx, key)
 		return backends.Info{}, err
 	}
-	info := backends.Info{Key: key, Size: g.n, ModTime: time.Now(), ETag: trimETag(etag), ContentType: opts.ContentType, SHA256: opts.SHA256}
+	info := backends.Info{Key: key, Size: g.N(), ModTime: time.Now(), ETag: trimETag(etag), ContentType: opts.ContentType, SHA256: opts.SHA256}
 	return info, nil
 }
 
