@@ -24,7 +24,7 @@ import (
 // uiRowsPerPage is the size of a candidates page.
 const uiRowsPerPage = 50
 
-// uiMaxProjects bounds the projects page; the Store has no project listing, so the page probes ids.
+// uiMaxProjects bounds the projects page.
 const uiMaxProjects = 1000
 
 // Projects.
@@ -42,17 +42,11 @@ func (s *Server) uiProjects(w http.ResponseWriter, r *http.Request, _ httprouter
 			out = append(out, p)
 		}
 	} else {
-		// Project ids are 1, 2, 3… and never deleted, so probing stops at the first miss.
-		for id := int64(1); id <= uiMaxProjects; id++ {
-			p, err := s.store.Project(r.Context(), metadata.ProjectRef{ID: id})
-			if errors.Is(err, metadata.ErrNotFound) {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			out = append(out, p)
+		ps, err := s.store.ListProjects(r.Context(), uiMaxProjects)
+		if err != nil {
+			return err
 		}
+		out = ps
 	}
 	v.Data = out
 	return nil

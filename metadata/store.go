@@ -53,6 +53,8 @@ type Store interface {
 
 	// Project returns a project, or ErrNotFound.
 	Project(ctx context.Context, ref ProjectRef) (*Project, error)
+	// ListProjects returns up to limit projects (<= 0: all) in id order.
+	ListProjects(ctx context.Context, limit int) ([]*Project, error)
 	// EnsureProject returns the project with path, creating it if missing.
 	// ErrInvalid for an empty or malformed path.
 	EnsureProject(ctx context.Context, path string) (*Project, error)

@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -80,4 +81,21 @@ func projectByPath(tx *bolt.Tx, path string) (*metadata.Project, error) {
 		return nil, fmt.Errorf("project %q: %w", path, metadata.ErrNotFound)
 	}
 	return getProject(tx, int64(id))
+}
+
+// ListProjects returns up to limit projects (<= 0: all) in id order.
+func (s *Store) ListProjects(ctx context.Context, limit int) ([]*metadata.Project, error) {
+	var out []*metadata.Project
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c := bk(tx, bucketProjects).Cursor()
+		for k, v := c.First(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
+			p := &metadata.Project{}
+			if err := json.Unmarshal(v, p); err != nil {
+				return fmt.Errorf("project %x: %v: %w", k, err, ErrCorrupt)
+			}
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
 }

@@ -45,6 +45,16 @@ var projectTests = []test{
 }
 
 var modelTests = []test{
+	{"ListProjectsInIDOrder", func(f *fx) {
+		a, b := f.project("b/first"), f.project("a/second")
+		ps, err := f.s.ListProjects(f.ctx, 0)
+		if err != nil || len(ps) != 2 || ps[0].ID != a.ID || ps[1].ID != b.ID || ps[1].Path != "a/second" {
+			f.Fatalf("ListProjects: %+v, %v", ps, err)
+		}
+		if ps, err := f.s.ListProjects(f.ctx, 1); err != nil || len(ps) != 1 {
+			f.Fatalf("ListProjects limit 1: %d, %v", len(ps), err)
+		}
+	}},
 	{"PurgeFreesNamesButNeverRuns", func(f *fx) {
 		p := f.project("p")
 		m := f.model(p.ID, "", "Churn")
