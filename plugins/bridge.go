@@ -94,14 +94,14 @@ type GRPCPlugin struct {
 var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
 
 // GRPCServer registers the backend service.
-func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterBackendServer(s, &server{factory: p.Factory, b: p.Backend})
+func (p *GRPCPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterBackendServer(s, &server{factory: p.Factory, b: p.Backend, broker: broker})
 	return nil
 }
 
 // GRPCClient returns a *Client over c.
-func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &Client{c: pb.NewBackendClient(c)}, nil
+func (p *GRPCPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &Client{c: pb.NewBackendClient(c), broker: broker}, nil
 }
 
 // dialOptions are the host's gRPC options for a plugin connection.

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"sync"
+
+	"github.com/hashicorp/go-plugin"
 
 	"github.com/mlgate/mlgate/backends"
 	pb "github.com/mlgate/mlgate/plugins/proto"
@@ -18,7 +21,8 @@ import (
 // Errors wrap the sentinel the plugin's backend returned. A broken connection wraps
 // backends.ErrUnavailable.
 type Client struct {
-	c pb.BackendClient
+	c      pb.BackendClient
+	broker *plugin.GRPCBroker // nil: Get streams chunks
 }
 
 var _ backends.Backend = (*Client)(nil)
@@ -97,24 +101,50 @@ func closeErrOf[R any](op string, closeAndRecv func() (R, error), sendErr error)
 // key or a bad range is Get's error, not the reader's. Closing the reader cancels the stream.
 func (c *Client) Get(ctx context.Context, key string, rng backends.Range) (io.ReadCloser, backends.Info, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	st, err := c.c.Get(ctx, &pb.GetRequest{Key: key, Offset: rng.Offset, Length: rng.Length, ChunkSize: int64(chunkSize)},
-		streamCallOptions()...)
-	if err != nil {
-		cancel()
-		return nil, backends.Info{}, wrapErr("plugin get", err)
+	req := &pb.GetRequest{Key: key, Offset: rng.Offset, Length: rng.Length, ChunkSize: int64(chunkSize)}
+	var ln net.Listener
+	if useRawGet && c.broker != nil {
+		id := c.broker.NextId()
+		if l, err := c.broker.Accept(id); err == nil {
+			ln, req.BrokerId = l, id
+		}
 	}
-	msg := &pb.GetResponse{}
-	if err := st.RecvMsg(msg); err != nil {
+	fail := func(err error) (io.ReadCloser, backends.Info, error) {
 		cancel()
-		if err == io.EOF {
-			err = errProtocol("get stream ended before the blob info")
+		if ln != nil {
+			_ = ln.Close()
 		}
 		return nil, backends.Info{}, wrapErr("plugin get", err)
 	}
+	st, err := c.c.Get(ctx, req, streamCallOptions()...)
+	if err != nil {
+		return fail(err)
+	}
+	msg := &pb.GetResponse{}
+	if err := st.RecvMsg(msg); err != nil {
+		if err == io.EOF {
+			err = errProtocol("get stream ended before the blob info")
+		}
+		return fail(err)
+	}
 	info := msg.GetInfo()
 	if info == nil {
-		cancel()
-		return nil, backends.Info{}, wrapErr("plugin get", errProtocol("get stream did not start with the blob info"))
+		return fail(errProtocol("get stream did not start with the blob info"))
+	}
+	if msg.GetRaw() {
+		if ln == nil {
+			return fail(errProtocol("raw get without a broker connection"))
+		}
+		conn, err := acceptRaw(ctx, ln)
+		if err != nil {
+			cancel()
+			return nil, backends.Info{}, wrapErr("plugin get", err)
+		}
+		stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+		return &rawReader{conn: conn, recv: st.RecvMsg, cancel: cancel, stop: stop}, infoFromPB(info), nil
+	}
+	if ln != nil {
+		_ = ln.Close()
 	}
 	return &getReader{recv: st.RecvMsg, cancel: cancel, msg: msg}, infoFromPB(info), nil
 }

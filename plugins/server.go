@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"sync"
 
+	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -19,6 +21,7 @@ import (
 type server struct {
 	pb.UnimplementedBackendServer
 	factory backends.Factory
+	broker  *plugin.GRPCBroker // nil: no raw Gets
 
 	mu     sync.Mutex
 	b      backends.Backend
@@ -167,8 +170,28 @@ func (s *server) Get(req *pb.GetRequest, st grpc.ServerStreamingServer[pb.GetRes
 		return toStatus(err)
 	}
 	defer rc.Close()
-	if err := st.Send(&pb.GetResponse{Msg: &pb.GetResponse_Info{Info: infoToPB(info)}}); err != nil {
+	var conn net.Conn
+	if id := req.GetBrokerId(); id != 0 && s.broker != nil {
+		// Without the connection, fall back to chunks: the host sees raw unset and closes its listener.
+		if c, err := dialRaw(st.Context(), s.broker, id); err == nil {
+			conn = c
+		}
+	}
+	if err := st.Send(&pb.GetResponse{Msg: &pb.GetResponse_Info{Info: infoToPB(info)}, Raw: conn != nil}); err != nil {
+		if conn != nil {
+			_ = conn.Close()
+		}
 		return err
+	}
+	if conn != nil {
+		readErr, writeErr := serveRaw(st.Context(), conn, rc)
+		if readErr != nil {
+			return toStatus(readErr)
+		}
+		if writeErr != nil {
+			return status.Errorf(codes.Unavailable, "raw get connection: %v", writeErr)
+		}
+		return nil
 	}
 	n := int(req.GetChunkSize())
 	switch {

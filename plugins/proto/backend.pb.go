@@ -476,7 +476,10 @@ type GetRequest struct {
 	// < 0: to the end.
 	Length int64 `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
 	// The chunk size the host wants; 0 lets the plugin choose. The plugin clamps it to its limits.
-	ChunkSize     int64 `protobuf:"varint,4,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	ChunkSize int64 `protobuf:"varint,4,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	// Non-zero: the host listens on this go-plugin broker id and the plugin may send the selected range
+	// as raw bytes over a brokered connection instead of as chunks (see GetResponse.raw).
+	BrokerId      uint32 `protobuf:"varint,5,opt,name=broker_id,json=brokerId,proto3" json:"broker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -539,13 +542,23 @@ func (x *GetRequest) GetChunkSize() int64 {
 	return 0
 }
 
+func (x *GetRequest) GetBrokerId() uint32 {
+	if x != nil {
+		return x.BrokerId
+	}
+	return 0
+}
+
 type GetResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
 	//
 	//	*GetResponse_Info
 	//	*GetResponse_Chunk
-	Msg           isGetResponse_Msg `protobuf_oneof:"msg"`
+	Msg isGetResponse_Msg `protobuf_oneof:"msg"`
+	// Set on the Info message when the plugin dialed GetRequest.broker_id: the bytes follow on that
+	// connection (closed at the end), no chunks follow, and the stream ends with the final status.
+	Raw           bool `protobuf:"varint,3,opt,name=raw,proto3" json:"raw,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -603,6 +616,13 @@ func (x *GetResponse) GetChunk() []byte {
 		}
 	}
 	return nil
+}
+
+func (x *GetResponse) GetRaw() bool {
+	if x != nil {
+		return x.Raw
+	}
+	return false
 }
 
 type isGetResponse_Msg interface {
@@ -1274,17 +1294,19 @@ const file_backend_proto_rawDesc = "" +
 	"PutRequest\x126\n" +
 	"\x06header\x18\x01 \x01(\v2\x1c.mlgate.backend.v1.PutHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x05\n" +
-	"\x03msg\"m\n" +
+	"\x03msg\"\x8a\x01\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
 	"\x06length\x18\x03 \x01(\x03R\x06length\x12\x1d\n" +
 	"\n" +
-	"chunk_size\x18\x04 \x01(\x03R\tchunkSize\"[\n" +
+	"chunk_size\x18\x04 \x01(\x03R\tchunkSize\x12\x1b\n" +
+	"\tbroker_id\x18\x05 \x01(\rR\bbrokerId\"m\n" +
 	"\vGetResponse\x12-\n" +
 	"\x04info\x18\x01 \x01(\v2\x17.mlgate.backend.v1.InfoH\x00R\x04info\x12\x16\n" +
-	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x05\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12\x10\n" +
+	"\x03raw\x18\x03 \x01(\bR\x03rawB\x05\n" +
 	"\x03msg\"\x1e\n" +
 	"\n" +
 	"KeyRequest\x12\x10\n" +
