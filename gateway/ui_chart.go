@@ -57,22 +57,24 @@ func renderChart(title, xLabel string, series []uiSeries) *uiChart {
 		pad := math.Max(math.Abs(minY)*0.05, 1e-9)
 		minY, maxY = minY-pad, maxY+pad
 	}
+	// Round axes to readable ticks (1, 2 or 5 times a power of ten); steps and row numbers are whole.
+	var xTicks, yTicks []float64
+	xTicks, minX, maxX = niceTicks(minX, maxX, 5, allWhole(series))
+	yTicks, minY, maxY = niceTicks(minY, maxY, 4, false)
 	px := func(x float64) float64 { return left + (x-minX)/(maxX-minX)*(w-left-right) }
 	py := func(y float64) float64 { return top + (maxY-y)/(maxY-minY)*(h-top-bottom) }
 
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %g %g" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg">`,
 		w, h, template.HTMLEscapeString(title))
-	// Axes with 5 y ticks and up to 6 x ticks.
+	// Axes with their rounded ticks.
 	fmt.Fprintf(&b, `<g class="axis"><line x1="%g" y1="%g" x2="%g" y2="%g"/><line x1="%g" y1="%g" x2="%g" y2="%g"/>`,
 		left, top, left, h-bottom, left, h-bottom, w-right, h-bottom)
-	for i := 0; i <= 4; i++ {
-		y := minY + (maxY-minY)*float64(i)/4
+	for _, y := range yTicks {
 		fmt.Fprintf(&b, `<line class="grid" x1="%g" y1="%.1f" x2="%g" y2="%.1f"/><text x="%g" y="%.1f" text-anchor="end">%s</text>`,
 			left, py(y), w-right, py(y), left-4, py(y)+3, template.HTMLEscapeString(uiTick(y)))
 	}
-	for i := 0; i <= 5; i++ {
-		x := minX + (maxX-minX)*float64(i)/5
+	for _, x := range xTicks {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%g" text-anchor="middle">%s</text>`, px(x), h-bottom+14, template.HTMLEscapeString(uiTick(x)))
 	}
 	fmt.Fprintf(&b, `<text x="%g" y="%g" text-anchor="middle" class="label">%s</text></g>`, (left+w-right)/2, h-4, template.HTMLEscapeString(xLabel))
@@ -155,3 +157,41 @@ func (d *uiModelData) chart(q url.Values) {
 
 // uiTick formats an axis label: 4 significant digits are enough to read a scale.
 func uiTick(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }
+
+// niceTicks spreads about n intervals over [lo, hi] at a step of 1, 2 or 5 times a power of ten (at
+// least 1 when whole is set) and returns the ticks with the axis widened to the outer ones.
+func niceTicks(lo, hi float64, n int, whole bool) (ticks []float64, axisLo, axisHi float64) {
+	raw := (hi - lo) / float64(n)
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := 10 * mag
+	for _, m := range []float64{1, 2, 5} {
+		if m*mag >= raw {
+			step = m * mag
+			break
+		}
+	}
+	if whole && step < 1 {
+		step = 1
+	}
+	axisLo, axisHi = math.Floor(lo/step)*step, math.Ceil(hi/step)*step
+	for i := 0; ; i++ {
+		v := axisLo + float64(i)*step
+		if v > axisHi+step/2 {
+			break
+		}
+		ticks = append(ticks, v)
+	}
+	return ticks, axisLo, axisHi
+}
+
+// allWhole reports whether every finite x of every series is a whole number (steps, row numbers).
+func allWhole(series []uiSeries) bool {
+	for _, s := range series {
+		for _, x := range s.X {
+			if finite(x) && x != math.Trunc(x) {
+				return false
+			}
+		}
+	}
+	return true
+}
