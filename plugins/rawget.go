@@ -150,20 +150,59 @@ func (r *rawReader) Read(p []byte) (int, error) {
 	if err == nil {
 		return n, nil
 	}
-	// The connection ended: the bytes are complete only if the call ends OK.
+	r.finish(err)
+	return n, r.err
+}
+
+// WriteTo hands the connection to w's ReadFrom: behind an http.ResponseWriter of a TCP connection the
+// kernel splices the bytes from the plugin's socket to the client's, and they never enter mlgate's
+// memory. As with Read, the bytes count only if the call then ends OK.
+func (r *rawReader) WriteTo(w io.Writer) (int64, error) {
+	if r.err != nil {
+		if r.err == io.EOF {
+			return 0, nil
+		}
+		return 0, r.err
+	}
+	var n int64
+	var err error
+	if rf, ok := w.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r.conn)
+	} else {
+		bp := getBuf(rawBufSize)
+		n, err = io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r.conn}, *bp)
+		putBuf(bp)
+	}
+	if err == nil {
+		err = io.EOF // the plugin closed the connection
+	}
+	r.finish(err)
+	if r.err == io.EOF {
+		return n, nil
+	}
+	return n, r.err
+}
+
+// finish settles the reader once the connection has ended with err (io.EOF: closed by the plugin):
+// the bytes are complete only if the call ends OK.
+func (r *rawReader) finish(err error) {
+	if err != io.EOF {
+		// A failed read, or a failed write to w: either way the plugin's status cannot make the
+		// transfer whole, and waiting for it could wait for a plugin that is still writing.
+		r.err = wrapErr("plugin get", status.Errorf(codes.Unavailable, "raw get connection: %v", err))
+		r.release()
+		return
+	}
 	msg := &pb.GetResponse{}
 	switch rerr := r.recv(msg); {
-	case rerr == io.EOF && err == io.EOF:
-		r.err = io.EOF
 	case rerr == io.EOF:
-		r.err = wrapErr("plugin get", status.Errorf(codes.Unavailable, "raw get connection: %v", err))
+		r.err = io.EOF
 	case rerr != nil:
 		r.err = wrapErr("plugin get", rerr)
 	default:
 		r.err = wrapErr("plugin get", errProtocol("unexpected message in raw get stream"))
 	}
 	r.release()
-	return n, r.err
 }
 
 func (r *rawReader) release() {
@@ -185,6 +224,15 @@ func serveRaw(ctx context.Context, conn net.Conn, rc io.Reader) (readErr, writeE
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 	defer conn.Close()
+	if wt, ok := rc.(io.WriterTo); ok {
+		// A reader that can hand its source to the kernel (an S3 direct get: splice from the server's
+		// socket to this one) does. Its errors cannot be told apart into reading and writing ones; both
+		// end the call with a failure, which is all the host needs.
+		if _, err := wt.WriteTo(conn); err != nil {
+			return err, nil
+		}
+		return nil, nil
+	}
 	bp := getBuf(rawBufSize)
 	defer putBuf(bp)
 	buf := *bp

@@ -65,6 +65,10 @@ type Config struct {
 	// Only safe with servers that discard a body shorter than its Content-Length (AWS, MinIO):
 	// versitygw 1.8 stores whatever arrived before the connection broke.
 	SinglePut bool `json:"single_put,omitempty"`
+	// DisableDirectGet makes downloads from a plain-HTTP endpoint go through minio-go's HTTP client
+	// instead of a connection of their own whose bytes the kernel moves to the destination
+	// (s3util.DirectGet). Direct gets cost one TCP connection each and a fraction of the CPU.
+	DisableDirectGet bool `json:"disable_direct_get,omitempty"`
 }
 
 // Validate checks the config without contacting the server and fills in the defaults.
@@ -116,8 +120,9 @@ func (c *Config) where() string {
 
 // Backend is an S3 bucket (or a prefix of one) as a backends.Backend.
 type Backend struct {
-	cfg  Config
-	core *mgo.Core
+	cfg   Config
+	core  *mgo.Core
+	proxy func(*http.Request) (*url.URL, error) // the transport's; direct gets never bypass a proxy
 }
 
 var _ backends.Backend = (*Backend)(nil)
@@ -176,7 +181,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("minio: client for %s: %w", cfg.where(), err)
 	}
-	b := &Backend{cfg: cfg, core: core}
+	b := &Backend{cfg: cfg, core: core, proxy: tr.Proxy}
 	ok, err := core.BucketExists(ctx, cfg.Bucket)
 	if err != nil {
 		return nil, b.startupError(err)
@@ -267,13 +272,20 @@ func (b *Backend) Get(ctx context.Context, key string, rng backends.Range) (io.R
 	}
 	var gopts mgo.GetObjectOptions
 	ranged := rng.Offset > 0 || rng.Length > 0
+	rangeHeader := ""
 	if ranged {
 		// Set directly: SetRange cannot say "bytes=0-N" apart from "bytes=0-0" semantics we need.
-		r := "bytes=" + strconv.FormatInt(rng.Offset, 10) + "-"
+		rangeHeader = "bytes=" + strconv.FormatInt(rng.Offset, 10) + "-"
 		if rng.Length > 0 {
-			r += strconv.FormatInt(rng.Offset+rng.Length-1, 10)
+			rangeHeader += strconv.FormatInt(rng.Offset+rng.Length-1, 10)
 		}
-		gopts.Set("Range", r)
+		gopts.Set("Range", rangeHeader)
+	}
+	if !b.cfg.DisableDirectGet {
+		rc, info, err := b.directGet(ctx, key, rangeHeader)
+		if !errors.Is(err, s3util.ErrNoDirect) {
+			return rc, info, err
+		}
 	}
 	rc, oi, hdr, err := b.core.GetObject(ctx, b.cfg.Bucket, b.objectKey(key), gopts)
 	if err != nil {
@@ -301,6 +313,40 @@ func (b *Backend) Get(ctx context.Context, key string, rng backends.Range) (io.R
 	}
 	return rc, info, nil
 }
+
+// directGet is Get over s3util.DirectGet. Errors: s3util.ErrNoDirect when the SDK must do the Get
+// (including every refused request, so that its error mapping stays the only one), context errors.
+func (b *Backend) directGet(ctx context.Context, key, rangeHeader string) (io.ReadCloser, backends.Info, error) {
+	if b.cfg.Endpoint == "" || !strings.HasPrefix(b.cfg.Endpoint, "http:") {
+		return nil, backends.Info{}, s3util.ErrNoDirect
+	}
+	u, err := b.core.Client.PresignedGetObject(ctx, b.cfg.Bucket, b.objectKey(key), directGetExpiry, nil)
+	if err != nil {
+		return nil, backends.Info{}, fmt.Errorf("%w: presign: %v", s3util.ErrNoDirect, err)
+	}
+	body, resp, err := s3util.DirectGet(ctx, u, rangeHeader, b.proxy)
+	if err != nil {
+		return nil, backends.Info{}, err
+	}
+	oi, err := mgo.ToObjectInfo(b.cfg.Bucket, b.objectKey(key), resp.Header)
+	if err != nil {
+		_ = body.Close()
+		return nil, backends.Info{}, fmt.Errorf("%w: %v", s3util.ErrNoDirect, err)
+	}
+	info := toInfo(key, oi)
+	if rangeHeader != "" {
+		total, ok := rangeTotal(resp.Header)
+		if !ok {
+			_ = body.Close()
+			return nil, backends.Info{}, fmt.Errorf("%w: unparsable Content-Range %q", backends.ErrUnavailable, resp.Header.Get("Content-Range"))
+		}
+		info.Size = total
+	}
+	return body, info, nil
+}
+
+// directGetExpiry is the lifetime of a direct get's presigned URL, which is used at once.
+const directGetExpiry = 5 * time.Minute
 
 func rangeTotal(h http.Header) (int64, bool) {
 	cr := h.Get("Content-Range")
