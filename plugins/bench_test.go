@@ -17,7 +17,8 @@ import (
 )
 
 // BenchmarkBridge compares 1 GiB Put and Get in process against the same through a real plugin child
-// process (cmd/mlgate-backend localfs, over go-plugin's unix socket), at several chunk sizes and with
+// process (cmd/mlgate-backend localfs, over go-plugin's unix socket): with raw transfers (the default:
+// plugin/raw), and with the chunked gRPC streams (raw Put and Get off) at several chunk sizes and with
 // each tuning switched off in turn. localfs is rooted on tmpfs (/dev/shm) when there is one, so the
 // disk does not hide the bridge; memory is no good here, as holding 1 GiB blobs makes its Put
 // GC-bound (87 MB/s in process). Besides MB/s it reports the CPU-seconds per GiB of the host
@@ -25,7 +26,7 @@ import (
 //
 //	go test -run '^$' -bench Bridge -benchtime 3x ./plugins/
 //
-// The results chose ChunkSize (see its comment).
+// The chunked results chose ChunkSize (see its comment); raw Put's are in rawput.go.
 func BenchmarkBridge(b *testing.B) {
 	const size = 1 << 30
 	if testing.Short() {
@@ -50,13 +51,16 @@ func BenchmarkBridge(b *testing.B) {
 		return s, s.cur.Load().client.ReattachConfig().Pid
 	}
 	tuned, pid := launchLocalfsBench(b)
+	b.Run("plugin/raw", func(b *testing.B) { benchPutGet(b, tuned, size, pid) })
+	// The rest measure the chunked streams, the fallback when no raw connection can be made.
+	defer chunked()()
 	for _, cs := range []int{64 << 10, 256 << 10, 1 << 20, 4 << 20} {
-		b.Run(fmt.Sprintf("plugin/tuned/chunk=%dKiB", cs>>10), func(b *testing.B) {
+		b.Run(fmt.Sprintf("plugin/chunked/chunk=%dKiB", cs>>10), func(b *testing.B) {
 			defer setChunk(cs)()
 			benchPutGet(b, tuned, size, pid)
 		})
 	}
-	b.Run("plugin/protobuf-codec/chunk=1024KiB", func(b *testing.B) {
+	b.Run("plugin/chunked+protobuf-codec/chunk=1024KiB", func(b *testing.B) {
 		useChunkCodec = false
 		defer func() { useChunkCodec = true }()
 		benchPutGet(b, tuned, size, pid)
@@ -66,12 +70,51 @@ func BenchmarkBridge(b *testing.B) {
 	useWindows = false
 	plain, ppid := launchLocalfsBench(b)
 	useWindows = true
-	b.Run("plugin/default-windows/chunk=1024KiB", func(b *testing.B) { benchPutGet(b, plain, size, ppid) })
-	b.Run("plugin/default-windows+protobuf-codec/chunk=1024KiB", func(b *testing.B) {
+	b.Run("plugin/chunked+default-windows/chunk=1024KiB", func(b *testing.B) { benchPutGet(b, plain, size, ppid) })
+	b.Run("plugin/chunked+default-windows+protobuf-codec/chunk=1024KiB", func(b *testing.B) {
 		useChunkCodec = false
 		defer func() { useChunkCodec = true }()
 		benchPutGet(b, plain, size, ppid)
 	})
+}
+
+// chunked turns raw Puts and Gets off (host side) until restore is called.
+func chunked() (restore func()) {
+	useRawPut, useRawGet = false, false
+	return func() { useRawPut, useRawGet = true, true }
+}
+
+// BenchmarkBridgeSmallPut measures the fixed cost of a raw upload against a chunked one on small
+// bodies, through a real plugin process serving the memory backend (no disk, no fsync); it chose
+// rawPutMinSize. Run with:
+//
+//	go test -run '^$' -bench BridgeSmallPut -benchtime 1000x ./plugins/
+func BenchmarkBridgeSmallPut(b *testing.B) {
+	path, sum := build(b, "github.com/mlgate/mlgate/cmd/mlgate-backend")
+	be, err := Launch(context.Background(), Spec{Name: "bench", Path: path, SHA256: sum, Args: []string{"memory"}, Config: []byte(`{}`)}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = be.Close() })
+	pid := be.(*Supervised).cur.Load().client.ReattachConfig().Pid
+	for _, size := range []int64{1 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20} {
+		for _, mode := range []string{"chunked", "raw"} {
+			b.Run(fmt.Sprintf("size=%dKiB/%s", size>>10, mode), func(b *testing.B) {
+				old := rawPutMinSize
+				rawPutMinSize = 0
+				useRawPut = mode == "raw"
+				defer func() { rawPutMinSize, useRawPut = old, true }()
+				b.SetBytes(size)
+				cpu := startCPU(pid)
+				for b.Loop() {
+					if _, err := be.Put(context.Background(), "bench/small", &pattern{n: size}, size, backends.PutOptions{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				cpu.report(b, size)
+			})
+		}
+	}
 }
 
 // benchRoot is a fresh directory on tmpfs if possible.
@@ -94,6 +137,7 @@ func benchPutGet(b *testing.B, be backends.Backend, size int64, pid int) {
 	const key = "bench/blob"
 	b.Run("Put", func(b *testing.B) {
 		b.SetBytes(size)
+		raw0 := rawUploads.Load()
 		cpu := startCPU(pid)
 		for b.Loop() {
 			if _, err := be.Put(ctx, key, &pattern{n: size}, size, backends.PutOptions{}); err != nil {
@@ -101,6 +145,9 @@ func benchPutGet(b *testing.B, be backends.Backend, size int64, pid int) {
 			}
 		}
 		cpu.report(b, size)
+		if pid > 0 {
+			b.ReportMetric(float64(rawUploads.Load()-raw0)/float64(b.N), "raw/op") // 1: the upload went raw
+		}
 	})
 	b.Run("Get", func(b *testing.B) {
 		if _, err := be.Stat(ctx, key); err != nil {

@@ -6,7 +6,8 @@
 // behaves like an in-process one: errors wrap the same sentinels, and a dead or unreachable plugin
 // yields errors wrapping backends.ErrUnavailable (HTTP 503 at the gateway).
 //
-// Bytes travel as streams of ChunkSize chunks, never as one message; neither side buffers a payload.
+// Bytes travel over raw connections brokered by go-plugin (rawget.go, rawput.go) or, where those cannot
+// be made, as streams of ChunkSize chunks; never as one message, and neither side buffers a payload.
 package plugins
 
 import (

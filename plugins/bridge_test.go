@@ -41,6 +41,8 @@ func newBridge(t testing.TB, f backends.Factory) *Client {
 }
 
 func TestBridgeConformance(t *testing.T) {
+	allRaw(t)
+	checkUploads(t, true, false)
 	t.Run("bare", func(t *testing.T) {
 		backendtest.Run(t, func(t *testing.T) backends.Backend { return newBridge(t, smallPartMemory) })
 	})

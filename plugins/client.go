@@ -3,11 +3,10 @@ package plugins
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"math"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-plugin"
 
@@ -22,7 +21,8 @@ import (
 // backends.ErrUnavailable.
 type Client struct {
 	c      pb.BackendClient
-	broker *plugin.GRPCBroker // nil: Get streams chunks
+	broker *plugin.GRPCBroker // nil: Get and uploads stream chunks
+	rawPut atomic.Bool        // the plugin takes raw uploads (Descriptor.raw_put of its last description)
 }
 
 var _ backends.Backend = (*Client)(nil)
@@ -33,6 +33,7 @@ func (c *Client) Configure(ctx context.Context, config []byte) (backends.Descrip
 	if err != nil {
 		return backends.Descriptor{}, wrapErr("plugin configure", err)
 	}
+	c.rawPut.Store(d.GetRawPut())
 	return descFromPB(d), nil
 }
 
@@ -42,14 +43,16 @@ func (c *Client) Describe(ctx context.Context) (backends.Descriptor, error) {
 	if err != nil {
 		return backends.Descriptor{}, wrapErr("plugin describe", err)
 	}
+	c.rawPut.Store(d.GetRawPut())
 	return descFromPB(d), nil
 }
 
 // Close implements backends.Backend; it does nothing (see Client).
 func (c *Client) Close() error { return nil }
 
-// Put implements backends.Backend. It streams r in chunks; a failing r cancels the stream, so the
-// plugin stores nothing.
+// Put implements backends.Backend. It sends r over a raw connection when the plugin agrees (see
+// rawput.go), else in chunks. An error reading r is returned wrapped, after cancelling the call so
+// that the plugin stores nothing; a dead plugin or a broken connection wraps backends.ErrUnavailable.
 func (c *Client) Put(ctx context.Context, key string, r io.Reader, size int64, opts backends.PutOptions) (backends.Info, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -57,27 +60,26 @@ func (c *Client) Put(ctx context.Context, key string, r io.Reader, size int64, o
 	if err != nil {
 		return backends.Info{}, wrapErr("plugin put", err)
 	}
-	hdr := &pb.PutRequest{Msg: &pb.PutRequest_Header{Header: &pb.PutHeader{Key: key, Size: size, Options: optsToPB(opts)}}}
-	if err := st.Send(hdr); err != nil {
-		return backends.Info{}, closeErrOf("plugin put", st.CloseAndRecv, err)
-	}
-	if size >= 0 && size < math.MaxInt64 {
-		// One byte more than declared is enough for the plugin to report ErrSizeMismatch; the rest of a
-		// lying body need not cross the socket.
-		r = io.LimitReader(r, size+1)
-	}
 	msg := &pb.PutRequest{}
 	chunk := &pb.PutRequest_Chunk{}
-	readErr, sendErr := sendChunks(r, chunkSize, func(b []byte) error {
-		chunk.Chunk, msg.Msg = b, chunk
-		return st.Send(msg)
-	})
-	if readErr != nil {
-		cancel() // the plugin sees a cancelled stream and discards what it received
-		return backends.Info{}, fmt.Errorf("plugin put: reading body: %w", readErr)
+	u := upload{
+		op:   "plugin put",
+		call: st,
+		sendHeader: func(brokerID uint32) error {
+			return st.Send(&pb.PutRequest{Msg: &pb.PutRequest_Header{Header: &pb.PutHeader{
+				Key: key, Size: size, Options: optsToPB(opts), BrokerId: brokerID}}})
+		},
+		sendChunk: func(b []byte) error {
+			chunk.Chunk, msg.Msg = b, chunk
+			return st.Send(msg)
+		},
+		sendEnd: func(n int64) error {
+			return st.Send(&pb.PutRequest{Msg: &pb.PutRequest_End{End: &pb.PutEnd{Size: n}}})
+		},
+		status: func() error { _, err := st.CloseAndRecv(); return err },
 	}
-	if sendErr != nil {
-		return backends.Info{}, closeErrOf("plugin put", st.CloseAndRecv, sendErr)
+	if err := c.sendBody(ctx, cancel, u, r, size); err != nil {
+		return backends.Info{}, err
 	}
 	info, err := st.CloseAndRecv()
 	if err != nil {
@@ -87,10 +89,10 @@ func (c *Client) Put(ctx context.Context, key string, r io.Reader, size int64, o
 }
 
 // closeErrOf turns a failed Send into the real error: io.EOF from Send means the plugin ended the
-// call, and its status comes from the final receive.
-func closeErrOf[R any](op string, closeAndRecv func() (R, error), sendErr error) error {
+// call, and its status comes from the final receive (status, which is CloseAndRecv's error).
+func closeErrOf(op string, status func() error, sendErr error) error {
 	if errors.Is(sendErr, io.EOF) {
-		if _, err := closeAndRecv(); err != nil {
+		if err := status(); err != nil {
 			return wrapErr(op, err)
 		}
 	}
@@ -230,7 +232,7 @@ func (c *Client) CreateMultipart(ctx context.Context, key string, opts backends.
 	return id.GetUploadId(), nil
 }
 
-// PutPart implements backends.Multipart, streaming r like Put.
+// PutPart implements backends.Multipart, sending r like Put (with the same error contract).
 func (c *Client) PutPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (backends.Part, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -238,25 +240,26 @@ func (c *Client) PutPart(ctx context.Context, key, uploadID string, n int, r io.
 	if err != nil {
 		return backends.Part{}, wrapErr("plugin put part", err)
 	}
-	hdr := &pb.PutPartRequest{Msg: &pb.PutPartRequest_Header{Header: &pb.PutPartHeader{Key: key, UploadId: uploadID, Number: int64(n), Size: size}}}
-	if err := st.Send(hdr); err != nil {
-		return backends.Part{}, closeErrOf("plugin put part", st.CloseAndRecv, err)
-	}
-	if size >= 0 && size < math.MaxInt64 {
-		r = io.LimitReader(r, size+1)
-	}
 	msg := &pb.PutPartRequest{}
 	chunk := &pb.PutPartRequest_Chunk{}
-	readErr, sendErr := sendChunks(r, chunkSize, func(b []byte) error {
-		chunk.Chunk, msg.Msg = b, chunk
-		return st.Send(msg)
-	})
-	if readErr != nil {
-		cancel()
-		return backends.Part{}, fmt.Errorf("plugin put part: reading body: %w", readErr)
+	u := upload{
+		op:   "plugin put part",
+		call: st,
+		sendHeader: func(brokerID uint32) error {
+			return st.Send(&pb.PutPartRequest{Msg: &pb.PutPartRequest_Header{Header: &pb.PutPartHeader{
+				Key: key, UploadId: uploadID, Number: int64(n), Size: size, BrokerId: brokerID}}})
+		},
+		sendChunk: func(b []byte) error {
+			chunk.Chunk, msg.Msg = b, chunk
+			return st.Send(msg)
+		},
+		sendEnd: func(n int64) error {
+			return st.Send(&pb.PutPartRequest{Msg: &pb.PutPartRequest_End{End: &pb.PutEnd{Size: n}}})
+		},
+		status: func() error { _, err := st.CloseAndRecv(); return err },
 	}
-	if sendErr != nil {
-		return backends.Part{}, closeErrOf("plugin put part", st.CloseAndRecv, sendErr)
+	if err := c.sendBody(ctx, cancel, u, r, size); err != nil {
+		return backends.Part{}, err
 	}
 	p, err := st.CloseAndRecv()
 	if err != nil {

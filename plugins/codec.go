@@ -31,8 +31,8 @@ func init() { encoding.RegisterCodecV2(chunkCodec{}) }
 // into a freshly allocated []byte per message) and allocates per chunk, which on 2 cores shows up as
 // CPU-seconds per GiB. This codec copies once on each side and, on receive, reuses the chunk slice of
 // the message it decodes into, so a receiver that passes the same message to every RecvMsg allocates
-// nothing per chunk. Messages other than the three stream types fall back to plain protobuf, so the
-// codec is safe for every message of the streaming RPCs (their headers and replies too).
+// nothing per chunk. Messages other than chunks fall back to plain protobuf, so the codec is safe for
+// every message of the streaming RPCs (their headers, the ends of raw uploads and replies too).
 type chunkCodec struct{}
 
 func (chunkCodec) Name() string { return chunkCodecName }

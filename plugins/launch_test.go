@@ -99,6 +99,7 @@ func TestLaunchConformance(t *testing.T) {
 	if err != nil || d.Name == "" {
 		t.Fatalf("describe: %+v %v", d, err)
 	}
+	checkUploads(t, true, true) // a real plugin process: large uploads go raw, small ones in chunks
 	backendtest.Run(t, func(t *testing.T) backends.Backend { return backends.Checked("fs", b) })
 	if n := b.Restarts(); n != 0 {
 		t.Errorf("%d restarts during the suite", n)
@@ -268,19 +269,44 @@ func (k *killingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// TestKillMidPut kills the plugin during an upload: Put fails with ErrUnavailable, nothing becomes
-// visible, and after the restart the backend works again.
+// TestKillMidPut kills the plugin during an upload (raw, then chunked): Put fails with ErrUnavailable
+// instead of hanging, nothing becomes visible, and after the restart the backend works again.
 func TestKillMidPut(t *testing.T) {
+	t.Run("raw", func(t *testing.T) { testKillMidPut(t, true) })
+	t.Run("chunked", func(t *testing.T) {
+		useRawPut = false
+		defer func() { useRawPut = true }()
+		testKillMidPut(t, false)
+	})
+}
+
+func testKillMidPut(t *testing.T, raw bool) {
 	const size = 100 << 20
 	b, _ := launchLocalfs(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	const key = "c/0000000000000002/put"
 	r := &killingReader{r: &pattern{n: size}, after: 10 << 20, kill: func() { kill(t, b) }}
-	_, err := b.Put(ctx, key, r, size, backends.PutOptions{})
+	done := make(chan error, 1)
+	var rawN int64
+	go func() {
+		var err error
+		rawN, _ = counted(func() { _, err = b.Put(ctx, key, r, size, backends.PutOptions{}) })
+		done <- err
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("put hangs after the plugin was killed")
+	}
 	if !errors.Is(err, backends.ErrUnavailable) {
 		t.Fatalf("put across a kill: %v; want ErrUnavailable", err)
 	}
+	if raw != (rawN == 1) {
+		t.Fatalf("%d raw uploads, want raw=%v", rawN, raw)
+	}
+	t.Log(err)
 	waitRestarts(t, b, 1)
 	if _, err := b.Stat(ctx, key); !errors.Is(err, backends.ErrNotFound) {
 		t.Fatalf("stat after failed put: %v", err)

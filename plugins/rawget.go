@@ -33,12 +33,12 @@ import (
 var useRawGet = true
 
 const (
-	rawBufSize    = 1 << 20          // copy buffer of the plugin side
+	rawBufSize    = 1 << 20          // copy buffer of the sending side (the plugin's for Get, the host's for uploads)
 	rawDialWait   = 5 * time.Second  // how long the plugin waits for its brokered connection
-	rawAcceptWait = 10 * time.Second // how long the host waits for the plugin to connect after Info
+	rawAcceptWait = 10 * time.Second // how long the host waits for the plugin to connect after it said it has
 )
 
-var errHijacked = errors.New("mlgate: connection taken over for a raw get")
+var errHijacked = errors.New("mlgate: connection taken over for a raw transfer")
 
 // hijackCreds takes the raw connection of a brokered gRPC dial: go-plugin's GRPCBroker only dials gRPC
 // connections, so the plugin dials one whose handshake keeps a duplicate of the socket and fails. The
@@ -77,7 +77,8 @@ func (h *hijackCreds) Info() credentials.ProtocolInfo {
 func (h *hijackCreds) Clone() credentials.TransportCredentials { return &hijackCreds{ch: h.ch} }
 func (h *hijackCreds) OverrideServerName(string) error         { return nil }
 
-// dialRaw opens the raw connection the host listens for on broker id (plugin side).
+// dialRaw opens the raw connection the host listens for on broker id (plugin side), for a raw Get or
+// a raw upload.
 func dialRaw(ctx context.Context, broker *plugin.GRPCBroker, id uint32) (net.Conn, error) {
 	h := &hijackCreds{ch: make(chan net.Conn, 1)}
 	cc, err := broker.DialWithOptions(id, grpc.WithTransportCredentials(h))
@@ -94,7 +95,7 @@ func dialRaw(ctx context.Context, broker *plugin.GRPCBroker, id uint32) (net.Con
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-t.C:
-		return nil, errors.New("timeout dialing the host's raw get connection")
+		return nil, errors.New("timeout dialing the host's raw connection")
 	}
 }
 
@@ -126,7 +127,7 @@ func acceptRaw(ctx context.Context, ln net.Listener) (net.Conn, error) {
 		if r = <-ch; r.c != nil {
 			_ = r.c.Close()
 		}
-		return nil, errProtocol("plugin did not connect for a raw get")
+		return nil, errProtocol("plugin did not make its raw connection")
 	}
 	return r.c, r.err
 }

@@ -21,7 +21,7 @@ import (
 type server struct {
 	pb.UnimplementedBackendServer
 	factory backends.Factory
-	broker  *plugin.GRPCBroker // nil: no raw Gets
+	broker  *plugin.GRPCBroker // nil: no raw Gets or uploads
 
 	mu     sync.Mutex
 	b      backends.Backend
@@ -60,11 +60,18 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.D
 	}
 	b := s.b
 	s.mu.Unlock()
+	return describe(ctx, b)
+}
+
+// describe describes b, adding what the bridge itself supports.
+func describe(ctx context.Context, b backends.Backend) (*pb.Descriptor, error) {
 	d, err := b.Describe(ctx)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return descToPB(d), nil
+	out := descToPB(d)
+	out.RawPut = true // this server understands broker_id in upload headers (it may still answer "chunks")
+	return out, nil
 }
 
 func (s *server) Describe(ctx context.Context, _ *pb.Empty) (*pb.Descriptor, error) {
@@ -72,11 +79,7 @@ func (s *server) Describe(ctx context.Context, _ *pb.Empty) (*pb.Descriptor, err
 	if err != nil {
 		return nil, err
 	}
-	d, err := b.Describe(ctx)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return descToPB(d), nil
+	return describe(ctx, b)
 }
 
 // chunkReader reads the chunks of a client stream after its header.
@@ -112,16 +115,22 @@ func (s *server) Put(st grpc.ClientStreamingServer[pb.PutRequest, pb.Info]) erro
 		return errProtocol("put stream did not start with a header")
 	}
 	key, size, opts := h.GetKey(), h.GetSize(), optsFromPB(h.GetOptions())
-	r := &chunkReader{recv: func() ([]byte, error) {
+	r, release, err := s.uploadBody(st, h.GetBrokerId(), func() ([]byte, *pb.PutEnd, error) {
 		if err := st.RecvMsg(msg); err != nil {
-			return nil, err // io.EOF at the end; a status when the host cancelled
+			return nil, nil, err
 		}
-		c, ok := msg.GetMsg().(*pb.PutRequest_Chunk)
-		if !ok {
-			return nil, errProtocol("unexpected message in put stream")
+		switch m := msg.GetMsg().(type) {
+		case *pb.PutRequest_Chunk:
+			return m.Chunk, nil, nil
+		case *pb.PutRequest_End:
+			return nil, m.End, nil
 		}
-		return c.Chunk, nil
-	}}
+		return nil, nil, errProtocol("unexpected message in put stream")
+	})
+	if err != nil {
+		return err
+	}
+	defer release()
 	info, err := b.Put(st.Context(), key, r, size, opts)
 	if err != nil {
 		return toStatus(err)
@@ -143,16 +152,22 @@ func (s *server) PutPart(st grpc.ClientStreamingServer[pb.PutPartRequest, pb.Par
 		return errProtocol("put part stream did not start with a header")
 	}
 	key, id, n, size := h.GetKey(), h.GetUploadId(), int(h.GetNumber()), h.GetSize()
-	r := &chunkReader{recv: func() ([]byte, error) {
+	r, release, err := s.uploadBody(st, h.GetBrokerId(), func() ([]byte, *pb.PutEnd, error) {
 		if err := st.RecvMsg(msg); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		c, ok := msg.GetMsg().(*pb.PutPartRequest_Chunk)
-		if !ok {
-			return nil, errProtocol("unexpected message in put part stream")
+		switch m := msg.GetMsg().(type) {
+		case *pb.PutPartRequest_Chunk:
+			return m.Chunk, nil, nil
+		case *pb.PutPartRequest_End:
+			return nil, m.End, nil
 		}
-		return c.Chunk, nil
-	}}
+		return nil, nil, errProtocol("unexpected message in put part stream")
+	})
+	if err != nil {
+		return err
+	}
+	defer release()
 	p, err := b.PutPart(st.Context(), key, id, n, r, size)
 	if err != nil {
 		return toStatus(err)

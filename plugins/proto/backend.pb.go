@@ -5,8 +5,10 @@
 // and the host keeps serving v1 while both are supported.
 //
 // Bytes never travel as one message: Put and PutPart are client streams (a header, then chunks) and Get
-// is a server stream (the blob's Info, then chunks). Errors travel as gRPC status codes with an
-// ErrorInfo detail naming the backends sentinel (see plugins/status.go), never inside replies.
+// is a server stream (the blob's Info, then chunks). Either may instead carry its bytes over a raw
+// connection brokered by go-plugin (see PutHeader.broker_id and GetRequest.broker_id), the stream
+// keeping the header, the end and the status. Errors travel as gRPC status codes with an ErrorInfo
+// detail naming the backends sentinel (see plugins/status.go), never inside replies.
 //
 // Regenerate with `go generate ./plugins/proto` (see generate.go for the tool versions).
 
@@ -114,12 +116,15 @@ func (x *ConfigureRequest) GetConfigJson() []byte {
 }
 
 type Descriptor struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	MinPartSize   int64                  `protobuf:"varint,3,opt,name=min_part_size,json=minPartSize,proto3" json:"min_part_size,omitempty"`
-	MaxPartSize   int64                  `protobuf:"varint,4,opt,name=max_part_size,json=maxPartSize,proto3" json:"max_part_size,omitempty"`
-	MaxParts      int64                  `protobuf:"varint,5,opt,name=max_parts,json=maxParts,proto3" json:"max_parts,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version     string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	MinPartSize int64                  `protobuf:"varint,3,opt,name=min_part_size,json=minPartSize,proto3" json:"min_part_size,omitempty"`
+	MaxPartSize int64                  `protobuf:"varint,4,opt,name=max_part_size,json=maxPartSize,proto3" json:"max_part_size,omitempty"`
+	MaxParts    int64                  `protobuf:"varint,5,opt,name=max_parts,json=maxParts,proto3" json:"max_parts,omitempty"`
+	// The plugin understands PutHeader.broker_id and PutPartHeader.broker_id. Hosts ask for raw uploads
+	// only then: a plugin without it would wait for chunks while the host waited for its answer.
+	RawPut        bool `protobuf:"varint,6,opt,name=raw_put,json=rawPut,proto3" json:"raw_put,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -187,6 +192,13 @@ func (x *Descriptor) GetMaxParts() int64 {
 		return x.MaxParts
 	}
 	return 0
+}
+
+func (x *Descriptor) GetRawPut() bool {
+	if x != nil {
+		return x.RawPut
+	}
+	return false
 }
 
 type Info struct {
@@ -330,8 +342,17 @@ type PutHeader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// -1: unknown.
-	Size          int64       `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
-	Options       *PutOptions `protobuf:"bytes,3,opt,name=options,proto3" json:"options,omitempty"`
+	Size    int64       `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Options *PutOptions `protobuf:"bytes,3,opt,name=options,proto3" json:"options,omitempty"`
+	// Non-zero (only to plugins whose Descriptor has raw_put): the host listens on this go-plugin broker
+	// id and asks for a raw upload. The plugin dials it, then answers before anything else with the
+	// response header "mlgate-put-body": "raw" when it has connected, "chunks" when it could not. For
+	// "raw" the host writes the body to that connection, closes it and sends PutEnd; the plugin takes
+	// the body as complete only when it has read the connection to its end, then received a PutEnd whose
+	// size is the number of bytes read. A connection ending without a PutEnd (a cancelled call, a dead
+	// host, a closed stream) is a failed body, and nothing is stored. For "chunks" the call goes on as
+	// without broker_id.
+	BrokerId      uint32 `protobuf:"varint,4,opt,name=broker_id,json=brokerId,proto3" json:"broker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -387,12 +408,66 @@ func (x *PutHeader) GetOptions() *PutOptions {
 	return nil
 }
 
+func (x *PutHeader) GetBrokerId() uint32 {
+	if x != nil {
+		return x.BrokerId
+	}
+	return 0
+}
+
+// PutEnd ends the body of a raw upload: it follows the close of the raw connection.
+type PutEnd struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The number of bytes the host wrote to the raw connection.
+	Size          int64 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutEnd) Reset() {
+	*x = PutEnd{}
+	mi := &file_backend_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutEnd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutEnd) ProtoMessage() {}
+
+func (x *PutEnd) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutEnd.ProtoReflect.Descriptor instead.
+func (*PutEnd) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PutEnd) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 type PutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
 	//
 	//	*PutRequest_Header
 	//	*PutRequest_Chunk
+	//	*PutRequest_End
 	Msg           isPutRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -400,7 +475,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_backend_proto_msgTypes[6]
+	mi := &file_backend_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +487,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[6]
+	mi := &file_backend_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +500,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{6}
+	return file_backend_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PutRequest) GetMsg() isPutRequest_Msg {
@@ -453,6 +528,15 @@ func (x *PutRequest) GetChunk() []byte {
 	return nil
 }
 
+func (x *PutRequest) GetEnd() *PutEnd {
+	if x != nil {
+		if x, ok := x.Msg.(*PutRequest_End); ok {
+			return x.End
+		}
+	}
+	return nil
+}
+
 type isPutRequest_Msg interface {
 	isPutRequest_Msg()
 }
@@ -465,9 +549,15 @@ type PutRequest_Chunk struct {
 	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
 }
 
+type PutRequest_End struct {
+	End *PutEnd `protobuf:"bytes,3,opt,name=end,proto3,oneof"`
+}
+
 func (*PutRequest_Header) isPutRequest_Msg() {}
 
 func (*PutRequest_Chunk) isPutRequest_Msg() {}
+
+func (*PutRequest_End) isPutRequest_Msg() {}
 
 type GetRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -486,7 +576,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_backend_proto_msgTypes[7]
+	mi := &file_backend_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +588,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[7]
+	mi := &file_backend_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +601,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{7}
+	return file_backend_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetRequest) GetKey() string {
@@ -565,7 +655,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_backend_proto_msgTypes[8]
+	mi := &file_backend_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +667,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[8]
+	mi := &file_backend_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +680,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{8}
+	return file_backend_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetResponse) GetMsg() isGetResponse_Msg {
@@ -650,7 +740,7 @@ type KeyRequest struct {
 
 func (x *KeyRequest) Reset() {
 	*x = KeyRequest{}
-	mi := &file_backend_proto_msgTypes[9]
+	mi := &file_backend_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +752,7 @@ func (x *KeyRequest) String() string {
 func (*KeyRequest) ProtoMessage() {}
 
 func (x *KeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[9]
+	mi := &file_backend_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +765,7 @@ func (x *KeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRequest.ProtoReflect.Descriptor instead.
 func (*KeyRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{9}
+	return file_backend_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *KeyRequest) GetKey() string {
@@ -696,7 +786,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_backend_proto_msgTypes[10]
+	mi := &file_backend_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +798,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[10]
+	mi := &file_backend_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +811,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{10}
+	return file_backend_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListRequest) GetPrefix() string {
@@ -755,7 +845,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_backend_proto_msgTypes[11]
+	mi := &file_backend_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +857,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[11]
+	mi := &file_backend_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +870,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{11}
+	return file_backend_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListResponse) GetItems() []*Info {
@@ -807,7 +897,7 @@ type CreateMultipartRequest struct {
 
 func (x *CreateMultipartRequest) Reset() {
 	*x = CreateMultipartRequest{}
-	mi := &file_backend_proto_msgTypes[12]
+	mi := &file_backend_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +909,7 @@ func (x *CreateMultipartRequest) String() string {
 func (*CreateMultipartRequest) ProtoMessage() {}
 
 func (x *CreateMultipartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[12]
+	mi := &file_backend_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +922,7 @@ func (x *CreateMultipartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMultipartRequest.ProtoReflect.Descriptor instead.
 func (*CreateMultipartRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{12}
+	return file_backend_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateMultipartRequest) GetKey() string {
@@ -858,7 +948,7 @@ type UploadID struct {
 
 func (x *UploadID) Reset() {
 	*x = UploadID{}
-	mi := &file_backend_proto_msgTypes[13]
+	mi := &file_backend_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +960,7 @@ func (x *UploadID) String() string {
 func (*UploadID) ProtoMessage() {}
 
 func (x *UploadID) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[13]
+	mi := &file_backend_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +973,7 @@ func (x *UploadID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadID.ProtoReflect.Descriptor instead.
 func (*UploadID) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{13}
+	return file_backend_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UploadID) GetUploadId() string {
@@ -903,7 +993,7 @@ type UploadRef struct {
 
 func (x *UploadRef) Reset() {
 	*x = UploadRef{}
-	mi := &file_backend_proto_msgTypes[14]
+	mi := &file_backend_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +1005,7 @@ func (x *UploadRef) String() string {
 func (*UploadRef) ProtoMessage() {}
 
 func (x *UploadRef) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[14]
+	mi := &file_backend_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1018,7 @@ func (x *UploadRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadRef.ProtoReflect.Descriptor instead.
 func (*UploadRef) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{14}
+	return file_backend_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UploadRef) GetKey() string {
@@ -956,7 +1046,7 @@ type Part struct {
 
 func (x *Part) Reset() {
 	*x = Part{}
-	mi := &file_backend_proto_msgTypes[15]
+	mi := &file_backend_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1058,7 @@ func (x *Part) String() string {
 func (*Part) ProtoMessage() {}
 
 func (x *Part) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[15]
+	mi := &file_backend_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1071,7 @@ func (x *Part) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Part.ProtoReflect.Descriptor instead.
 func (*Part) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{15}
+	return file_backend_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Part) GetNumber() int64 {
@@ -1014,7 +1104,7 @@ type PartList struct {
 
 func (x *PartList) Reset() {
 	*x = PartList{}
-	mi := &file_backend_proto_msgTypes[16]
+	mi := &file_backend_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1116,7 @@ func (x *PartList) String() string {
 func (*PartList) ProtoMessage() {}
 
 func (x *PartList) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[16]
+	mi := &file_backend_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1129,7 @@ func (x *PartList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartList.ProtoReflect.Descriptor instead.
 func (*PartList) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{16}
+	return file_backend_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PartList) GetParts() []*Part {
@@ -1050,18 +1140,20 @@ func (x *PartList) GetParts() []*Part {
 }
 
 type PutPartHeader struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	UploadId      string                 `protobuf:"bytes,2,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
-	Number        int64                  `protobuf:"varint,3,opt,name=number,proto3" json:"number,omitempty"`
-	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Key      string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	UploadId string                 `protobuf:"bytes,2,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	Number   int64                  `protobuf:"varint,3,opt,name=number,proto3" json:"number,omitempty"`
+	Size     int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	// As PutHeader.broker_id.
+	BrokerId      uint32 `protobuf:"varint,5,opt,name=broker_id,json=brokerId,proto3" json:"broker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PutPartHeader) Reset() {
 	*x = PutPartHeader{}
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1165,7 @@ func (x *PutPartHeader) String() string {
 func (*PutPartHeader) ProtoMessage() {}
 
 func (x *PutPartHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1178,7 @@ func (x *PutPartHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPartHeader.ProtoReflect.Descriptor instead.
 func (*PutPartHeader) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{17}
+	return file_backend_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PutPartHeader) GetKey() string {
@@ -1117,12 +1209,20 @@ func (x *PutPartHeader) GetSize() int64 {
 	return 0
 }
 
+func (x *PutPartHeader) GetBrokerId() uint32 {
+	if x != nil {
+		return x.BrokerId
+	}
+	return 0
+}
+
 type PutPartRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
 	//
 	//	*PutPartRequest_Header
 	//	*PutPartRequest_Chunk
+	//	*PutPartRequest_End
 	Msg           isPutPartRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1130,7 +1230,7 @@ type PutPartRequest struct {
 
 func (x *PutPartRequest) Reset() {
 	*x = PutPartRequest{}
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1242,7 @@ func (x *PutPartRequest) String() string {
 func (*PutPartRequest) ProtoMessage() {}
 
 func (x *PutPartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1255,7 @@ func (x *PutPartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPartRequest.ProtoReflect.Descriptor instead.
 func (*PutPartRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{18}
+	return file_backend_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PutPartRequest) GetMsg() isPutPartRequest_Msg {
@@ -1183,6 +1283,15 @@ func (x *PutPartRequest) GetChunk() []byte {
 	return nil
 }
 
+func (x *PutPartRequest) GetEnd() *PutEnd {
+	if x != nil {
+		if x, ok := x.Msg.(*PutPartRequest_End); ok {
+			return x.End
+		}
+	}
+	return nil
+}
+
 type isPutPartRequest_Msg interface {
 	isPutPartRequest_Msg()
 }
@@ -1195,9 +1304,15 @@ type PutPartRequest_Chunk struct {
 	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
 }
 
+type PutPartRequest_End struct {
+	End *PutEnd `protobuf:"bytes,3,opt,name=end,proto3,oneof"`
+}
+
 func (*PutPartRequest_Header) isPutPartRequest_Msg() {}
 
 func (*PutPartRequest_Chunk) isPutPartRequest_Msg() {}
+
+func (*PutPartRequest_End) isPutPartRequest_Msg() {}
 
 type CompleteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1210,7 +1325,7 @@ type CompleteRequest struct {
 
 func (x *CompleteRequest) Reset() {
 	*x = CompleteRequest{}
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1337,7 @@ func (x *CompleteRequest) String() string {
 func (*CompleteRequest) ProtoMessage() {}
 
 func (x *CompleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1350,7 @@ func (x *CompleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteRequest.ProtoReflect.Descriptor instead.
 func (*CompleteRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{19}
+	return file_backend_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CompleteRequest) GetKey() string {
@@ -1267,14 +1382,15 @@ const file_backend_proto_rawDesc = "" +
 	"\x05Empty\"3\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
-	"configJson\"\x9f\x01\n" +
+	"configJson\"\xb8\x01\n" +
 	"\n" +
 	"Descriptor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\"\n" +
 	"\rmin_part_size\x18\x03 \x01(\x03R\vminPartSize\x12\"\n" +
 	"\rmax_part_size\x18\x04 \x01(\x03R\vmaxPartSize\x12\x1b\n" +
-	"\tmax_parts\x18\x05 \x01(\x03R\bmaxParts\"\xa8\x01\n" +
+	"\tmax_parts\x18\x05 \x01(\x03R\bmaxParts\x12\x17\n" +
+	"\araw_put\x18\x06 \x01(\bR\x06rawPut\"\xa8\x01\n" +
 	"\x04Info\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12+\n" +
@@ -1285,15 +1401,19 @@ const file_backend_proto_rawDesc = "" +
 	"\n" +
 	"PutOptions\x12!\n" +
 	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x16\n" +
-	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"j\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"\x87\x01\n" +
 	"\tPutHeader\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x127\n" +
-	"\aoptions\x18\x03 \x01(\v2\x1d.mlgate.backend.v1.PutOptionsR\aoptions\"c\n" +
+	"\aoptions\x18\x03 \x01(\v2\x1d.mlgate.backend.v1.PutOptionsR\aoptions\x12\x1b\n" +
+	"\tbroker_id\x18\x04 \x01(\rR\bbrokerId\"\x1c\n" +
+	"\x06PutEnd\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x03R\x04size\"\x92\x01\n" +
 	"\n" +
 	"PutRequest\x126\n" +
 	"\x06header\x18\x01 \x01(\v2\x1c.mlgate.backend.v1.PutHeaderH\x00R\x06header\x12\x16\n" +
-	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x05\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12-\n" +
+	"\x03end\x18\x03 \x01(\v2\x19.mlgate.backend.v1.PutEndH\x00R\x03endB\x05\n" +
 	"\x03msg\"\x8a\x01\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
@@ -1332,15 +1452,17 @@ const file_backend_proto_rawDesc = "" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x12\n" +
 	"\x04etag\x18\x03 \x01(\tR\x04etag\"9\n" +
 	"\bPartList\x12-\n" +
-	"\x05parts\x18\x01 \x03(\v2\x17.mlgate.backend.v1.PartR\x05parts\"j\n" +
+	"\x05parts\x18\x01 \x03(\v2\x17.mlgate.backend.v1.PartR\x05parts\"\x87\x01\n" +
 	"\rPutPartHeader\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1b\n" +
 	"\tupload_id\x18\x02 \x01(\tR\buploadId\x12\x16\n" +
 	"\x06number\x18\x03 \x01(\x03R\x06number\x12\x12\n" +
-	"\x04size\x18\x04 \x01(\x03R\x04size\"k\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x1b\n" +
+	"\tbroker_id\x18\x05 \x01(\rR\bbrokerId\"\x9a\x01\n" +
 	"\x0ePutPartRequest\x12:\n" +
 	"\x06header\x18\x01 \x01(\v2 .mlgate.backend.v1.PutPartHeaderH\x00R\x06header\x12\x16\n" +
-	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x05\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12-\n" +
+	"\x03end\x18\x03 \x01(\v2\x19.mlgate.backend.v1.PutEndH\x00R\x03endB\x05\n" +
 	"\x03msg\"o\n" +
 	"\x0fCompleteRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1b\n" +
@@ -1372,7 +1494,7 @@ func file_backend_proto_rawDescGZIP() []byte {
 	return file_backend_proto_rawDescData
 }
 
-var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_backend_proto_goTypes = []any{
 	(*Empty)(nil),                  // 0: mlgate.backend.v1.Empty
 	(*ConfigureRequest)(nil),       // 1: mlgate.backend.v1.ConfigureRequest
@@ -1380,59 +1502,62 @@ var file_backend_proto_goTypes = []any{
 	(*Info)(nil),                   // 3: mlgate.backend.v1.Info
 	(*PutOptions)(nil),             // 4: mlgate.backend.v1.PutOptions
 	(*PutHeader)(nil),              // 5: mlgate.backend.v1.PutHeader
-	(*PutRequest)(nil),             // 6: mlgate.backend.v1.PutRequest
-	(*GetRequest)(nil),             // 7: mlgate.backend.v1.GetRequest
-	(*GetResponse)(nil),            // 8: mlgate.backend.v1.GetResponse
-	(*KeyRequest)(nil),             // 9: mlgate.backend.v1.KeyRequest
-	(*ListRequest)(nil),            // 10: mlgate.backend.v1.ListRequest
-	(*ListResponse)(nil),           // 11: mlgate.backend.v1.ListResponse
-	(*CreateMultipartRequest)(nil), // 12: mlgate.backend.v1.CreateMultipartRequest
-	(*UploadID)(nil),               // 13: mlgate.backend.v1.UploadID
-	(*UploadRef)(nil),              // 14: mlgate.backend.v1.UploadRef
-	(*Part)(nil),                   // 15: mlgate.backend.v1.Part
-	(*PartList)(nil),               // 16: mlgate.backend.v1.PartList
-	(*PutPartHeader)(nil),          // 17: mlgate.backend.v1.PutPartHeader
-	(*PutPartRequest)(nil),         // 18: mlgate.backend.v1.PutPartRequest
-	(*CompleteRequest)(nil),        // 19: mlgate.backend.v1.CompleteRequest
+	(*PutEnd)(nil),                 // 6: mlgate.backend.v1.PutEnd
+	(*PutRequest)(nil),             // 7: mlgate.backend.v1.PutRequest
+	(*GetRequest)(nil),             // 8: mlgate.backend.v1.GetRequest
+	(*GetResponse)(nil),            // 9: mlgate.backend.v1.GetResponse
+	(*KeyRequest)(nil),             // 10: mlgate.backend.v1.KeyRequest
+	(*ListRequest)(nil),            // 11: mlgate.backend.v1.ListRequest
+	(*ListResponse)(nil),           // 12: mlgate.backend.v1.ListResponse
+	(*CreateMultipartRequest)(nil), // 13: mlgate.backend.v1.CreateMultipartRequest
+	(*UploadID)(nil),               // 14: mlgate.backend.v1.UploadID
+	(*UploadRef)(nil),              // 15: mlgate.backend.v1.UploadRef
+	(*Part)(nil),                   // 16: mlgate.backend.v1.Part
+	(*PartList)(nil),               // 17: mlgate.backend.v1.PartList
+	(*PutPartHeader)(nil),          // 18: mlgate.backend.v1.PutPartHeader
+	(*PutPartRequest)(nil),         // 19: mlgate.backend.v1.PutPartRequest
+	(*CompleteRequest)(nil),        // 20: mlgate.backend.v1.CompleteRequest
 }
 var file_backend_proto_depIdxs = []int32{
 	4,  // 0: mlgate.backend.v1.PutHeader.options:type_name -> mlgate.backend.v1.PutOptions
 	5,  // 1: mlgate.backend.v1.PutRequest.header:type_name -> mlgate.backend.v1.PutHeader
-	3,  // 2: mlgate.backend.v1.GetResponse.info:type_name -> mlgate.backend.v1.Info
-	3,  // 3: mlgate.backend.v1.ListResponse.items:type_name -> mlgate.backend.v1.Info
-	4,  // 4: mlgate.backend.v1.CreateMultipartRequest.options:type_name -> mlgate.backend.v1.PutOptions
-	15, // 5: mlgate.backend.v1.PartList.parts:type_name -> mlgate.backend.v1.Part
-	17, // 6: mlgate.backend.v1.PutPartRequest.header:type_name -> mlgate.backend.v1.PutPartHeader
-	15, // 7: mlgate.backend.v1.CompleteRequest.parts:type_name -> mlgate.backend.v1.Part
-	1,  // 8: mlgate.backend.v1.Backend.Configure:input_type -> mlgate.backend.v1.ConfigureRequest
-	0,  // 9: mlgate.backend.v1.Backend.Describe:input_type -> mlgate.backend.v1.Empty
-	6,  // 10: mlgate.backend.v1.Backend.Put:input_type -> mlgate.backend.v1.PutRequest
-	7,  // 11: mlgate.backend.v1.Backend.Get:input_type -> mlgate.backend.v1.GetRequest
-	9,  // 12: mlgate.backend.v1.Backend.Stat:input_type -> mlgate.backend.v1.KeyRequest
-	9,  // 13: mlgate.backend.v1.Backend.Delete:input_type -> mlgate.backend.v1.KeyRequest
-	10, // 14: mlgate.backend.v1.Backend.List:input_type -> mlgate.backend.v1.ListRequest
-	12, // 15: mlgate.backend.v1.Backend.CreateMultipart:input_type -> mlgate.backend.v1.CreateMultipartRequest
-	18, // 16: mlgate.backend.v1.Backend.PutPart:input_type -> mlgate.backend.v1.PutPartRequest
-	14, // 17: mlgate.backend.v1.Backend.ListParts:input_type -> mlgate.backend.v1.UploadRef
-	19, // 18: mlgate.backend.v1.Backend.CompleteMultipart:input_type -> mlgate.backend.v1.CompleteRequest
-	14, // 19: mlgate.backend.v1.Backend.AbortMultipart:input_type -> mlgate.backend.v1.UploadRef
-	2,  // 20: mlgate.backend.v1.Backend.Configure:output_type -> mlgate.backend.v1.Descriptor
-	2,  // 21: mlgate.backend.v1.Backend.Describe:output_type -> mlgate.backend.v1.Descriptor
-	3,  // 22: mlgate.backend.v1.Backend.Put:output_type -> mlgate.backend.v1.Info
-	8,  // 23: mlgate.backend.v1.Backend.Get:output_type -> mlgate.backend.v1.GetResponse
-	3,  // 24: mlgate.backend.v1.Backend.Stat:output_type -> mlgate.backend.v1.Info
-	0,  // 25: mlgate.backend.v1.Backend.Delete:output_type -> mlgate.backend.v1.Empty
-	11, // 26: mlgate.backend.v1.Backend.List:output_type -> mlgate.backend.v1.ListResponse
-	13, // 27: mlgate.backend.v1.Backend.CreateMultipart:output_type -> mlgate.backend.v1.UploadID
-	15, // 28: mlgate.backend.v1.Backend.PutPart:output_type -> mlgate.backend.v1.Part
-	16, // 29: mlgate.backend.v1.Backend.ListParts:output_type -> mlgate.backend.v1.PartList
-	3,  // 30: mlgate.backend.v1.Backend.CompleteMultipart:output_type -> mlgate.backend.v1.Info
-	0,  // 31: mlgate.backend.v1.Backend.AbortMultipart:output_type -> mlgate.backend.v1.Empty
-	20, // [20:32] is the sub-list for method output_type
-	8,  // [8:20] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	6,  // 2: mlgate.backend.v1.PutRequest.end:type_name -> mlgate.backend.v1.PutEnd
+	3,  // 3: mlgate.backend.v1.GetResponse.info:type_name -> mlgate.backend.v1.Info
+	3,  // 4: mlgate.backend.v1.ListResponse.items:type_name -> mlgate.backend.v1.Info
+	4,  // 5: mlgate.backend.v1.CreateMultipartRequest.options:type_name -> mlgate.backend.v1.PutOptions
+	16, // 6: mlgate.backend.v1.PartList.parts:type_name -> mlgate.backend.v1.Part
+	18, // 7: mlgate.backend.v1.PutPartRequest.header:type_name -> mlgate.backend.v1.PutPartHeader
+	6,  // 8: mlgate.backend.v1.PutPartRequest.end:type_name -> mlgate.backend.v1.PutEnd
+	16, // 9: mlgate.backend.v1.CompleteRequest.parts:type_name -> mlgate.backend.v1.Part
+	1,  // 10: mlgate.backend.v1.Backend.Configure:input_type -> mlgate.backend.v1.ConfigureRequest
+	0,  // 11: mlgate.backend.v1.Backend.Describe:input_type -> mlgate.backend.v1.Empty
+	7,  // 12: mlgate.backend.v1.Backend.Put:input_type -> mlgate.backend.v1.PutRequest
+	8,  // 13: mlgate.backend.v1.Backend.Get:input_type -> mlgate.backend.v1.GetRequest
+	10, // 14: mlgate.backend.v1.Backend.Stat:input_type -> mlgate.backend.v1.KeyRequest
+	10, // 15: mlgate.backend.v1.Backend.Delete:input_type -> mlgate.backend.v1.KeyRequest
+	11, // 16: mlgate.backend.v1.Backend.List:input_type -> mlgate.backend.v1.ListRequest
+	13, // 17: mlgate.backend.v1.Backend.CreateMultipart:input_type -> mlgate.backend.v1.CreateMultipartRequest
+	19, // 18: mlgate.backend.v1.Backend.PutPart:input_type -> mlgate.backend.v1.PutPartRequest
+	15, // 19: mlgate.backend.v1.Backend.ListParts:input_type -> mlgate.backend.v1.UploadRef
+	20, // 20: mlgate.backend.v1.Backend.CompleteMultipart:input_type -> mlgate.backend.v1.CompleteRequest
+	15, // 21: mlgate.backend.v1.Backend.AbortMultipart:input_type -> mlgate.backend.v1.UploadRef
+	2,  // 22: mlgate.backend.v1.Backend.Configure:output_type -> mlgate.backend.v1.Descriptor
+	2,  // 23: mlgate.backend.v1.Backend.Describe:output_type -> mlgate.backend.v1.Descriptor
+	3,  // 24: mlgate.backend.v1.Backend.Put:output_type -> mlgate.backend.v1.Info
+	9,  // 25: mlgate.backend.v1.Backend.Get:output_type -> mlgate.backend.v1.GetResponse
+	3,  // 26: mlgate.backend.v1.Backend.Stat:output_type -> mlgate.backend.v1.Info
+	0,  // 27: mlgate.backend.v1.Backend.Delete:output_type -> mlgate.backend.v1.Empty
+	12, // 28: mlgate.backend.v1.Backend.List:output_type -> mlgate.backend.v1.ListResponse
+	14, // 29: mlgate.backend.v1.Backend.CreateMultipart:output_type -> mlgate.backend.v1.UploadID
+	16, // 30: mlgate.backend.v1.Backend.PutPart:output_type -> mlgate.backend.v1.Part
+	17, // 31: mlgate.backend.v1.Backend.ListParts:output_type -> mlgate.backend.v1.PartList
+	3,  // 32: mlgate.backend.v1.Backend.CompleteMultipart:output_type -> mlgate.backend.v1.Info
+	0,  // 33: mlgate.backend.v1.Backend.AbortMultipart:output_type -> mlgate.backend.v1.Empty
+	22, // [22:34] is the sub-list for method output_type
+	10, // [10:22] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_backend_proto_init() }
@@ -1440,17 +1565,19 @@ func file_backend_proto_init() {
 	if File_backend_proto != nil {
 		return
 	}
-	file_backend_proto_msgTypes[6].OneofWrappers = []any{
+	file_backend_proto_msgTypes[7].OneofWrappers = []any{
 		(*PutRequest_Header)(nil),
 		(*PutRequest_Chunk)(nil),
+		(*PutRequest_End)(nil),
 	}
-	file_backend_proto_msgTypes[8].OneofWrappers = []any{
+	file_backend_proto_msgTypes[9].OneofWrappers = []any{
 		(*GetResponse_Info)(nil),
 		(*GetResponse_Chunk)(nil),
 	}
-	file_backend_proto_msgTypes[18].OneofWrappers = []any{
+	file_backend_proto_msgTypes[19].OneofWrappers = []any{
 		(*PutPartRequest_Header)(nil),
 		(*PutPartRequest_Chunk)(nil),
+		(*PutPartRequest_End)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1458,7 +1585,7 @@ func file_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_backend_proto_rawDesc), len(file_backend_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -5,8 +5,10 @@
 // and the host keeps serving v1 while both are supported.
 //
 // Bytes never travel as one message: Put and PutPart are client streams (a header, then chunks) and Get
-// is a server stream (the blob's Info, then chunks). Errors travel as gRPC status codes with an
-// ErrorInfo detail naming the backends sentinel (see plugins/status.go), never inside replies.
+// is a server stream (the blob's Info, then chunks). Either may instead carry its bytes over a raw
+// connection brokered by go-plugin (see PutHeader.broker_id and GetRequest.broker_id), the stream
+// keeping the header, the end and the status. Errors travel as gRPC status codes with an ErrorInfo
+// detail naming the backends sentinel (see plugins/status.go), never inside replies.
 //
 // Regenerate with `go generate ./plugins/proto` (see generate.go for the tool versions).
 
@@ -53,7 +55,8 @@ type BackendClient interface {
 	// (the host re-configures after a restart) must carry the same config and just describe it.
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*Descriptor, error)
 	Describe(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Descriptor, error)
-	// Put: first message is the header, then chunks. Replies with the stored Info.
+	// Put: first message is the header, then chunks (or, for a raw put, a PutEnd after the raw bytes).
+	// Replies with the stored Info.
 	Put(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PutRequest, Info], error)
 	// Get: first message is the blob's Info, then chunks of the selected range.
 	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetResponse], error)
@@ -61,7 +64,7 @@ type BackendClient interface {
 	Delete(ctx context.Context, in *KeyRequest, opts ...grpc.CallOption) (*Empty, error)
 	List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error)
 	CreateMultipart(ctx context.Context, in *CreateMultipartRequest, opts ...grpc.CallOption) (*UploadID, error)
-	// PutPart: first message is the header, then chunks.
+	// PutPart: first message is the header, then chunks (or a PutEnd after raw bytes), as Put.
 	PutPart(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PutPartRequest, Part], error)
 	ListParts(ctx context.Context, in *UploadRef, opts ...grpc.CallOption) (*PartList, error)
 	CompleteMultipart(ctx context.Context, in *CompleteRequest, opts ...grpc.CallOption) (*Info, error)
@@ -219,7 +222,8 @@ type BackendServer interface {
 	// (the host re-configures after a restart) must carry the same config and just describe it.
 	Configure(context.Context, *ConfigureRequest) (*Descriptor, error)
 	Describe(context.Context, *Empty) (*Descriptor, error)
-	// Put: first message is the header, then chunks. Replies with the stored Info.
+	// Put: first message is the header, then chunks (or, for a raw put, a PutEnd after the raw bytes).
+	// Replies with the stored Info.
 	Put(grpc.ClientStreamingServer[PutRequest, Info]) error
 	// Get: first message is the blob's Info, then chunks of the selected range.
 	Get(*GetRequest, grpc.ServerStreamingServer[GetResponse]) error
@@ -227,7 +231,7 @@ type BackendServer interface {
 	Delete(context.Context, *KeyRequest) (*Empty, error)
 	List(context.Context, *ListRequest) (*ListResponse, error)
 	CreateMultipart(context.Context, *CreateMultipartRequest) (*UploadID, error)
-	// PutPart: first message is the header, then chunks.
+	// PutPart: first message is the header, then chunks (or a PutEnd after raw bytes), as Put.
 	PutPart(grpc.ClientStreamingServer[PutPartRequest, Part]) error
 	ListParts(context.Context, *UploadRef) (*PartList, error)
 	CompleteMultipart(context.Context, *CompleteRequest) (*Info, error)
