@@ -102,13 +102,14 @@ func closeErrOf(op string, status func() error, sendErr error) error {
 // Get implements backends.Backend. It returns once the plugin has sent the blob's Info, so a missing
 // key or a bad range is Get's error, not the reader's. Closing the reader cancels the stream.
 func (c *Client) Get(ctx context.Context, key string, rng backends.Range) (io.ReadCloser, backends.Info, error) {
+	readCtx := ctx // a handed-over body outlives the call
 	ctx, cancel := context.WithCancel(ctx)
 	req := &pb.GetRequest{Key: key, Offset: rng.Offset, Length: rng.Length, ChunkSize: int64(chunkSize)}
 	var ln net.Listener
 	if useRawGet && c.broker != nil {
 		id := c.broker.NextId()
 		if l, err := c.broker.Accept(id); err == nil {
-			ln, req.BrokerId = l, id
+			ln, req.BrokerId, req.AcceptHandoff = l, id, useHandoff
 		}
 	}
 	fail := func(err error) (io.ReadCloser, backends.Info, error) {
@@ -142,6 +143,13 @@ func (c *Client) Get(ctx context.Context, key string, rng backends.Range) (io.Re
 			cancel()
 			return nil, backends.Info{}, wrapErr("plugin get", err)
 		}
+		if h := msg.GetHandoff(); h != nil {
+			if !req.AcceptHandoff {
+				_ = conn.Close()
+				return fail(errProtocol("handoff the host did not accept"))
+			}
+			return c.takeHandoff(readCtx, cancel, st.RecvMsg, conn, h, infoFromPB(info))
+		}
 		stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 		return &rawReader{conn: conn, recv: st.RecvMsg, cancel: cancel, stop: stop}, infoFromPB(info), nil
 	}
@@ -149,6 +157,29 @@ func (c *Client) Get(ctx context.Context, key string, rng backends.Range) (io.Re
 		_ = ln.Close()
 	}
 	return &getReader{recv: st.RecvMsg, cancel: cancel, msg: msg}, infoFromPB(info), nil
+}
+
+// takeHandoff finishes a Get whose plugin handed its connection over: it rebuilds the body from conn
+// and waits for the call to end OK (the plugin ends it right after the handoff).
+func (c *Client) takeHandoff(readCtx context.Context, cancel context.CancelFunc, recv func(any) error, conn net.Conn, h *pb.Handoff, info backends.Info) (io.ReadCloser, backends.Info, error) {
+	defer cancel()
+	handoffs.Add(1)
+	body, err := receiveHandoff(readCtx, conn, h)
+	if err != nil {
+		// The call's status says more than a broken handoff when the plugin failed.
+		if serr := recv(&pb.GetResponse{}); serr != nil && serr != io.EOF {
+			err = serr
+		}
+		return nil, backends.Info{}, wrapErr("plugin get", err)
+	}
+	if serr := recv(&pb.GetResponse{}); serr != io.EOF {
+		_ = body.Close()
+		if serr == nil {
+			serr = errProtocol("unexpected message after a handoff")
+		}
+		return nil, backends.Info{}, wrapErr("plugin get", serr)
+	}
+	return body, info, nil
 }
 
 // getReader reads the chunks of a Get stream. Read is not safe for concurrent use (io.Reader never

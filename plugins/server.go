@@ -192,6 +192,12 @@ func (s *server) Get(req *pb.GetRequest, st grpc.ServerStreamingServer[pb.GetRes
 			conn = c
 		}
 	}
+	if conn != nil && req.GetAcceptHandoff() && canHandOff(conn, rc) {
+		if err := sendHandoff(conn, rc, infoToPB(info), st.Send); err != nil {
+			return status.Errorf(codes.Unavailable, "raw get handoff: %v", err)
+		}
+		return nil
+	}
 	if err := st.Send(&pb.GetResponse{Msg: &pb.GetResponse_Info{Info: infoToPB(info)}, Raw: conn != nil}); err != nil {
 		if conn != nil {
 			_ = conn.Close()

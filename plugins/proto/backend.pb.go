@@ -569,7 +569,9 @@ type GetRequest struct {
 	ChunkSize int64 `protobuf:"varint,4,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
 	// Non-zero: the host listens on this go-plugin broker id and the plugin may send the selected range
 	// as raw bytes over a brokered connection instead of as chunks (see GetResponse.raw).
-	BrokerId      uint32 `protobuf:"varint,5,opt,name=broker_id,json=brokerId,proto3" json:"broker_id,omitempty"`
+	BrokerId uint32 `protobuf:"varint,5,opt,name=broker_id,json=brokerId,proto3" json:"broker_id,omitempty"`
+	// The host takes a handoff (see GetResponse.handoff) instead of the bytes on the raw connection.
+	AcceptHandoff bool `protobuf:"varint,6,opt,name=accept_handoff,json=acceptHandoff,proto3" json:"accept_handoff,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -639,6 +641,13 @@ func (x *GetRequest) GetBrokerId() uint32 {
 	return 0
 }
 
+func (x *GetRequest) GetAcceptHandoff() bool {
+	if x != nil {
+		return x.AcceptHandoff
+	}
+	return false
+}
+
 type GetResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -648,7 +657,13 @@ type GetResponse struct {
 	Msg isGetResponse_Msg `protobuf_oneof:"msg"`
 	// Set on the Info message when the plugin dialed GetRequest.broker_id: the bytes follow on that
 	// connection (closed at the end), no chunks follow, and the stream ends with the final status.
-	Raw           bool `protobuf:"varint,3,opt,name=raw,proto3" json:"raw,omitempty"`
+	Raw bool `protobuf:"varint,3,opt,name=raw,proto3" json:"raw,omitempty"`
+	// Set (with raw, only when the host accepts handoffs) when the plugin hands over the connection its
+	// bytes come from instead of copying them: the raw connection, a Unix socket, then carries one
+	// message of 1 + prefix_len bytes (a marker byte, then the prefix) with the connection's descriptor
+	// as SCM_RIGHTS, and closes. The host reads the rest of the body off that descriptor itself; the
+	// plugin is then out of the transfer, and the stream ends OK.
+	Handoff       *Handoff `protobuf:"bytes,4,opt,name=handoff,proto3" json:"handoff,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -715,6 +730,13 @@ func (x *GetResponse) GetRaw() bool {
 	return false
 }
 
+func (x *GetResponse) GetHandoff() *Handoff {
+	if x != nil {
+		return x.Handoff
+	}
+	return nil
+}
+
 type isGetResponse_Msg interface {
 	isGetResponse_Msg()
 }
@@ -731,6 +753,69 @@ func (*GetResponse_Info) isGetResponse_Msg() {}
 
 func (*GetResponse_Chunk) isGetResponse_Msg() {}
 
+// Handoff describes a handed-over connection: the selected range is the prefix, then remain bytes on
+// the connection.
+type Handoff struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Remain int64                  `protobuf:"varint,1,opt,name=remain,proto3" json:"remain,omitempty"`
+	// The sender closes the connection after the body (an HTTP "Connection: close" response).
+	UntilEof      bool  `protobuf:"varint,2,opt,name=until_eof,json=untilEof,proto3" json:"until_eof,omitempty"`
+	PrefixLen     int64 `protobuf:"varint,3,opt,name=prefix_len,json=prefixLen,proto3" json:"prefix_len,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Handoff) Reset() {
+	*x = Handoff{}
+	mi := &file_backend_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Handoff) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Handoff) ProtoMessage() {}
+
+func (x *Handoff) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Handoff.ProtoReflect.Descriptor instead.
+func (*Handoff) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Handoff) GetRemain() int64 {
+	if x != nil {
+		return x.Remain
+	}
+	return 0
+}
+
+func (x *Handoff) GetUntilEof() bool {
+	if x != nil {
+		return x.UntilEof
+	}
+	return false
+}
+
+func (x *Handoff) GetPrefixLen() int64 {
+	if x != nil {
+		return x.PrefixLen
+	}
+	return 0
+}
+
 type KeyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -740,7 +825,7 @@ type KeyRequest struct {
 
 func (x *KeyRequest) Reset() {
 	*x = KeyRequest{}
-	mi := &file_backend_proto_msgTypes[10]
+	mi := &file_backend_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -752,7 +837,7 @@ func (x *KeyRequest) String() string {
 func (*KeyRequest) ProtoMessage() {}
 
 func (x *KeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[10]
+	mi := &file_backend_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -765,7 +850,7 @@ func (x *KeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRequest.ProtoReflect.Descriptor instead.
 func (*KeyRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{10}
+	return file_backend_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *KeyRequest) GetKey() string {
@@ -786,7 +871,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_backend_proto_msgTypes[11]
+	mi := &file_backend_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +883,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[11]
+	mi := &file_backend_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +896,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{11}
+	return file_backend_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListRequest) GetPrefix() string {
@@ -845,7 +930,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_backend_proto_msgTypes[12]
+	mi := &file_backend_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -857,7 +942,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[12]
+	mi := &file_backend_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -870,7 +955,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{12}
+	return file_backend_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListResponse) GetItems() []*Info {
@@ -897,7 +982,7 @@ type CreateMultipartRequest struct {
 
 func (x *CreateMultipartRequest) Reset() {
 	*x = CreateMultipartRequest{}
-	mi := &file_backend_proto_msgTypes[13]
+	mi := &file_backend_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -909,7 +994,7 @@ func (x *CreateMultipartRequest) String() string {
 func (*CreateMultipartRequest) ProtoMessage() {}
 
 func (x *CreateMultipartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[13]
+	mi := &file_backend_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -922,7 +1007,7 @@ func (x *CreateMultipartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMultipartRequest.ProtoReflect.Descriptor instead.
 func (*CreateMultipartRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{13}
+	return file_backend_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateMultipartRequest) GetKey() string {
@@ -948,7 +1033,7 @@ type UploadID struct {
 
 func (x *UploadID) Reset() {
 	*x = UploadID{}
-	mi := &file_backend_proto_msgTypes[14]
+	mi := &file_backend_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1045,7 @@ func (x *UploadID) String() string {
 func (*UploadID) ProtoMessage() {}
 
 func (x *UploadID) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[14]
+	mi := &file_backend_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1058,7 @@ func (x *UploadID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadID.ProtoReflect.Descriptor instead.
 func (*UploadID) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{14}
+	return file_backend_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UploadID) GetUploadId() string {
@@ -993,7 +1078,7 @@ type UploadRef struct {
 
 func (x *UploadRef) Reset() {
 	*x = UploadRef{}
-	mi := &file_backend_proto_msgTypes[15]
+	mi := &file_backend_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1090,7 @@ func (x *UploadRef) String() string {
 func (*UploadRef) ProtoMessage() {}
 
 func (x *UploadRef) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[15]
+	mi := &file_backend_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1103,7 @@ func (x *UploadRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadRef.ProtoReflect.Descriptor instead.
 func (*UploadRef) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{15}
+	return file_backend_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UploadRef) GetKey() string {
@@ -1046,7 +1131,7 @@ type Part struct {
 
 func (x *Part) Reset() {
 	*x = Part{}
-	mi := &file_backend_proto_msgTypes[16]
+	mi := &file_backend_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1143,7 @@ func (x *Part) String() string {
 func (*Part) ProtoMessage() {}
 
 func (x *Part) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[16]
+	mi := &file_backend_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1156,7 @@ func (x *Part) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Part.ProtoReflect.Descriptor instead.
 func (*Part) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{16}
+	return file_backend_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Part) GetNumber() int64 {
@@ -1104,7 +1189,7 @@ type PartList struct {
 
 func (x *PartList) Reset() {
 	*x = PartList{}
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1201,7 @@ func (x *PartList) String() string {
 func (*PartList) ProtoMessage() {}
 
 func (x *PartList) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1214,7 @@ func (x *PartList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartList.ProtoReflect.Descriptor instead.
 func (*PartList) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{17}
+	return file_backend_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PartList) GetParts() []*Part {
@@ -1153,7 +1238,7 @@ type PutPartHeader struct {
 
 func (x *PutPartHeader) Reset() {
 	*x = PutPartHeader{}
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1250,7 @@ func (x *PutPartHeader) String() string {
 func (*PutPartHeader) ProtoMessage() {}
 
 func (x *PutPartHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1178,7 +1263,7 @@ func (x *PutPartHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPartHeader.ProtoReflect.Descriptor instead.
 func (*PutPartHeader) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{18}
+	return file_backend_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PutPartHeader) GetKey() string {
@@ -1230,7 +1315,7 @@ type PutPartRequest struct {
 
 func (x *PutPartRequest) Reset() {
 	*x = PutPartRequest{}
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1327,7 @@ func (x *PutPartRequest) String() string {
 func (*PutPartRequest) ProtoMessage() {}
 
 func (x *PutPartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1340,7 @@ func (x *PutPartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPartRequest.ProtoReflect.Descriptor instead.
 func (*PutPartRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{19}
+	return file_backend_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PutPartRequest) GetMsg() isPutPartRequest_Msg {
@@ -1325,7 +1410,7 @@ type CompleteRequest struct {
 
 func (x *CompleteRequest) Reset() {
 	*x = CompleteRequest{}
-	mi := &file_backend_proto_msgTypes[20]
+	mi := &file_backend_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1337,7 +1422,7 @@ func (x *CompleteRequest) String() string {
 func (*CompleteRequest) ProtoMessage() {}
 
 func (x *CompleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[20]
+	mi := &file_backend_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1350,7 +1435,7 @@ func (x *CompleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteRequest.ProtoReflect.Descriptor instead.
 func (*CompleteRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{20}
+	return file_backend_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CompleteRequest) GetKey() string {
@@ -1414,7 +1499,7 @@ const file_backend_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x1c.mlgate.backend.v1.PutHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12-\n" +
 	"\x03end\x18\x03 \x01(\v2\x19.mlgate.backend.v1.PutEndH\x00R\x03endB\x05\n" +
-	"\x03msg\"\x8a\x01\n" +
+	"\x03msg\"\xb1\x01\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
@@ -1422,12 +1507,19 @@ const file_backend_proto_rawDesc = "" +
 	"\x06length\x18\x03 \x01(\x03R\x06length\x12\x1d\n" +
 	"\n" +
 	"chunk_size\x18\x04 \x01(\x03R\tchunkSize\x12\x1b\n" +
-	"\tbroker_id\x18\x05 \x01(\rR\bbrokerId\"m\n" +
+	"\tbroker_id\x18\x05 \x01(\rR\bbrokerId\x12%\n" +
+	"\x0eaccept_handoff\x18\x06 \x01(\bR\racceptHandoff\"\xa3\x01\n" +
 	"\vGetResponse\x12-\n" +
 	"\x04info\x18\x01 \x01(\v2\x17.mlgate.backend.v1.InfoH\x00R\x04info\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12\x10\n" +
-	"\x03raw\x18\x03 \x01(\bR\x03rawB\x05\n" +
-	"\x03msg\"\x1e\n" +
+	"\x03raw\x18\x03 \x01(\bR\x03raw\x124\n" +
+	"\ahandoff\x18\x04 \x01(\v2\x1a.mlgate.backend.v1.HandoffR\ahandoffB\x05\n" +
+	"\x03msg\"]\n" +
+	"\aHandoff\x12\x16\n" +
+	"\x06remain\x18\x01 \x01(\x03R\x06remain\x12\x1b\n" +
+	"\tuntil_eof\x18\x02 \x01(\bR\buntilEof\x12\x1d\n" +
+	"\n" +
+	"prefix_len\x18\x03 \x01(\x03R\tprefixLen\"\x1e\n" +
 	"\n" +
 	"KeyRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\"\\\n" +
@@ -1494,7 +1586,7 @@ func file_backend_proto_rawDescGZIP() []byte {
 	return file_backend_proto_rawDescData
 }
 
-var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_backend_proto_goTypes = []any{
 	(*Empty)(nil),                  // 0: mlgate.backend.v1.Empty
 	(*ConfigureRequest)(nil),       // 1: mlgate.backend.v1.ConfigureRequest
@@ -1506,58 +1598,60 @@ var file_backend_proto_goTypes = []any{
 	(*PutRequest)(nil),             // 7: mlgate.backend.v1.PutRequest
 	(*GetRequest)(nil),             // 8: mlgate.backend.v1.GetRequest
 	(*GetResponse)(nil),            // 9: mlgate.backend.v1.GetResponse
-	(*KeyRequest)(nil),             // 10: mlgate.backend.v1.KeyRequest
-	(*ListRequest)(nil),            // 11: mlgate.backend.v1.ListRequest
-	(*ListResponse)(nil),           // 12: mlgate.backend.v1.ListResponse
-	(*CreateMultipartRequest)(nil), // 13: mlgate.backend.v1.CreateMultipartRequest
-	(*UploadID)(nil),               // 14: mlgate.backend.v1.UploadID
-	(*UploadRef)(nil),              // 15: mlgate.backend.v1.UploadRef
-	(*Part)(nil),                   // 16: mlgate.backend.v1.Part
-	(*PartList)(nil),               // 17: mlgate.backend.v1.PartList
-	(*PutPartHeader)(nil),          // 18: mlgate.backend.v1.PutPartHeader
-	(*PutPartRequest)(nil),         // 19: mlgate.backend.v1.PutPartRequest
-	(*CompleteRequest)(nil),        // 20: mlgate.backend.v1.CompleteRequest
+	(*Handoff)(nil),                // 10: mlgate.backend.v1.Handoff
+	(*KeyRequest)(nil),             // 11: mlgate.backend.v1.KeyRequest
+	(*ListRequest)(nil),            // 12: mlgate.backend.v1.ListRequest
+	(*ListResponse)(nil),           // 13: mlgate.backend.v1.ListResponse
+	(*CreateMultipartRequest)(nil), // 14: mlgate.backend.v1.CreateMultipartRequest
+	(*UploadID)(nil),               // 15: mlgate.backend.v1.UploadID
+	(*UploadRef)(nil),              // 16: mlgate.backend.v1.UploadRef
+	(*Part)(nil),                   // 17: mlgate.backend.v1.Part
+	(*PartList)(nil),               // 18: mlgate.backend.v1.PartList
+	(*PutPartHeader)(nil),          // 19: mlgate.backend.v1.PutPartHeader
+	(*PutPartRequest)(nil),         // 20: mlgate.backend.v1.PutPartRequest
+	(*CompleteRequest)(nil),        // 21: mlgate.backend.v1.CompleteRequest
 }
 var file_backend_proto_depIdxs = []int32{
 	4,  // 0: mlgate.backend.v1.PutHeader.options:type_name -> mlgate.backend.v1.PutOptions
 	5,  // 1: mlgate.backend.v1.PutRequest.header:type_name -> mlgate.backend.v1.PutHeader
 	6,  // 2: mlgate.backend.v1.PutRequest.end:type_name -> mlgate.backend.v1.PutEnd
 	3,  // 3: mlgate.backend.v1.GetResponse.info:type_name -> mlgate.backend.v1.Info
-	3,  // 4: mlgate.backend.v1.ListResponse.items:type_name -> mlgate.backend.v1.Info
-	4,  // 5: mlgate.backend.v1.CreateMultipartRequest.options:type_name -> mlgate.backend.v1.PutOptions
-	16, // 6: mlgate.backend.v1.PartList.parts:type_name -> mlgate.backend.v1.Part
-	18, // 7: mlgate.backend.v1.PutPartRequest.header:type_name -> mlgate.backend.v1.PutPartHeader
-	6,  // 8: mlgate.backend.v1.PutPartRequest.end:type_name -> mlgate.backend.v1.PutEnd
-	16, // 9: mlgate.backend.v1.CompleteRequest.parts:type_name -> mlgate.backend.v1.Part
-	1,  // 10: mlgate.backend.v1.Backend.Configure:input_type -> mlgate.backend.v1.ConfigureRequest
-	0,  // 11: mlgate.backend.v1.Backend.Describe:input_type -> mlgate.backend.v1.Empty
-	7,  // 12: mlgate.backend.v1.Backend.Put:input_type -> mlgate.backend.v1.PutRequest
-	8,  // 13: mlgate.backend.v1.Backend.Get:input_type -> mlgate.backend.v1.GetRequest
-	10, // 14: mlgate.backend.v1.Backend.Stat:input_type -> mlgate.backend.v1.KeyRequest
-	10, // 15: mlgate.backend.v1.Backend.Delete:input_type -> mlgate.backend.v1.KeyRequest
-	11, // 16: mlgate.backend.v1.Backend.List:input_type -> mlgate.backend.v1.ListRequest
-	13, // 17: mlgate.backend.v1.Backend.CreateMultipart:input_type -> mlgate.backend.v1.CreateMultipartRequest
-	19, // 18: mlgate.backend.v1.Backend.PutPart:input_type -> mlgate.backend.v1.PutPartRequest
-	15, // 19: mlgate.backend.v1.Backend.ListParts:input_type -> mlgate.backend.v1.UploadRef
-	20, // 20: mlgate.backend.v1.Backend.CompleteMultipart:input_type -> mlgate.backend.v1.CompleteRequest
-	15, // 21: mlgate.backend.v1.Backend.AbortMultipart:input_type -> mlgate.backend.v1.UploadRef
-	2,  // 22: mlgate.backend.v1.Backend.Configure:output_type -> mlgate.backend.v1.Descriptor
-	2,  // 23: mlgate.backend.v1.Backend.Describe:output_type -> mlgate.backend.v1.Descriptor
-	3,  // 24: mlgate.backend.v1.Backend.Put:output_type -> mlgate.backend.v1.Info
-	9,  // 25: mlgate.backend.v1.Backend.Get:output_type -> mlgate.backend.v1.GetResponse
-	3,  // 26: mlgate.backend.v1.Backend.Stat:output_type -> mlgate.backend.v1.Info
-	0,  // 27: mlgate.backend.v1.Backend.Delete:output_type -> mlgate.backend.v1.Empty
-	12, // 28: mlgate.backend.v1.Backend.List:output_type -> mlgate.backend.v1.ListResponse
-	14, // 29: mlgate.backend.v1.Backend.CreateMultipart:output_type -> mlgate.backend.v1.UploadID
-	16, // 30: mlgate.backend.v1.Backend.PutPart:output_type -> mlgate.backend.v1.Part
-	17, // 31: mlgate.backend.v1.Backend.ListParts:output_type -> mlgate.backend.v1.PartList
-	3,  // 32: mlgate.backend.v1.Backend.CompleteMultipart:output_type -> mlgate.backend.v1.Info
-	0,  // 33: mlgate.backend.v1.Backend.AbortMultipart:output_type -> mlgate.backend.v1.Empty
-	22, // [22:34] is the sub-list for method output_type
-	10, // [10:22] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	10, // 4: mlgate.backend.v1.GetResponse.handoff:type_name -> mlgate.backend.v1.Handoff
+	3,  // 5: mlgate.backend.v1.ListResponse.items:type_name -> mlgate.backend.v1.Info
+	4,  // 6: mlgate.backend.v1.CreateMultipartRequest.options:type_name -> mlgate.backend.v1.PutOptions
+	17, // 7: mlgate.backend.v1.PartList.parts:type_name -> mlgate.backend.v1.Part
+	19, // 8: mlgate.backend.v1.PutPartRequest.header:type_name -> mlgate.backend.v1.PutPartHeader
+	6,  // 9: mlgate.backend.v1.PutPartRequest.end:type_name -> mlgate.backend.v1.PutEnd
+	17, // 10: mlgate.backend.v1.CompleteRequest.parts:type_name -> mlgate.backend.v1.Part
+	1,  // 11: mlgate.backend.v1.Backend.Configure:input_type -> mlgate.backend.v1.ConfigureRequest
+	0,  // 12: mlgate.backend.v1.Backend.Describe:input_type -> mlgate.backend.v1.Empty
+	7,  // 13: mlgate.backend.v1.Backend.Put:input_type -> mlgate.backend.v1.PutRequest
+	8,  // 14: mlgate.backend.v1.Backend.Get:input_type -> mlgate.backend.v1.GetRequest
+	11, // 15: mlgate.backend.v1.Backend.Stat:input_type -> mlgate.backend.v1.KeyRequest
+	11, // 16: mlgate.backend.v1.Backend.Delete:input_type -> mlgate.backend.v1.KeyRequest
+	12, // 17: mlgate.backend.v1.Backend.List:input_type -> mlgate.backend.v1.ListRequest
+	14, // 18: mlgate.backend.v1.Backend.CreateMultipart:input_type -> mlgate.backend.v1.CreateMultipartRequest
+	20, // 19: mlgate.backend.v1.Backend.PutPart:input_type -> mlgate.backend.v1.PutPartRequest
+	16, // 20: mlgate.backend.v1.Backend.ListParts:input_type -> mlgate.backend.v1.UploadRef
+	21, // 21: mlgate.backend.v1.Backend.CompleteMultipart:input_type -> mlgate.backend.v1.CompleteRequest
+	16, // 22: mlgate.backend.v1.Backend.AbortMultipart:input_type -> mlgate.backend.v1.UploadRef
+	2,  // 23: mlgate.backend.v1.Backend.Configure:output_type -> mlgate.backend.v1.Descriptor
+	2,  // 24: mlgate.backend.v1.Backend.Describe:output_type -> mlgate.backend.v1.Descriptor
+	3,  // 25: mlgate.backend.v1.Backend.Put:output_type -> mlgate.backend.v1.Info
+	9,  // 26: mlgate.backend.v1.Backend.Get:output_type -> mlgate.backend.v1.GetResponse
+	3,  // 27: mlgate.backend.v1.Backend.Stat:output_type -> mlgate.backend.v1.Info
+	0,  // 28: mlgate.backend.v1.Backend.Delete:output_type -> mlgate.backend.v1.Empty
+	13, // 29: mlgate.backend.v1.Backend.List:output_type -> mlgate.backend.v1.ListResponse
+	15, // 30: mlgate.backend.v1.Backend.CreateMultipart:output_type -> mlgate.backend.v1.UploadID
+	17, // 31: mlgate.backend.v1.Backend.PutPart:output_type -> mlgate.backend.v1.Part
+	18, // 32: mlgate.backend.v1.Backend.ListParts:output_type -> mlgate.backend.v1.PartList
+	3,  // 33: mlgate.backend.v1.Backend.CompleteMultipart:output_type -> mlgate.backend.v1.Info
+	0,  // 34: mlgate.backend.v1.Backend.AbortMultipart:output_type -> mlgate.backend.v1.Empty
+	23, // [23:35] is the sub-list for method output_type
+	11, // [11:23] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_backend_proto_init() }
@@ -1574,7 +1668,7 @@ func file_backend_proto_init() {
 		(*GetResponse_Info)(nil),
 		(*GetResponse_Chunk)(nil),
 	}
-	file_backend_proto_msgTypes[19].OneofWrappers = []any{
+	file_backend_proto_msgTypes[20].OneofWrappers = []any{
 		(*PutPartRequest_Header)(nil),
 		(*PutPartRequest_Chunk)(nil),
 		(*PutPartRequest_End)(nil),
@@ -1585,7 +1679,7 @@ func file_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_backend_proto_rawDesc), len(file_backend_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

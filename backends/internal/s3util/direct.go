@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -14,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/backends/connbody"
 )
 
 // Direct GET: a download from a plain-HTTP S3 server whose body bytes are read straight off the TCP
@@ -115,129 +114,11 @@ func DirectGet(ctx context.Context, u *url.URL, rangeHeader string, proxy func(*
 	// What the header parser read beyond the header is the start of the body: with one request per
 	// connection nothing else can follow it.
 	pre, _ := br.Peek(min(br.Buffered(), int(min(resp.ContentLength, directHeaderBuf))))
-	body := &DirectBody{
-		conn:     conn,
-		pre:      append([]byte(nil), pre...),
-		remain:   resp.ContentLength - int64(len(pre)),
-		untilEOF: resp.Close,
-		ctx:      ctx,
-		stop:     stop,
-	}
+	stop()
+	body := connbody.New(ctx, conn, append([]byte(nil), pre...), resp.ContentLength-int64(len(pre)), resp.Close)
 	resp.Body = http.NoBody // the bytes are DirectBody's
 	return body, resp, nil
 }
 
-// DirectBody is the body of a DirectGet: Read for ordinary use, WriteTo for a zero-copy transfer.
-// Errors: a body shorter than its Content-Length fails with an error wrapping backends.ErrUnavailable
-// and io.ErrUnexpectedEOF; ctx's error once the download's context ends; a destination's write error
-// as it is.
-type DirectBody struct {
-	conn     *net.TCPConn
-	pre      []byte // body bytes read with the header
-	remain   int64  // body bytes still to come from conn
-	untilEOF bool   // the server closes the connection after the body
-	ctx      context.Context
-	stop     func() bool
-	err      error // sticky
-}
-
-func (b *DirectBody) Read(p []byte) (int, error) {
-	if len(b.pre) > 0 {
-		n := copy(p, b.pre)
-		b.pre = b.pre[n:]
-		return n, nil
-	}
-	if b.err != nil {
-		return 0, b.err
-	}
-	if b.remain <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > b.remain {
-		p = p[:b.remain]
-	}
-	n, err := b.conn.Read(p)
-	b.remain -= int64(n)
-	if err != nil {
-		b.err = b.mapErr(err)
-		if b.remain == 0 && err == io.EOF {
-			b.err = io.EOF
-		}
-		if n > 0 {
-			return n, nil
-		}
-		return 0, b.err
-	}
-	return n, nil
-}
-
-// WriteTo sends the rest of the body to w. To a TCP connection (directly, or behind an
-// http.ResponseWriter) the bytes move by splice(2), bounded by the Content-Length; to a Unix socket by
-// splice until the server closes, then checked against the Content-Length. Anything else gets a
-// buffered copy.
-func (b *DirectBody) WriteTo(w io.Writer) (int64, error) {
-	var total int64
-	if len(b.pre) > 0 {
-		n, err := w.Write(b.pre)
-		total += int64(n)
-		b.pre = b.pre[n:]
-		if err != nil {
-			return total, err
-		}
-	}
-	if b.err != nil {
-		if b.err == io.EOF {
-			return total, nil
-		}
-		return total, b.err
-	}
-	if b.remain <= 0 {
-		return total, nil
-	}
-	var n int64
-	var err error
-	uc, toUnix := w.(*net.UnixConn)
-	switch rf, ok := w.(io.ReaderFrom); {
-	case toUnix && b.untilEOF:
-		n, err = b.conn.WriteTo(uc)
-	case ok:
-		n, err = rf.ReadFrom(&io.LimitedReader{R: b.conn, N: b.remain})
-	default:
-		buf := make([]byte, 256<<10)
-		n, err = io.CopyBuffer(struct{ io.Writer }{w}, io.LimitReader(struct{ io.Reader }{b.conn}, b.remain), buf)
-	}
-	b.remain -= n
-	total += n
-	switch {
-	case err != nil:
-		b.err = b.mapErr(err)
-	case b.remain > 0:
-		b.err = b.mapErr(io.EOF)
-	case b.remain < 0:
-		b.err = fmt.Errorf("%w: the server sent %d bytes beyond its Content-Length", backends.ErrUnavailable, -b.remain)
-	default:
-		b.err = io.EOF
-		return total, nil
-	}
-	return total, b.err
-}
-
-// mapErr turns a read error of the connection into the body's error.
-func (b *DirectBody) mapErr(err error) error {
-	if cerr := b.ctx.Err(); cerr != nil {
-		return cerr
-	}
-	if err == io.EOF {
-		return fmt.Errorf("%w: body ended %d bytes short: %w", backends.ErrUnavailable, b.remain, io.ErrUnexpectedEOF)
-	}
-	return fmt.Errorf("%w: %w", backends.ErrUnavailable, err)
-}
-
-// Close releases the connection.
-func (b *DirectBody) Close() error {
-	b.stop()
-	if b.err == nil {
-		b.err = errors.New("s3util: read of a closed body")
-	}
-	return b.conn.Close()
-}
+// DirectBody is the body of a DirectGet (see backends/connbody for its methods and errors).
+type DirectBody = connbody.Body
