@@ -61,13 +61,10 @@ type Config struct {
 	// Concurrency is the number of parts an upload of unknown size sends at once (default 4, at most
 	// 64); it then buffers Concurrency parts.
 	Concurrency int `json:"concurrency,omitempty"`
-	// MultipartPut sends a body of known size as a one-part multipart upload, completed only once the
-	// body is verified, instead of one PutObject whose body is aws-chunked with a CRC32C trailer. It
-	// is for servers without trailing checksums, and costs a server-side copy of the object on some
-	// (versitygw's Complete writes the object a second time). Either way a body cut short is never
-	// stored: the chunked framing lets the server tell a cut body from a whole one, where a plain
-	// PutObject would not (versitygw 1.8 keeps whatever arrived before the connection broke).
-	MultipartPut bool `json:"multipart_put,omitempty"`
+	// SinglePut sends a body of known size as one PutObject instead of a one-part multipart upload.
+	// Only safe with servers that discard a body shorter than its Content-Length (AWS, MinIO):
+	// versitygw 1.8 stores whatever arrived before the connection broke.
+	SinglePut bool `json:"single_put,omitempty"`
 	// DisableDirectGet makes downloads from a plain-HTTP endpoint go through minio-go's HTTP client
 	// instead of a connection of their own whose bytes the kernel moves to the destination
 	// (s3util.DirectGet). Direct gets cost one TCP connection each and a fraction of the CPU.
@@ -180,8 +177,6 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		Creds: creds, Secure: secure, Region: cfg.Region, BucketLookup: lookup, Transport: tr,
 		// Few retries: an outage must reach the client as a prompt 503, which it retries itself.
 		MaxRetries: 2,
-		// A PutObject's body goes aws-chunked with a CRC32C trailer (see Config.MultipartPut).
-		TrailingHeaders: !cfg.MultipartPut,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("minio: client for %s: %w", cfg.where(), err)
@@ -212,9 +207,8 @@ func (b *Backend) startupError(err error) error {
 
 func (b *Backend) objectKey(key string) string { return b.cfg.Prefix + key }
 
-// Put streams r to key. A known size up to 5 GiB goes as one PutObject with a CRC32C trailer (or a
-// one-part multipart upload, see Config.MultipartPut), a larger one as a multipart upload streamed
-// part after part from r; an unknown size through minio-go's multipart stream, which buffers a part.
+// Put streams r to key. A known size goes through a one-part multipart upload streamed from r (see
+// Config.SinglePut); an unknown size through minio-go's multipart stream, which buffers a part.
 // Errors: ErrSizeMismatch, ErrChecksum, r's error, context errors, ErrUnavailable; nothing is
 // committed in any error case.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts backends.PutOptions) (backends.Info, error) {
@@ -227,7 +221,7 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	popts := mgo.PutObjectOptions{ContentType: opts.ContentType, DisableContentSha256: true}
 	var etag string
 	switch {
-	case size > maxPutSize || (size > 0 && b.cfg.MultipartPut):
+	case size > 0 && !(b.cfg.SinglePut && size <= maxPutSize):
 		e, err := b.putMultipart(ctx, key, g, size, popts)
 		if err != nil {
 			return backends.Info{}, err
