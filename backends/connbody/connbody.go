@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 
 	"github.com/mlgate/mlgate/backends"
 )
@@ -34,8 +35,12 @@ type Body struct {
 	untilEOF bool   // the sender closes the connection after the body
 	ctx      context.Context
 	stop     func() bool
-	err      error // sticky
+	err      error       // sticky; owned by Read and WriteTo
+	closed   atomic.Bool // set by Close, which may run concurrently with Read and WriteTo
 }
+
+// errClosed is the error of a Read or WriteTo on a closed Body.
+var errClosed = errors.New("connbody: read of a closed body")
 
 // New makes a Body of the remain bytes that follow pre on conn. untilEOF says that the sender closes
 // the connection after the body (the response said "Connection: close"), which lets WriteTo splice to
@@ -48,6 +53,9 @@ func New(ctx context.Context, conn *net.TCPConn, pre []byte, remain int64, until
 }
 
 func (b *Body) Read(p []byte) (int, error) {
+	if b.closed.Load() {
+		return 0, errClosed
+	}
 	if len(b.pre) > 0 {
 		n := copy(p, b.pre)
 		b.pre = b.pre[n:]
@@ -81,6 +89,9 @@ func (b *Body) Read(p []byte) (int, error) {
 // http.ResponseWriter) the bytes move by splice(2), bounded by the length; to a Unix socket by splice
 // until the sender closes, then checked against the length. Anything else gets a buffered copy.
 func (b *Body) WriteTo(w io.Writer) (int64, error) {
+	if b.closed.Load() {
+		return 0, errClosed
+	}
 	var total int64
 	if len(b.pre) > 0 {
 		n, err := w.Write(b.pre)
@@ -132,6 +143,9 @@ func (b *Body) mapErr(err error) error {
 	if cerr := b.ctx.Err(); cerr != nil {
 		return cerr
 	}
+	if b.closed.Load() {
+		return errClosed
+	}
 	if err == io.EOF {
 		return fmt.Errorf("%w: body ended %d bytes short: %w", backends.ErrUnavailable, b.remain, io.ErrUnexpectedEOF)
 	}
@@ -140,11 +154,14 @@ func (b *Body) mapErr(err error) error {
 
 // Close releases the connection.
 func (b *Body) Close() error {
-	b.stop()
-	if b.err == nil {
-		b.err = errors.New("connbody: read of a closed body")
+	if b.closed.Swap(true) {
+		return nil
 	}
-	return b.conn.Close()
+	b.stop()
+	if err := b.conn.Close(); err != nil && b.ctx.Err() == nil {
+		return err
+	}
+	return nil // the context's end closed the connection already
 }
 
 // Detached is a Body given up by Detach: everything another process needs to rebuild it with New.
@@ -161,6 +178,9 @@ type Detached struct {
 // failed or been read to its end already, the error of duplicating the descriptor.
 func (b *Body) Detach() (Detached, error) {
 	defer b.Close()
+	if b.closed.Load() {
+		return Detached{}, fmt.Errorf("connbody: detach: %w", errClosed)
+	}
 	if b.err != nil {
 		return Detached{}, fmt.Errorf("connbody: detach: %w", b.err)
 	}

@@ -64,6 +64,9 @@ type Config struct {
 	// SinglePut sends a body of known size as one PutObject instead of a one-part multipart upload.
 	// Only safe with servers that discard a body shorter than its Content-Length (AWS, MinIO):
 	// versitygw 1.8 stores whatever arrived before the connection broke.
+	//
+	// An aws-chunked PutObject with a CRC32C trailer is no safer there: minio-go sends whole chunks
+	// only, so a cut body always ends on a chunk boundary, and versitygw 1.8 stores such a body too.
 	SinglePut bool `json:"single_put,omitempty"`
 	// DisableDirectGet makes downloads from a plain-HTTP endpoint go through minio-go's HTTP client
 	// instead of a connection of their own whose bytes the kernel moves to the destination

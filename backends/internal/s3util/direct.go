@@ -8,9 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/mlgate/mlgate/backends/connbody"
@@ -76,16 +73,6 @@ func DirectGet(ctx context.Context, u *url.URL, rangeHeader string, proxy func(*
 		return nil, nil, fmt.Errorf("%w: %v", ErrNoDirect, err)
 	}
 	conn := c.(*net.TCPConn)
-	if v := os.Getenv("XLOWAT"); v != "" {
-		n, _ := strconv.Atoi(v)
-		if rc, err := conn.SyscallConn(); err == nil {
-			_ = rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT, n) })
-		}
-	}
-	if v := os.Getenv("XRCVBUF"); v != "" {
-		n, _ := strconv.Atoi(v)
-		_ = conn.SetReadBuffer(n)
-	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	fail := func(err error) (*DirectBody, *http.Response, error) {
 		stop()
