@@ -5,6 +5,12 @@ package main
 // once in process and once as a plugin (bin/mlgate-backend minio). Baseline and gateway runs are
 // interleaved, in a rotating order, so that all of them see the same disk and server conditions
 // (run-to-run noise here reaches 20-40 %), and medians are reported.
+//
+// Besides MB/s and the gateway's CPU it measures the CPU of every process taking part (client, S3
+// server, mlgate, plugin) and the machine's busy cores. When a transfer keeps the cores busy, its speed
+// is set by the total CPU it costs, so direct's total over a path's total is the highest ratio that
+// path can reach there (the "ceiling" column): a gateway that adds even 0.25 CPU-s/GiB to a GET that
+// costs 1.2 in all cannot reach 0.9 on 2 cores, however it moves the bytes.
 
 import (
 	"bufio"
@@ -19,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,6 +60,7 @@ var s3Paths = []string{pathDirect, pathInProc, pathPlugin}
 type s3Server struct {
 	name, endpoint string
 	core           *mgo.Core
+	pid            int // the server process, for its CPU time
 }
 
 // s3Env holds what `s3-servers.sh start` exported.
@@ -65,10 +73,115 @@ type s3Env struct {
 
 // s3Run is one PUT and GET on one path.
 type s3Run struct {
-	putMBps, getMBps float64
-	putCPU, getCPU   float64 // CPU seconds per GiB
-	rssGateway       int64   // bytes, VmHWM of mlgate (gateway paths)
-	rssPlugin        int64   // bytes, VmHWM of the plugin process (plugin path)
+	put, get   reading
+	rssGateway int64 // bytes, VmHWM of mlgate (gateway paths)
+	rssPlugin  int64 // bytes, VmHWM of the plugin process (plugin path)
+}
+
+// reading is what a meter measured of one transfer.
+type reading struct {
+	mbps float64
+	// cpu is CPU seconds per GiB of the process under test: this one (the client) for direct, mlgate
+	// and its plugin for the gateway paths.
+	cpu float64
+	// all is CPU seconds per GiB of every process taking part: client, S3 server, mlgate and plugin.
+	all float64
+	// busy is the machine's busy cores during the transfer (from /proc/stat): near the number of
+	// cores, the transfer was CPU-bound and its speed is about cores/all GiB/s.
+	busy float64
+}
+
+// meter measures one transfer: its wall time, the CPU time of the processes under test, of all
+// processes taking part, and of the whole machine.
+type meter struct {
+	start          time.Time
+	tested, others []int // pids; 0 is this process
+	cpuTested, cpu float64
+	busy           float64
+}
+
+func startMeter(tested, others []int) (*meter, error) {
+	m := &meter{tested: tested, others: others}
+	var err error
+	if m.cpuTested, err = pidsCPU(tested); err != nil {
+		return nil, err
+	}
+	o, err := pidsCPU(others)
+	if err != nil {
+		return nil, err
+	}
+	m.cpu = m.cpuTested + o
+	if m.busy, err = machineBusy(); err != nil {
+		return nil, err
+	}
+	m.start = time.Now()
+	return m, nil
+}
+
+func (m *meter) stop(size int64) (reading, error) {
+	wall := time.Since(m.start)
+	busy, err := machineBusy()
+	if err != nil {
+		return reading{}, err
+	}
+	tested, err := pidsCPU(m.tested)
+	if err != nil {
+		return reading{}, err
+	}
+	o, err := pidsCPU(m.others)
+	if err != nil {
+		return reading{}, err
+	}
+	return reading{
+		mbps: mbps(size, wall),
+		cpu:  perGiB(tested-m.cpuTested, size),
+		all:  perGiB(tested+o-m.cpu, size),
+		busy: (busy - m.busy) / wall.Seconds(),
+	}, nil
+}
+
+// pidsCPU is the CPU time of the processes, in seconds; pid 0 is this process.
+func pidsCPU(pids []int) (float64, error) {
+	var t float64
+	var others []int
+	for _, p := range pids {
+		if p == 0 {
+			t += selfCPU()
+		} else {
+			others = append(others, p)
+		}
+	}
+	o, err := procsCPU(others)
+	return t + o, err
+}
+
+// machineBusy is the machine's busy CPU time so far (all cores, not idle or waiting for I/O), in
+// seconds.
+func machineBusy() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var total, idle int64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		if i == 7 { // steal: time the hypervisor gave to others, not ours
+			continue
+		}
+		total += n
+		if i == 3 || i == 4 { // idle, iowait
+			idle += n
+		}
+	}
+	return float64(total-idle) / clockTicksHz, nil
 }
 
 // benchS3 starts the S3 servers, runs the interleaved measurements, prints the table and reports
@@ -108,7 +221,7 @@ func benchS3(o s3Options) (ok bool, err error) {
 	if err := sh("start", &exports); err != nil {
 		return false, err
 	}
-	se, err := parseExports(exports.String())
+	se, err := parseExports(exports.String(), state)
 	if err != nil {
 		return false, err
 	}
@@ -150,8 +263,8 @@ func benchS3(o s3Options) (ok bool, err error) {
 					return false, fmt.Errorf("%s via %s, run %d: %w", srv.name, path, i+1, err)
 				}
 				results[srv.name+"/"+path] = append(results[srv.name+"/"+path], r)
-				fmt.Fprintf(os.Stderr, "s3 run %d %-9s %-10s PUT %5.0f MB/s %5.2f CPU-s/GiB  GET %5.0f MB/s %5.2f CPU-s/GiB  RSS %d+%d MiB\n",
-					i+1, srv.name, path, r.putMBps, r.putCPU, r.getMBps, r.getCPU, r.rssGateway>>20, r.rssPlugin>>20)
+				fmt.Fprintf(os.Stderr, "s3 run %d %-9s %-10s PUT %5.0f MB/s %5.2f/%5.2f CPU-s/GiB %.1f cores  GET %5.0f MB/s %5.2f/%5.2f CPU-s/GiB %.1f cores  RSS %d+%d MiB\n",
+					i+1, srv.name, path, r.put.mbps, r.put.cpu, r.put.all, r.put.busy, r.get.mbps, r.get.cpu, r.get.all, r.get.busy, r.rssGateway>>20, r.rssPlugin>>20)
 			}
 		}
 	}
@@ -161,22 +274,24 @@ func benchS3(o s3Options) (ok bool, err error) {
 // printS3 prints the medians and the verdicts, and reports whether all targets were met.
 func printS3(o s3Options, se *s3Env, results map[string][]s3Run) bool {
 	ok := true
-	fmt.Printf("\nS3 backends: %s PUT and GET, %d runs each, medians (CPU: the bench process for direct, mlgate + plugin for the gateway)\n",
-		fmtSize(o.size), o.runs)
-	fmt.Printf("%-9s %-10s %-4s %9s %10s %6s %s\n", "server", "path", "op", "MB/s", "CPU-s/GiB", "ratio", "target")
+	fmt.Printf("\nS3 backends: %s PUT and GET, %d runs each, medians.\n", fmtSize(o.size), o.runs)
+	fmt.Println("  CPU: CPU-s/GiB of the bench process (direct) or of mlgate + plugin (gateway paths);")
+	fmt.Println("  all: CPU-s/GiB of every process taking part (client, S3 server, mlgate, plugin);")
+	fmt.Println("  cores: busy cores of the machine during the transfer (of " + strconv.Itoa(runtime.NumCPU()) + ");")
+	fmt.Println("  ceiling: the ratio a CPU-bound transfer could reach at most, direct's all / this path's all.")
+	fmt.Printf("%-9s %-10s %-4s %7s %6s %6s %6s %6s %8s %s\n", "server", "path", "op", "MB/s", "CPU", "all", "cores", "ratio", "ceiling", "target")
 	for _, srv := range se.servers {
 		base := results[srv.name+"/"+pathDirect]
 		for _, op := range []string{"PUT", "GET"} {
-			mb := func(rs []s3Run) float64 {
-				return medianOf(rs, func(r s3Run) float64 { return pick(op == "PUT", r.putMBps, r.getMBps) })
+			med := func(rs []s3Run, f func(reading) float64) float64 {
+				return medianOf(rs, func(r s3Run) float64 { return f(pickReading(op == "PUT", r)) })
 			}
-			cpu := func(rs []s3Run) float64 {
-				return medianOf(rs, func(r s3Run) float64 { return pick(op == "PUT", r.putCPU, r.getCPU) })
-			}
-			baseMB := mb(base)
+			baseMB := med(base, func(r reading) float64 { return r.mbps })
+			baseAll := med(base, func(r reading) float64 { return r.all })
 			for _, path := range s3Paths {
 				rs := results[srv.name+"/"+path]
-				m := mb(rs)
+				m := med(rs, func(r reading) float64 { return r.mbps })
+				all := med(rs, func(r reading) float64 { return r.all })
 				ratio, target := m/baseMB, ""
 				switch path {
 				case pathInProc:
@@ -186,7 +301,9 @@ func printS3(o s3Options, se *s3Env, results map[string][]s3Run) bool {
 					target = verdict(ratio >= o.minPlugin, fmt.Sprintf(">= %.2f", o.minPlugin))
 					ok = ok && ratio >= o.minPlugin
 				}
-				fmt.Printf("%-9s %-10s %-4s %9.0f %10.2f %6.2f %s\n", srv.name, path, op, m, cpu(rs), ratio, target)
+				fmt.Printf("%-9s %-10s %-4s %7.0f %6.2f %6.2f %6.1f %6.2f %8.2f %s\n", srv.name, path, op, m,
+					med(rs, func(r reading) float64 { return r.cpu }), all,
+					med(rs, func(r reading) float64 { return r.busy }), ratio, baseAll/all, target)
 			}
 		}
 	}
@@ -224,11 +341,11 @@ func verdict(met bool, target string) string {
 	return strings.TrimSpace(target + " " + v)
 }
 
-func pick(first bool, a, b float64) float64 {
-	if first {
-		return a
+func pickReading(put bool, r s3Run) reading {
+	if put {
+		return r.put
 	}
-	return b
+	return r.get
 }
 
 func medianOf(rs []s3Run, f func(s3Run) float64) float64 {
@@ -247,7 +364,7 @@ func fmtSize(n int64) string {
 }
 
 // parseExports reads the `export K=V` lines of `s3-servers.sh start` and connects to both servers.
-func parseExports(out string) (*s3Env, error) {
+func parseExports(out, state string) (*s3Env, error) {
 	se := &s3Env{vars: map[string]string{}}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
@@ -282,7 +399,15 @@ func parseExports(out string) (*s3Env, error) {
 		if err != nil {
 			return nil, err
 		}
-		se.servers = append(se.servers, s3Server{name: s.name, endpoint: ep, core: core})
+		b, err := os.ReadFile(filepath.Join(state, s.name+".pid"))
+		if err != nil {
+			return nil, fmt.Errorf("s3-servers.sh start: the %s pid file: %w", s.name, err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, fmt.Errorf("s3-servers.sh start: the %s pid file: %w", s.name, err)
+		}
+		se.servers = append(se.servers, s3Server{name: s.name, endpoint: ep, core: core, pid: pid})
 	}
 	return se, nil
 }
@@ -293,19 +418,27 @@ func parseExports(out string) (*s3Env, error) {
 func directRun(srv s3Server, bucket, key string, size int64, wantSum string) (s3Run, error) {
 	ctx := context.Background()
 	var r s3Run
+	var err error
 	defer func() { _ = srv.core.RemoveObject(ctx, bucket, key, mgo.RemoveObjectOptions{}) }()
 
 	settle()
-	cpu0, start := selfCPU(), time.Now()
-	_, err := srv.core.PutObject(ctx, bucket, key, io.LimitReader(newPattern(), size), size, "", "",
+	m, err := startMeter([]int{0}, []int{srv.pid})
+	if err != nil {
+		return r, err
+	}
+	_, err = srv.core.PutObject(ctx, bucket, key, io.LimitReader(newPattern(), size), size, "", "",
 		mgo.PutObjectOptions{DisableContentSha256: true})
 	if err != nil {
 		return r, fmt.Errorf("put: %w", err)
 	}
-	r.putMBps, r.putCPU = mbps(size, time.Since(start)), perGiB(selfCPU()-cpu0, size)
+	if r.put, err = m.stop(size); err != nil {
+		return r, err
+	}
 
 	settle()
-	cpu0, start = selfCPU(), time.Now()
+	if m, err = startMeter([]int{0}, []int{srv.pid}); err != nil {
+		return r, err
+	}
 	body, _, _, err := srv.core.GetObject(ctx, bucket, key, mgo.GetObjectOptions{})
 	if err != nil {
 		return r, fmt.Errorf("get: %w", err)
@@ -315,8 +448,8 @@ func directRun(srv s3Server, bucket, key string, size int64, wantSum string) (s3
 	if err != nil || n != size || got != wantSum {
 		return r, fmt.Errorf("get: %d bytes, sum %s: %v", n, got, err)
 	}
-	r.getMBps, r.getCPU = mbps(size, time.Since(start)), perGiB(selfCPU()-cpu0, size)
-	return r, nil
+	r.get, err = m.stop(size)
+	return r, err
 }
 
 // gatewayS3Run starts mlgate with a config whose only backend is the minio backend on srv (in
@@ -377,12 +510,12 @@ func gatewayS3Run(bin, plugin, pluginSum, scratch string, srv s3Server, se *s3En
 	}
 	url := base + "/api/v4/projects/bench%2Fproject/packages/ml_models/bench/1.0.0/files/model.bin"
 
+	others := []int{0, srv.pid}
 	settle()
-	cpu0, err := procsCPU(pids)
+	m, err := startMeter(pids, others)
 	if err != nil {
 		return r, err
 	}
-	start := time.Now()
 	req, _ := http.NewRequest(http.MethodPut, url, io.LimitReader(newPattern(), size))
 	req.ContentLength = size
 	resp, err := http.DefaultClient.Do(req)
@@ -398,22 +531,17 @@ func gatewayS3Run(bin, plugin, pluginSum, scratch string, srv s3Server, se *s3En
 	if err != nil || resp.StatusCode != http.StatusCreated {
 		return r, fmt.Errorf("upload: status %d: %v", resp.StatusCode, err)
 	}
-	r.putMBps = mbps(size, time.Since(start))
+	if r.put, err = m.stop(size); err != nil {
+		return r, err
+	}
 	if up.SHA256 != wantSum || up.Size != size {
 		return r, fmt.Errorf("upload stored %d bytes sha256 %s, want %d %s", up.Size, up.SHA256, size, wantSum)
 	}
-	cpu1, err := procsCPU(pids)
-	if err != nil {
-		return r, err
-	}
-	r.putCPU = perGiB(cpu1-cpu0, size)
 
 	settle()
-	cpu0, err = procsCPU(pids)
-	if err != nil {
+	if m, err = startMeter(pids, others); err != nil {
 		return r, err
 	}
-	start = time.Now()
 	resp, err = http.Get(url)
 	if err != nil {
 		return r, err
@@ -423,12 +551,9 @@ func gatewayS3Run(bin, plugin, pluginSum, scratch string, srv s3Server, se *s3En
 	if err != nil || n != size || got != wantSum {
 		return r, fmt.Errorf("download: status %d, %d bytes, sum %s: %v", resp.StatusCode, n, got, err)
 	}
-	r.getMBps = mbps(size, time.Since(start))
-	cpu1, err = procsCPU(pids)
-	if err != nil {
+	if r.get, err = m.stop(size); err != nil {
 		return r, err
 	}
-	r.getCPU = perGiB(cpu1-cpu0, size)
 
 	if r.rssGateway, err = peakRSS(pids[0]); err != nil {
 		return r, err
