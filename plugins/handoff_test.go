@@ -235,8 +235,9 @@ func TestHandoffMalformed(t *testing.T) {
 	})
 }
 
-// launchMinio starts cmd/mlgate-backend serving the minio backend on s, under a prefix of its own.
-func launchMinio(t *testing.T, s s3test.Server) *Supervised {
+// launchS3 starts cmd/mlgate-backend serving the S3 backend of type typ ("minio" or "s3", which take
+// the same config) on s, under a prefix of its own.
+func launchS3(t *testing.T, s s3test.Server, typ string) *Supervised {
 	t.Helper()
 	path, sum := build(t, "github.com/mlgate/mlgate/cmd/mlgate-backend")
 	cfg, _ := json.Marshal(map[string]any{
@@ -244,7 +245,7 @@ func launchMinio(t *testing.T, s s3test.Server) *Supervised {
 		"prefix":         fmt.Sprintf("plugins-handoff-%d-%d/", os.Getpid(), time.Now().UnixNano()),
 		"access_key_env": s3test.AccessKeyEnv, "secret_key_env": s3test.SecretKeyEnv,
 	})
-	b, err := Launch(context.Background(), Spec{Name: "s3", Path: path, SHA256: sum, Args: []string{"minio"}, Config: cfg}, testLogger(t))
+	b, err := Launch(context.Background(), Spec{Name: "s3", Path: path, SHA256: sum, Args: []string{typ}, Config: cfg}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,68 +253,77 @@ func launchMinio(t *testing.T, s s3test.Server) *Supervised {
 	return b.(*Supervised)
 }
 
-// TestHandoffS3Plugin: a real minio plugin process on each S3 server hands its direct-get connections
-// over. Whole and ranged gets give the right bytes by Read and by WriteTo, the host took handoffs, a
-// download survives the plugin's death once handed over, and a missing key is still ErrNotFound.
+// TestHandoffS3Plugin: a real plugin process of each S3 backend type on each S3 server hands its
+// direct-get connections over. Whole and ranged gets give the right bytes by Read and by WriteTo, the
+// host took handoffs, a download survives the plugin's death once handed over, and a missing key is
+// still ErrNotFound.
 func TestHandoffS3Plugin(t *testing.T) {
-	s3test.ForEach(t, func(t *testing.T, s s3test.Server) {
-		b := launchMinio(t, s)
-		ctx := t.Context()
-		const size = 8<<20 + 17
-		const key = "c/0000000000000001/handoff"
-		want := patternSum(size)
-		if _, err := b.Put(ctx, key, &pattern{n: size}, size, backends.PutOptions{SHA256: want}); err != nil {
-			t.Fatal(err)
-		}
-		payload, err := io.ReadAll(&pattern{n: size})
-		if err != nil {
-			t.Fatal(err)
-		}
-		before := handoffs.Load()
+	for _, typ := range []string{"minio", "s3"} {
+		t.Run(typ, func(t *testing.T) {
+			s3test.ForEach(t, func(t *testing.T, s s3test.Server) {
+				testHandoffS3Plugin(t, launchS3(t, s, typ))
+			})
+		})
+	}
+}
 
-		rc, info, err := b.Get(ctx, key, backends.All)
-		if err != nil || info.Size != size {
-			t.Fatalf("get: %+v %v", info, err)
-		}
-		data, err := writeToTCP(t, rc.(io.WriterTo))
-		_ = rc.Close()
-		if err != nil || sum(data) != want {
-			t.Fatalf("whole get by WriteTo: %d bytes, err %v", len(data), err)
-		}
+// testHandoffS3Plugin is TestHandoffS3Plugin on one plugin process b.
+func testHandoffS3Plugin(t *testing.T, b *Supervised) {
+	ctx := t.Context()
+	const size = 8<<20 + 17
+	const key = "c/0000000000000001/handoff"
+	want := patternSum(size)
+	if _, err := b.Put(ctx, key, &pattern{n: size}, size, backends.PutOptions{SHA256: want}); err != nil {
+		t.Fatal(err)
+	}
+	payload, err := io.ReadAll(&pattern{n: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := handoffs.Load()
 
-		rng := backends.Range{Offset: 1<<20 + 3, Length: 2 << 20}
-		rc, info, err = b.Get(ctx, key, rng)
-		if err != nil || info.Size != size {
-			t.Fatalf("ranged get: %+v %v", info, err)
-		}
-		data, err = io.ReadAll(struct{ io.Reader }{rc})
-		_ = rc.Close()
-		if err != nil || !bytes.Equal(data, payload[rng.Offset:rng.Offset+rng.Length]) {
-			t.Fatalf("ranged get by Read: %d bytes, err %v", len(data), err)
-		}
-		if n := handoffs.Load() - before; n != 2 {
-			t.Fatalf("%d handoffs for 2 gets", n)
-		}
+	rc, info, err := b.Get(ctx, key, backends.All)
+	if err != nil || info.Size != size {
+		t.Fatalf("get: %+v %v", info, err)
+	}
+	data, err := writeToTCP(t, rc.(io.WriterTo))
+	_ = rc.Close()
+	if err != nil || sum(data) != want {
+		t.Fatalf("whole get by WriteTo: %d bytes, err %v", len(data), err)
+	}
 
-		// Once handed over, the body no longer depends on the plugin.
-		rc, _, err = b.Get(ctx, key, backends.All)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kill(t, b)
-		data, err = io.ReadAll(struct{ io.Reader }{rc})
-		_ = rc.Close()
-		if err != nil || sum(data) != want {
-			t.Fatalf("get across the plugin's death: %d bytes, err %v", len(data), err)
-		}
-		waitRestarts(t, b, 1)
-		if _, _, err := b.Get(ctx, "c/0000000000000001/missing", backends.All); !errors.Is(err, backends.ErrNotFound) {
-			t.Fatalf("missing key: %v", err)
-		}
-		if err := b.Delete(ctx, key); err != nil {
-			t.Fatal(err)
-		}
-	})
+	rng := backends.Range{Offset: 1<<20 + 3, Length: 2 << 20}
+	rc, info, err = b.Get(ctx, key, rng)
+	if err != nil || info.Size != size {
+		t.Fatalf("ranged get: %+v %v", info, err)
+	}
+	data, err = io.ReadAll(struct{ io.Reader }{rc})
+	_ = rc.Close()
+	if err != nil || !bytes.Equal(data, payload[rng.Offset:rng.Offset+rng.Length]) {
+		t.Fatalf("ranged get by Read: %d bytes, err %v", len(data), err)
+	}
+	if n := handoffs.Load() - before; n != 2 {
+		t.Fatalf("%d handoffs for 2 gets", n)
+	}
+
+	// Once handed over, the body no longer depends on the plugin.
+	rc, _, err = b.Get(ctx, key, backends.All)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kill(t, b)
+	data, err = io.ReadAll(struct{ io.Reader }{rc})
+	_ = rc.Close()
+	if err != nil || sum(data) != want {
+		t.Fatalf("get across the plugin's death: %d bytes, err %v", len(data), err)
+	}
+	waitRestarts(t, b, 1)
+	if _, _, err := b.Get(ctx, "c/0000000000000001/missing", backends.All); !errors.Is(err, backends.ErrNotFound) {
+		t.Fatalf("missing key: %v", err)
+	}
+	if err := b.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestHandoffDeclined: with handoffs off on the host, the same plugin copies the bytes over the raw
@@ -322,7 +332,7 @@ func TestHandoffDeclined(t *testing.T) {
 	s := s3test.Lookup(t, "versitygw")
 	useHandoff = false
 	t.Cleanup(func() { useHandoff = true })
-	b := launchMinio(t, s)
+	b := launchS3(t, s, "minio")
 	ctx := t.Context()
 	const size = 3<<20 + 5
 	const key = "c/0000000000000001/declined"

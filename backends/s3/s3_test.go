@@ -40,6 +40,11 @@ func TestConformance(t *testing.T) {
 		t.Run("checked", func(t *testing.T) {
 			backendtest.Run(t, func(t *testing.T) backends.Backend { return backends.Checked("s3", open(t, config(s))) })
 		})
+		t.Run("sdk-get", func(t *testing.T) {
+			cfg := config(s)
+			cfg.DisableDirectGet = true
+			backendtest.Run(t, func(t *testing.T) backends.Backend { return open(t, cfg) })
+		})
 		if s.Name == "minio" { // SinglePut is only safe where truncated bodies are rejected
 			t.Run("single-put", func(t *testing.T) {
 				cfg := config(s)
