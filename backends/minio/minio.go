@@ -331,6 +331,12 @@ func (b *Backend) directGet(ctx context.Context, key, rangeHeader string) (io.Re
 	if err != nil {
 		return nil, backends.Info{}, err
 	}
+	// A server that ignored the Range answers 200 with the whole object; minio-go's request then
+	// decides what the range gives, as it would without direct gets.
+	if rangeHeader != "" && resp.StatusCode != http.StatusPartialContent {
+		_ = body.Close()
+		return nil, backends.Info{}, fmt.Errorf("%w: status %s for a range", s3util.ErrNoDirect, resp.Status)
+	}
 	oi, err := mgo.ToObjectInfo(b.cfg.Bucket, b.objectKey(key), resp.Header)
 	if err != nil {
 		_ = body.Close()
