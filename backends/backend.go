@@ -112,6 +112,11 @@ type Descriptor struct {
 	MinPartSize   int64 // S3: 5 MiB
 	MaxPartSize   int64 // S3: 5 GiB
 	MaxParts      int   // S3: 10 000
+	// ServerChecksums says that Put, given PutOptions.SHA256 and a known size, has the storage server
+	// check the body against it (S3's x-amz-checksum-sha256) instead of hashing the body itself. A
+	// caller that verifies the sha256 anyway (Checked) then passes it on at no cost, and the server can
+	// tell a body cut short from a whole one.
+	ServerChecksums bool
 }
 
 // Factory builds a backend from its own JSON config. The same bytes cross the plugin boundary.

@@ -154,7 +154,10 @@ func (c *checked) Put(ctx context.Context, key string, r io.Reader, size int64, 
 		}
 	}
 	bopts := opts
-	bopts.SHA256 = ""
+	if d, err := c.limits(ctx); err != nil || !d.ServerChecksums {
+		// The backend would hash the body a second time.
+		bopts.SHA256 = ""
+	}
 	info, err := c.b.Put(ctx, key, v, size, bopts)
 	if err != nil {
 		if verr := v.failure(); verr != nil && !errors.Is(err, verr) {

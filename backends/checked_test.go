@@ -32,6 +32,8 @@ type fake struct {
 	put       func(r io.Reader, size int64) ([]byte, error) // the bytes to commit, or an error
 	info      func(info backends.Info) backends.Info        // tampers with Put's result
 	err       error                                         // returned by every call when set
+	// serverChecksums is what Describe says of Descriptor.ServerChecksums.
+	serverChecksums bool
 	// partSizeBlind makes PutPart read the body to its end whatever the declared size, as a backend
 	// trusting its reader would, so only Checked can notice a mismatch.
 	partSizeBlind bool
@@ -136,7 +138,29 @@ func (f *fake) Describe(ctx context.Context) (backends.Descriptor, error) {
 	f.mu.Lock()
 	f.describes++
 	f.mu.Unlock()
-	return backends.Descriptor{Name: "fake", MinPartSize: 1, MaxPartSize: 1000, MaxParts: 100}, nil
+	return backends.Descriptor{Name: "fake", MinPartSize: 1, MaxPartSize: 1000, MaxParts: 100, ServerChecksums: f.serverChecksums}, nil
+}
+
+// TestCheckedPassesSHA256ToServerChecksums: a backend whose server checks sums gets the expected
+// sha256 (Checked still verifies it), any other does not, so that it does not hash a second time.
+func TestCheckedPassesSHA256ToServerChecksums(t *testing.T) {
+	data := []byte("checked by the server too")
+	for _, server := range []bool{false, true} {
+		f := newFake()
+		f.serverChecksums = server
+		c := backends.Checked("fake", f)
+		if _, err := c.Put(t.Context(), "c/k", bytes.NewReader(data), int64(len(data)), backends.PutOptions{SHA256: hexsum(data)}); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]string{false: "", true: hexsum(data)}[server]; f.putOpts.SHA256 != want {
+			t.Errorf("server checksums %v: the backend saw sha256 %q, want %q", server, f.putOpts.SHA256, want)
+		}
+		other := []byte("not what the sum says")
+		_, err := c.Put(t.Context(), "c/k2", bytes.NewReader(other), int64(len(other)), backends.PutOptions{SHA256: hexsum(data)})
+		if !errors.Is(err, backends.ErrChecksum) || f.committed["c/k2"] != nil {
+			t.Errorf("server checksums %v: a wrong body gave %v and committed %q; want ErrChecksum and nothing", server, err, f.committed["c/k2"])
+		}
+	}
 }
 
 func hexsum(b []byte) string {

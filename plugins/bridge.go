@@ -190,12 +190,12 @@ func infoToPB(i backends.Info) *pb.Info {
 
 func descFromPB(d *pb.Descriptor) backends.Descriptor {
 	return backends.Descriptor{Name: d.GetName(), Version: d.GetVersion(), MinPartSize: d.GetMinPartSize(),
-		MaxPartSize: d.GetMaxPartSize(), MaxParts: int(d.GetMaxParts())}
+		MaxPartSize: d.GetMaxPartSize(), MaxParts: int(d.GetMaxParts()), ServerChecksums: d.GetServerChecksums()}
 }
 
 func descToPB(d backends.Descriptor) *pb.Descriptor {
 	return &pb.Descriptor{Name: d.Name, Version: d.Version, MinPartSize: d.MinPartSize,
-		MaxPartSize: d.MaxPartSize, MaxParts: int64(d.MaxParts)}
+		MaxPartSize: d.MaxPartSize, MaxParts: int64(d.MaxParts), ServerChecksums: d.ServerChecksums}
 }
 
 func partsFromPB(ps []*pb.Part) []backends.Part {

@@ -21,3 +21,17 @@ func TestDirectGet(t *testing.T) {
 		s3test.RunDirectGet(t, direct, open(t, cfg))
 	})
 }
+
+// TestChecksumPut runs the shared checks of uploads with a known sha256, with checksum puts on (the
+// default) and off.
+func TestChecksumPut(t *testing.T) {
+	s3test.ForEach(t, func(t *testing.T, s s3test.Server) {
+		var raw [8]byte
+		_, _ = rand.Read(raw[:])
+		cfg := config(s)
+		cfg.Prefix = "minio-checksum-test/" + hex.EncodeToString(raw[:]) + "/"
+		checksummed := open(t, cfg)
+		cfg.DisableChecksumPut = true
+		s3test.RunChecksumPut(t, s, cfg.Prefix, checksummed, open(t, cfg))
+	})
+}

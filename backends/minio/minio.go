@@ -72,6 +72,12 @@ type Config struct {
 	// instead of a connection of their own whose bytes the kernel moves to the destination
 	// (s3util.DirectGet). Direct gets cost one TCP connection each and a fraction of the CPU.
 	DisableDirectGet bool `json:"disable_direct_get,omitempty"`
+	// DisableChecksumPut sends a body of known size and known sha256 (the client's X-Checksum-SHA256,
+	// a migration) like any other instead of as one PutObject carrying x-amz-checksum-sha256. With the
+	// header the server checks the body against the sum before storing it, so a body cut short can
+	// never be stored, whatever the server does with short bodies otherwise (MinIO and versitygw check
+	// it); turn this off only for a server that ignores the header and keeps short bodies.
+	DisableChecksumPut bool `json:"disable_checksum_put,omitempty"`
 }
 
 // Validate checks the config without contacting the server and fills in the defaults.
@@ -210,12 +216,22 @@ func (b *Backend) startupError(err error) error {
 
 func (b *Backend) objectKey(key string) string { return b.cfg.Prefix + key }
 
-// Put streams r to key. A known size goes through a one-part multipart upload streamed from r (see
-// Config.SinglePut); an unknown size through minio-go's multipart stream, which buffers a part.
+// Put streams r to key. A known size with a known sha256 goes as one PutObject the server checks
+// against the sum (see Config.DisableChecksumPut); any other known size through a one-part multipart
+// upload streamed from r (see Config.SinglePut); an unknown size through minio-go's multipart stream,
+// which buffers a part.
 // Errors: ErrSizeMismatch, ErrChecksum, r's error, context errors, ErrUnavailable; nothing is
 // committed in any error case.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts backends.PutOptions) (backends.Info, error) {
-	g := s3util.NewGuard(ctx, r, size, opts.SHA256)
+	checksum := ""
+	if !b.cfg.DisableChecksumPut && size > 0 && size <= maxPutSize {
+		checksum = s3util.ChecksumSHA256(opts.SHA256)
+	}
+	want := opts.SHA256
+	if checksum != "" {
+		want = "" // the server checks it (Descriptor.ServerChecksums)
+	}
+	g := s3util.NewGuard(ctx, r, size, want)
 	if size == 0 {
 		if err := g.Settle(); err != io.EOF {
 			return backends.Info{}, err
@@ -224,6 +240,13 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	popts := mgo.PutObjectOptions{ContentType: opts.ContentType, DisableContentSha256: true}
 	var etag string
 	switch {
+	case checksum != "":
+		popts.UserMetadata = map[string]string{"x-amz-checksum-sha256": checksum}
+		up, err := b.core.PutObject(ctx, b.cfg.Bucket, b.objectKey(key), g, size, "", "", popts)
+		if err != nil {
+			return backends.Info{}, g.Blame(mapErr(err))
+		}
+		etag = up.ETag
 	case size > 0 && !(b.cfg.SinglePut && size <= maxPutSize):
 		e, err := b.putMultipart(ctx, key, g, size, popts)
 		if err != nil {
@@ -425,6 +448,7 @@ func (b *Backend) Describe(ctx context.Context) (backends.Descriptor, error) {
 	return backends.Descriptor{
 		Name: "minio", Version: "minio-go/v7 " + b.cfg.where(),
 		MinPartSize: minPartSize, MaxPartSize: maxPartSize, MaxParts: maxParts,
+		ServerChecksums: !b.cfg.DisableChecksumPut,
 	}, nil
 }
 
@@ -436,13 +460,16 @@ func isContextErr(err error) bool {
 }
 
 var codeSentinels = map[string]error{
-	"NoSuchKey":        backends.ErrNotFound,
-	"NotFound":         backends.ErrNotFound,
-	"NoSuchUpload":     backends.ErrUploadNotFound,
-	"InvalidPart":      backends.ErrInvalidPart,
-	"InvalidPartOrder": backends.ErrInvalidPart,
-	"EntityTooSmall":   backends.ErrInvalidPart,
-	"InvalidRange":     backends.ErrInvalidRange,
+	// A body that does not match its x-amz-checksum-sha256 (versitygw, AWS; MinIO).
+	"BadDigest":                   backends.ErrChecksum,
+	"XAmzContentChecksumMismatch": backends.ErrChecksum,
+	"NoSuchKey":                   backends.ErrNotFound,
+	"NotFound":                    backends.ErrNotFound,
+	"NoSuchUpload":                backends.ErrUploadNotFound,
+	"InvalidPart":                 backends.ErrInvalidPart,
+	"InvalidPartOrder":            backends.ErrInvalidPart,
+	"EntityTooSmall":              backends.ErrInvalidPart,
+	"InvalidRange":                backends.ErrInvalidRange,
 }
 
 // mapErr translates a minio-go error into the backends sentinels, keeping its text (see backends/s3's

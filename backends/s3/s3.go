@@ -75,6 +75,12 @@ type Config struct {
 	// instead of a connection of their own whose bytes the kernel moves to the destination
 	// (s3util.DirectGet). Direct gets cost one TCP connection each and a fraction of the CPU.
 	DisableDirectGet bool `json:"disable_direct_get,omitempty"`
+	// DisableChecksumPut sends a body of known size and known sha256 (the client's X-Checksum-SHA256,
+	// a migration) like any other instead of as one PutObject carrying x-amz-checksum-sha256. With the
+	// header the server checks the body against the sum before storing it, so a body cut short can
+	// never be stored, whatever the server does with short bodies otherwise (MinIO and versitygw check
+	// it); turn this off only for a server that ignores the header and keeps short bodies.
+	DisableChecksumPut bool `json:"disable_checksum_put,omitempty"`
 }
 
 // Validate checks the config without contacting the server and fills in the defaults.
@@ -253,11 +259,21 @@ func (b *Backend) objectKey(key string) string { return b.cfg.Prefix + key }
 
 func (b *Backend) bucket() *string { return aws.String(b.cfg.Bucket) }
 
-// Put streams r to key: one PutObject when the size is known, otherwise the upload manager, which
-// holds at most PartSize*Concurrency bytes. Errors: ErrSizeMismatch, ErrChecksum, r's error,
+// Put streams r to key: a known size with a known sha256 as one PutObject the server checks against
+// the sum (see Config.DisableChecksumPut), any other known size as a one-part multipart upload (or one
+// PutObject, see Config.SinglePut), an unknown size through the upload manager, which holds at most
+// PartSize*Concurrency bytes. Errors: ErrSizeMismatch, ErrChecksum, r's error,
 // context errors, ErrUnavailable; nothing is committed in any error case.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts backends.PutOptions) (backends.Info, error) {
-	g := s3util.NewGuard(ctx, r, size, opts.SHA256)
+	checksum := ""
+	if !b.cfg.DisableChecksumPut && size > 0 && size <= maxPutSize {
+		checksum = s3util.ChecksumSHA256(opts.SHA256)
+	}
+	want := opts.SHA256
+	if checksum != "" {
+		want = "" // the server checks it (Descriptor.ServerChecksums)
+	}
+	g := s3util.NewGuard(ctx, r, size, want)
 	if size == 0 {
 		// The SDK may send an empty body without reading it: judge it first.
 		if err := g.Settle(); err != io.EOF {
@@ -270,6 +286,14 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	}
 	var etag *string
 	switch {
+	case checksum != "":
+		in.ContentLength = aws.Int64(size)
+		in.ChecksumSHA256 = aws.String(checksum)
+		out, err := b.client.PutObject(ctx, in, streamingBody)
+		if err != nil {
+			return backends.Info{}, g.Blame(mapErr(err))
+		}
+		etag = out.ETag
 	case size > 0 && !(b.cfg.SinglePut && size <= maxPutSize):
 		e, err := b.putMultipart(ctx, in, g, size)
 		if err != nil {
@@ -507,6 +531,7 @@ func (b *Backend) Describe(ctx context.Context) (backends.Descriptor, error) {
 	return backends.Descriptor{
 		Name: "s3", Version: "aws-sdk-go-v2 " + b.cfg.where(),
 		MinPartSize: minPartSize, MaxPartSize: maxPartSize, MaxParts: maxParts,
+		ServerChecksums: !b.cfg.DisableChecksumPut,
 	}, nil
 }
 
@@ -534,13 +559,16 @@ func isContextErr(err error) bool {
 
 // Error codes with a contract meaning.
 var codeSentinels = map[string]error{
-	"NoSuchKey":        backends.ErrNotFound,
-	"NotFound":         backends.ErrNotFound,
-	"NoSuchUpload":     backends.ErrUploadNotFound,
-	"InvalidPart":      backends.ErrInvalidPart,
-	"InvalidPartOrder": backends.ErrInvalidPart,
-	"EntityTooSmall":   backends.ErrInvalidPart,
-	"InvalidRange":     backends.ErrInvalidRange,
+	// A body that does not match its x-amz-checksum-sha256 (versitygw, AWS; MinIO).
+	"BadDigest":                   backends.ErrChecksum,
+	"XAmzContentChecksumMismatch": backends.ErrChecksum,
+	"NoSuchKey":                   backends.ErrNotFound,
+	"NotFound":                    backends.ErrNotFound,
+	"NoSuchUpload":                backends.ErrUploadNotFound,
+	"InvalidPart":                 backends.ErrInvalidPart,
+	"InvalidPartOrder":            backends.ErrInvalidPart,
+	"EntityTooSmall":              backends.ErrInvalidPart,
+	"InvalidRange":                backends.ErrInvalidRange,
 }
 
 // mapErr translates an SDK error into the backends sentinels, keeping the SDK's text: server codes with

@@ -124,9 +124,11 @@ type Descriptor struct {
 	MaxParts    int64                  `protobuf:"varint,5,opt,name=max_parts,json=maxParts,proto3" json:"max_parts,omitempty"`
 	// The plugin understands PutHeader.broker_id and PutPartHeader.broker_id. Hosts ask for raw uploads
 	// only then: a plugin without it would wait for chunks while the host waited for its answer.
-	RawPut        bool `protobuf:"varint,6,opt,name=raw_put,json=rawPut,proto3" json:"raw_put,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RawPut bool `protobuf:"varint,6,opt,name=raw_put,json=rawPut,proto3" json:"raw_put,omitempty"`
+	// backends.Descriptor.ServerChecksums.
+	ServerChecksums bool `protobuf:"varint,7,opt,name=server_checksums,json=serverChecksums,proto3" json:"server_checksums,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Descriptor) Reset() {
@@ -197,6 +199,13 @@ func (x *Descriptor) GetMaxParts() int64 {
 func (x *Descriptor) GetRawPut() bool {
 	if x != nil {
 		return x.RawPut
+	}
+	return false
+}
+
+func (x *Descriptor) GetServerChecksums() bool {
+	if x != nil {
+		return x.ServerChecksums
 	}
 	return false
 }
@@ -1467,7 +1476,7 @@ const file_backend_proto_rawDesc = "" +
 	"\x05Empty\"3\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
-	"configJson\"\xb8\x01\n" +
+	"configJson\"\xe3\x01\n" +
 	"\n" +
 	"Descriptor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
@@ -1475,7 +1484,8 @@ const file_backend_proto_rawDesc = "" +
 	"\rmin_part_size\x18\x03 \x01(\x03R\vminPartSize\x12\"\n" +
 	"\rmax_part_size\x18\x04 \x01(\x03R\vmaxPartSize\x12\x1b\n" +
 	"\tmax_parts\x18\x05 \x01(\x03R\bmaxParts\x12\x17\n" +
-	"\araw_put\x18\x06 \x01(\bR\x06rawPut\"\xa8\x01\n" +
+	"\araw_put\x18\x06 \x01(\bR\x06rawPut\x12)\n" +
+	"\x10server_checksums\x18\a \x01(\bR\x0fserverChecksums\"\xa8\x01\n" +
 	"\x04Info\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12+\n" +

@@ -2,6 +2,9 @@ package s3util
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +16,16 @@ import (
 // A multipart upload with an expected whole-object sha256 carries it in its id, because S3 has no
 // place for it that ListParts or CompleteMultipartUpload return and the backends keep no state.
 const sumIDPrefix = "sha256:"
+
+// ChecksumSHA256 turns a hex sha256 into the base64 form of S3's x-amz-checksum-sha256 header, or ""
+// when sum is no hex sha256.
+func ChecksumSHA256(sum string) string {
+	b, err := hex.DecodeString(sum)
+	if err != nil || len(b) != sha256.Size {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
 
 // MinPartSize is S3's minimum size of every part but the last.
 const MinPartSize = 5 << 20
