@@ -26,6 +26,7 @@ type artifactService struct {
 	store   metadata.Store
 	current func() Storage // the Storage of code running outside a request (pinStorage sets the request's)
 	log     *slog.Logger
+	readers blobReaders // downloads in progress, which a replaced blob outlives
 }
 
 // storage returns the Storage pinned for the request of ctx, else the current one.
@@ -128,7 +129,8 @@ func (a *artifactService) Store(ctx context.Context, u upload) (*metadata.File, 
 	return f, nil
 }
 
-// discardReplaced deletes the blob of a row that a commit replaced (nil: none), on that row's backend.
+// discardReplaced deletes the blob of a row that a commit replaced or deleted (nil: none), on that
+// row's backend, once the downloads reading it have ended.
 func (a *artifactService) discardReplaced(ctx context.Context, replaced *metadata.File) {
 	if replaced == nil {
 		return
@@ -138,7 +140,7 @@ func (a *artifactService) discardReplaced(ctx context.Context, replaced *metadat
 		a.log.Warn("could not delete a replaced blob; fsck --repair on its backend will", "key", replaced.BlobKey, "err", err)
 		return
 	}
-	a.discardBlob(b, replaced.BlobKey)
+	a.readers.discard(replaced.BlobKey, func() { a.discardBlob(b, replaced.BlobKey) })
 }
 
 // discardBlob deletes a blob that no metadata row references. It runs on a fresh context because the
@@ -168,6 +170,7 @@ func (a *artifactService) Serve(w http.ResponseWriter, r *http.Request, f *metad
 		fail(w, r, a.log, err)
 		return
 	}
+	defer a.readers.acquire(f.BlobKey)()
 	if isPlainRead(r) {
 		a.serveWhole(w, r, backend, f, fail)
 		return
