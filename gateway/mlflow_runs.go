@@ -635,8 +635,8 @@ func (s *Server) logBatch(ctx context.Context, req *mlflowRequest) (any, error) 
 
 // logModel appends model_json, a JSON object with MLflow's mandatory model fields, to the run tag
 // mlflow.log-model.history (a JSON list), as MLflow does. The tag is read and rewritten in two store
-// calls, so two concurrent log-model calls on one run may lose an entry (the client logs models one at
-// a time). When the list would exceed the tag value limit (5000 bytes) the call is 400 and the tag is
+// calls under the run's lock (Server.lockRun), so concurrent log-model calls on one run each keep their
+// entry. When the list would exceed the tag value limit (5000 bytes) the call is 400 and the tag is
 // left as it was: the model's artifacts are already stored, and the client only warns.
 func (s *Server) logModel(ctx context.Context, req *mlflowRequest) (any, error) {
 	var in struct {
@@ -670,6 +670,7 @@ func (s *Server) logModel(ctx context.Context, req *mlflowRequest) (any, error) 
 	if err != nil {
 		return nil, err
 	}
+	defer s.lockRun(c.ID)()
 	data, err := s.store.RunData(ctx, c.ID)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", c.EID, err)

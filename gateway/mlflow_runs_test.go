@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mlgate/mlgate/metadata"
@@ -537,6 +538,21 @@ func TestMLflowRunsLogModelAndInputs(t *testing.T) {
 	if err := json.Unmarshal([]byte(hist), &entries); err != nil || len(entries) != 2 ||
 		entries[0]["artifact_path"] != "model" || entries[1]["artifact_path"] != "other" {
 		t.Fatalf("history %q", hist)
+	}
+	// Concurrent calls on one run each keep their entry.
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Go(func() {
+			if r := env.mlflowPost(base, "runs/log-model", model(fmt.Sprintf("concurrent-%d", i))); r.status != http.StatusOK {
+				t.Errorf("concurrent log-model %d: %d %s", i, r.status, r.body)
+			}
+		})
+	}
+	wg.Wait()
+	hist, _ = runsTestGet(t, env, id).tag("mlflow.log-model.history")
+	entries = nil
+	if err := json.Unmarshal([]byte(hist), &entries); err != nil || len(entries) != 14 {
+		t.Fatalf("after 12 concurrent log-model calls the history has %d entries, want 14: %v", len(entries), err)
 	}
 	for _, body := range []string{
 		`{"run_id": "` + id + `"}`,

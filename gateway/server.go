@@ -6,6 +6,7 @@ package gateway
 import (
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 
 	"github.com/julienschmidt/httprouter"
@@ -35,6 +36,16 @@ type Server struct {
 	log       *slog.Logger
 	handler   http.Handler
 	storage   atomic.Pointer[storageGen] // see SwapStorage
+	// runLocks serialize read-modify-write updates of one run's data (log-model's history tag).
+	// Striped by candidate id; one process owns the store (bbolt's lock), so this is enough.
+	runLocks [64]sync.Mutex
+}
+
+// lockRun locks the read-modify-write updates of candidate id until the returned func is called.
+func (s *Server) lockRun(id uint64) (unlock func()) {
+	mu := &s.runLocks[id%uint64(len(s.runLocks))]
+	mu.Lock()
+	return mu.Unlock
 }
 
 // SingleBackendName is the name New records on files of its one backend.
