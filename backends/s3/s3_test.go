@@ -2,9 +2,6 @@ package s3_test
 
 import (
 	"context"
-	"errors"
-	"net"
-	"strings"
 	"testing"
 
 	"github.com/mlgate/mlgate/backends"
@@ -32,87 +29,24 @@ func open(t testing.TB, cfg s3.Config) *s3.Backend {
 	return b
 }
 
-func TestConformance(t *testing.T) {
-	s3test.ForEach(t, func(t *testing.T, s s3test.Server) {
-		t.Run("bare", func(t *testing.T) {
-			backendtest.Run(t, func(t *testing.T) backends.Backend { return open(t, config(s)) })
-		})
-		t.Run("checked", func(t *testing.T) {
-			backendtest.Run(t, func(t *testing.T) backends.Backend { return backends.Checked("s3", open(t, config(s))) })
-		})
-		t.Run("sdk-get", func(t *testing.T) {
-			cfg := config(s)
-			cfg.DisableDirectGet = true
-			backendtest.Run(t, func(t *testing.T) backends.Backend { return open(t, cfg) })
-		})
-		if s.Name == "minio" { // SinglePut is only safe where truncated bodies are rejected
-			t.Run("single-put", func(t *testing.T) {
-				cfg := config(s)
-				cfg.SinglePut = true
-				backendtest.Run(t, func(t *testing.T) backends.Backend { return open(t, cfg) })
-			})
-		}
-	})
-}
-
-func TestStartupErrors(t *testing.T) {
-	s3test.ForEach(t, func(t *testing.T, s s3test.Server) {
+// TestShared runs the tests every S3 backend shares (s3test.Suite).
+func TestShared(t *testing.T) {
+	s3test.Suite(t, "s3", func(ctx context.Context, s s3test.Server, o s3test.Options) (backends.Backend, error) {
 		cfg := config(s)
-		cfg.Bucket = "mlgate-no-such-bucket"
-		_, err := s3.New(t.Context(), cfg)
-		if err == nil || !strings.Contains(err.Error(), `bucket "mlgate-no-such-bucket" does not exist at `+s.Endpoint) {
-			t.Errorf("missing bucket: %v", err)
+		if o.Endpoint != "" {
+			cfg.Endpoint = o.Endpoint
 		}
-
-		t.Setenv("MLGATE_TEST_WRONG_SECRET", "not-the-secret")
-		cfg = config(s)
-		cfg.SecretKeyEnv = "MLGATE_TEST_WRONG_SECRET"
-		_, err = s3.New(t.Context(), cfg)
-		if err == nil || !strings.Contains(err.Error(), "credentials rejected by "+s.Endpoint) {
-			t.Errorf("wrong credentials: %v", err)
+		if o.Bucket != "" {
+			cfg.Bucket = o.Bucket
 		}
+		if o.SecretKeyEnv != "" {
+			cfg.SecretKeyEnv = o.SecretKeyEnv
+		}
+		cfg.SinglePut, cfg.DisableDirectGet = o.SinglePut, o.DisableDirectGet
+		return s3.New(ctx, cfg)
+	}, func(b backends.Backend, endpoint string) backends.Backend {
+		return s3.WithEndpointForTest(b.(*s3.Backend), endpoint)
 	})
-}
-
-// closedEndpoint returns the URL of a port nothing listens on.
-func closedEndpoint(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return "http://" + addr
-}
-
-func TestUnavailable(t *testing.T) {
-	s := s3test.Lookup(t, "minio")
-	b := open(t, config(s))
-	cfg := config(s)
-	cfg.Endpoint = closedEndpoint(t)
-	if _, err := s3.New(t.Context(), cfg); !errors.Is(err, backends.ErrUnavailable) {
-		t.Fatalf("New against a closed port: %v, want ErrUnavailable", err)
-	}
-	// A backend whose server went away after startup: every operation reports ErrUnavailable.
-	down := s3.WithEndpointForTest(b, cfg.Endpoint)
-	ctx := t.Context()
-	_, err := down.Put(ctx, "k", strings.NewReader("abc"), 3, backends.PutOptions{})
-	if !errors.Is(err, backends.ErrUnavailable) {
-		t.Errorf("put: %v", err)
-	}
-	_, _, err = down.Get(ctx, "k", backends.All)
-	if !errors.Is(err, backends.ErrUnavailable) {
-		t.Errorf("get: %v", err)
-	}
-	if _, err = down.Stat(ctx, "k"); !errors.Is(err, backends.ErrUnavailable) {
-		t.Errorf("stat: %v", err)
-	}
-	if _, _, err = down.List(ctx, "", "", 10); !errors.Is(err, backends.ErrUnavailable) {
-		t.Errorf("list: %v", err)
-	}
-	if _, err = down.CreateMultipart(ctx, "k", backends.PutOptions{}); !errors.Is(err, backends.ErrUnavailable) {
-		t.Errorf("create multipart: %v", err)
-	}
 }
 
 func TestConfigValidate(t *testing.T) {
