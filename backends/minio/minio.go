@@ -26,106 +26,9 @@ import (
 	"github.com/mlgate/mlgate/backends/internal/s3util"
 )
 
-// S3's multipart limits.
-const (
-	minPartSize = 5 << 20
-	maxPartSize = 5 << 30
-	maxParts    = 10000
-	maxPutSize  = 5 << 30
-
-	defaultPartSize    = 8 << 20
-	defaultConcurrency = 4
-	defaultRegion      = "us-east-1"
-)
-
-// Config is the backend's JSON config; the fields mean what they mean in backends/s3.
-type Config struct {
-	// Endpoint is the server's base URL ("http://127.0.0.1:9000"); empty means AWS S3.
-	Endpoint string `json:"endpoint,omitempty"`
-	// Region defaults to us-east-1.
-	Region string `json:"region,omitempty"`
-	Bucket string `json:"bucket"`
-	// Prefix is prepended to every key; a missing trailing "/" is added.
-	Prefix string `json:"prefix,omitempty"`
-	// ForcePathStyle addresses the bucket as a path; otherwise minio-go picks (virtual-host style
-	// for AWS, path style elsewhere).
-	ForcePathStyle bool `json:"path_style,omitempty"`
-	// AccessKeyEnv and SecretKeyEnv name environment variables that hold the credentials. Both or
-	// neither; neither means the standard chain (AWS_* and MINIO_* env vars, shared credential
-	// files, IAM).
-	AccessKeyEnv string `json:"access_key_env,omitempty"`
-	SecretKeyEnv string `json:"secret_key_env,omitempty"`
-	// PartSize is the part size of uploads whose size is unknown (default 8 MiB, 5 MiB..5 GiB);
-	// such an upload buffers one part.
-	PartSize int64 `json:"part_size,omitempty"`
-	// Concurrency is the number of parts an upload of unknown size sends at once (default 4, at most
-	// 64); it then buffers Concurrency parts.
-	Concurrency int `json:"concurrency,omitempty"`
-	// SinglePut sends a body of known size as one PutObject instead of a one-part multipart upload.
-	// Only safe with servers that discard a body shorter than its Content-Length (AWS, MinIO):
-	// versitygw 1.8 stores whatever arrived before the connection broke.
-	//
-	// An aws-chunked PutObject with a CRC32C trailer is no safer there: minio-go sends whole chunks
-	// only, so a cut body always ends on a chunk boundary, and versitygw 1.8 stores such a body too.
-	SinglePut bool `json:"single_put,omitempty"`
-	// DisableDirectGet makes downloads from a plain-HTTP endpoint go through minio-go's HTTP client
-	// instead of a connection of their own whose bytes the kernel moves to the destination
-	// (s3util.DirectGet). Direct gets cost one TCP connection each and a fraction of the CPU.
-	DisableDirectGet bool `json:"disable_direct_get,omitempty"`
-	// DisableChecksumPut sends a body of known size and known sha256 (the client's X-Checksum-SHA256,
-	// a migration) like any other instead of as one PutObject carrying x-amz-checksum-sha256. With the
-	// header the server checks the body against the sum before storing it, so a body cut short can
-	// never be stored, whatever the server does with short bodies otherwise (MinIO and versitygw check
-	// it); turn this off only for a server that ignores the header and keeps short bodies.
-	DisableChecksumPut bool `json:"disable_checksum_put,omitempty"`
-}
-
-// Validate checks the config without contacting the server and fills in the defaults.
-func (c *Config) Validate() error {
-	if c.Bucket == "" {
-		return errors.New("minio: bucket is required")
-	}
-	if c.Endpoint != "" {
-		u, err := url.Parse(c.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			return fmt.Errorf("minio: endpoint %q is not an http(s) URL without a path", c.Endpoint)
-		}
-	}
-	if c.Region == "" {
-		c.Region = defaultRegion
-	}
-	if c.Prefix != "" {
-		if strings.HasPrefix(c.Prefix, "/") || strings.Contains(c.Prefix, "//") {
-			return fmt.Errorf("minio: prefix %q must not start with / or contain //", c.Prefix)
-		}
-		if !strings.HasSuffix(c.Prefix, "/") {
-			c.Prefix += "/"
-		}
-	}
-	if (c.AccessKeyEnv == "") != (c.SecretKeyEnv == "") {
-		return errors.New("minio: access_key_env and secret_key_env go together")
-	}
-	switch {
-	case c.PartSize == 0:
-		c.PartSize = defaultPartSize
-	case c.PartSize < minPartSize || c.PartSize > maxPartSize:
-		return fmt.Errorf("minio: part_size %d outside %d..%d", c.PartSize, minPartSize, maxPartSize)
-	}
-	switch {
-	case c.Concurrency == 0:
-		c.Concurrency = defaultConcurrency
-	case c.Concurrency < 1 || c.Concurrency > 64:
-		return fmt.Errorf("minio: concurrency %d outside 1..64", c.Concurrency)
-	}
-	return nil
-}
-
-func (c *Config) where() string {
-	if c.Endpoint != "" {
-		return c.Endpoint
-	}
-	return "AWS S3 (" + c.Region + ")"
-}
+// Config is the backend's JSON config, shared with backends/s3: the fields are documented at
+// backends/internal/s3util.Config, and mlgate.example.yaml shows each one.
+type Config = s3util.Config
 
 // Backend is an S3 bucket (or a prefix of one) as a backends.Backend.
 type Backend struct {
@@ -152,7 +55,7 @@ func Factory(ctx context.Context, raw json.RawMessage) (backends.Backend, error)
 // "credentials rejected by ...", or wrap backends.ErrUnavailable when the server cannot be reached.
 func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("minio: %w", err)
 	}
 	host, secure := "s3.amazonaws.com", true
 	if cfg.Endpoint != "" {
@@ -188,7 +91,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		MaxRetries: 2,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("minio: client for %s: %w", cfg.where(), err)
+		return nil, fmt.Errorf("minio: client for %s: %w", cfg.Where(), err)
 	}
 	b := &Backend{cfg: cfg, core: core, proxy: tr.Proxy}
 	ok, err := core.BucketExists(ctx, cfg.Bucket)
@@ -196,7 +99,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		return nil, b.startupError(err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("minio: bucket %q does not exist at %s", cfg.Bucket, cfg.where())
+		return nil, fmt.Errorf("minio: bucket %q does not exist at %s", cfg.Bucket, cfg.Where())
 	}
 	return b, nil
 }
@@ -205,13 +108,13 @@ func (b *Backend) startupError(err error) error {
 	r := mgo.ToErrorResponse(err)
 	switch {
 	case r.StatusCode == 404 || r.Code == "NoSuchBucket":
-		return fmt.Errorf("minio: bucket %q does not exist at %s", b.cfg.Bucket, b.cfg.where())
+		return fmt.Errorf("minio: bucket %q does not exist at %s", b.cfg.Bucket, b.cfg.Where())
 	case r.StatusCode == 401 || r.StatusCode == 403 || r.Code == "InvalidAccessKeyId" || r.Code == "SignatureDoesNotMatch" || r.Code == "AccessDenied":
-		return fmt.Errorf("minio: credentials rejected by %s: %w", b.cfg.where(), err)
+		return fmt.Errorf("minio: credentials rejected by %s: %w", b.cfg.Where(), err)
 	case isContextErr(err):
 		return err
 	}
-	return fmt.Errorf("minio: %w: cannot reach bucket %q at %s: %w", backends.ErrUnavailable, b.cfg.Bucket, b.cfg.where(), err)
+	return fmt.Errorf("minio: %w: cannot reach bucket %q at %s: %w", backends.ErrUnavailable, b.cfg.Bucket, b.cfg.Where(), err)
 }
 
 func (b *Backend) objectKey(key string) string { return b.cfg.Prefix + key }
@@ -223,10 +126,7 @@ func (b *Backend) objectKey(key string) string { return b.cfg.Prefix + key }
 // Errors: ErrSizeMismatch, ErrChecksum, r's error, context errors, ErrUnavailable; nothing is
 // committed in any error case.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts backends.PutOptions) (backends.Info, error) {
-	checksum := ""
-	if !b.cfg.DisableChecksumPut && size > 0 && size <= maxPutSize {
-		checksum = s3util.ChecksumSHA256(opts.SHA256)
-	}
+	checksum := b.cfg.ChecksumPut(size, opts.SHA256)
 	want := opts.SHA256
 	if checksum != "" {
 		want = "" // the server checks it (Descriptor.ServerChecksums)
@@ -247,7 +147,7 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 			return backends.Info{}, g.Blame(mapErr(err))
 		}
 		etag = up.ETag
-	case size > 0 && !(b.cfg.SinglePut && size <= maxPutSize):
+	case size > 0 && !(b.cfg.SinglePut && size <= s3util.MaxPutSize):
 		e, err := b.putMultipart(ctx, key, g, size, popts)
 		if err != nil {
 			return backends.Info{}, err
@@ -446,8 +346,8 @@ func (b *Backend) List(ctx context.Context, prefix, startAfter string, limit int
 // Describe reports S3's multipart limits.
 func (b *Backend) Describe(ctx context.Context) (backends.Descriptor, error) {
 	return backends.Descriptor{
-		Name: "minio", Version: "minio-go/v7 " + b.cfg.where(),
-		MinPartSize: minPartSize, MaxPartSize: maxPartSize, MaxParts: maxParts,
+		Name: "minio", Version: "minio-go/v7 " + b.cfg.Where(),
+		MinPartSize: s3util.MinPartSize, MaxPartSize: s3util.MaxPartSize, MaxParts: s3util.MaxParts,
 		ServerChecksums: !b.cfg.DisableChecksumPut,
 	}, nil
 }

@@ -2,8 +2,6 @@ package minio
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -98,7 +96,7 @@ func (b *Backend) CompleteMultipart(ctx context.Context, key, uploadID string, p
 		return backends.Info{}, err
 	}
 	if sum != "" {
-		if err := b.verifySum(ctx, key, sum); err != nil {
+		if err := s3util.VerifySum(ctx, b, key, sum); err != nil {
 			return backends.Info{}, err
 		}
 	}
@@ -135,8 +133,8 @@ func (b *Backend) putMultipart(ctx context.Context, key string, g *s3util.Guard,
 		}
 	}()
 	partLen := size
-	if size > maxPartSize {
-		partLen = max(b.cfg.PartSize, (size+maxParts-1)/maxParts)
+	if size > s3util.MaxPartSize {
+		partLen = max(b.cfg.PartSize, (size+s3util.MaxParts-1)/s3util.MaxParts)
 	}
 	var parts []backends.Part
 	for n, off := 1, int64(0); off < size; n, off = n+1, off+partLen {
@@ -155,24 +153,6 @@ func (b *Backend) putMultipart(ctx context.Context, key string, g *s3util.Guard,
 		return "", err
 	}
 	return up.ETag, nil
-}
-
-func (b *Backend) verifySum(ctx context.Context, key, sum string) error {
-	rc, _, err := b.Get(ctx, key, backends.All)
-	if err != nil {
-		return err
-	}
-	h := sha256.New()
-	_, err = io.Copy(h, rc)
-	_ = rc.Close()
-	if err != nil {
-		return fmt.Errorf("%w: read back for sha256: %w", backends.ErrUnavailable, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
-		b.discard(ctx, key)
-		return fmt.Errorf("%w: completed object has sha256 %s, expected %s", backends.ErrChecksum, got, sum)
-	}
-	return nil
 }
 
 // AbortMultipart aborts the upload. MinIO answers success for an unknown upload, so its existence is

@@ -31,106 +31,9 @@ import (
 	"github.com/mlgate/mlgate/backends/internal/s3util"
 )
 
-// S3's multipart limits, the same on every server this backend targets.
-const (
-	minPartSize = 5 << 20
-	maxPartSize = 5 << 30
-	maxParts    = 10000
-	// maxPutSize is the largest single PutObject; larger known-size bodies go through multipart.
-	maxPutSize = 5 << 30
-
-	defaultPartSize    = 8 << 20
-	defaultConcurrency = 4
-	defaultRegion      = "us-east-1"
-)
-
-// Config is the backend's JSON config.
-type Config struct {
-	// Endpoint is the server's base URL ("http://127.0.0.1:9000"); empty means AWS.
-	Endpoint string `json:"endpoint,omitempty"`
-	// Region defaults to us-east-1, which S3-compatible servers accept.
-	Region string `json:"region,omitempty"`
-	Bucket string `json:"bucket"`
-	// Prefix is prepended to every key; a missing trailing "/" is added.
-	Prefix string `json:"prefix,omitempty"`
-	// ForcePathStyle addresses the bucket as a path (endpoint/bucket/key), which servers without
-	// wildcard DNS need.
-	ForcePathStyle bool `json:"path_style,omitempty"`
-	// AccessKeyEnv and SecretKeyEnv name environment variables that hold the credentials. Both or
-	// neither; neither means the standard AWS chain (env, shared files, instance roles).
-	AccessKeyEnv string `json:"access_key_env,omitempty"`
-	SecretKeyEnv string `json:"secret_key_env,omitempty"`
-	// PartSize is the part size of uploads whose size is unknown (default 8 MiB, 5 MiB..5 GiB).
-	// Such an upload holds at most PartSize*Concurrency bytes in memory.
-	PartSize int64 `json:"part_size,omitempty"`
-	// Concurrency is the number of parts such an upload sends at once (default 4, at most 64).
-	Concurrency int `json:"concurrency,omitempty"`
-	// SinglePut sends a body of known size as one PutObject instead of a one-part multipart upload
-	// (two more requests). Only safe with servers that discard a body shorter than its
-	// Content-Length, as AWS and MinIO do: versitygw 1.8 stores whatever arrived before the
-	// connection broke, so a failed or cancelled upload would leave a truncated blob. A multipart
-	// upload is completed only after the whole body arrived and was verified.
-	SinglePut bool `json:"single_put,omitempty"`
-	// DisableDirectGet makes downloads from a plain-HTTP endpoint go through the SDK's HTTP client
-	// instead of a connection of their own whose bytes the kernel moves to the destination
-	// (s3util.DirectGet). Direct gets cost one TCP connection each and a fraction of the CPU.
-	DisableDirectGet bool `json:"disable_direct_get,omitempty"`
-	// DisableChecksumPut sends a body of known size and known sha256 (the client's X-Checksum-SHA256,
-	// a migration) like any other instead of as one PutObject carrying x-amz-checksum-sha256. With the
-	// header the server checks the body against the sum before storing it, so a body cut short can
-	// never be stored, whatever the server does with short bodies otherwise (MinIO and versitygw check
-	// it); turn this off only for a server that ignores the header and keeps short bodies.
-	DisableChecksumPut bool `json:"disable_checksum_put,omitempty"`
-}
-
-// Validate checks the config without contacting the server and fills in the defaults.
-// Errors describe the offending field.
-func (c *Config) Validate() error {
-	if c.Bucket == "" {
-		return errors.New("s3: bucket is required")
-	}
-	if c.Endpoint != "" {
-		u, err := url.Parse(c.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("s3: endpoint %q is not an http(s) URL", c.Endpoint)
-		}
-	}
-	if c.Region == "" {
-		c.Region = defaultRegion
-	}
-	if c.Prefix != "" {
-		if strings.HasPrefix(c.Prefix, "/") || strings.Contains(c.Prefix, "//") {
-			return fmt.Errorf("s3: prefix %q must not start with / or contain //", c.Prefix)
-		}
-		if !strings.HasSuffix(c.Prefix, "/") {
-			c.Prefix += "/"
-		}
-	}
-	if (c.AccessKeyEnv == "") != (c.SecretKeyEnv == "") {
-		return errors.New("s3: access_key_env and secret_key_env go together")
-	}
-	switch {
-	case c.PartSize == 0:
-		c.PartSize = defaultPartSize
-	case c.PartSize < minPartSize || c.PartSize > maxPartSize:
-		return fmt.Errorf("s3: part_size %d outside %d..%d", c.PartSize, minPartSize, maxPartSize)
-	}
-	switch {
-	case c.Concurrency == 0:
-		c.Concurrency = defaultConcurrency
-	case c.Concurrency < 1 || c.Concurrency > 64:
-		return fmt.Errorf("s3: concurrency %d outside 1..64", c.Concurrency)
-	}
-	return nil
-}
-
-// where names the server in messages.
-func (c *Config) where() string {
-	if c.Endpoint != "" {
-		return c.Endpoint
-	}
-	return "AWS S3 (" + c.Region + ")"
-}
+// Config is the backend's JSON config, shared with backends/minio: the fields are documented at
+// backends/internal/s3util.Config, and mlgate.example.yaml shows each one.
+type Config = s3util.Config
 
 // Backend is an S3 bucket (or a prefix of one) as a backends.Backend.
 type Backend struct {
@@ -164,7 +67,7 @@ func Factory(ctx context.Context, raw json.RawMessage) (backends.Backend, error)
 // when the server cannot be reached.
 func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("s3: %w", err)
 	}
 	opts := []func(*config.LoadOptions) error{
 		config.WithRegion(cfg.Region),
@@ -220,13 +123,13 @@ func (b *Backend) startupError(err error) error {
 	code, status := apiError(err)
 	switch {
 	case status == 404 || code == "NoSuchBucket" || code == "NotFound":
-		return fmt.Errorf("s3: bucket %q does not exist at %s", b.cfg.Bucket, b.cfg.where())
+		return fmt.Errorf("s3: bucket %q does not exist at %s", b.cfg.Bucket, b.cfg.Where())
 	case status == 401 || status == 403 || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "AccessDenied":
-		return fmt.Errorf("s3: credentials rejected by %s: %w", b.cfg.where(), err)
+		return fmt.Errorf("s3: credentials rejected by %s: %w", b.cfg.Where(), err)
 	case isContextErr(err):
 		return err
 	}
-	return fmt.Errorf("s3: %w: cannot reach bucket %q at %s: %w", backends.ErrUnavailable, b.cfg.Bucket, b.cfg.where(), err)
+	return fmt.Errorf("s3: %w: cannot reach bucket %q at %s: %w", backends.ErrUnavailable, b.cfg.Bucket, b.cfg.Where(), err)
 }
 
 // transportProxy returns the proxy function of the SDK's HTTP client, so that a direct get goes
@@ -265,10 +168,7 @@ func (b *Backend) bucket() *string { return aws.String(b.cfg.Bucket) }
 // PartSize*Concurrency bytes. Errors: ErrSizeMismatch, ErrChecksum, r's error,
 // context errors, ErrUnavailable; nothing is committed in any error case.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts backends.PutOptions) (backends.Info, error) {
-	checksum := ""
-	if !b.cfg.DisableChecksumPut && size > 0 && size <= maxPutSize {
-		checksum = s3util.ChecksumSHA256(opts.SHA256)
-	}
+	checksum := b.cfg.ChecksumPut(size, opts.SHA256)
 	want := opts.SHA256
 	if checksum != "" {
 		want = "" // the server checks it (Descriptor.ServerChecksums)
@@ -294,13 +194,13 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 			return backends.Info{}, g.Blame(mapErr(err))
 		}
 		etag = out.ETag
-	case size > 0 && !(b.cfg.SinglePut && size <= maxPutSize):
+	case size > 0 && !(b.cfg.SinglePut && size <= s3util.MaxPutSize):
 		e, err := b.putMultipart(ctx, in, g, size)
 		if err != nil {
 			return backends.Info{}, err
 		}
 		etag = e
-	case size >= 0 && size <= maxPutSize:
+	case size >= 0 && size <= s3util.MaxPutSize:
 		in.ContentLength = aws.Int64(size)
 		out, err := b.client.PutObject(ctx, in, streamingBody)
 		if err != nil {
@@ -529,8 +429,8 @@ func (b *Backend) List(ctx context.Context, prefix, startAfter string, limit int
 // Describe reports S3's multipart limits.
 func (b *Backend) Describe(ctx context.Context) (backends.Descriptor, error) {
 	return backends.Descriptor{
-		Name: "s3", Version: "aws-sdk-go-v2 " + b.cfg.where(),
-		MinPartSize: minPartSize, MaxPartSize: maxPartSize, MaxParts: maxParts,
+		Name: "s3", Version: "aws-sdk-go-v2 " + b.cfg.Where(),
+		MinPartSize: s3util.MinPartSize, MaxPartSize: s3util.MaxPartSize, MaxParts: s3util.MaxParts,
 		ServerChecksums: !b.cfg.DisableChecksumPut,
 	}, nil
 }

@@ -49,26 +49,6 @@ func TestShared(t *testing.T) {
 	})
 }
 
-func TestConfigValidate(t *testing.T) {
-	for _, c := range []s3.Config{
-		{},
-		{Bucket: "b", Endpoint: "ftp://x"},
-		{Bucket: "b", Endpoint: "127.0.0.1:9000"},
-		{Bucket: "b", Prefix: "/abs"},
-		{Bucket: "b", AccessKeyEnv: "A"},
-		{Bucket: "b", PartSize: 1 << 20},
-		{Bucket: "b", Concurrency: -1},
-	} {
-		if err := c.Validate(); err == nil {
-			t.Errorf("%+v: no error", c)
-		}
-	}
-	c := s3.Config{Bucket: "b", Prefix: "p"}
-	if err := c.Validate(); err != nil || c.Prefix != "p/" || c.Region == "" || c.PartSize == 0 || c.Concurrency == 0 {
-		t.Errorf("defaults: %+v, %v", c, err)
-	}
-}
-
 // BenchmarkS3 measures 1 MiB, 64 MiB and 1 GiB Put and Get against MinIO through Checked, as cmd
 // wires the backend: go test -run X -bench 'S3/.*/1GiB' -benchtime 3x ./backends/s3/
 func BenchmarkS3(b *testing.B) {
