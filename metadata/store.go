@@ -46,9 +46,29 @@ type PackageVersion struct {
 	Created   bool // the version (and its candidate) was created by this call
 }
 
-// Store persists the data model. Every method is safe for concurrent use. No method holds a
-// transaction open after it returns, so callers may stream blobs freely between calls.
+// Store persists the data model. Every method is safe for concurrent use.
+//
+// Transactions. Each method below runs in one transaction of its own and is atomic: it either does all
+// that its comment says or nothing, and readers never see it half done. The exceptions are ForEachFile,
+// which reads in batches, and Close. No method holds a transaction open after it returns, so callers may
+// stream blobs freely between calls, never inside one.
+//
+// Several calls compose into one transaction with Update: every method called with the context that
+// Update passes to its function joins that transaction instead of opening its own, so a decision read in
+// it (the highest version, a tag's current value) still holds when the writes that depend on it commit.
 type Store interface {
+	// Update runs fn in one write transaction and commits it when fn returns nil; an error from fn, or
+	// from any write method called inside it (even one fn chose to ignore), rolls everything back and is
+	// returned. Store methods called with fn's ctx join the transaction, reads included, and see its
+	// writes; a call made with another context runs outside it and must not write, or it waits for the
+	// transaction forever. Update called with a ctx that already carries a transaction joins it.
+	//
+	// fn must be fast and free of side effects outside the store: it may be run again when the
+	// transaction has to be retried (a serialization failure in a database with concurrent writers), and
+	// no blob I/O may happen inside it. Values that methods filled in during a transaction that was
+	// rolled back mean nothing.
+	Update(ctx context.Context, fn func(ctx context.Context) error) error
+
 	// Projects
 
 	// Project returns a project, or ErrNotFound.

@@ -286,6 +286,20 @@ const (
 	AllLifecycles
 )
 
+// Admits reports whether an entity in lifecycle l is part of view v. This is the one definition of the
+// view rule: stores, searches and listings all ask it. An unknown view admits nothing.
+func (v ViewType) Admits(l Lifecycle) bool {
+	switch v {
+	case ActiveOnly:
+		return l == Active
+	case DeletedOnly:
+		return l == Deleted
+	case AllLifecycles:
+		return true
+	}
+	return false
+}
+
 // MetricOrder orders candidates by the latest value of a metric.
 type MetricOrder struct {
 	Key  string

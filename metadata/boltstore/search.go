@@ -112,7 +112,7 @@ func (s *Store) SearchCandidates(ctx context.Context, q metadata.CandidateQuery)
 				if err != nil {
 					return indexPointsNowhere(err)
 				}
-				if !viewAdmits(q.View, c.Lifecycle) {
+				if !q.View.Admits(c.Lifecycle) {
 					continue
 				}
 				if len(out) == limit { // one more match exists: this page ends at the previous one
@@ -129,16 +129,6 @@ func (s *Store) SearchCandidates(ctx context.Context, q metadata.CandidateQuery)
 		return nil, "", err
 	}
 	return out, next, nil
-}
-
-func viewAdmits(v metadata.ViewType, l metadata.Lifecycle) bool {
-	switch v {
-	case metadata.ActiveOnly:
-		return l == metadata.Active
-	case metadata.DeletedOnly:
-		return l == metadata.Deleted
-	}
-	return true
 }
 
 // merge walks one phase's range of every model at once, yielding keys in suffix order (descending for a

@@ -105,20 +105,69 @@ func (s *Store) Close() error { return s.db.Close() }
 // JSON round trip unchanged keeps records comparable.
 func (s *Store) now() time.Time { return s.clock().UTC().Truncate(time.Millisecond) }
 
+// view runs fn in a read transaction, or in the transaction of an Update that ctx carries.
 func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if st := s.txOf(ctx); st != nil {
+		return fn(st.tx)
+	}
 	return s.db.View(fn)
 }
 
-// update runs fn in a write transaction. Not DB.Batch: Batch may run fn twice, and the create paths draw
-// random EIDs and fill caller structs, so they are not free of side effects.
+// update runs fn in a write transaction, or joins the transaction of an Update that ctx carries. Not
+// DB.Batch: Batch may run fn twice, and the create paths draw random EIDs and fill caller structs, so
+// they are not free of side effects.
 func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if st := s.txOf(ctx); st != nil {
+		err := fn(st.tx)
+		if err != nil && st.failed == nil {
+			// fn may have written part of its work before failing; only a rollback undoes that, so the
+			// whole transaction must fail even if the caller's fn carries on.
+			st.failed = err
+		}
+		return err
+	}
 	return s.db.Update(fn)
+}
+
+// txState is the write transaction an Update carries in its context.
+type txState struct {
+	store  *Store
+	tx     *bolt.Tx
+	failed error // the first failure of a write method inside the transaction
+}
+
+type txKey struct{}
+
+// txOf returns the transaction of this store that ctx carries, if any.
+func (s *Store) txOf(ctx context.Context) *txState {
+	if st, ok := ctx.Value(txKey{}).(*txState); ok && st.store == s {
+		return st
+	}
+	return nil
+}
+
+// Update implements metadata.Store. bbolt has one writer at a time, so transactions of concurrent
+// Updates (and of every other write) run one after the other and fn runs exactly once.
+func (s *Store) Update(ctx context.Context, fn func(ctx context.Context) error) error {
+	if s.txOf(ctx) != nil {
+		return fn(ctx) // nested: part of the enclosing transaction
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		st := &txState{store: s, tx: tx}
+		if err := fn(context.WithValue(ctx, txKey{}, st)); err != nil {
+			return err
+		}
+		if st.failed != nil {
+			return fmt.Errorf("a write inside the transaction failed, so none of it is kept: %w", st.failed)
+		}
+		return nil
+	})
 }
 
 // getJSON decodes the record at k into v. Decoding copies, so v stays valid after the transaction.

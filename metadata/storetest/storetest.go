@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"FileBackends", backendTests},
 		{"Paging", pagingTests},
 		{"Tokens", tokenTests},
+		{"Transactions", transactionTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
