@@ -26,7 +26,7 @@ vet:
 bench: build
 	$(GO) build -o bin/mlgate-backend ./cmd/mlgate-backend
 	$(GO) run ./cmd/mlgate-bench -mlgate bin/mlgate -backend bin/mlgate-backend -sizes $(or $(SIZES),1GiB,4GiB) -candidates $(or $(CANDIDATES),100000)
-	$(GO) test -run '^$$' -bench BenchmarkModelPage -benchtime 20x ./gateway/
+	$(GO) test -run '^$$' -bench BenchmarkModelPage -benchtime 20x ./gateway/ui/
 
 # Regenerates the README's screenshots with headless Chromium against a real mlgate.
 screenshots:

@@ -1,4 +1,4 @@
-package gateway
+package gateway_test
 
 import (
 	"bytes"
@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlgate/mlgate/gateway"
+	"github.com/mlgate/mlgate/gateway/auth"
+	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
 	"github.com/mlgate/mlgate/metadata"
 )
 
@@ -20,15 +23,15 @@ type authEnv struct {
 }
 
 func newAuthEnv(t *testing.T) *authEnv {
-	return &authEnv{newTestEnv(t, Config{Auth: true})}
+	return &authEnv{newTestEnv(t, gateway.Config{Auth: true})}
 }
 
 // token issues a token through the same path the CLI uses.
 func (e *authEnv) token(project string, scope metadata.TokenScope) (string, *metadata.Token) {
-	e.t.Helper()
-	secret, tok, err := IssueToken(e.t.Context(), e.store, TokenRequest{ProjectPath: project, Scope: scope, Name: "test"})
+	e.T.Helper()
+	secret, tok, err := auth.IssueToken(e.T.Context(), e.Store, auth.TokenRequest{ProjectPath: project, Scope: scope, Name: "test"})
 	if err != nil {
-		e.t.Fatalf("IssueToken: %v", err)
+		e.T.Fatalf("IssueToken: %v", err)
 	}
 	return secret, tok
 }
@@ -42,39 +45,39 @@ func basic(user, pass string) map[string]string {
 }
 
 func (e *authEnv) putAs(url string, data []byte, h map[string]string) response {
-	e.t.Helper()
-	return e.do(http.MethodPut, url, bytes.NewReader(data), h)
+	e.T.Helper()
+	return e.Do(http.MethodPut, url, bytes.NewReader(data), h)
 }
 
 func (e *authEnv) getAs(url string, h map[string]string) response {
-	e.t.Helper()
-	return e.do(http.MethodGet, url, nil, h)
+	e.T.Helper()
+	return e.Do(http.MethodGet, url, nil, h)
 }
 
 func (e *authEnv) mlflowPostAs(base, rpc, body string, h map[string]string) response {
-	e.t.Helper()
+	e.T.Helper()
 	hh := map[string]string{"Content-Type": "application/json"}
 	for k, v := range h {
 		hh[k] = v
 	}
-	return e.do(http.MethodPost, base+"/api/2.0/mlflow/"+rpc, strings.NewReader(body), hh)
+	return e.Do(http.MethodPost, base+"/api/2.0/mlflow/"+rpc, strings.NewReader(body), hh)
 }
 
 func (e *authEnv) mlflowPrefix(project string) string {
-	return e.srv.URL + "/api/v4/projects/" + url.PathEscape(project) + "/ml/mlflow"
+	return e.Srv.URL + "/api/v4/projects/" + url.PathEscape(project) + "/ml/mlflow"
 }
 
 func wantUnauthenticated(t *testing.T, r response, mlflow bool) {
 	t.Helper()
 	wantStatus(t, r, http.StatusUnauthorized)
-	if got := r.header.Get("WWW-Authenticate"); got != `Basic realm="mlgate"` {
+	if got := r.Header.Get("WWW-Authenticate"); got != `Basic realm="mlgate"` {
 		t.Errorf("WWW-Authenticate %q", got)
 	}
 	if mlflow {
-		if code := r.mlflowError(t); code != "UNAUTHENTICATED" {
+		if code := r.MLflowError(t); code != "UNAUTHENTICATED" {
 			t.Errorf("error_code %q, want UNAUTHENTICATED", code)
 		}
-	} else if code := r.errorCode(t); code != "unauthenticated" {
+	} else if code := r.ErrorCode(t); code != "unauthenticated" {
 		t.Errorf("error %q, want unauthenticated", code)
 	}
 }
@@ -94,17 +97,17 @@ func TestAuthAcceptsEveryHeaderForm(t *testing.T) {
 	for name, h := range forms {
 		i++
 		path := "m/1.0.0/files/f" + string(rune('a'+i))
-		r := env.putAs(env.pkgURL(path), []byte(name), h)
-		if r.status != http.StatusCreated {
-			t.Errorf("%s: package PUT %d: %s", name, r.status, r.body)
+		r := env.putAs(env.PkgURL(path), []byte(name), h)
+		if r.Status != http.StatusCreated {
+			t.Errorf("%s: package PUT %d: %s", name, r.Status, r.Body)
 			continue
 		}
-		if r := env.getAs(env.pkgURL(path), h); r.status != http.StatusOK || string(r.body) != name {
-			t.Errorf("%s: package GET %d %q", name, r.status, r.body)
+		if r := env.getAs(env.PkgURL(path), h); r.Status != http.StatusOK || string(r.Body) != name {
+			t.Errorf("%s: package GET %d %q", name, r.Status, r.Body)
 		}
 		r = env.mlflowPostAs(env.mlflowPrefix("team/vision"), "experiments/create", `{"name":"exp `+name+`"}`, h)
-		if r.status != http.StatusOK {
-			t.Errorf("%s: MLflow experiments/create %d: %s", name, r.status, r.body)
+		if r.Status != http.StatusOK {
+			t.Errorf("%s: MLflow experiments/create %d: %s", name, r.Status, r.Body)
 		}
 	}
 }
@@ -112,10 +115,10 @@ func TestAuthAcceptsEveryHeaderForm(t *testing.T) {
 func TestAuthRejectsMissingAndBadCredentials(t *testing.T) {
 	env := newAuthEnv(t)
 	secret, tok := env.token("team/vision", metadata.ScopeWrite)
-	wantStatus(t, env.putAs(env.pkgURL("m/1.0.0/files/a"), []byte("a"), bearer(secret)), http.StatusCreated)
+	wantStatus(t, env.putAs(env.PkgURL("m/1.0.0/files/a"), []byte("a"), bearer(secret)), http.StatusCreated)
 
 	// /health stays public.
-	wantStatus(t, env.get(env.srv.URL+"/health"), http.StatusOK)
+	wantStatus(t, env.Get(env.Srv.URL+"/health"), http.StatusOK)
 
 	for name, h := range map[string]map[string]string{
 		"none":                 nil,
@@ -129,19 +132,19 @@ func TestAuthRejectsMissingAndBadCredentials(t *testing.T) {
 		"empty PRIVATE-TOKEN":  {"PRIVATE-TOKEN": " "},
 	} {
 		t.Run(name, func(t *testing.T) {
-			wantUnauthenticated(t, env.getAs(env.pkgURL("m/1.0.0/files/a"), h), false)
-			wantUnauthenticated(t, env.putAs(env.pkgURL("m/1.0.0/files/b"), []byte("b"), h), false)
-			wantUnauthenticated(t, env.getAs(env.srv.URL+"/api/2.0/mlflow/experiments/get?experiment_id=0", h), true)
+			wantUnauthenticated(t, env.getAs(env.PkgURL("m/1.0.0/files/a"), h), false)
+			wantUnauthenticated(t, env.putAs(env.PkgURL("m/1.0.0/files/b"), []byte("b"), h), false)
+			wantUnauthenticated(t, env.getAs(env.Srv.URL+"/api/2.0/mlflow/experiments/get?experiment_id=0", h), true)
 			wantUnauthenticated(t, env.mlflowPostAs(env.mlflowPrefix("team/vision"), "experiments/create", `{"name":"x"}`, h), true)
-			wantUnauthenticated(t, env.getAs(env.srv.URL+"/api/2.0/mlflow-artifacts/artifacts?path=1", h), true)
+			wantUnauthenticated(t, env.getAs(env.Srv.URL+"/api/2.0/mlflow-artifacts/artifacts?path=1", h), true)
 			// Even a route that does not exist says nothing before authentication.
-			wantUnauthenticated(t, env.getAs(env.srv.URL+"/api/v4/nothing-here", h), false)
+			wantUnauthenticated(t, env.getAs(env.Srv.URL+"/api/v4/nothing-here", h), false)
 		})
 	}
-	if _, err := env.store.Project(t.Context(), metadata.ProjectRef{Path: "default"}); !errors.Is(err, metadata.ErrNotFound) {
+	if _, err := env.Store.Project(t.Context(), metadata.ProjectRef{Path: "default"}); !errors.Is(err, metadata.ErrNotFound) {
 		t.Errorf("unauthenticated requests created the default project: %v", err)
 	}
-	if _, err := env.store.File(t.Context(), 1, "b"); !errors.Is(err, metadata.ErrNotFound) {
+	if _, err := env.Store.File(t.Context(), 1, "b"); !errors.Is(err, metadata.ErrNotFound) {
 		t.Errorf("an unauthenticated PUT stored a file: %v", err)
 	}
 	_ = tok
@@ -150,83 +153,83 @@ func TestAuthRejectsMissingAndBadCredentials(t *testing.T) {
 func TestAuthRevokedAndExpiredTokensAre401(t *testing.T) {
 	env := newAuthEnv(t)
 	secret, tok := env.token("team/vision", metadata.ScopeWrite)
-	wantStatus(t, env.putAs(env.pkgURL("m/1.0.0/files/a"), []byte("a"), bearer(secret)), http.StatusCreated)
-	if err := env.store.RevokeToken(t.Context(), tok.ID); err != nil {
+	wantStatus(t, env.putAs(env.PkgURL("m/1.0.0/files/a"), []byte("a"), bearer(secret)), http.StatusCreated)
+	if err := env.Store.RevokeToken(t.Context(), tok.ID); err != nil {
 		t.Fatal(err)
 	}
-	r := env.getAs(env.pkgURL("m/1.0.0/files/a"), bearer(secret))
+	r := env.getAs(env.PkgURL("m/1.0.0/files/a"), bearer(secret))
 	wantUnauthenticated(t, r, false)
-	if !strings.Contains(string(r.body), "revoked") {
-		t.Errorf("revoked token message: %s", r.body)
+	if !strings.Contains(string(r.Body), "revoked") {
+		t.Errorf("revoked token message: %s", r.Body)
 	}
 	wantUnauthenticated(t, env.mlflowPostAs(env.mlflowPrefix("team/vision"), "experiments/create", `{"name":"x"}`, bearer(secret)), true)
 
 	expired := &metadata.Token{ID: "expired1", ProjectPath: "team/vision", Scope: metadata.ScopeAdmin,
-		SecretHash: HashTokenSecret("mlg_expired"), ExpiresAt: time.Now().Add(-time.Minute)}
-	if err := env.store.CreateToken(t.Context(), expired); err != nil {
+		SecretHash: auth.HashSecret("mlg_expired"), ExpiresAt: time.Now().Add(-time.Minute)}
+	if err := env.Store.CreateToken(t.Context(), expired); err != nil {
 		t.Fatal(err)
 	}
-	r = env.getAs(env.pkgURL("m/1.0.0/files/a"), map[string]string{"PRIVATE-TOKEN": "mlg_expired"})
+	r = env.getAs(env.PkgURL("m/1.0.0/files/a"), map[string]string{"PRIVATE-TOKEN": "mlg_expired"})
 	wantUnauthenticated(t, r, false)
-	if !strings.Contains(string(r.body), "expired") {
-		t.Errorf("expired token message: %s", r.body)
+	if !strings.Contains(string(r.Body), "expired") {
+		t.Errorf("expired token message: %s", r.Body)
 	}
 	wantUnauthenticated(t, env.getAs(env.mlflowPrefix("team/vision")+"/api/2.0/mlflow/experiments/get?experiment_id=0",
 		basic("u", "mlg_expired")), true)
 
 	// A token that has not expired yet works.
 	future := &metadata.Token{ID: "future1", ProjectPath: "team/vision", Scope: metadata.ScopeRead,
-		SecretHash: HashTokenSecret("mlg_future"), ExpiresAt: time.Now().Add(time.Hour)}
-	if err := env.store.CreateToken(t.Context(), future); err != nil {
+		SecretHash: auth.HashSecret("mlg_future"), ExpiresAt: time.Now().Add(time.Hour)}
+	if err := env.Store.CreateToken(t.Context(), future); err != nil {
 		t.Fatal(err)
 	}
-	wantStatus(t, env.getAs(env.pkgURL("m/1.0.0/files/a"), bearer("mlg_future")), http.StatusOK)
+	wantStatus(t, env.getAs(env.PkgURL("m/1.0.0/files/a"), bearer("mlg_future")), http.StatusOK)
 }
 
 func TestAuthReadScopeCannotWrite(t *testing.T) {
 	env := newAuthEnv(t)
 	write, _ := env.token("team/vision", metadata.ScopeWrite)
 	read, _ := env.token("team/vision", metadata.ScopeRead)
-	wantStatus(t, env.putAs(env.pkgURL("m/1.0.0/files/a"), []byte("a"), bearer(write)), http.StatusCreated)
+	wantStatus(t, env.putAs(env.PkgURL("m/1.0.0/files/a"), []byte("a"), bearer(write)), http.StatusCreated)
 	prefix := env.mlflowPrefix("team/vision")
 	wantStatus(t, env.mlflowPostAs(prefix, "experiments/create", `{"name":"churn"}`, bearer(write)), http.StatusOK)
 
 	// Reads work.
-	if r := env.getAs(env.pkgURL("m/1.0.0/files/a"), bearer(read)); r.status != http.StatusOK || string(r.body) != "a" {
-		t.Fatalf("read token GET: %d %s", r.status, r.body)
+	if r := env.getAs(env.PkgURL("m/1.0.0/files/a"), bearer(read)); r.Status != http.StatusOK || string(r.Body) != "a" {
+		t.Fatalf("read token GET: %d %s", r.Status, r.Body)
 	}
-	wantStatus(t, env.do(http.MethodHead, env.pkgURL("m/1.0.0/files/a"), nil, bearer(read)), http.StatusOK)
-	wantStatus(t, env.getAs(env.pkgURL("m/1.0.0/files"), bearer(read)), http.StatusOK)
+	wantStatus(t, env.Do(http.MethodHead, env.PkgURL("m/1.0.0/files/a"), nil, bearer(read)), http.StatusOK)
+	wantStatus(t, env.getAs(env.PkgURL("m/1.0.0/files"), bearer(read)), http.StatusOK)
 	wantStatus(t, env.getAs(prefix+"/api/2.0/mlflow/experiments/get-by-name?experiment_name=churn", bearer(read)), http.StatusOK)
 
 	// Writes are 403, on both route families, and change nothing.
-	r := env.putAs(env.pkgURL("m/1.0.0/files/b"), []byte("b"), bearer(read))
+	r := env.putAs(env.PkgURL("m/1.0.0/files/b"), []byte("b"), bearer(read))
 	wantStatus(t, r, http.StatusForbidden)
-	if code := r.errorCode(t); code != "permission_denied" {
+	if code := r.ErrorCode(t); code != "permission_denied" {
 		t.Errorf("error %q", code)
 	}
-	wantStatus(t, env.do(http.MethodDelete, env.pkgURL("m/1.0.0/files/a"), nil, bearer(read)), http.StatusForbidden)
+	wantStatus(t, env.Do(http.MethodDelete, env.PkgURL("m/1.0.0/files/a"), nil, bearer(read)), http.StatusForbidden)
 	r = env.mlflowPostAs(prefix, "experiments/create", `{"name":"other"}`, basic("u", read))
 	wantStatus(t, r, http.StatusForbidden)
-	if code := r.mlflowError(t); code != "PERMISSION_DENIED" {
+	if code := r.MLflowError(t); code != "PERMISSION_DENIED" {
 		t.Errorf("error_code %q", code)
 	}
-	r = env.do(http.MethodPut, env.srv.URL+"/api/2.0/mlflow-artifacts/artifacts/1/x/artifacts/f", strings.NewReader("x"),
+	r = env.Do(http.MethodPut, env.Srv.URL+"/api/2.0/mlflow-artifacts/artifacts/1/x/artifacts/f", strings.NewReader("x"),
 		map[string]string{"PRIVATE-TOKEN": read})
 	wantStatus(t, r, http.StatusForbidden)
-	r.mlflowError(t)
-	if r := env.getAs(env.pkgURL("m/1.0.0/files/a"), bearer(read)); r.status != http.StatusOK {
-		t.Errorf("the refused DELETE deleted: %d", r.status)
+	r.MLflowError(t)
+	if r := env.getAs(env.PkgURL("m/1.0.0/files/a"), bearer(read)); r.Status != http.StatusOK {
+		t.Errorf("the refused DELETE deleted: %d", r.Status)
 	}
-	if r := env.getAs(prefix+"/api/2.0/mlflow/experiments/get-by-name?experiment_name=other", bearer(write)); r.status != http.StatusNotFound {
-		t.Errorf("the refused create created: %d %s", r.status, r.body)
+	if r := env.getAs(prefix+"/api/2.0/mlflow/experiments/get-by-name?experiment_name=other", bearer(write)); r.Status != http.StatusNotFound {
+		t.Errorf("the refused create created: %d %s", r.Status, r.Body)
 	}
 
 	// MLflow's read-only POSTs (search) are reads: whatever they answer, it is not a permission error.
 	for _, rpc := range []string{"runs/search", "experiments/search", "registered-models/get-latest-versions"} {
 		r := env.mlflowPostAs(prefix, rpc, `{}`, bearer(read))
-		if r.status == http.StatusForbidden || r.status == http.StatusUnauthorized {
-			t.Errorf("read token on POST %s: %d %s", rpc, r.status, r.body)
+		if r.Status == http.StatusForbidden || r.Status == http.StatusUnauthorized {
+			t.Errorf("read token on POST %s: %d %s", rpc, r.Status, r.Body)
 		}
 	}
 }
@@ -235,67 +238,67 @@ func TestAuthOtherProjectIsNotFound(t *testing.T) {
 	env := newAuthEnv(t)
 	mine, _ := env.token("team/vision", metadata.ScopeAdmin)
 	theirs, _ := env.token("other/secret", metadata.ScopeWrite)
-	otherURL := env.srv.URL + "/api/v4/projects/other%2Fsecret/packages/ml_models/m/1.0.0/files/a"
+	otherURL := env.Srv.URL + "/api/v4/projects/other%2Fsecret/packages/ml_models/m/1.0.0/files/a"
 	wantStatus(t, env.putAs(otherURL, []byte("a"), bearer(theirs)), http.StatusCreated)
-	wantStatus(t, env.putAs(env.pkgURL("m/1.0.0/files/a"), []byte("a"), bearer(mine)), http.StatusCreated)
-	other, err := env.store.Project(t.Context(), metadata.ProjectRef{Path: "other/secret"})
+	wantStatus(t, env.putAs(env.PkgURL("m/1.0.0/files/a"), []byte("a"), bearer(mine)), http.StatusCreated)
+	other, err := env.Store.Project(t.Context(), metadata.ProjectRef{Path: "other/secret"})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	// An existing project of someone else answers exactly like a missing one.
 	existing := env.getAs(otherURL, bearer(mine))
-	missing := env.getAs(env.srv.URL+"/api/v4/projects/no%2Fsuch/packages/ml_models/m/1.0.0/files/a", bearer(mine))
+	missing := env.getAs(env.Srv.URL+"/api/v4/projects/no%2Fsuch/packages/ml_models/m/1.0.0/files/a", bearer(mine))
 	wantStatus(t, existing, http.StatusNotFound)
 	wantStatus(t, missing, http.StatusNotFound)
-	if existing.errorCode(t) != "not_found" || strings.Contains(string(existing.body), "other/secret") != strings.Contains(string(missing.body), "no/such") {
-		t.Errorf("bodies differ in kind: %s vs %s", existing.body, missing.body)
+	if existing.ErrorCode(t) != "not_found" || strings.Contains(string(existing.Body), "other/secret") != strings.Contains(string(missing.Body), "no/such") {
+		t.Errorf("bodies differ in kind: %s vs %s", existing.Body, missing.Body)
 	}
-	byID := env.getAs(env.srv.URL+"/api/v4/projects/"+itoa(other.ID)+"/packages/ml_models/m/1.0.0/files/a", bearer(mine))
-	byMissingID := env.getAs(env.srv.URL+"/api/v4/projects/999/packages/ml_models/m/1.0.0/files/a", bearer(mine))
+	byID := env.getAs(env.Srv.URL+"/api/v4/projects/"+itoa(other.ID)+"/packages/ml_models/m/1.0.0/files/a", bearer(mine))
+	byMissingID := env.getAs(env.Srv.URL+"/api/v4/projects/999/packages/ml_models/m/1.0.0/files/a", bearer(mine))
 	wantStatus(t, byID, http.StatusNotFound)
 	wantStatus(t, byMissingID, http.StatusNotFound)
-	if strings.Replace(string(byID.body), itoa(other.ID), "999", 1) != string(byMissingID.body) {
-		t.Errorf("a numeric id of another project is told apart from a missing one: %s vs %s", byID.body, byMissingID.body)
+	if strings.Replace(string(byID.Body), itoa(other.ID), "999", 1) != string(byMissingID.Body) {
+		t.Errorf("a numeric id of another project is told apart from a missing one: %s vs %s", byID.Body, byMissingID.Body)
 	}
 	// My own project by numeric id works.
-	wantStatus(t, env.getAs(env.srv.URL+"/api/v4/projects/1/packages/ml_models/m/1.0.0/files/a", bearer(theirs)), http.StatusOK)
+	wantStatus(t, env.getAs(env.Srv.URL+"/api/v4/projects/1/packages/ml_models/m/1.0.0/files/a", bearer(theirs)), http.StatusOK)
 
 	// A write to another project is 404 too, and creates nothing.
-	wantStatus(t, env.putAs(env.srv.URL+"/api/v4/projects/new%2Fproject/packages/ml_models/m/1.0.0/files/a", []byte("a"), bearer(mine)),
+	wantStatus(t, env.putAs(env.Srv.URL+"/api/v4/projects/new%2Fproject/packages/ml_models/m/1.0.0/files/a", []byte("a"), bearer(mine)),
 		http.StatusNotFound)
-	if _, err := env.store.Project(t.Context(), metadata.ProjectRef{Path: "new/project"}); !errors.Is(err, metadata.ErrNotFound) {
+	if _, err := env.Store.Project(t.Context(), metadata.ProjectRef{Path: "new/project"}); !errors.Is(err, metadata.ErrNotFound) {
 		t.Errorf("a write with another project's token created the project: %v", err)
 	}
 
 	// MLflow: per-project prefix and the unprefixed routes (project "default").
 	r := env.mlflowPostAs(env.mlflowPrefix("other/secret"), "experiments/create", `{"name":"x"}`, bearer(mine))
 	wantStatus(t, r, http.StatusNotFound)
-	if code := r.mlflowError(t); code != "RESOURCE_DOES_NOT_EXIST" {
+	if code := r.MLflowError(t); code != "RESOURCE_DOES_NOT_EXIST" {
 		t.Errorf("error_code %q", code)
 	}
-	r = env.mlflowPostAs(env.srv.URL, "experiments/create", `{"name":"x"}`, bearer(mine))
+	r = env.mlflowPostAs(env.Srv.URL, "experiments/create", `{"name":"x"}`, bearer(mine))
 	wantStatus(t, r, http.StatusNotFound)
-	r.mlflowError(t)
-	if _, err := env.store.Project(t.Context(), metadata.ProjectRef{Path: DefaultMLflowProject}); !errors.Is(err, metadata.ErrNotFound) {
+	r.MLflowError(t)
+	if _, err := env.Store.Project(t.Context(), metadata.ProjectRef{Path: rpc.DefaultProject}); !errors.Is(err, metadata.ErrNotFound) {
 		t.Errorf("the default project was created for another project's token: %v", err)
 	}
-	def, _ := env.token(DefaultMLflowProject, metadata.ScopeWrite)
-	wantStatus(t, env.mlflowPostAs(env.srv.URL, "experiments/create", `{"name":"x"}`, bearer(def)), http.StatusOK)
+	def, _ := env.token(rpc.DefaultProject, metadata.ScopeWrite)
+	wantStatus(t, env.mlflowPostAs(env.Srv.URL, "experiments/create", `{"name":"x"}`, bearer(def)), http.StatusOK)
 }
 
 func TestAuthTokenProjectIsCreatedOnFirstWriteOnly(t *testing.T) {
 	env := newAuthEnv(t)
-	read, _ := env.token(DefaultMLflowProject, metadata.ScopeRead)
+	read, _ := env.token(rpc.DefaultProject, metadata.ScopeRead)
 	// The unprefixed routes may create "default" on any request, but never for a read token.
-	wantStatus(t, env.getAs(env.srv.URL+"/api/2.0/mlflow/experiments/get?experiment_id=0", bearer(read)), http.StatusNotFound)
-	if _, err := env.store.Project(t.Context(), metadata.ProjectRef{Path: DefaultMLflowProject}); !errors.Is(err, metadata.ErrNotFound) {
+	wantStatus(t, env.getAs(env.Srv.URL+"/api/2.0/mlflow/experiments/get?experiment_id=0", bearer(read)), http.StatusNotFound)
+	if _, err := env.Store.Project(t.Context(), metadata.ProjectRef{Path: rpc.DefaultProject}); !errors.Is(err, metadata.ErrNotFound) {
 		t.Errorf("a read token created its project: %v", err)
 	}
 	write, _ := env.token("brand/new", metadata.ScopeWrite)
-	wantStatus(t, env.putAs(env.srv.URL+"/api/v4/projects/brand%2Fnew/packages/ml_models/m/1.0.0/files/a", []byte("a"), bearer(write)),
+	wantStatus(t, env.putAs(env.Srv.URL+"/api/v4/projects/brand%2Fnew/packages/ml_models/m/1.0.0/files/a", []byte("a"), bearer(write)),
 		http.StatusCreated)
-	if _, err := env.store.Project(t.Context(), metadata.ProjectRef{Path: "brand/new"}); err != nil {
+	if _, err := env.Store.Project(t.Context(), metadata.ProjectRef{Path: "brand/new"}); err != nil {
 		t.Errorf("the first write did not create the token's project: %v", err)
 	}
 }
@@ -303,99 +306,19 @@ func TestAuthTokenProjectIsCreatedOnFirstWriteOnly(t *testing.T) {
 func TestAuthSignedPartUploadsNeedNoCredentials(t *testing.T) {
 	env := newAuthEnv(t)
 	for _, u := range []string{
-		env.srv.URL + "/api/2.0/mlflow-artifacts/mpu/part/abc/1?exp=1&sig=x",
+		env.Srv.URL + "/api/2.0/mlflow-artifacts/mpu/part/abc/1?exp=1&sig=x",
 		env.mlflowPrefix("team/vision") + "/api/2.0/mlflow-artifacts/mpu/part/abc/1?exp=1&sig=x",
 	} {
 		// Auth lets it through; the part handler, not the token, decides (it checks the signature).
-		if r := env.do(http.MethodPut, u, strings.NewReader("part"), nil); r.status == http.StatusUnauthorized {
-			t.Errorf("PUT %s: 401 %s", u, r.body)
+		if r := env.Do(http.MethodPut, u, strings.NewReader("part"), nil); r.Status == http.StatusUnauthorized {
+			t.Errorf("PUT %s: 401 %s", u, r.Body)
 		}
 		// Only PUT, and a bad token sent anyway is still refused.
-		wantUnauthenticated(t, env.do(http.MethodGet, u, nil, nil), true)
-		wantUnauthenticated(t, env.do(http.MethodPut, u, strings.NewReader("part"), bearer("mlg_wrong")), true)
+		wantUnauthenticated(t, env.Do(http.MethodGet, u, nil, nil), true)
+		wantUnauthenticated(t, env.Do(http.MethodPut, u, strings.NewReader("part"), bearer("mlg_wrong")), true)
 	}
 	// The exemption is for that path only.
-	wantUnauthenticated(t, env.do(http.MethodPut, env.srv.URL+"/api/2.0/mlflow-artifacts/artifacts/mpu/part/1", strings.NewReader("x"), nil), true)
-}
-
-func TestRequestWrites(t *testing.T) {
-	cases := []struct {
-		method, path string
-		writes       bool
-	}{
-		{"GET", "/api/v4/projects/p/packages/ml_models/m/1.0.0/files/a", false},
-		{"HEAD", "/api/v4/projects/p/packages/ml_models/m/1.0.0/files/a", false},
-		{"PUT", "/api/v4/projects/p/packages/ml_models/m/1.0.0/files/a", true},
-		{"DELETE", "/api/v4/projects/p/packages/ml_models/m/1.0.0/files/a", true},
-		{"POST", "/api/2.0/mlflow/runs/search", false},
-		{"POST", "/api/2.0/mlflow//runs/search/", false},
-		{"POST", "/api/v4/projects/team%2Fvision/ml/mlflow/api/2.0/mlflow/experiments/search", false},
-		{"POST", "/api/2.0/mlflow/runs/log-metric", true},
-		{"POST", "/api/2.0/mlflow/runs/search/../log-metric", true},
-		{"POST", "/api/v4/projects/p/packages/ml_models/api/2.0/mlflow/runs/search", true},
-		{"POST", "/api/v4/projects/p/x/ml/mlflow/api/2.0/mlflow/runs/search", true},
-		{"POST", "/api/2.0/mlflow-artifacts/runs/search", true},
-		{"PATCH", "/api/2.0/mlflow/runs/search", true},
-		{"OPTIONS", "/api/2.0/mlflow/runs/search", true},
-	}
-	for _, c := range cases {
-		if got := requestWrites(c.method, c.path); got != c.writes {
-			t.Errorf("requestWrites(%s %s) = %v, want %v", c.method, c.path, got, c.writes)
-		}
-	}
-	for path, want := range map[string]bool{
-		"/api/2.0/mlflow/runs/get":                                      true,
-		"/api/2.0/mlflow-artifacts/artifacts/x":                         true,
-		"/api/v4/projects/1/ml/mlflow/api/2.0/mlflow/runs/get":          true,
-		"/api/v4/projects/1/ml/mlflow/api/2.0/mlflow-artifacts/x":       true,
-		"/api/v4/projects/1/packages/ml_models/m/1.0.0/files/a":         false,
-		"/api/v4/projects/1/packages/generic/ml_experiment_1/1/api/2.0": false,
-		"/health": false,
-	} {
-		if got := isMLflowPath(path); got != want {
-			t.Errorf("isMLflowPath(%s) = %v", path, got)
-		}
-	}
-}
-
-func TestAuthErrorsInTable(t *testing.T) {
-	if c, _ := classify(ErrUnauthenticated); c.status != 401 || c.mlflowCode != "UNAUTHENTICATED" || mlflowStatus[c.mlflowCode] != 401 {
-		t.Errorf("ErrUnauthenticated → %+v", c)
-	}
-	if c, _ := classify(ErrPermissionDenied); c.status != 403 || c.mlflowCode != "PERMISSION_DENIED" || mlflowStatus[c.mlflowCode] != 403 {
-		t.Errorf("ErrPermissionDenied → %+v", c)
-	}
-}
-
-func TestIssueTokenStoresOnlyTheHash(t *testing.T) {
-	env := newTestEnv(t, Config{})
-	secret, tok, err := IssueToken(t.Context(), env.store, TokenRequest{ProjectPath: "p", Scope: metadata.ScopeRead, TTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(secret, tokenSecretPrefix) || len(secret) < 40 || len(tok.ID) != 16 {
-		t.Errorf("secret %q id %q", secret, tok.ID)
-	}
-	if tok.ExpiresAt.Sub(tok.CreatedAt) != time.Hour {
-		t.Errorf("expiry %v after creation", tok.ExpiresAt.Sub(tok.CreatedAt))
-	}
-	all, err := env.store.ListTokens(t.Context())
-	if err != nil || len(all) != 1 {
-		t.Fatalf("ListTokens: %v %v", all, err)
-	}
-	if all[0].SecretHash != HashTokenSecret(secret) || strings.Contains(all[0].SecretHash, secret[len(tokenSecretPrefix):]) {
-		t.Errorf("stored %+v", all[0])
-	}
-	secret2, _, err := IssueToken(t.Context(), env.store, TokenRequest{ProjectPath: "p", Scope: metadata.ScopeRead})
-	if err != nil || secret2 == secret {
-		t.Errorf("second token %q, %v", secret2, err)
-	}
-	for _, bad := range []TokenRequest{{ProjectPath: "", Scope: metadata.ScopeRead}, {ProjectPath: "p"},
-		{ProjectPath: "p", Scope: metadata.ScopeRead, TTL: -time.Second}} {
-		if _, _, err := IssueToken(t.Context(), env.store, bad); !errors.Is(err, metadata.ErrInvalid) {
-			t.Errorf("IssueToken(%+v): %v, want ErrInvalid", bad, err)
-		}
-	}
+	wantUnauthenticated(t, env.Do(http.MethodPut, env.Srv.URL+"/api/2.0/mlflow-artifacts/artifacts/mpu/part/1", strings.NewReader("x"), nil), true)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

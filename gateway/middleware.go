@@ -1,37 +1,14 @@
 package gateway
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"time"
+
+	"github.com/mlgate/mlgate/gateway/httpapi"
 )
-
-type requestIDKey struct{}
-
-// requestID returns the id withRequestID gave r, or "-".
-func requestID(r *http.Request) string {
-	if id, ok := r.Context().Value(requestIDKey{}).(string); ok {
-		return id
-	}
-	return "-"
-}
-
-// withRequestID tags every request with a random id, echoed in X-Request-Id so users can quote it.
-func withRequestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		id := hex.EncodeToString(b[:])
-		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
-	})
-}
 
 // withRecovery turns a panic into a logged 500 rather than a dropped connection.
 func withRecovery(log *slog.Logger, next http.Handler) http.Handler {
@@ -41,7 +18,7 @@ func withRecovery(log *slog.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				writeError(w, r, log, fmt.Errorf("panic: %v", v))
+				httpapi.WriteError(w, r, log, fmt.Errorf("panic: %v", v))
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -92,7 +69,7 @@ func withAccessLog(log *slog.Logger, next http.Handler) http.Handler {
 		next.ServeHTTP(rec, r)
 		log.Info("request", "method", r.Method, "path", r.URL.EscapedPath(), "status", rec.status,
 			"bytes_out", rec.bytes, "bytes_in", r.ContentLength, "ms", time.Since(start).Milliseconds(),
-			"request_id", requestID(r))
+			"request_id", httpapi.RequestID(r))
 	})
 }
 
@@ -110,13 +87,4 @@ func escapedRouting(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// unescapeParam decodes one routed segment.
-func unescapeParam(s string) (string, error) {
-	v, err := url.PathUnescape(s)
-	if err != nil {
-		return "", fmt.Errorf("%w: malformed escape in %q", ErrBadRequest, s)
-	}
-	return v, nil
 }

@@ -1,4 +1,4 @@
-package gateway
+package gateway_test
 
 import (
 	"bufio"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/mlgate/mlgate/backends"
 	"github.com/mlgate/mlgate/backends/localfs"
+	"github.com/mlgate/mlgate/gateway"
 	"github.com/mlgate/mlgate/metadata/boltstore"
 )
 
@@ -282,7 +283,7 @@ func replayTrace(t *testing.T, file string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(Config{}, store, backends.Checked("localfs", local), nil).Handler())
+	srv := httptest.NewServer(gateway.New(gateway.Config{}, store, backends.Checked("localfs", local), nil).Handler())
 	defer srv.Close()
 
 	f, err := os.Open(filepath.Join("testdata", "mlflow-traces", file))
@@ -391,7 +392,11 @@ func replayTrace(t *testing.T, file string) {
 			if strings.HasSuffix(rec.Path, "/runs/create") {
 				ref := regexp.MustCompile(`"run_uuid": "([0-9a-f]{32})"`).FindStringSubmatch(*rec.RespBody)
 				var ours struct {
-					Run struct{ Info runInfoJSON } `json:"run"`
+					Run struct {
+						Info struct {
+							RunID string `json:"run_id"`
+						}
+					} `json:"run"`
 				}
 				if ref == nil || json.Unmarshal(got, &ours) != nil || ours.Run.Info.RunID == "" {
 					t.Fatalf("%s: cannot pair run ids", what)

@@ -543,6 +543,10 @@ func (l *lister) walk(dirKey string) error {
 	raw, err := d.ReadDir(-1)
 	_ = d.Close()
 	if err != nil {
+		if isMissing(err) {
+			// The directory was removed between Open and ReadDir (its last blob deleted): it holds no keys.
+			return nil
+		}
 		return err
 	}
 	ents := make([]dirEntry, 0, len(raw))

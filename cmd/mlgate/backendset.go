@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"github.com/mlgate/mlgate/backends"
-	"github.com/mlgate/mlgate/gateway"
+	"github.com/mlgate/mlgate/gateway/artifact"
 )
 
 // backendInst is one opened backend. A config reload keeps an instance whose spec did not change, so an
@@ -29,7 +29,7 @@ type backendSet struct {
 	insts   map[string]*backendInst
 	order   []string // config order, for listings
 	def     string
-	storage *gateway.StaticStorage
+	storage *artifact.StaticStorage
 	log     *slog.Logger
 }
 
@@ -58,7 +58,7 @@ func openBackend(ctx context.Context, spec backendSpec, log *slog.Logger) (backe
 // unchanged are shared rather than opened twice: reopening a plugin on every SIGHUP would restart its
 // process, and two localfs instances on one root would not coordinate their multipart uploads. On error
 // nothing stays open that was not open before.
-func openBackendSet(ctx context.Context, specs []backendSpec, def string, routes []gateway.Route, prev *backendSet, log *slog.Logger) (*backendSet, error) {
+func openBackendSet(ctx context.Context, specs []backendSpec, def string, routes []artifact.Route, prev *backendSet, log *slog.Logger) (*backendSet, error) {
 	s := &backendSet{insts: map[string]*backendInst{}, def: def, log: log}
 	for _, spec := range specs {
 		if old := prev.inst(spec.Name); old != nil && old.spec.identity() == spec.identity() {
@@ -80,7 +80,7 @@ func openBackendSet(ctx context.Context, specs []backendSpec, def string, routes
 	for name, in := range s.insts {
 		bs[name] = in.b
 	}
-	st, err := gateway.NewStaticStorage(bs, def, routes)
+	st, err := artifact.NewStaticStorage(bs, def, routes)
 	if err != nil {
 		s.release()
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)

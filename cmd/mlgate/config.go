@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/gateway"
+	"github.com/mlgate/mlgate/gateway/artifact"
 )
 
 // Defaults for serve and fsck. Each flag can also come from the MLGATE_* variable named beside it.
@@ -66,7 +67,7 @@ func explicitFlags(fs *flag.FlagSet) map[string]bool {
 func (c *config) backendSpecs() ([]backendSpec, string) { return c.file.backendSpecs(c) }
 
 // routes returns the configured routes.
-func (c *config) routes() []gateway.Route {
+func (c *config) routes() []artifact.Route {
 	if c.file == nil {
 		return nil
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/backends"
-	"github.com/mlgate/mlgate/gateway"
+	"github.com/mlgate/mlgate/gateway/artifact"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -201,17 +201,17 @@ func (fc *fileConfig) validate(types []string) error {
 		}
 	}
 	// The gateway's own check covers the patterns; running it here makes a bad glob a startup error.
-	if _, err := gateway.NewStaticStorage(fc.placeholderBackends(), fc.DefaultBackend, fc.routes()); err != nil {
+	if _, err := artifact.NewStaticStorage(fc.placeholderBackends(), fc.DefaultBackend, fc.routes()); err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	return nil
 }
 
 // routes converts the file's routes.
-func (fc *fileConfig) routes() []gateway.Route {
-	out := make([]gateway.Route, len(fc.Routes))
+func (fc *fileConfig) routes() []artifact.Route {
+	out := make([]artifact.Route, len(fc.Routes))
 	for i, r := range fc.Routes {
-		out[i] = gateway.Route{Project: r.Project, Model: r.Model, Backend: r.Backend}
+		out[i] = artifact.Route{Project: r.Project, Model: r.Model, Backend: r.Backend}
 	}
 	return out
 }

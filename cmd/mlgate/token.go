@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/mlgate/mlgate/gateway"
+	"github.com/mlgate/mlgate/gateway/auth"
 	"github.com/mlgate/mlgate/metadata"
 	"github.com/mlgate/mlgate/metadata/boltstore"
 )
@@ -45,7 +45,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addDataDirFlag(fs, cfg)
 	switch cmd {
 	case "create":
-		var req gateway.TokenRequest
+		var req auth.TokenRequest
 		var scope, expires string
 		fs.StringVar(&req.ProjectPath, "project", "", "project path the token reaches, e.g. team/vision (required)")
 		fs.StringVar(&scope, "scope", "", "read (GET only), write, or admin (required)")
@@ -71,7 +71,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer store.Close()
-		secret, tok, err := gateway.IssueToken(ctx, store, req)
+		secret, tok, err := auth.IssueToken(ctx, store, req)
 		if err != nil {
 			return fmt.Errorf("token create: %w", err)
 		}

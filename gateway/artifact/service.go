@@ -1,0 +1,238 @@
+// Package artifact is the one service that stores, replaces, deletes and serves the files of
+// candidates, for every surface that touches them (the package API, the mlflow-artifacts proxy, the web
+// UI). It owns the order of writes that keeps files whole: bytes are stored, verified and only then
+// committed in one metadata transaction, and a blob that lost its row is deleted, now or after the
+// downloads still reading it end.
+package artifact
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/metadata"
+)
+
+// Deps is what the service needs from its surroundings.
+type Deps struct {
+	Store metadata.Store
+	// Current returns the Storage of work that runs outside a request; a request uses the one it pinned
+	// in its context with WithStorage.
+	Current func() Storage
+	Log     *slog.Logger
+	// MaxFileSize is the largest file an upload may store, in bytes.
+	MaxFileSize int64
+}
+
+// Service stores and serves candidate files. It is safe for concurrent use.
+type Service struct {
+	store       metadata.Store
+	current     func() Storage
+	log         *slog.Logger
+	maxFileSize int64
+	readers     blobReaders // downloads in progress, which a replaced blob outlives
+}
+
+// New builds the service.
+func New(d Deps) *Service {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: d.Store, current: d.Current, log: d.Log, maxFileSize: d.MaxFileSize}
+}
+
+// MaxFileSize is the per-file limit uploads are held to.
+func (a *Service) MaxFileSize() int64 { return a.maxFileSize }
+
+// Storage returns the Storage pinned for the request of ctx, else the current one.
+func (a *Service) Storage(ctx context.Context) Storage {
+	if st, ok := ctx.Value(storageCtxKey{}).(Storage); ok {
+		return st
+	}
+	return a.current()
+}
+
+// route picks the backend a new file of a candidate is stored on: Storage.ForUpload with the candidate's
+// project path and model slug. Errors are the store's (ErrNotFound for a candidate deleted meanwhile).
+func (a *Service) route(ctx context.Context, candidateID uint64) (string, backends.Backend, error) {
+	c, err := a.store.Candidate(ctx, metadata.CandidateRef{ID: candidateID})
+	if err != nil {
+		return "", nil, err
+	}
+	m, err := a.store.Model(ctx, metadata.ModelRef{ID: c.ModelID})
+	if err != nil {
+		return "", nil, err
+	}
+	p, err := a.store.Project(ctx, metadata.ProjectRef{ID: m.Project})
+	if err != nil {
+		return "", nil, err
+	}
+	name, b := a.Storage(ctx).ForUpload(p.Path, m.Name)
+	return name, b, nil
+}
+
+// backendOf returns the backend holding f: the one its row records, whatever the routes say now.
+// An unknown backend is an error wrapping backends.ErrUnavailable.
+func (a *Service) backendOf(ctx context.Context, f *metadata.File) (backends.Backend, error) {
+	b, err := a.Storage(ctx).Get(f.Backend)
+	if err != nil {
+		return nil, fmt.Errorf("file %q: %w", f.Path, err)
+	}
+	return b, nil
+}
+
+// Upload is one incoming file.
+type Upload struct {
+	CandidateID uint64
+	Path        string    // validated file path inside the candidate
+	Body        io.Reader // already limited to the configured maximum size (OpenUpload does)
+	Size        int64     // -1 when unknown
+	ContentType string
+	SHA256      string // expected lowercase hex digest; "" when the client gave none
+}
+
+// blobKey returns a fresh key for a new file of a candidate. The random uid makes every upload land on
+// its own blob, so a replacement never overwrites bytes a reader may be streaming, and user-supplied
+// names never reach storage.
+func blobKey(candidateID uint64) string {
+	var uid [16]byte
+	_, _ = rand.Read(uid[:])
+	return fmt.Sprintf("c/%016x/%s", candidateID, hex.EncodeToString(uid[:]))
+}
+
+// Store streams u into a new blob, then commits its metadata row, replacing any earlier file at the
+// same path. Identical bytes at the same path change nothing. On any failure nothing becomes visible
+// and the new blob is removed. Errors: backends.ErrChecksum and ErrSizeMismatch for a body that does not
+// match what the client declared, httpapi.ErrTooLarge from the body, backends.ErrUnavailable, and
+// metadata.ErrConflict for a file/directory clash. The file goes to the backend Storage.ForUpload picks,
+// and its row records that backend.
+func (a *Service) Store(ctx context.Context, u Upload) (*metadata.File, error) {
+	name, backend, err := a.route(ctx, u.CandidateID)
+	if err != nil {
+		return nil, err
+	}
+	key := blobKey(u.CandidateID)
+	info, err := backend.Put(ctx, key, u.Body, u.Size, backends.PutOptions{ContentType: u.ContentType, SHA256: u.SHA256})
+	if err != nil {
+		return nil, err
+	}
+	if info.SHA256 == "" {
+		// Checked always fills it; an unwrapped backend is a wiring bug we must not paper over.
+		a.discardBlob(backend, key)
+		return nil, fmt.Errorf("backend returned no sha256 for %s", key)
+	}
+	return a.commit(ctx, backend, &metadata.File{
+		CandidateID: u.CandidateID,
+		Path:        u.Path,
+		Size:        info.Size,
+		SHA256:      info.SHA256,
+		ContentType: u.ContentType,
+		BlobKey:     key,
+		Backend:     name,
+	})
+}
+
+// commit makes f, whose blob is stored and verified on backend, the file at its path: identical bytes
+// at the path keep the existing row (and drop the new blob), otherwise the row is inserted or replaces
+// the old one, whose blob is deleted once no download reads it. On failure the new blob is deleted, so
+// nothing becomes visible. This is the one place where a stored blob becomes a visible file. Errors are
+// the store's: metadata.ErrConflict for a file/directory clash, ErrNotFound for a candidate deleted
+// meanwhile.
+func (a *Service) commit(ctx context.Context, backend backends.Backend, f *metadata.File) (*metadata.File, error) {
+	if existing, err := a.store.File(ctx, f.CandidateID, f.Path); err == nil &&
+		existing.SHA256 == f.SHA256 && existing.Size == f.Size {
+		a.discardBlob(backend, f.BlobKey)
+		return existing, nil
+	}
+	replaced, err := a.store.CommitFile(ctx, f, true)
+	if err != nil {
+		a.discardBlob(backend, f.BlobKey)
+		return nil, err
+	}
+	a.discardReplaced(ctx, replaced)
+	return f, nil
+}
+
+// discardReplaced deletes the blob of a row that a commit replaced or deleted (nil: none), on that
+// row's backend, once the downloads reading it have ended.
+func (a *Service) discardReplaced(ctx context.Context, replaced *metadata.File) {
+	if replaced == nil {
+		return
+	}
+	b, err := a.backendOf(ctx, replaced)
+	if err != nil {
+		a.log.Warn("could not delete a replaced blob; fsck --repair on its backend will", "key", replaced.BlobKey, "err", err)
+		return
+	}
+	a.readers.discard(replaced.BlobKey, func() { a.discardBlob(b, replaced.BlobKey) })
+}
+
+// discardBlob deletes a blob that no metadata row references. It runs on a fresh context because the
+// request's may already be cancelled; a failure only leaves an orphan that fsck finds and removes.
+func (a *Service) discardBlob(b backends.Backend, key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.Delete(ctx, key); err != nil && !errors.Is(err, backends.ErrNotFound) {
+		a.log.Warn("could not delete unreferenced blob; fsck --repair will", "key", key, "err", err)
+	}
+}
+
+// Delete removes a file row, then its blob from the backend the row records. A row whose backend is no
+// longer configured is still deleted (the user asked for it gone); its blob stays for fsck to find.
+// metadata.ErrNotFound for a file that does not exist.
+func (a *Service) Delete(ctx context.Context, candidateID uint64, filePath string) error {
+	f, err := a.store.DeleteFile(ctx, candidateID, filePath)
+	if err != nil {
+		return err
+	}
+	a.discardReplaced(ctx, f)
+	return nil
+}
+
+// deletePage is how many rows one round of DeleteTree removes.
+const deletePage = 1000
+
+// DeleteTree deletes the file at p, or every file under the directory p ("" = the whole candidate). A
+// path that holds nothing is not an error, so a retried delete answers like the first one. Errors are
+// the store's and Delete's.
+func (a *Service) DeleteTree(ctx context.Context, candidateID uint64, p string) error {
+	if p != "" {
+		err := a.Delete(ctx, candidateID, p)
+		if !errors.Is(err, metadata.ErrNotFound) {
+			return err
+		}
+	}
+	for {
+		// Always the first page: the rows it returned are gone by the next round.
+		files, _, err := a.store.ListFiles(ctx, candidateID, p, metadata.Page{Limit: deletePage})
+		if err != nil || len(files) == 0 {
+			return err
+		}
+		for _, f := range files {
+			if err := a.Delete(ctx, candidateID, f.Path); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+				return err
+			}
+		}
+	}
+}
+
+// hashBlob reads a blob once and returns its sha256.
+func (a *Service) hashBlob(ctx context.Context, backend backends.Backend, key string) (string, error) {
+	rc, _, err := backend.Get(ctx, key, backends.All)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, rc); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,45 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+
+	"github.com/mlgate/mlgate/metadata"
+)
+
+type requestIDKey struct{}
+
+// RequestID returns the id WithRequestID gave r, or "-".
+func RequestID(r *http.Request) string {
+	if id, ok := r.Context().Value(requestIDKey{}).(string); ok {
+		return id
+	}
+	return "-"
+}
+
+// WithRequestID tags every request with a random id, echoed in X-Request-Id so users can quote it.
+func WithRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id := hex.EncodeToString(b[:])
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
+
+type principalKey struct{}
+
+// Principal is the token that authenticated the request, or nil when auth is off (or the route is
+// public).
+func Principal(ctx context.Context) *metadata.Token {
+	t, _ := ctx.Value(principalKey{}).(*metadata.Token)
+	return t
+}
+
+// WithPrincipal records the token that authenticated a request.
+func WithPrincipal(ctx context.Context, tok *metadata.Token) context.Context {
+	return context.WithValue(ctx, principalKey{}, tok)
+}

@@ -1,0 +1,159 @@
+// Package httpapi is what every HTTP surface of mlgate shares without importing the gateway: the one
+// table that turns errors into statuses and bodies, JSON answers, the request id and the principal in a
+// request's context, and the resolution of the project a URL names.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/gateway/mlflowfilter"
+	"github.com/mlgate/mlgate/metadata"
+	"github.com/mlgate/mlgate/pkgtypes"
+)
+
+// Sentinels of the HTTP layer. Handlers wrap them with %w; the error table maps them.
+var (
+	ErrTooLarge         = errors.New("request body too large")
+	ErrBadRequest       = errors.New("bad request")
+	ErrNotImplemented   = errors.New("not implemented")
+	ErrRouteNotFound    = errors.New("no such endpoint")
+	ErrMethodNotAllowed = errors.New("method not allowed")
+	// ErrUnauthenticated: no token, or one that is unknown, expired or revoked (401).
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrPermissionDenied: a valid token whose scope does not allow the request (403).
+	ErrPermissionDenied = errors.New("permission denied")
+	// ErrBadSignature: a signed URL (a multipart part upload) that this server did not sign, or that
+	// expired. 403, as S3 answers an expired presigned URL, so that clients do not retry it.
+	ErrBadSignature = errors.New("URL signature")
+	// ErrLengthRequired: an upload that must declare its Content-Length did not (411).
+	ErrLengthRequired = errors.New("length required")
+)
+
+// Class is one row of the error table: how a family of errors looks on the wire.
+type Class struct {
+	Status     int    // HTTP status on package and UI routes
+	Code       string // package routes: the "error" field
+	MLflowCode string // MLflow routes: the "error_code" field
+	// MLflowStatus overrides the status MLflow gives MLflowCode (0: MLflow's, from mlflowStatus).
+	MLflowStatus int
+	RetryAfter   bool
+}
+
+// errorTable is the one place where errors become HTTP statuses. It is walked in order with errors.Is,
+// so more specific sentinels come first. Anything unmatched is a 500 and is logged.
+var errorTable = []struct {
+	targets []error
+	class   Class
+}{
+	{[]error{ErrUnauthenticated}, Class{Status: http.StatusUnauthorized, Code: "unauthenticated", MLflowCode: "UNAUTHENTICATED"}},
+	{[]error{ErrPermissionDenied, ErrBadSignature}, Class{Status: http.StatusForbidden, Code: "permission_denied", MLflowCode: "PERMISSION_DENIED"}},
+	{[]error{ErrRouteNotFound}, Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "ENDPOINT_NOT_FOUND"}},
+	{[]error{ErrMethodNotAllowed}, Class{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", MLflowCode: "ENDPOINT_NOT_FOUND"}},
+	{[]error{metadata.ErrAliasNotFound}, Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{metadata.ErrNotFound, backends.ErrNotFound, backends.ErrUploadNotFound},
+		Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "RESOURCE_DOES_NOT_EXIST"}},
+	{[]error{metadata.ErrExists}, Class{Status: http.StatusConflict, Code: "already_exists", MLflowCode: "RESOURCE_ALREADY_EXISTS"}},
+	{[]error{metadata.ErrConflict}, Class{Status: http.StatusConflict, Code: "conflict", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	// On MLflow routes an oversize file is INVALID_PARAMETER_VALUE (400): MLflow's RESOURCE_EXHAUSTED would
+	// be a 429, which the client retries for a minute.
+	{[]error{ErrTooLarge}, Class{Status: http.StatusRequestEntityTooLarge, Code: "too_large", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{ErrLengthRequired}, Class{Status: http.StatusLengthRequired, Code: "length_required", MLflowCode: "INVALID_PARAMETER_VALUE",
+		MLflowStatus: http.StatusLengthRequired}},
+	{[]error{backends.ErrChecksum}, Class{Status: http.StatusBadRequest, Code: "checksum_mismatch", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{backends.ErrSizeMismatch}, Class{Status: http.StatusBadRequest, Code: "size_mismatch", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{metadata.ErrInvalid, pkgtypes.ErrInvalidName, pkgtypes.ErrInvalidVersion, pkgtypes.ErrInvalidPath,
+		backends.ErrInvalidPart, ErrBadRequest, mlflowfilter.ErrInvalid},
+		Class{Status: http.StatusBadRequest, Code: "invalid_argument", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{backends.ErrInvalidRange}, Class{Status: http.StatusRequestedRangeNotSatisfiable, Code: "invalid_range", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{ErrNotImplemented, backends.ErrUnsupported}, Class{Status: http.StatusNotImplemented, Code: "not_implemented", MLflowCode: "NOT_IMPLEMENTED"}},
+	{[]error{backends.ErrUnavailable, context.DeadlineExceeded},
+		Class{Status: http.StatusServiceUnavailable, Code: "unavailable", MLflowCode: "TEMPORARILY_UNAVAILABLE", RetryAfter: true}},
+}
+
+var internalError = Class{Status: http.StatusInternalServerError, Code: "internal", MLflowCode: "INTERNAL_ERROR"}
+
+// Classify finds err's row in the error table; known is false for an internal error.
+func Classify(err error) (class Class, known bool) {
+	for _, row := range errorTable {
+		for _, target := range row.targets {
+			if errors.Is(err, target) {
+				return row.class, true
+			}
+		}
+	}
+	return internalError, false
+}
+
+// retryAfterSeconds is what a 503 asks clients to wait.
+const retryAfterSeconds = 5
+
+// PrepareError classifies err for a response: it logs internal errors with the request id (hiding
+// their text from the client), logs backend outages, and sets Retry-After. send is false when the client
+// went away and nothing should be written.
+func PrepareError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) (class Class, msg string, send bool) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		log.Debug("client went away", "err", err, "request_id", RequestID(r))
+		return class, "", false
+	}
+	class, known := Classify(err)
+	msg = err.Error()
+	if !known {
+		log.Error("internal error", "err", err, "method", r.Method, "path", r.URL.EscapedPath(), "request_id", RequestID(r))
+		msg = "internal error, request id " + RequestID(r)
+	} else if class.Status == http.StatusServiceUnavailable {
+		log.Warn("backend unavailable", "err", err, "request_id", RequestID(r))
+	}
+	if class.RetryAfter {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	}
+	return class, msg, true
+}
+
+// ErrorWriter answers a request with an error in its route's body shape: WriteError or WriteMLflowError.
+type ErrorWriter func(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error)
+
+// WriteError answers a package-API request with {"error","message"}.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if class, msg, send := PrepareError(w, r, log, err); send {
+		WriteJSON(w, class.Status, map[string]string{"error": class.Code, "message": msg})
+	}
+}
+
+// mlflowStatus is MLflow's own HTTP status for each error_code; it differs from the package API's
+// (RESOURCE_ALREADY_EXISTS is 400, not 409), and the client branches on both.
+var mlflowStatus = map[string]int{
+	"INVALID_PARAMETER_VALUE": http.StatusBadRequest,
+	"RESOURCE_ALREADY_EXISTS": http.StatusBadRequest,
+	"RESOURCE_DOES_NOT_EXIST": http.StatusNotFound,
+	"ENDPOINT_NOT_FOUND":      http.StatusNotFound,
+	"UNAUTHENTICATED":         http.StatusUnauthorized,
+	"PERMISSION_DENIED":       http.StatusForbidden,
+	"NOT_IMPLEMENTED":         http.StatusNotImplemented,
+	"TEMPORARILY_UNAVAILABLE": http.StatusServiceUnavailable,
+	"INTERNAL_ERROR":          http.StatusInternalServerError,
+}
+
+// MLflowStatusOf is the HTTP status an MLflow route answers class with.
+func MLflowStatusOf(class Class) int {
+	if class.MLflowStatus != 0 {
+		return class.MLflowStatus
+	}
+	if status, ok := mlflowStatus[class.MLflowCode]; ok {
+		return status
+	}
+	return class.Status
+}
+
+// WriteMLflowError answers an MLflow RPC with {"error_code","message"} and MLflow's status for the code.
+func WriteMLflowError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	class, msg, send := PrepareError(w, r, log, err)
+	if !send {
+		return
+	}
+	WriteJSON(w, MLflowStatusOf(class), map[string]string{"error_code": class.MLflowCode, "message": msg})
+}

@@ -1,0 +1,43 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/metadata"
+)
+
+func TestErrorTable(t *testing.T) {
+	cases := []struct {
+		err    error
+		status int
+	}{
+		{fmt.Errorf("x: %w", metadata.ErrNotFound), 404},
+		{fmt.Errorf("x: %w", backends.ErrNotFound), 404},
+		{fmt.Errorf("x: %w", metadata.ErrExists), 409},
+		{fmt.Errorf("x: %w", metadata.ErrConflict), 409},
+		{fmt.Errorf("x: %w", metadata.ErrInvalid), 400},
+		{fmt.Errorf("x: %w", backends.ErrChecksum), 400},
+		{fmt.Errorf("x: %w", ErrTooLarge), 413},
+		{fmt.Errorf("x: %w", backends.ErrInvalidRange), 416},
+		{fmt.Errorf("x: %w", backends.ErrUnavailable), 503},
+		{fmt.Errorf("x: %w", backends.ErrInvalidKey), 500},
+		{errors.New("boom"), 500},
+	}
+	for _, c := range cases {
+		if got, _ := Classify(c.err); got.Status != c.status {
+			t.Errorf("%v: %d, want %d", c.err, got.Status, c.status)
+		}
+	}
+}
+
+func TestAuthErrorsInTable(t *testing.T) {
+	if c, _ := Classify(ErrUnauthenticated); c.Status != 401 || c.MLflowCode != "UNAUTHENTICATED" || MLflowStatusOf(c) != 401 {
+		t.Errorf("ErrUnauthenticated → %+v", c)
+	}
+	if c, _ := Classify(ErrPermissionDenied); c.Status != 403 || c.MLflowCode != "PERMISSION_DENIED" || MLflowStatusOf(c) != 403 {
+		t.Errorf("ErrPermissionDenied → %+v", c)
+	}
+}

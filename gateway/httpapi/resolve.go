@@ -1,0 +1,77 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+
+	"github.com/mlgate/mlgate/metadata"
+)
+
+// UnescapeParam decodes one routed segment. The router matches on the escaped path (so that an encoded
+// "/" stays inside its segment) and leaves decoding to the handlers. A malformed escape is ErrBadRequest.
+func UnescapeParam(s string) (string, error) {
+	v, err := url.PathUnescape(s)
+	if err != nil {
+		return "", fmt.Errorf("%w: malformed escape in %q", ErrBadRequest, s)
+	}
+	return v, nil
+}
+
+// ResolveProject finds the project an escaped URL segment names: a numeric id or a URL-encoded path.
+// Without auth, the first write (create) to an unknown path creates the project; an unknown numeric id
+// is always metadata.ErrNotFound. With auth (a Principal in ctx), a project other than the token's is
+// ErrNotFound with the same message as a real miss, so a token learns nothing about other projects; only
+// a write or admin token creates its own project. A malformed segment is ErrBadRequest.
+func ResolveProject(ctx context.Context, store metadata.Store, escaped string, create bool) (*metadata.Project, error) {
+	ref, err := UnescapeParam(escaped)
+	if err != nil {
+		return nil, err
+	}
+	tok := Principal(ctx)
+	if id, err := strconv.ParseInt(ref, 10, 64); err == nil && id > 0 {
+		notFound := fmt.Errorf("project %d: %w", id, metadata.ErrNotFound)
+		p, err := store.Project(ctx, metadata.ProjectRef{ID: id})
+		if errors.Is(err, metadata.ErrNotFound) || (err == nil && tok != nil && p.Path != tok.ProjectPath) {
+			return nil, notFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("project %d: %w", id, err)
+		}
+		return p, nil
+	}
+	notFound := fmt.Errorf("project %q: %w", ref, metadata.ErrNotFound)
+	if tok != nil {
+		if ref != tok.ProjectPath {
+			return nil, notFound
+		}
+		create = create && tok.Scope >= metadata.ScopeWrite
+	}
+	p, err := store.Project(ctx, metadata.ProjectRef{Path: ref})
+	if create && errors.Is(err, metadata.ErrNotFound) {
+		// Only a miss pays for a write transaction: most writes go to projects that exist.
+		p, err = store.EnsureProject(ctx, ref)
+	}
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, notFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("project %q: %w", ref, err)
+	}
+	return p, nil
+}
+
+// CandidateOf finds a project's candidate by iid and, when model is given, checks that it belongs to
+// that model. An unknown candidate, or one of another model, is metadata.ErrNotFound.
+func CandidateOf(ctx context.Context, store metadata.Store, project int64, iid int64, model *metadata.Model) (*metadata.Candidate, error) {
+	c, err := store.Candidate(ctx, metadata.CandidateRef{Project: project, IID: iid})
+	if err != nil {
+		return nil, fmt.Errorf("candidate %d: %w", iid, err)
+	}
+	if model != nil && c.ModelID != model.ID {
+		return nil, fmt.Errorf("candidate %d does not belong to model %q: %w", iid, model.Name, metadata.ErrNotFound)
+	}
+	return c, nil
+}

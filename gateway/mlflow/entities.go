@@ -1,0 +1,167 @@
+package mlflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/mlgate/mlgate/gateway/httpapi"
+	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
+	"github.com/mlgate/mlgate/gateway/runquery"
+	"github.com/mlgate/mlgate/metadata"
+)
+
+// experimentJSON is MLflow's Experiment message for a model.
+type experimentJSON struct {
+	ExperimentID     string         `json:"experiment_id"`
+	Name             string         `json:"name"`
+	ArtifactLocation string         `json:"artifact_location"`
+	LifecycleStage   string         `json:"lifecycle_stage"`
+	LastUpdateTime   int64          `json:"last_update_time"`
+	CreationTime     int64          `json:"creation_time"`
+	Tags             []metadata.Tag `json:"tags,omitempty"`
+}
+
+func toExperiment(m *metadata.Model) experimentJSON {
+	id := strconv.FormatInt(m.IID, 10)
+	tags := append([]metadata.Tag{{Key: "mlgate.name", Value: m.Name}}, m.Tags...)
+	return experimentJSON{
+		ExperimentID:     id,
+		Name:             m.DisplayName,
+		ArtifactLocation: "mlflow-artifacts:/" + id,
+		LifecycleStage:   m.Lifecycle.String(),
+		LastUpdateTime:   m.UpdatedAt.UnixMilli(),
+		CreationTime:     m.CreatedAt.UnixMilli(),
+		Tags:             tags,
+	}
+}
+
+// metricJSON is MLflow's Metric message.
+type metricJSON struct {
+	Key       string  `json:"key"`
+	Value     rpc.F64 `json:"value"`
+	Timestamp int64   `json:"timestamp"`
+	Step      int64   `json:"step"`
+}
+
+func toMetrics(ms []metadata.Metric) []metricJSON {
+	out := make([]metricJSON, len(ms))
+	for i, m := range ms {
+		out[i] = metricJSON{Key: m.Key, Value: rpc.F64(m.Value), Timestamp: m.Timestamp, Step: m.Step}
+	}
+	return out
+}
+
+// runInfoJSON is MLflow's RunInfo message for a candidate.
+type runInfoJSON struct {
+	RunID          string `json:"run_id"`
+	RunUUID        string `json:"run_uuid"`
+	RunName        string `json:"run_name"`
+	ExperimentID   string `json:"experiment_id"`
+	UserID         string `json:"user_id"`
+	Status         string `json:"status"`
+	StartTime      int64  `json:"start_time"`
+	EndTime        int64  `json:"end_time,omitempty"`
+	ArtifactURI    string `json:"artifact_uri"`
+	LifecycleStage string `json:"lifecycle_stage"`
+}
+
+// runDataJSON is MLflow's RunData message.
+type runDataJSON struct {
+	Metrics []metricJSON     `json:"metrics,omitempty"`
+	Params  []metadata.Param `json:"params,omitempty"`
+	Tags    []metadata.Tag   `json:"tags,omitempty"`
+}
+
+// runJSON is MLflow's Run message.
+type runJSON struct {
+	Info   runInfoJSON `json:"info"`
+	Data   runDataJSON `json:"data"`
+	Inputs struct{}    `json:"inputs"`
+}
+
+func toRunInfo(m *metadata.Model, c *metadata.Candidate) runInfoJSON {
+	return runInfoJSON{
+		RunID:          c.EID.String(),
+		RunUUID:        c.EID.String(),
+		RunName:        c.Name,
+		ExperimentID:   strconv.FormatInt(m.IID, 10),
+		UserID:         c.UserID,
+		Status:         c.Status.String(),
+		StartTime:      c.StartTime,
+		EndTime:        c.EndTime,
+		ArtifactURI:    runquery.ArtifactURI(m, c),
+		LifecycleStage: c.Lifecycle.String(),
+	}
+}
+
+// toRun builds the full Run message; data may be nil for a run without params, metrics or tags.
+// The synthetic tag mlgate.candidate_iid tells MLflow users the run's package coordinates.
+func toRun(m *metadata.Model, c *metadata.Candidate, data *metadata.RunData) runJSON {
+	out := runJSON{Info: toRunInfo(m, c)}
+	if data != nil {
+		out.Data.Metrics = toMetrics(data.Metrics)
+		out.Data.Params = data.Params
+		out.Data.Tags = data.Tags
+	}
+	out.Data.Tags = append(out.Data.Tags, metadata.Tag{Key: runquery.CandidateIIDTag, Value: strconv.FormatInt(c.IID, 10)})
+	return out
+}
+
+// Experiment resolves an experiment_id of a project: "0" is the project's default model, created on
+// first use. A missing id, or one that is not a non-negative integer, is httpapi.ErrBadRequest; an
+// unknown one is metadata.ErrNotFound.
+func Experiment(ctx context.Context, store metadata.Store, project int64, id string) (*metadata.Model, error) {
+	if id == "" {
+		return nil, rpc.Required("experiment_id")
+	}
+	iid, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || iid < 0 {
+		return nil, fmt.Errorf("%w: experiment_id %q is not a valid experiment id", httpapi.ErrBadRequest, id)
+	}
+	if iid == 0 {
+		return store.EnsureDefaultModel(ctx, project)
+	}
+	m, err := store.Model(ctx, metadata.ModelRef{Project: project, IID: iid})
+	if err != nil {
+		return nil, fmt.Errorf("no experiment with id %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// ModelByName finds a model of a project by display name first, then by slug, as MLflow names both
+// experiments and registered models by the display name. A name that could not exist is
+// metadata.ErrNotFound, as is an unknown one.
+func ModelByName(ctx context.Context, store metadata.Store, project int64, name string) (*metadata.Model, error) {
+	m, err := store.Model(ctx, metadata.ModelRef{Project: project, DisplayName: name})
+	if errors.Is(err, metadata.ErrNotFound) || errors.Is(err, metadata.ErrInvalid) {
+		m, err = store.Model(ctx, metadata.ModelRef{Project: project, Name: name})
+	}
+	if errors.Is(err, metadata.ErrInvalid) {
+		err = fmt.Errorf("%w: %w", metadata.ErrNotFound, err)
+	}
+	return m, err
+}
+
+// Run resolves run_id / run_uuid (either, or both when equal) to a candidate of a project. Missing or
+// contradicting ids are httpapi.ErrBadRequest; an unknown or malformed one is metadata.ErrNotFound.
+func Run(ctx context.Context, store metadata.Store, project int64, runID, runUUID string) (*metadata.Candidate, error) {
+	if runID == "" {
+		runID = runUUID
+	} else if runUUID != "" && runUUID != runID {
+		return nil, fmt.Errorf("%w: run_id %q and run_uuid %q differ", httpapi.ErrBadRequest, runID, runUUID)
+	}
+	if runID == "" {
+		return nil, rpc.Required("run_id")
+	}
+	eid, ok := metadata.ParseEID(runID)
+	if !ok || eid == (metadata.EID{}) {
+		return nil, fmt.Errorf("run with id=%s not found: %w", runID, metadata.ErrNotFound)
+	}
+	c, err := store.Candidate(ctx, metadata.CandidateRef{EID: eid, Project: project})
+	if err != nil {
+		return nil, fmt.Errorf("run with id=%s not found: %w", runID, err)
+	}
+	return c, nil
+}

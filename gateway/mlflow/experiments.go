@@ -1,0 +1,219 @@
+package mlflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/mlgate/mlgate/gateway/httpapi"
+	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
+	"github.com/mlgate/mlgate/metadata"
+)
+
+// experimentRPCs serves experiments/*: an experiment is a model.
+func (s *Tracking) experimentRPCs() []rpc.Route {
+	return []rpc.Route{
+		rpc.Handle(http.MethodPost, "experiments/create", s.createExperiment).Creating(),
+		rpc.Handle(http.MethodGet, "experiments/get", s.getExperiment),
+		rpc.Handle(http.MethodGet, "experiments/get-by-name", s.getExperimentByName),
+		rpc.Handle(http.MethodPost, "experiments/update", s.updateExperiment),
+		rpc.Handle(http.MethodPost, "experiments/delete", s.deleteExperiment),
+		rpc.Handle(http.MethodPost, "experiments/restore", s.restoreExperiment),
+		rpc.Handle(http.MethodPost, "experiments/set-experiment-tag", s.setExperimentTag),
+	}
+}
+
+// SemverBumpTag is the one mlgate.* model tag users may write: the semver part that
+// automatic version numbers bump (section 1 of the MLflow contract).
+const SemverBumpTag = "mlgate.semver_bump"
+
+// ValidateExperimentTag checks an experiment (model) tag: an MLflow key, a value within the tag limit, and
+// no write to the read-only mlgate.* tags except mlgate.semver_bump with major, minor or patch. The error
+// wraps httpapi.ErrBadRequest.
+func ValidateExperimentTag(key, value string) error {
+	if err := runsValidateKey("tag", key); err != nil {
+		return err
+	}
+	if len(value) > metadata.MaxTagValueLen {
+		return fmt.Errorf("%w: tag %q: value is %d bytes long, which exceeds the limit of %d",
+			httpapi.ErrBadRequest, key, len(value), metadata.MaxTagValueLen)
+	}
+	switch {
+	case key == SemverBumpTag:
+		if value != "major" && value != "minor" && value != "patch" {
+			return fmt.Errorf("%w: tag %s must be major, minor or patch, not %q", httpapi.ErrBadRequest, key, value)
+		}
+	case key == "mlgate.version":
+		return fmt.Errorf("%w: tag mlgate.version is read when a model version is created; set it on "+
+			"model-versions/create, not on the experiment", httpapi.ErrBadRequest)
+	case strings.HasPrefix(key, runsReadOnlyPrefix):
+		return fmt.Errorf("%w: tag %q is read-only: tags starting with %q are set by mlgate (only %s may be written)",
+			httpapi.ErrBadRequest, key, runsReadOnlyPrefix, SemverBumpTag)
+	}
+	return nil
+}
+
+// experimentsActive refuses changes to a deleted experiment, as MLflow does.
+func experimentsActive(m *metadata.Model) error {
+	if m.Lifecycle != metadata.Active {
+		return fmt.Errorf("%w: the experiment %d must be in the 'active' state; current state is %s",
+			httpapi.ErrBadRequest, m.IID, m.Lifecycle)
+	}
+	return nil
+}
+
+// experimentsID is the experiment_id field most experiment RPCs carry.
+type experimentsID struct {
+	ExperimentID rpc.FlexString `json:"experiment_id"`
+}
+
+// updateExperimentRequest is the input of updateExperiment.
+type updateExperimentRequest struct {
+	experimentsID
+	NewName string `json:"new_name"`
+}
+
+// updateExperiment renames an experiment: the model's display name changes, its slug (package name) stays.
+// Errors: 400 RESOURCE_ALREADY_EXISTS when another model of the project has the name (deleted ones
+// included); 400 for a missing or bad name or a deleted experiment; 404 for an unknown experiment.
+func (s *Tracking) updateExperiment(ctx context.Context, call *rpc.Call, in *updateExperimentRequest) (any, error) {
+	if in.NewName == "" {
+		return nil, rpc.Required("new_name")
+	}
+	m, err := Experiment(ctx, s.store, call.Project.ID, string(in.ExperimentID))
+	if err != nil {
+		return nil, err
+	}
+	if m.Lifecycle != metadata.Active {
+		return nil, fmt.Errorf("%w: cannot rename a non-active experiment (%d)", httpapi.ErrBadRequest, m.IID)
+	}
+	if _, err := s.store.UpdateModel(ctx, m.ID, metadata.ModelUpdate{DisplayName: &in.NewName}); err != nil {
+		if errors.Is(err, metadata.ErrExists) {
+			return nil, fmt.Errorf("experiment(name=%s) already exists: %w", in.NewName, metadata.ErrExists)
+		}
+		return nil, fmt.Errorf("renaming experiment %d: %w", m.IID, err)
+	}
+	return struct{}{}, nil
+}
+
+// deleteExperiment marks the model deleted, and with it its active runs (restore brings back exactly
+// those). Deleting a deleted experiment is a no-op. Errors: 400 while the model is in the registry, so
+// that registry data cannot disappear through the tracking API; 404 for an unknown experiment.
+func (s *Tracking) deleteExperiment(ctx context.Context, call *rpc.Call, in *experimentsID) (any, error) {
+	m, err := Experiment(ctx, s.store, call.Project.ID, string(in.ExperimentID))
+	if err != nil {
+		return nil, err
+	}
+	if m.InRegistry {
+		return nil, fmt.Errorf("%w: experiment %d is the registered model '%s': delete it from the registry first "+
+			"(registered-models/delete), then delete the experiment", httpapi.ErrBadRequest, m.IID, m.DisplayName)
+	}
+	return s.experimentsSetLifecycle(ctx, m, metadata.Deleted)
+}
+
+// restoreExperiment marks the model active again, with the runs its deletion deleted; runs deleted on
+// their own stay deleted. Restoring an active experiment is a no-op. 404 for an unknown experiment.
+func (s *Tracking) restoreExperiment(ctx context.Context, call *rpc.Call, in *experimentsID) (any, error) {
+	m, err := Experiment(ctx, s.store, call.Project.ID, string(in.ExperimentID))
+	if err != nil {
+		return nil, err
+	}
+	return s.experimentsSetLifecycle(ctx, m, metadata.Active)
+}
+
+func (s *Tracking) experimentsSetLifecycle(ctx context.Context, m *metadata.Model, to metadata.Lifecycle) (any, error) {
+	if _, err := s.store.UpdateModel(ctx, m.ID, metadata.ModelUpdate{Lifecycle: &to}); err != nil {
+		return nil, fmt.Errorf("experiment %d: %w", m.IID, err)
+	}
+	return struct{}{}, nil
+}
+
+// setExperimentTagRequest is the input of setExperimentTag.
+type setExperimentTagRequest struct {
+	experimentsID
+	Key   string          `json:"key"`
+	Value *rpc.FlexString `json:"value"`
+}
+
+// setExperimentTag sets a model tag. Errors: 400 for a bad key, an over-long value, a read-only mlgate.*
+// key or a deleted experiment; 404 for an unknown experiment.
+func (s *Tracking) setExperimentTag(ctx context.Context, call *rpc.Call, in *setExperimentTagRequest) (any, error) {
+	if in.Key == "" {
+		return nil, rpc.Required("key")
+	}
+	if in.Value == nil {
+		return nil, rpc.Required("value")
+	}
+	tag := metadata.Tag{Key: in.Key, Value: string(*in.Value)}
+	if err := ValidateExperimentTag(tag.Key, tag.Value); err != nil {
+		return nil, err
+	}
+	m, err := Experiment(ctx, s.store, call.Project.ID, string(in.ExperimentID))
+	if err != nil {
+		return nil, err
+	}
+	if err := experimentsActive(m); err != nil {
+		return nil, err
+	}
+	if _, err := s.store.UpdateModel(ctx, m.ID, metadata.ModelUpdate{SetTags: []metadata.Tag{tag}}); err != nil {
+		return nil, fmt.Errorf("experiment %d: %w", m.IID, err)
+	}
+	return struct{}{}, nil
+}
+
+// createExperimentRequest is the input of createExperiment.
+type createExperimentRequest struct {
+	Name string         `json:"name"`
+	Tags []metadata.Tag `json:"tags"`
+}
+
+// createExperiment creates a model whose display name is the experiment name and whose name is its slug.
+func (s *Tracking) createExperiment(ctx context.Context, call *rpc.Call, in *createExperimentRequest) (any, error) {
+	if in.Name == "" {
+		return nil, rpc.Required("name")
+	}
+	for _, t := range in.Tags {
+		if err := ValidateExperimentTag(t.Key, t.Value); err != nil {
+			return nil, err
+		}
+	}
+	m := &metadata.Model{Project: call.Project.ID, DisplayName: in.Name, Tags: in.Tags}
+	if err := s.store.CreateModel(ctx, m); err != nil {
+		return nil, fmt.Errorf("experiment %q: %w", in.Name, err)
+	}
+	return map[string]string{"experiment_id": strconv.FormatInt(m.IID, 10)}, nil
+}
+
+// getExperimentRequest is the input of getExperiment.
+type getExperimentRequest struct {
+	ExperimentID rpc.FlexString `json:"experiment_id"`
+}
+
+func (s *Tracking) getExperiment(ctx context.Context, call *rpc.Call, in *getExperimentRequest) (any, error) {
+	m, err := Experiment(ctx, s.store, call.Project.ID, string(in.ExperimentID))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"experiment": toExperiment(m)}, nil
+}
+
+// getExperimentByNameRequest is the input of getExperimentByName.
+type getExperimentByNameRequest struct {
+	Name string `json:"experiment_name"`
+}
+
+// getExperimentByName looks a name up as a display name first, then as a model slug, so that models
+// created through the package API are found by their name too.
+func (s *Tracking) getExperimentByName(ctx context.Context, call *rpc.Call, in *getExperimentByNameRequest) (any, error) {
+	if in.Name == "" {
+		return nil, rpc.Required("experiment_name")
+	}
+	m, err := ModelByName(ctx, s.store, call.Project.ID, in.Name)
+	if err != nil {
+		return nil, fmt.Errorf("could not find experiment with name '%s': %w", in.Name, err)
+	}
+	return map[string]any{"experiment": toExperiment(m)}, nil
+}

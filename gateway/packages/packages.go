@@ -1,0 +1,321 @@
+// Package packages serves the package-registry routes of ml_model packages, GitLab-style: uploads,
+// downloads, listings and deletes of a model version's or a candidate's files under every naming GitLab
+// clients use (<model>/<semver>, <model>/candidate_<iid>, candidate:<iid>, a version id, and the legacy
+// ml_experiment_<iid>/<candidate iid>, also as a generic package).
+package packages
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/mlgate/mlgate/gateway/artifact"
+	"github.com/mlgate/mlgate/gateway/httpapi"
+	"github.com/mlgate/mlgate/metadata"
+	"github.com/mlgate/mlgate/pkgtypes"
+)
+
+// Kind tells the package handler which URL grammar its catch-all ("rest") follows.
+type Kind int
+
+const (
+	MLModels Kind = iota // …/packages/ml_models/<name>/<version>/files/<path>, <id>/files/<path>
+	Generic              // …/packages/generic/ml_experiment_<iid>/<candidate iid>/<path>
+)
+
+// Deps is what the package routes need.
+type Deps struct {
+	Store     metadata.Store
+	Artifacts *artifact.Service
+	Log       *slog.Logger
+}
+
+// API serves the package routes.
+type API struct {
+	store     metadata.Store
+	artifacts *artifact.Service
+	log       *slog.Logger
+}
+
+// New builds the package API.
+func New(d Deps) *API {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return &API{store: d.Store, artifacts: d.Artifacts, log: d.Log}
+}
+
+// filesSegment separates a package from the file path in the canonical ml_models form.
+const filesSegment = "files"
+
+// packageRequest is a package URL resolved down to the candidate whose files it addresses.
+type packageRequest struct {
+	project   *metadata.Project
+	target    pkgtypes.Target
+	list      bool // the URL names the package's file list, not one file
+	write     bool // the request changes files
+	candidate *metadata.Candidate
+	subpath   string // directory inside the candidate that the package's paths are relative to
+}
+
+// filePath is the candidate-relative path of the requested file.
+func (p *packageRequest) filePath() string {
+	if p.subpath == "" {
+		return p.target.Path
+	}
+	return p.subpath + "/" + p.target.Path
+}
+
+// Handler serves every method on one package catch-all route (parameters "project" and "rest"). Errors
+// are package-API bodies {"error","message"}; see the README for the statuses.
+func (s *API) Handler(kind Kind) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		req, err := s.resolvePackage(r, ps, kind)
+		if err != nil {
+			httpapi.WriteError(w, r, s.log, err)
+			return
+		}
+		switch {
+		case req.list && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			s.listPackageFiles(w, r, req)
+		case r.Method == http.MethodPut:
+			s.putPackageFile(w, r, req)
+		case r.Method == http.MethodDelete:
+			if err := s.artifacts.Delete(r.Context(), req.candidate.ID, req.filePath()); err != nil {
+				httpapi.WriteError(w, r, s.log, err)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			f, err := s.store.File(r.Context(), req.candidate.ID, req.filePath())
+			if err != nil {
+				httpapi.WriteError(w, r, s.log, err)
+				return
+			}
+			s.artifacts.Serve(w, r, f, httpapi.WriteError)
+		}
+	}
+}
+
+// resolvePackage parses a package URL and finds its candidate. A PUT of <model>/<semver> creates the
+// model, the version and its backing candidate when missing; every other form needs them to exist.
+func (s *API) resolvePackage(r *http.Request, ps httprouter.Params, kind Kind) (*packageRequest, error) {
+	ctx := r.Context()
+	write := r.Method == http.MethodPut
+	target, list, err := parsePackageRoute(strings.TrimPrefix(ps.ByName("rest"), "/"), kind)
+	if err != nil {
+		return nil, err
+	}
+	if list && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return nil, fmt.Errorf("%w: a file path is required after /%s/", pkgtypes.ErrInvalidPath, filesSegment)
+	}
+	project, err := httpapi.ResolveProject(ctx, s.store, ps.ByName("project"), write)
+	if err != nil {
+		return nil, err
+	}
+	req := &packageRequest{project: project, target: target, list: list, write: write || r.Method == http.MethodDelete}
+	ref := target.Ref
+	switch ref.Kind {
+	case pkgtypes.ModelVersion:
+		if err := s.resolveModelVersion(ctx, req, write && !list); err != nil {
+			return nil, err
+		}
+	case pkgtypes.ModelCandidate:
+		model, err := s.store.Model(ctx, metadata.ModelRef{Project: project.ID, Name: ref.Model})
+		if err != nil {
+			return nil, fmt.Errorf("model %q: %w", ref.Model, err)
+		}
+		if req.candidate, err = httpapi.CandidateOf(ctx, s.store, project.ID, ref.CandidateIID, model); err != nil {
+			return nil, err
+		}
+	case pkgtypes.LegacyCandidate:
+		model, err := s.store.Model(ctx, metadata.ModelRef{Project: project.ID, IID: ref.ModelIID})
+		if err != nil {
+			return nil, fmt.Errorf("ml_experiment_%d: %w", ref.ModelIID, err)
+		}
+		if req.candidate, err = httpapi.CandidateOf(ctx, s.store, project.ID, ref.CandidateIID, model); err != nil {
+			return nil, err
+		}
+	case pkgtypes.CandidateRef:
+		if req.candidate, err = httpapi.CandidateOf(ctx, s.store, project.ID, ref.CandidateIID, nil); err != nil {
+			return nil, err
+		}
+	case pkgtypes.VersionID:
+		v, err := s.store.Version(ctx, metadata.VersionRef{Project: project.ID, ID: ref.VersionID})
+		if err != nil {
+			return nil, fmt.Errorf("model version %d: %w", ref.VersionID, err)
+		}
+		if err := s.bindVersion(ctx, req, v); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%w: unsupported package reference", pkgtypes.ErrInvalidName)
+	}
+	if write && req.candidate.Lifecycle == metadata.Deleted {
+		return nil, fmt.Errorf("candidate %d is deleted: %w", req.candidate.IID, metadata.ErrConflict)
+	}
+	return req, nil
+}
+
+// parsePackageRoute splits a catch-all into a package target and whether it names the file list.
+// The ml_models grammar is <name>/<version>/files/<path>; GitLab 16.x's <name>/<version>/<file> (one
+// segment) is accepted too, so old clients keep working.
+func parsePackageRoute(rest string, kind Kind) (pkgtypes.Target, bool, error) {
+	if kind == Generic {
+		t, err := pkgtypes.ParseGenericRoute(rest)
+		return t, err == nil && t.Path == "", err
+	}
+	t, err := pkgtypes.ParseRoute(rest)
+	if err != nil {
+		return t, false, err
+	}
+	switch t.Ref.Kind {
+	case pkgtypes.CandidateRef, pkgtypes.VersionID:
+		return t, t.Path == "", nil
+	}
+	switch {
+	case t.Path == "" || t.Path == filesSegment:
+		t.Path = ""
+		return t, true, nil
+	case strings.HasPrefix(t.Path, filesSegment+"/"):
+		t.Path = strings.TrimPrefix(t.Path, filesSegment+"/")
+		return t, false, nil
+	case !strings.Contains(t.Path, "/"):
+		return t, false, nil
+	default:
+		return t, false, fmt.Errorf("%w: %q: file paths go after %s/%s/%s/",
+			pkgtypes.ErrInvalidPath, t.Path, t.Ref.PackageName(), t.Ref.PackageVersion(), filesSegment)
+	}
+}
+
+// resolveModelVersion binds a <model>/<semver> request to the version's candidate, creating the
+// model, version and candidate first when create is set.
+func (s *API) resolveModelVersion(ctx context.Context, req *packageRequest, create bool) error {
+	ref := req.target.Ref
+	if create {
+		pv, err := s.store.EnsurePackageVersion(ctx, req.project.ID, ref.Model, ref.Version)
+		if err != nil {
+			return fmt.Errorf("package %s/%s: %w", ref.Model, ref.Version, err)
+		}
+		if pv.Created {
+			s.log.Info("created model version", "project", req.project.Path, "model", ref.Model,
+				"version", ref.Version, "candidate_iid", pv.Candidate.IID)
+		}
+		return s.bindVersion(ctx, req, pv.Version)
+	}
+	model, err := s.store.Model(ctx, metadata.ModelRef{Project: req.project.ID, Name: ref.Model})
+	if err != nil {
+		return fmt.Errorf("model %q: %w", ref.Model, err)
+	}
+	v, err := s.store.Version(ctx, metadata.VersionRef{ModelID: model.ID, Semver: ref.Version})
+	if err != nil {
+		return fmt.Errorf("model %q version %s: %w", ref.Model, ref.Version, err)
+	}
+	return s.bindVersion(ctx, req, v)
+}
+
+// bindVersion points req at a version's backing candidate and sub-path.
+func (s *API) bindVersion(ctx context.Context, req *packageRequest, v *metadata.Version) error {
+	c, err := s.store.Candidate(ctx, metadata.CandidateRef{ID: v.CandidateID})
+	if err != nil {
+		return fmt.Errorf("candidate backing version %s: %w", v.Semver, err)
+	}
+	if req.write && c.ModelID != v.ModelID {
+		// A version promoted from another model's run shares that run's files; writing through the
+		// version would silently change the other model's run.
+		return fmt.Errorf("version %s is backed by a run of another model and is read-only here: %w",
+			v.Semver, metadata.ErrConflict)
+	}
+	req.candidate, req.subpath = c, v.Subpath
+	return nil
+}
+
+// fileJSON is a file as the package API shows it.
+type fileJSON struct {
+	Path      string    `json:"path"`
+	Size      int64     `json:"size"`
+	SHA256    string    `json:"sha256"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// listPackageFiles answers with a JSON array of the package's files. More pages are announced with
+// X-Next-Page-Token, which the client passes back as ?page_token=.
+func (s *API) listPackageFiles(w http.ResponseWriter, r *http.Request, req *packageRequest) {
+	q := r.URL.Query()
+	limit := defaultPageSize
+	if v := q.Get("per_page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageSize {
+			httpapi.WriteError(w, r, s.log, fmt.Errorf("%w: per_page must be 1..%d", httpapi.ErrBadRequest, maxPageSize))
+			return
+		}
+		limit = n
+	}
+	files, next, err := s.store.ListFiles(r.Context(), req.candidate.ID, req.subpath,
+		metadata.Page{Token: q.Get("page_token"), Limit: limit})
+	if err != nil {
+		httpapi.WriteError(w, r, s.log, err)
+		return
+	}
+	out := make([]fileJSON, 0, len(files))
+	for _, f := range files {
+		p := f.Path
+		if req.subpath != "" {
+			p = strings.TrimPrefix(p, req.subpath+"/")
+		}
+		out = append(out, fileJSON{Path: p, Size: f.Size, SHA256: f.SHA256, CreatedAt: f.CreatedAt})
+	}
+	if next != "" {
+		w.Header().Set("X-Next-Page-Token", next)
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
+}
+
+// putPackageFile streams the request body (raw or the multipart "file" field) into the candidate.
+func (s *API) putPackageFile(w http.ResponseWriter, r *http.Request, req *packageRequest) {
+	if req.target.Path == "" {
+		httpapi.WriteError(w, r, s.log, fmt.Errorf("%w: a file path is required", pkgtypes.ErrInvalidPath))
+		return
+	}
+	filePath := req.filePath()
+	expected, err := artifact.ChecksumHeader(r)
+	if err != nil {
+		httpapi.WriteError(w, r, s.log, err)
+		return
+	}
+	if expected != "" {
+		// A retry of an upload that already landed needs no bytes: answer before reading the body.
+		if f, err := s.store.File(r.Context(), req.candidate.ID, filePath); err == nil && f.SHA256 == expected {
+			httpapi.WriteJSON(w, http.StatusCreated, fileJSON{Path: req.target.Path, Size: f.Size, SHA256: f.SHA256})
+			return
+		}
+	}
+	body, err := s.artifacts.OpenUpload(r)
+	if err != nil {
+		httpapi.WriteError(w, r, s.log, err)
+		return
+	}
+	f, err := s.artifacts.Store(r.Context(), artifact.Upload{
+		CandidateID: req.candidate.ID,
+		Path:        filePath,
+		Body:        body.Reader,
+		Size:        body.Size,
+		ContentType: artifact.CleanContentType(body.ContentType, filePath),
+		SHA256:      expected,
+	})
+	if err != nil {
+		httpapi.WriteError(w, r, s.log, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusCreated, fileJSON{Path: req.target.Path, Size: f.Size, SHA256: f.SHA256})
+}
