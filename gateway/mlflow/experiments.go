@@ -34,7 +34,7 @@ const SemverBumpTag = "mlgate.semver_bump"
 // no write to the read-only mlgate.* tags except mlgate.semver_bump with major, minor or patch. The error
 // wraps httpapi.ErrBadRequest.
 func ValidateExperimentTag(key, value string) error {
-	if err := runsValidateKey("tag", key); err != nil {
+	if err := validateKey("tag", key); err != nil {
 		return err
 	}
 	if len(value) > metadata.MaxTagValueLen {
@@ -49,15 +49,15 @@ func ValidateExperimentTag(key, value string) error {
 	case key == "mlgate.version":
 		return fmt.Errorf("%w: tag mlgate.version is read when a model version is created; set it on "+
 			"model-versions/create, not on the experiment", httpapi.ErrBadRequest)
-	case strings.HasPrefix(key, runsReadOnlyPrefix):
+	case strings.HasPrefix(key, readOnlyPrefix):
 		return fmt.Errorf("%w: tag %q is read-only: tags starting with %q are set by mlgate (only %s may be written)",
-			httpapi.ErrBadRequest, key, runsReadOnlyPrefix, SemverBumpTag)
+			httpapi.ErrBadRequest, key, readOnlyPrefix, SemverBumpTag)
 	}
 	return nil
 }
 
-// experimentsActive refuses changes to a deleted experiment, as MLflow does.
-func experimentsActive(m *metadata.Model) error {
+// checkActiveExperiment refuses changes to a deleted experiment, as MLflow does.
+func checkActiveExperiment(m *metadata.Model) error {
 	if m.Lifecycle != metadata.Active {
 		return fmt.Errorf("%w: the experiment %d must be in the 'active' state; current state is %s",
 			httpapi.ErrBadRequest, m.IID, m.Lifecycle)
@@ -65,14 +65,14 @@ func experimentsActive(m *metadata.Model) error {
 	return nil
 }
 
-// experimentsID is the experiment_id field most experiment RPCs carry.
-type experimentsID struct {
+// experimentIDRequest is the experiment_id field most experiment RPCs carry.
+type experimentIDRequest struct {
 	ExperimentID rpc.FlexString `json:"experiment_id"`
 }
 
 // updateExperimentRequest is the input of updateExperiment.
 type updateExperimentRequest struct {
-	experimentsID
+	experimentIDRequest
 	NewName string `json:"new_name"`
 }
 
@@ -102,7 +102,7 @@ func (s *Tracking) updateExperiment(ctx context.Context, call *rpc.Call, in *upd
 // deleteExperiment marks the model deleted, and with it its active runs (restore brings back exactly
 // those). Deleting a deleted experiment is a no-op. Errors: 400 while the model is in the registry, so
 // that registry data cannot disappear through the tracking API; 404 for an unknown experiment.
-func (s *Tracking) deleteExperiment(ctx context.Context, call *rpc.Call, in *experimentsID) (any, error) {
+func (s *Tracking) deleteExperiment(ctx context.Context, call *rpc.Call, in *experimentIDRequest) (any, error) {
 	m, err := Experiment(ctx, s.store, call.Project.ID, string(in.ExperimentID))
 	if err != nil {
 		return nil, err
@@ -111,20 +111,20 @@ func (s *Tracking) deleteExperiment(ctx context.Context, call *rpc.Call, in *exp
 		return nil, fmt.Errorf("%w: experiment %d is the registered model '%s': delete it from the registry first "+
 			"(registered-models/delete), then delete the experiment", httpapi.ErrBadRequest, m.IID, m.DisplayName)
 	}
-	return s.experimentsSetLifecycle(ctx, m, metadata.Deleted)
+	return s.setExperimentLifecycle(ctx, m, metadata.Deleted)
 }
 
 // restoreExperiment marks the model active again, with the runs its deletion deleted; runs deleted on
 // their own stay deleted. Restoring an active experiment is a no-op. 404 for an unknown experiment.
-func (s *Tracking) restoreExperiment(ctx context.Context, call *rpc.Call, in *experimentsID) (any, error) {
+func (s *Tracking) restoreExperiment(ctx context.Context, call *rpc.Call, in *experimentIDRequest) (any, error) {
 	m, err := Experiment(ctx, s.store, call.Project.ID, string(in.ExperimentID))
 	if err != nil {
 		return nil, err
 	}
-	return s.experimentsSetLifecycle(ctx, m, metadata.Active)
+	return s.setExperimentLifecycle(ctx, m, metadata.Active)
 }
 
-func (s *Tracking) experimentsSetLifecycle(ctx context.Context, m *metadata.Model, to metadata.Lifecycle) (any, error) {
+func (s *Tracking) setExperimentLifecycle(ctx context.Context, m *metadata.Model, to metadata.Lifecycle) (any, error) {
 	if _, err := s.store.UpdateModel(ctx, m.ID, metadata.ModelUpdate{Lifecycle: &to}); err != nil {
 		return nil, fmt.Errorf("experiment %d: %w", m.IID, err)
 	}
@@ -133,7 +133,7 @@ func (s *Tracking) experimentsSetLifecycle(ctx context.Context, m *metadata.Mode
 
 // setExperimentTagRequest is the input of setExperimentTag.
 type setExperimentTagRequest struct {
-	experimentsID
+	experimentIDRequest
 	Key   string          `json:"key"`
 	Value *rpc.FlexString `json:"value"`
 }
@@ -155,7 +155,7 @@ func (s *Tracking) setExperimentTag(ctx context.Context, call *rpc.Call, in *set
 	if err != nil {
 		return nil, err
 	}
-	if err := experimentsActive(m); err != nil {
+	if err := checkActiveExperiment(m); err != nil {
 		return nil, err
 	}
 	if _, err := s.store.UpdateModel(ctx, m.ID, metadata.ModelUpdate{SetTags: []metadata.Tag{tag}}); err != nil {

@@ -40,48 +40,48 @@ func (s *Tracking) runRPCs() []rpc.Route {
 
 // MLflow's names for the tags mlgate treats specially.
 const (
-	runsNameTag         = "mlflow.runName"
-	runsModelHistoryTag = "mlflow.log-model.history"
-	// runsReadOnlyPrefix marks the synthetic tags toRun and toExperiment add on output.
-	runsReadOnlyPrefix = "mlgate."
+	runNameTag         = "mlflow.runName"
+	modelHistoryTag = "mlflow.log-model.history"
+	// readOnlyPrefix marks the synthetic tags toRun and toExperiment add on output.
+	readOnlyPrefix = "mlgate."
 )
 
 // Limits of one runs/log-batch request, MLflow's (the client splits bigger batches itself).
 const (
-	runsBatchMaxMetrics = 1000
-	runsBatchMaxParams  = 100
-	runsBatchMaxTags    = 100
-	runsBatchMaxTotal   = 1000
+	batchMaxMetrics = 1000
+	batchMaxParams  = 100
+	batchMaxTags    = 100
+	batchMaxTotal   = 1000
 )
 
-// runsHistoryMaxResults is the most points metrics/get-history answers at once: what the client asks for.
-const runsHistoryMaxResults = 25000
+// historyMaxResults is the most points metrics/get-history answers at once: what the client asks for.
+const historyMaxResults = 25000
 
-// runsIDs are the two names the client gives a run's id; run resolves them.
-type runsIDs struct {
+// runIDs are the two names the client gives a run's id; run resolves them.
+type runIDs struct {
 	RunID   string `json:"run_id"`
 	RunUUID string `json:"run_uuid"`
 }
 
-// runsKV is a param or tag as a request carries it; values may come as numbers from other clients.
-type runsKV struct {
+// keyValue is a param or tag as a request carries it; values may come as numbers from other clients.
+type keyValue struct {
 	Key   string          `json:"key"`
 	Value *rpc.FlexString `json:"value"`
 }
 
-// runsMetricIn is a metric point as log-metric and log-batch carry it.
-type runsMetricIn struct {
+// metricIn is a metric point as log-metric and log-batch carry it.
+type metricIn struct {
 	Key       string   `json:"key"`
 	Value     *rpc.F64 `json:"value"`
 	Timestamp rpc.I64  `json:"timestamp"`
 	Step      rpc.I64  `json:"step"`
 }
 
-// runsValidateKey checks a metric, param or tag key the way MLflow does: at most 250 bytes of letters,
+// validateKey checks a metric, param or tag key the way MLflow does: at most 250 bytes of letters,
 // digits, '_', '-', '.', ' ', '/' and ':', and a name that stays the same when read as a relative path (no
 // "..", "//", leading or trailing "/"), because MLflow may store keys as file names. what names the key in
 // messages ("metric", "param", "tag"). The error wraps httpapi.ErrBadRequest.
-func runsValidateKey(what, key string) error {
+func validateKey(what, key string) error {
 	if key == "" {
 		return fmt.Errorf("%w: missing value for required parameter 'key' (%s name)", httpapi.ErrBadRequest, what)
 	}
@@ -102,14 +102,14 @@ func runsValidateKey(what, key string) error {
 	return nil
 }
 
-// runsValidateTag checks a run tag: its key (runsValidateKey), that it is not one of the read-only mlgate.*
+// validateRunTag checks a run tag: its key (validateKey), that it is not one of the read-only mlgate.*
 // tags, and its value's length. The error wraps httpapi.ErrBadRequest.
-func runsValidateTag(key, value string) error {
-	if err := runsValidateKey("tag", key); err != nil {
+func validateRunTag(key, value string) error {
+	if err := validateKey("tag", key); err != nil {
 		return err
 	}
-	if strings.HasPrefix(key, runsReadOnlyPrefix) {
-		return fmt.Errorf("%w: tag %q is read-only: tags starting with %q are set by mlgate", httpapi.ErrBadRequest, key, runsReadOnlyPrefix)
+	if strings.HasPrefix(key, readOnlyPrefix) {
+		return fmt.Errorf("%w: tag %q is read-only: tags starting with %q are set by mlgate", httpapi.ErrBadRequest, key, readOnlyPrefix)
 	}
 	if len(value) > metadata.MaxTagValueLen {
 		return fmt.Errorf("%w: tag %q: value is %d bytes long, which exceeds the limit of %d",
@@ -118,10 +118,10 @@ func runsValidateTag(key, value string) error {
 	return nil
 }
 
-// runsValidateParam checks a param key and value; values are limited to GitLab's 250 bytes
+// validateParam checks a param key and value; values are limited to GitLab's 250 bytes
 // (metadata.MaxParamValueLen). The error wraps httpapi.ErrBadRequest.
-func runsValidateParam(key, value string) error {
-	if err := runsValidateKey("param", key); err != nil {
+func validateParam(key, value string) error {
+	if err := validateKey("param", key); err != nil {
 		return err
 	}
 	if len(value) > metadata.MaxParamValueLen {
@@ -131,10 +131,10 @@ func runsValidateParam(key, value string) error {
 	return nil
 }
 
-// runsMetric checks a metric point. Missing timestamps are refused only where MLflow requires them
+// metricOf checks a metric point. Missing timestamps are refused only where MLflow requires them
 // (log-metric); a batch point without one gets 0, proto2's default. The error wraps httpapi.ErrBadRequest.
-func runsMetric(in runsMetricIn, timestampRequired bool) (metadata.Metric, error) {
-	if err := runsValidateKey("metric", in.Key); err != nil {
+func metricOf(in metricIn, timestampRequired bool) (metadata.Metric, error) {
+	if err := validateKey("metric", in.Key); err != nil {
 		return metadata.Metric{}, err
 	}
 	if in.Value == nil {
@@ -149,8 +149,8 @@ func runsMetric(in runsMetricIn, timestampRequired bool) (metadata.Metric, error
 	return metadata.Metric{Key: in.Key, Value: float64(*in.Value), Timestamp: in.Timestamp.V, Step: in.Step.V}, nil
 }
 
-// runsValidateName checks a run name against the candidate name limit. The error wraps httpapi.ErrBadRequest.
-func runsValidateName(name string) error {
+// validateRunName checks a run name against the candidate name limit. The error wraps httpapi.ErrBadRequest.
+func validateRunName(name string) error {
 	if len(name) > metadata.MaxCandidateName {
 		return fmt.Errorf("%w: run name '%.60s…' is %d bytes long, which exceeds the limit of %d",
 			httpapi.ErrBadRequest, name, len(name), metadata.MaxCandidateName)
@@ -158,8 +158,8 @@ func runsValidateName(name string) error {
 	return nil
 }
 
-// runsActive refuses writes to a deleted run, with MLflow's code and wording (never INVALID_STATE, a 500).
-func runsActive(c *metadata.Candidate) error {
+// checkActiveRun refuses writes to a deleted run, with MLflow's code and wording (never INVALID_STATE, a 500).
+func checkActiveRun(c *metadata.Candidate) error {
 	if c.Lifecycle != metadata.Active {
 		return fmt.Errorf("%w: the run %s must be in the 'active' state; current state is %s",
 			httpapi.ErrBadRequest, c.EID, c.Lifecycle)
@@ -167,17 +167,17 @@ func runsActive(c *metadata.Candidate) error {
 	return nil
 }
 
-// runsActiveRun resolves the request's run and refuses a deleted one: the common start of every logging RPC.
-func (s *Tracking) runsActiveRun(ctx context.Context, call *rpc.Call, ids runsIDs) (*metadata.Candidate, error) {
+// activeRun resolves the request's run and refuses a deleted one: the common start of every logging RPC.
+func (s *Tracking) activeRun(ctx context.Context, call *rpc.Call, ids runIDs) (*metadata.Candidate, error) {
 	c, err := Run(ctx, s.store, call.Project.ID, ids.RunID, ids.RunUUID)
 	if err != nil {
 		return nil, err
 	}
-	return c, runsActive(c)
+	return c, checkActiveRun(c)
 }
 
-// runsModel returns the model a candidate belongs to.
-func (s *Tracking) runsModel(ctx context.Context, c *metadata.Candidate) (*metadata.Model, error) {
+// modelOf returns the model a candidate belongs to.
+func (s *Tracking) modelOf(ctx context.Context, c *metadata.Candidate) (*metadata.Model, error) {
 	m, err := s.store.Model(ctx, metadata.ModelRef{ID: c.ModelID})
 	if err != nil {
 		return nil, fmt.Errorf("experiment of run %s: %w", c.EID, err)
@@ -185,19 +185,19 @@ func (s *Tracking) runsModel(ctx context.Context, c *metadata.Candidate) (*metad
 	return m, nil
 }
 
-// runsLog writes one batch to an active candidate, in one transaction. A mlflow.runName tag also
+// logToRun writes one batch to an active candidate, in one transaction. A mlflow.runName tag also
 // renames the run, as MLflow keeps run_name and that tag in sync; the rename is part of the same
 // transaction, so a batch that fails (a changed param, say) renames nothing.
-func (s *Tracking) runsLog(ctx context.Context, c *metadata.Candidate, params []metadata.Param, metrics []metadata.Metric, tags []metadata.Tag) error {
+func (s *Tracking) logToRun(ctx context.Context, c *metadata.Candidate, params []metadata.Param, metrics []metadata.Metric, tags []metadata.Tag) error {
 	name, rename := "", false
 	for _, t := range tags {
-		if t.Key == runsNameTag {
+		if t.Key == runNameTag {
 			name, rename = t.Value, true // the last one wins, as in the store
 		}
 	}
 	rename = rename && name != c.Name
 	if rename {
-		if err := runsValidateName(name); err != nil {
+		if err := validateRunName(name); err != nil {
 			return err
 		}
 	}
@@ -220,7 +220,7 @@ type createRunRequest struct {
 	UserID       string         `json:"user_id"`
 	RunName      string         `json:"run_name"`
 	StartTime    rpc.I64        `json:"start_time"`
-	Tags         []runsKV       `json:"tags"`
+	Tags         []keyValue       `json:"tags"`
 }
 
 // createRun creates a candidate in the experiment's model (experiment_id defaults to "0", the default
@@ -234,11 +234,11 @@ func (s *Tracking) createRun(ctx context.Context, call *rpc.Call, in *createRunR
 	tags := make([]metadata.Tag, 0, len(in.Tags)+1)
 	tagName, hasTagName := "", false
 	for _, t := range in.Tags {
-		tag, err := runsTag(t)
+		tag, err := tagOf(t)
 		if err != nil {
 			return nil, err
 		}
-		if tag.Key == runsNameTag {
+		if tag.Key == runNameTag {
 			tagName, hasTagName = tag.Value, true
 		}
 		tags = append(tags, tag)
@@ -251,13 +251,13 @@ func (s *Tracking) createRun(ctx context.Context, call *rpc.Call, in *createRunR
 	case name == "" && hasTagName && tagName != "":
 		name = tagName
 	case name == "":
-		name = runsRandomName()
+		name = randomRunName()
 	}
-	if err := runsValidateName(name); err != nil {
+	if err := validateRunName(name); err != nil {
 		return nil, err
 	}
 	if !hasTagName || tagName != name {
-		tags = append(tags, metadata.Tag{Key: runsNameTag, Value: name})
+		tags = append(tags, metadata.Tag{Key: runNameTag, Value: name})
 	}
 	m, err := Experiment(ctx, s.store, call.Project.ID, string(in.ExperimentID))
 	if err != nil {
@@ -271,7 +271,7 @@ func (s *Tracking) createRun(ctx context.Context, call *rpc.Call, in *createRunR
 		Project:   call.Project.ID,
 		ModelID:   m.ID,
 		Name:      name,
-		UserID:    runsUserID(ctx, in.UserID),
+		UserID:    userOf(ctx, in.UserID),
 		Status:    metadata.Running,
 		StartTime: in.StartTime.V,
 	}
@@ -285,9 +285,9 @@ func (s *Tracking) createRun(ctx context.Context, call *rpc.Call, in *createRunR
 	return map[string]any{"run": toRun(m, c, data)}, nil
 }
 
-// runsUserID is the run's user: the authenticated principal when there is one (its token's name, else
+// userOf is the run's user: the authenticated principal when there is one (its token's name, else
 // its id), so that runs cannot claim another user; else what the client sent.
-func runsUserID(ctx context.Context, given string) string {
+func userOf(ctx context.Context, given string) string {
 	if tok := httpapi.Principal(ctx); tok != nil {
 		if tok.Name != "" {
 			return tok.Name
@@ -297,23 +297,23 @@ func runsUserID(ctx context.Context, given string) string {
 	return given
 }
 
-// runsTag turns a request tag into a validated tag; a missing value is an error, an empty one is fine.
-func runsTag(t runsKV) (metadata.Tag, error) {
+// tagOf turns a request tag into a validated tag; a missing value is an error, an empty one is fine.
+func tagOf(t keyValue) (metadata.Tag, error) {
 	if t.Value == nil {
 		return metadata.Tag{}, fmt.Errorf("%w: tag %q: missing value for required parameter 'value'", httpapi.ErrBadRequest, t.Key)
 	}
-	if err := runsValidateTag(t.Key, string(*t.Value)); err != nil {
+	if err := validateRunTag(t.Key, string(*t.Value)); err != nil {
 		return metadata.Tag{}, err
 	}
 	return metadata.Tag{Key: t.Key, Value: string(*t.Value)}, nil
 }
 
-// runsParam turns a request param into a validated param.
-func runsParam(p runsKV) (metadata.Param, error) {
+// paramOf turns a request param into a validated param.
+func paramOf(p keyValue) (metadata.Param, error) {
 	if p.Value == nil {
 		return metadata.Param{}, fmt.Errorf("%w: param %q: missing value for required parameter 'value'", httpapi.ErrBadRequest, p.Key)
 	}
-	if err := runsValidateParam(p.Key, string(*p.Value)); err != nil {
+	if err := validateParam(p.Key, string(*p.Value)); err != nil {
 		return metadata.Param{}, err
 	}
 	return metadata.Param{Key: p.Key, Value: string(*p.Value)}, nil
@@ -321,12 +321,12 @@ func runsParam(p runsKV) (metadata.Param, error) {
 
 // getRun answers {"run": …} with the latest metrics, params and tags; deleted runs are shown too, with
 // lifecycle_stage "deleted". 404 for an unknown run.
-func (s *Tracking) getRun(ctx context.Context, call *rpc.Call, in *runsIDs) (any, error) {
+func (s *Tracking) getRun(ctx context.Context, call *rpc.Call, in *runIDs) (any, error) {
 	c, err := Run(ctx, s.store, call.Project.ID, in.RunID, in.RunUUID)
 	if err != nil {
 		return nil, err
 	}
-	m, err := s.runsModel(ctx, c)
+	m, err := s.modelOf(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -337,9 +337,9 @@ func (s *Tracking) getRun(ctx context.Context, call *rpc.Call, in *runsIDs) (any
 	return map[string]any{"run": toRun(m, c, data)}, nil
 }
 
-// runsParseStatus reads a RunStatus given by name ("FINISHED") or by proto number (RUNNING = 1 …
+// parseStatus reads a RunStatus given by name ("FINISHED") or by proto number (RUNNING = 1 …
 // KILLED = 5).
-func runsParseStatus(v string) (metadata.RunStatus, error) {
+func parseStatus(v string) (metadata.RunStatus, error) {
 	if st, ok := metadata.ParseRunStatus(v); ok {
 		return st, nil
 	}
@@ -352,7 +352,7 @@ func runsParseStatus(v string) (metadata.RunStatus, error) {
 
 // updateRunRequest is the input of updateRun.
 type updateRunRequest struct {
-	runsIDs
+	runIDs
 	Status  *rpc.FlexString `json:"status"`
 	EndTime rpc.I64         `json:"end_time"`
 	RunName string          `json:"run_name"`
@@ -364,7 +364,7 @@ type updateRunRequest struct {
 func (s *Tracking) updateRun(ctx context.Context, call *rpc.Call, in *updateRunRequest) (any, error) {
 	var u metadata.CandidateUpdate
 	if in.Status != nil {
-		st, err := runsParseStatus(string(*in.Status))
+		st, err := parseStatus(string(*in.Status))
 		if err != nil {
 			return nil, err
 		}
@@ -374,12 +374,12 @@ func (s *Tracking) updateRun(ctx context.Context, call *rpc.Call, in *updateRunR
 		u.EndTime = &in.EndTime.V
 	}
 	if in.RunName != "" {
-		if err := runsValidateName(in.RunName); err != nil {
+		if err := validateRunName(in.RunName); err != nil {
 			return nil, err
 		}
 		u.Name = &in.RunName
 	}
-	c, err := s.runsActiveRun(ctx, call, in.runsIDs)
+	c, err := s.activeRun(ctx, call, in.runIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -390,7 +390,7 @@ func (s *Tracking) updateRun(ctx context.Context, call *rpc.Call, in *updateRunR
 		}
 		c = updated
 		if u.Name != nil {
-			if err := s.store.LogBatch(ctx, c.ID, nil, nil, []metadata.Tag{{Key: runsNameTag, Value: c.Name}}); err != nil {
+			if err := s.store.LogBatch(ctx, c.ID, nil, nil, []metadata.Tag{{Key: runNameTag, Value: c.Name}}); err != nil {
 				return fmt.Errorf("run %s: %w", c.EID, err)
 			}
 		}
@@ -399,7 +399,7 @@ func (s *Tracking) updateRun(ctx context.Context, call *rpc.Call, in *updateRunR
 	if err != nil {
 		return nil, err
 	}
-	m, err := s.runsModel(ctx, c)
+	m, err := s.modelOf(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -408,23 +408,23 @@ func (s *Tracking) updateRun(ctx context.Context, call *rpc.Call, in *updateRunR
 
 // deleteRun marks a run deleted; its files stay, since versions may be backed by it. Deleting a deleted
 // run is a no-op. 404 for an unknown run.
-func (s *Tracking) deleteRun(ctx context.Context, call *rpc.Call, in *runsIDs) (any, error) {
-	return s.runsSetLifecycle(ctx, call, in, metadata.Deleted)
+func (s *Tracking) deleteRun(ctx context.Context, call *rpc.Call, in *runIDs) (any, error) {
+	return s.setRunLifecycle(ctx, call, in, metadata.Deleted)
 }
 
 // restoreRun marks a run active again. 400 while its experiment is deleted (restore the experiment
 // instead, which restores the runs deleted with it); 404 for an unknown run.
-func (s *Tracking) restoreRun(ctx context.Context, call *rpc.Call, in *runsIDs) (any, error) {
-	return s.runsSetLifecycle(ctx, call, in, metadata.Active)
+func (s *Tracking) restoreRun(ctx context.Context, call *rpc.Call, in *runIDs) (any, error) {
+	return s.setRunLifecycle(ctx, call, in, metadata.Active)
 }
 
-func (s *Tracking) runsSetLifecycle(ctx context.Context, call *rpc.Call, in *runsIDs, to metadata.Lifecycle) (any, error) {
+func (s *Tracking) setRunLifecycle(ctx context.Context, call *rpc.Call, in *runIDs, to metadata.Lifecycle) (any, error) {
 	c, err := Run(ctx, s.store, call.Project.ID, in.RunID, in.RunUUID)
 	if err != nil {
 		return nil, err
 	}
 	if to == metadata.Active {
-		m, err := s.runsModel(ctx, c)
+		m, err := s.modelOf(ctx, c)
 		if err != nil {
 			return nil, err
 		}
@@ -443,29 +443,29 @@ func (s *Tracking) runsSetLifecycle(ctx context.Context, call *rpc.Call, in *run
 
 // logMetricRequest is the input of logMetric.
 type logMetricRequest struct {
-	runsIDs
-	runsMetricIn
+	runIDs
+	metricIn
 }
 
 // logMetric appends one point; key, value and timestamp are required, step defaults to 0. An exact
 // duplicate point (a retried request) is stored once. 400 for bad input or a deleted run; 404 for an
 // unknown run.
 func (s *Tracking) logMetric(ctx context.Context, call *rpc.Call, in *logMetricRequest) (any, error) {
-	m, err := runsMetric(in.runsMetricIn, true)
+	m, err := metricOf(in.metricIn, true)
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.runsActiveRun(ctx, call, in.runsIDs)
+	c, err := s.activeRun(ctx, call, in.runIDs)
 	if err != nil {
 		return nil, err
 	}
-	return struct{}{}, s.runsLog(ctx, c, nil, []metadata.Metric{m}, nil)
+	return struct{}{}, s.logToRun(ctx, c, nil, []metadata.Metric{m}, nil)
 }
 
 // logParamRequest is the input of logParam.
 type logParamRequest struct {
-	runsIDs
-	runsKV
+	runIDs
+	keyValue
 }
 
 // logParam logs an immutable param: the same value again is a no-op, another value is 400.
@@ -473,21 +473,21 @@ func (s *Tracking) logParam(ctx context.Context, call *rpc.Call, in *logParamReq
 	if in.Key == "" {
 		return nil, rpc.Required("key")
 	}
-	p, err := runsParam(in.runsKV)
+	p, err := paramOf(in.keyValue)
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.runsActiveRun(ctx, call, in.runsIDs)
+	c, err := s.activeRun(ctx, call, in.runIDs)
 	if err != nil {
 		return nil, err
 	}
-	return struct{}{}, s.runsLog(ctx, c, []metadata.Param{p}, nil, nil)
+	return struct{}{}, s.logToRun(ctx, c, []metadata.Param{p}, nil, nil)
 }
 
 // setRunTagRequest is the input of setRunTag.
 type setRunTagRequest struct {
-	runsIDs
-	runsKV
+	runIDs
+	keyValue
 }
 
 // setRunTag sets a run tag; mlflow.runName renames the run too. 400 for a bad or read-only (mlgate.*) key,
@@ -496,20 +496,20 @@ func (s *Tracking) setRunTag(ctx context.Context, call *rpc.Call, in *setRunTagR
 	if in.Key == "" {
 		return nil, rpc.Required("key")
 	}
-	t, err := runsTag(in.runsKV)
+	t, err := tagOf(in.keyValue)
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.runsActiveRun(ctx, call, in.runsIDs)
+	c, err := s.activeRun(ctx, call, in.runIDs)
 	if err != nil {
 		return nil, err
 	}
-	return struct{}{}, s.runsLog(ctx, c, nil, nil, []metadata.Tag{t})
+	return struct{}{}, s.logToRun(ctx, c, nil, nil, []metadata.Tag{t})
 }
 
 // deleteRunTagRequest is the input of deleteRunTag.
 type deleteRunTagRequest struct {
-	runsIDs
+	runIDs
 	Key string `json:"key"`
 }
 
@@ -519,10 +519,10 @@ func (s *Tracking) deleteRunTag(ctx context.Context, call *rpc.Call, in *deleteR
 	if in.Key == "" {
 		return nil, rpc.Required("key")
 	}
-	if strings.HasPrefix(in.Key, runsReadOnlyPrefix) {
-		return nil, fmt.Errorf("%w: tag %q is read-only: tags starting with %q are set by mlgate", httpapi.ErrBadRequest, in.Key, runsReadOnlyPrefix)
+	if strings.HasPrefix(in.Key, readOnlyPrefix) {
+		return nil, fmt.Errorf("%w: tag %q is read-only: tags starting with %q are set by mlgate", httpapi.ErrBadRequest, in.Key, readOnlyPrefix)
 	}
-	c, err := s.runsActiveRun(ctx, call, in.runsIDs)
+	c, err := s.activeRun(ctx, call, in.runIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -537,24 +537,24 @@ func (s *Tracking) deleteRunTag(ctx context.Context, call *rpc.Call, in *deleteR
 
 // logBatchRequest is the input of logBatch.
 type logBatchRequest struct {
-	runsIDs
-	Metrics []runsMetricIn `json:"metrics"`
-	Params  []runsKV       `json:"params"`
-	Tags    []runsKV       `json:"tags"`
+	runIDs
+	Metrics []metricIn `json:"metrics"`
+	Params  []keyValue       `json:"params"`
+	Tags    []keyValue       `json:"tags"`
 }
 
 // logBatch writes metrics, params and tags in one store transaction, all or nothing. Limits, MLflow's:
 // ≤1000 metrics, ≤100 params, ≤100 tags, ≤1000 in total; beyond them, and for any bad entry, 400 and
-// nothing is written. A mlflow.runName tag renames the run first (see runsLog).
+// nothing is written. A mlflow.runName tag renames the run first (see logToRun).
 func (s *Tracking) logBatch(ctx context.Context, call *rpc.Call, in *logBatchRequest) (any, error) {
 	for _, lim := range []struct {
 		what  string
 		n, of int
 	}{
-		{"metrics", len(in.Metrics), runsBatchMaxMetrics},
-		{"params", len(in.Params), runsBatchMaxParams},
-		{"tags", len(in.Tags), runsBatchMaxTags},
-		{"total metrics, params, and tags", len(in.Metrics) + len(in.Params) + len(in.Tags), runsBatchMaxTotal},
+		{"metrics", len(in.Metrics), batchMaxMetrics},
+		{"params", len(in.Params), batchMaxParams},
+		{"tags", len(in.Tags), batchMaxTags},
+		{"total metrics, params, and tags", len(in.Metrics) + len(in.Params) + len(in.Tags), batchMaxTotal},
 	} {
 		if lim.n > lim.of {
 			return nil, fmt.Errorf("%w: a batch logging request can contain at most %d %s. Got %d. "+
@@ -563,7 +563,7 @@ func (s *Tracking) logBatch(ctx context.Context, call *rpc.Call, in *logBatchReq
 	}
 	metrics := make([]metadata.Metric, len(in.Metrics))
 	for i, mi := range in.Metrics {
-		m, err := runsMetric(mi, false)
+		m, err := metricOf(mi, false)
 		if err != nil {
 			return nil, err
 		}
@@ -572,7 +572,7 @@ func (s *Tracking) logBatch(ctx context.Context, call *rpc.Call, in *logBatchReq
 	params := make([]metadata.Param, len(in.Params))
 	seen := make(map[string]string, len(in.Params))
 	for i, pi := range in.Params {
-		p, err := runsParam(pi)
+		p, err := paramOf(pi)
 		if err != nil {
 			return nil, err
 		}
@@ -585,25 +585,25 @@ func (s *Tracking) logBatch(ctx context.Context, call *rpc.Call, in *logBatchReq
 	}
 	tags := make([]metadata.Tag, len(in.Tags))
 	for i, ti := range in.Tags {
-		t, err := runsTag(ti)
+		t, err := tagOf(ti)
 		if err != nil {
 			return nil, err
 		}
 		tags[i] = t
 	}
-	c, err := s.runsActiveRun(ctx, call, in.runsIDs)
+	c, err := s.activeRun(ctx, call, in.runIDs)
 	if err != nil {
 		return nil, err
 	}
 	if len(metrics)+len(params)+len(tags) == 0 {
 		return struct{}{}, nil
 	}
-	return struct{}{}, s.runsLog(ctx, c, params, metrics, tags)
+	return struct{}{}, s.logToRun(ctx, c, params, metrics, tags)
 }
 
 // logModelRequest is the input of logModel.
 type logModelRequest struct {
-	runsIDs
+	runIDs
 	ModelJSON string `json:"model_json"`
 	entry     []byte // ModelJSON compacted, once Validate passed
 }
@@ -640,7 +640,7 @@ func (in *logModelRequest) Validate() error {
 // their entry. When the list would exceed the tag value limit (5000 bytes) the call is 400 and the tag
 // is left as it was: the model's artifacts are already stored, and the client only warns.
 func (s *Tracking) logModel(ctx context.Context, call *rpc.Call, in *logModelRequest) (any, error) {
-	c, err := s.runsActiveRun(ctx, call, in.runsIDs)
+	c, err := s.activeRun(ctx, call, in.runIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -651,10 +651,10 @@ func (s *Tracking) logModel(ctx context.Context, call *rpc.Call, in *logModelReq
 		}
 		var history []json.RawMessage
 		for _, t := range data.Tags {
-			if t.Key == runsModelHistoryTag && t.Value != "" {
+			if t.Key == modelHistoryTag && t.Value != "" {
 				if err := json.Unmarshal([]byte(t.Value), &history); err != nil {
 					return fmt.Errorf("%w: run %s: tag %s is not a JSON list, so the model cannot be appended to it; "+
-						"delete the tag to start a new history", httpapi.ErrBadRequest, c.EID, runsModelHistoryTag)
+						"delete the tag to start a new history", httpapi.ErrBadRequest, c.EID, modelHistoryTag)
 				}
 			}
 		}
@@ -665,15 +665,15 @@ func (s *Tracking) logModel(ctx context.Context, call *rpc.Call, in *logModelReq
 		if len(value) > metadata.MaxTagValueLen {
 			return fmt.Errorf("%w: run %s: recording this model would make tag %s %d bytes long, over the limit "+
 				"of %d; the model's artifacts are stored, only its entry in the history is refused",
-				httpapi.ErrBadRequest, c.EID, runsModelHistoryTag, len(value), metadata.MaxTagValueLen)
+				httpapi.ErrBadRequest, c.EID, modelHistoryTag, len(value), metadata.MaxTagValueLen)
 		}
-		return s.runsLog(ctx, c, nil, nil, []metadata.Tag{{Key: runsModelHistoryTag, Value: string(value)}})
+		return s.logToRun(ctx, c, nil, nil, []metadata.Tag{{Key: modelHistoryTag, Value: string(value)}})
 	})
 }
 
 // logInputsRequest is the input of logInputs.
 type logInputsRequest struct {
-	runsIDs
+	runIDs
 	Datasets []struct {
 		Dataset *struct {
 			Name       string `json:"name"`
@@ -704,21 +704,21 @@ func (s *Tracking) logInputs(ctx context.Context, call *rpc.Call, in *logInputsR
 			}
 		}
 	}
-	if _, err := s.runsActiveRun(ctx, call, in.runsIDs); err != nil {
+	if _, err := s.activeRun(ctx, call, in.runIDs); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil
 }
 
-// runsHistoryJSON is GetMetricHistory's answer; an empty history is {}.
-type runsHistoryJSON struct {
+// historyJSON is GetMetricHistory's answer; an empty history is {}.
+type historyJSON struct {
 	Metrics       []metricJSON `json:"metrics,omitempty"`
 	NextPageToken string       `json:"next_page_token,omitempty"`
 }
 
 // getMetricHistoryRequest is the input of getMetricHistory.
 type getMetricHistoryRequest struct {
-	runsIDs
+	runIDs
 	MetricKey  string  `json:"metric_key"`
 	MaxResults rpc.I64 `json:"max_results"`
 	PageToken  string  `json:"page_token"`
@@ -732,8 +732,8 @@ func (s *Tracking) getMetricHistory(ctx context.Context, call *rpc.Call, in *get
 	if in.MetricKey == "" {
 		return nil, rpc.Required("metric_key")
 	}
-	limit := runsHistoryMaxResults
-	if in.MaxResults.Set && in.MaxResults.V > 0 && in.MaxResults.V < runsHistoryMaxResults {
+	limit := historyMaxResults
+	if in.MaxResults.Set && in.MaxResults.V > 0 && in.MaxResults.V < historyMaxResults {
 		limit = int(in.MaxResults.V)
 	}
 	c, err := Run(ctx, s.store, call.Project.ID, in.RunID, in.RunUUID)
@@ -741,7 +741,7 @@ func (s *Tracking) getMetricHistory(ctx context.Context, call *rpc.Call, in *get
 		return nil, err
 	}
 	// The store pages in smaller pieces; gather them so the client gets one answer per max_results.
-	var out runsHistoryJSON
+	var out historyJSON
 	token := in.PageToken
 	for {
 		ms, next, err := s.store.MetricHistory(ctx, c.ID, in.MetricKey, metadata.Page{Token: token, Limit: limit - len(out.Metrics)})
@@ -758,13 +758,13 @@ func (s *Tracking) getMetricHistory(ctx context.Context, call *rpc.Call, in *get
 	return out, nil
 }
 
-// runsRandomName generates a readable run name the way MLflow does: "<adjective>-<animal>-<0..999>".
-func runsRandomName() string {
-	return runsAdjectives[rand.IntN(len(runsAdjectives))] + "-" + runsAnimals[rand.IntN(len(runsAnimals))] + "-" +
+// randomRunName generates a readable run name the way MLflow does: "<adjective>-<animal>-<0..999>".
+func randomRunName() string {
+	return adjectives[rand.IntN(len(adjectives))] + "-" + animals[rand.IntN(len(animals))] + "-" +
 		strconv.Itoa(rand.IntN(1000))
 }
 
-var runsAdjectives = []string{
+var adjectives = []string{
 	"able", "abundant", "adaptable", "adorable", "adventurous", "agreeable", "ambitious", "amazing", "amusing",
 	"auspicious", "awesome", "beautiful", "bedecked", "bemused", "big", "bittersweet", "blushing", "bold",
 	"bouncy", "brawny", "bright", "burly", "bustling", "calm", "capable", "carefree", "caring", "casual",
@@ -784,7 +784,7 @@ var runsAdjectives = []string{
 	"welcoming", "whimsical", "wistful", "wise", "worried", "youthful", "zealous",
 }
 
-var runsAnimals = []string{
+var animals = []string{
 	"ant", "ape", "asp", "auk", "bass", "bat", "bear", "bee", "bird", "boar", "bug", "calf", "carp", "cat",
 	"chimp", "cod", "colt", "conch", "cow", "crab", "crane", "croc", "crow", "cub", "deer", "doe", "dog",
 	"dolphin", "donkey", "dove", "duck", "eel", "elk", "fawn", "finch", "fish", "flea", "fly", "foal", "fowl",

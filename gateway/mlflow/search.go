@@ -23,10 +23,10 @@ import (
 // works against MLflow. Unset (or 0, which a proto3 client may send for "unset") means the client's
 // default, 1000.
 const (
-	searchDefaultMaxResults = 1000
-	searchMaxResults        = 50000
-	// searchStorePage is the page size asked of the store; the bolt store clamps larger pages to 1000.
-	searchStorePage = 1000
+	defaultMaxResults = 1000
+	maxSearchResults        = 50000
+	// storePage is the page size asked of the store; the bolt store clamps larger pages to 1000.
+	storePage = 1000
 )
 
 // searchRPCs serves experiments/search and runs/search.
@@ -38,24 +38,24 @@ func (s *Tracking) searchRPCs() []rpc.Route {
 	}
 }
 
-// searchMaxResultsOf validates max_results: unset or 0 is the default, negative or above 50000 is
+// maxResultsOf validates max_results: unset or 0 is the default, negative or above 50000 is
 // httpapi.ErrBadRequest (MLflow's wording).
-func searchMaxResultsOf(v rpc.I64) (int, error) {
+func maxResultsOf(v rpc.I64) (int, error) {
 	switch {
 	case !v.Set || v.V == 0:
-		return searchDefaultMaxResults, nil
+		return defaultMaxResults, nil
 	case v.V < 0:
 		return 0, fmt.Errorf("%w: invalid value %d for parameter 'max_results': it must be a positive integer", httpapi.ErrBadRequest, v.V)
-	case v.V > searchMaxResults:
+	case v.V > maxSearchResults:
 		return 0, fmt.Errorf("%w: invalid value for request parameter max_results: it must be at most %d, but got value %d",
-			httpapi.ErrBadRequest, searchMaxResults, v.V)
+			httpapi.ErrBadRequest, maxSearchResults, v.V)
 	}
 	return int(v.V), nil
 }
 
-// searchViewTypeOf parses MLflow's ViewType, by name or by proto number; empty is ACTIVE_ONLY. Anything
+// viewTypeOf parses MLflow's ViewType, by name or by proto number; empty is ACTIVE_ONLY. Anything
 // else is httpapi.ErrBadRequest naming field.
-func searchViewTypeOf(field string, v rpc.FlexString) (metadata.ViewType, error) {
+func viewTypeOf(field string, v rpc.FlexString) (metadata.ViewType, error) {
 	switch strings.ToUpper(strings.TrimSpace(string(v))) {
 	case "", "ACTIVE_ONLY", "1":
 		return metadata.ActiveOnly, nil
@@ -177,7 +177,7 @@ func experimentMatches(f mlflowfilter.Filter, m *metadata.Model) bool {
 		case mlflowfilter.Tag:
 			v, found := m.Name, c.Key == "mlgate.name"
 			if !found {
-				v, found = searchTagValue(m.Tags, c.Key)
+				v, found = tagValue(m.Tags, c.Key)
 			}
 			ok = runquery.MatchOptionalString(c, v, found)
 		}
@@ -188,7 +188,7 @@ func experimentMatches(f mlflowfilter.Filter, m *metadata.Model) bool {
 	return true
 }
 
-func searchTagValue(tags []metadata.Tag, key string) (string, bool) {
+func tagValue(tags []metadata.Tag, key string) (string, bool) {
 	for _, t := range tags {
 		if t.Key == key {
 			return t.Value, true
@@ -211,11 +211,11 @@ type searchExperimentsRequest struct {
 // Projects hold few models, so it reads them all and pages by offset. Bad filter, order_by, view_type,
 // max_results or page_token → httpapi.ErrBadRequest. Answers {} when nothing matches.
 func (s *Tracking) searchExperiments(ctx context.Context, call *rpc.Call, in *searchExperimentsRequest) (any, error) {
-	limit, err := searchMaxResultsOf(in.MaxResults)
+	limit, err := maxResultsOf(in.MaxResults)
 	if err != nil {
 		return nil, err
 	}
-	view, err := searchViewTypeOf("view_type", in.ViewType)
+	view, err := viewTypeOf("view_type", in.ViewType)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +239,7 @@ func (s *Tracking) searchExperiments(ctx context.Context, call *rpc.Call, in *se
 
 	var all []*metadata.Model
 	for storeTok := ""; ; {
-		page, next, err := s.store.ListModels(ctx, call.Project.ID, metadata.Page{Token: storeTok, Limit: searchStorePage})
+		page, next, err := s.store.ListModels(ctx, call.Project.ID, metadata.Page{Token: storeTok, Limit: storePage})
 		if err != nil {
 			return nil, fmt.Errorf("listing experiments: %w", err)
 		}
@@ -296,10 +296,10 @@ type searchRunsResponse struct {
 func (s *Tracking) searchRuns(ctx context.Context, call *rpc.Call, in *searchRunsRequest) (any, error) {
 	q := runquery.Query{Scope: "runs/search"}
 	var err error
-	if q.Limit, err = searchMaxResultsOf(in.MaxResults); err != nil {
+	if q.Limit, err = maxResultsOf(in.MaxResults); err != nil {
 		return nil, err
 	}
-	if q.View, err = searchViewTypeOf("run_view_type", in.RunViewType); err != nil {
+	if q.View, err = viewTypeOf("run_view_type", in.RunViewType); err != nil {
 		return nil, err
 	}
 	if q.Filter, err = mlflowfilter.ParseRunFilter(in.Filter); err != nil {
@@ -308,7 +308,7 @@ func (s *Tracking) searchRuns(ctx context.Context, call *rpc.Call, in *searchRun
 	if q.Order, err = mlflowfilter.ParseRunOrderBy(in.OrderBy); err != nil {
 		return nil, fmt.Errorf("%w: invalid order_by: %w", httpapi.ErrBadRequest, err)
 	}
-	if q.Models, err = s.searchRunModels(ctx, call, in.ExperimentIDs); err != nil {
+	if q.Models, err = s.searchedModels(ctx, call, in.ExperimentIDs); err != nil {
 		return nil, err
 	}
 	page, err := s.search.Search(ctx, q, in.PageToken)
@@ -322,10 +322,10 @@ func (s *Tracking) searchRuns(ctx context.Context, call *rpc.Call, in *searchRun
 	return out, nil
 }
 
-// searchRunModels resolves experiment_ids into the models searched, in iid order and without
+// searchedModels resolves experiment_ids into the models searched, in iid order and without
 // duplicates. Ids that are not non-negative integers are httpapi.ErrBadRequest; unknown ones are
 // skipped. "0" is the default model only if it exists: a search does not create it.
-func (s *Tracking) searchRunModels(ctx context.Context, call *rpc.Call, ids []string) ([]*metadata.Model, error) {
+func (s *Tracking) searchedModels(ctx context.Context, call *rpc.Call, ids []string) ([]*metadata.Model, error) {
 	var iids []int64
 	for _, id := range ids {
 		iid, err := strconv.ParseInt(strings.TrimSpace(id), 10, 64)

@@ -18,13 +18,13 @@ import (
 	"github.com/mlgate/mlgate/pkgtypes"
 )
 
-// maxUIFiles bounds the artifact tree of one page; beyond it the page says so and points to the API.
-const maxUIFiles = 5000
+// maxFiles bounds the artifact tree of one page; beyond it the page says so and points to the API.
+const maxFiles = 5000
 
-// maxUIHistory bounds the points read per metric for a chart.
-const maxUIHistory = 100000
+// maxHistory bounds the points read per metric for a chart.
+const maxHistory = 100000
 
-type uiFileRow struct {
+type fileRow struct {
 	Path, Name string
 	Depth      int
 	Dir        bool
@@ -33,24 +33,24 @@ type uiFileRow struct {
 	Href       string
 }
 
-type uiCandidateData struct {
+type candidateData struct {
 	P          *metadata.Project
 	M          *metadata.Model
 	C          *metadata.Candidate
 	ModelHref  string
 	Duration   string
 	Data       *metadata.RunData
-	Charts     []*uiChart
-	Files      []uiFileRow
+	Charts     []*chart
+	Files      []fileRow
 	FilesMore  bool
 	Versions   []*metadata.Version
 	NextSemver string
 	PromoteErr string
 }
 
-// uiCandidateOf resolves :project, :name and :iid.
-func (s *UI) uiCandidateOf(ctx context.Context, ps httprouter.Params) (*metadata.Project, *metadata.Model, *metadata.Candidate, error) {
-	p, m, err := s.uiModelOf(ctx, ps)
+// candidateOf resolves :project, :name and :iid.
+func (s *UI) candidateOf(ctx context.Context, ps httprouter.Params) (*metadata.Project, *metadata.Model, *metadata.Candidate, error) {
+	p, m, err := s.modelOf(ctx, ps)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -68,36 +68,36 @@ func (s *UI) uiCandidateOf(ctx context.Context, ps httprouter.Params) (*metadata
 	return p, m, c, nil
 }
 
-func (s *UI) uiCandidate(w http.ResponseWriter, r *http.Request, ps httprouter.Params, v *uiView) error {
-	p, m, c, err := s.uiCandidateOf(r.Context(), ps)
+func (s *UI) candidate(w http.ResponseWriter, r *http.Request, ps httprouter.Params, v *view) error {
+	p, m, c, err := s.candidateOf(r.Context(), ps)
 	if err != nil {
 		return err
 	}
-	return s.uiCandidateRender(r, p, m, c, v, "")
+	return s.renderCandidate(r, p, m, c, v, "")
 }
 
-func (s *UI) uiCandidateRender(r *http.Request, p *metadata.Project, m *metadata.Model, c *metadata.Candidate, v *uiView, promoteErr string) error {
+func (s *UI) renderCandidate(r *http.Request, p *metadata.Project, m *metadata.Model, c *metadata.Candidate, v *view, promoteErr string) error {
 	ctx := r.Context()
-	d := &uiCandidateData{P: p, M: m, C: c, ModelHref: uiModelHref(p, m), Duration: uiDuration(c), PromoteErr: promoteErr}
+	d := &candidateData{P: p, M: m, C: c, ModelHref: modelHref(p, m), Duration: formatDuration(c), PromoteErr: promoteErr}
 	data, err := s.store.RunData(ctx, c.ID)
 	if err != nil {
 		return err
 	}
 	d.Data = data
 	for _, mt := range data.Metrics {
-		series, err := s.uiHistory(ctx, c, mt.Key)
+		series, err := s.history(ctx, c, mt.Key)
 		if err != nil {
 			return err
 		}
-		d.Charts = append(d.Charts, renderChart(mt.Key, "step", []uiSeries{series}))
+		d.Charts = append(d.Charts, renderChart(mt.Key, "step", []chartSeries{series}))
 	}
-	if d.Files, d.FilesMore, err = s.uiFileTree(ctx, c.ID, "", func(rel string) string {
+	if d.Files, d.FilesMore, err = s.fileTree(ctx, c.ID, "", func(rel string) string {
 		return "/api/v4/projects/" + strconv.FormatInt(p.ID, 10) + "/packages/ml_models/candidate:" +
-			strconv.FormatInt(c.IID, 10) + "/files/" + uiEscapePath(rel)
+			strconv.FormatInt(c.IID, 10) + "/files/" + escapePath(rel)
 	}); err != nil {
 		return err
 	}
-	versions, err := s.uiAllVersions(ctx, m.ID)
+	versions, err := s.allVersions(ctx, m.ID)
 	if err != nil {
 		return err
 	}
@@ -116,16 +116,16 @@ func (s *UI) uiCandidateRender(r *http.Request, p *metadata.Project, m *metadata
 		name = "candidate " + strconv.FormatInt(c.IID, 10)
 	}
 	v.page, v.Title, v.Data = "candidate", name+" · "+m.DisplayName, d
-	v.Crumbs = []uiCrumb{{"Projects", "/ui/projects"}, {p.Path, "/ui/projects/" + url.PathEscape(p.Path) + "/models"},
+	v.Crumbs = []crumb{{"Projects", "/ui/projects"}, {p.Path, "/ui/projects/" + url.PathEscape(p.Path) + "/models"},
 		{m.DisplayName, d.ModelHref}, {name, ""}}
 	return nil
 }
 
-// uiHistory reads a metric's full history (up to maxUIHistory points) as a series over steps.
-func (s *UI) uiHistory(ctx context.Context, c *metadata.Candidate, key string) (uiSeries, error) {
-	series := uiSeries{Name: key}
+// history reads a metric's full history (up to maxHistory points) as a series over steps.
+func (s *UI) history(ctx context.Context, c *metadata.Candidate, key string) (chartSeries, error) {
+	series := chartSeries{Name: key}
 	tok := ""
-	for len(series.X) < maxUIHistory {
+	for len(series.X) < maxHistory {
 		pts, next, err := s.store.MetricHistory(ctx, c.ID, key, metadata.Page{Token: tok, Limit: 1000})
 		if err != nil {
 			return series, err
@@ -142,9 +142,9 @@ func (s *UI) uiHistory(ctx context.Context, c *metadata.Candidate, key string) (
 	return series, nil
 }
 
-// uiFileTree lists a candidate's files under prefix as a tree: each directory once, before its contents,
+// fileTree lists a candidate's files under prefix as a tree: each directory once, before its contents,
 // with its total size. href maps a path relative to prefix to its download URL.
-func (s *UI) uiFileTree(ctx context.Context, candidateID uint64, prefix string, href func(string) string) ([]uiFileRow, bool, error) {
+func (s *UI) fileTree(ctx context.Context, candidateID uint64, prefix string, href func(string) string) ([]fileRow, bool, error) {
 	var files []*metadata.File
 	tok := ""
 	more := false
@@ -157,13 +157,13 @@ func (s *UI) uiFileTree(ctx context.Context, candidateID uint64, prefix string, 
 		if next == "" {
 			break
 		}
-		if len(files) >= maxUIFiles {
+		if len(files) >= maxFiles {
 			more = true
 			break
 		}
 		tok = next
 	}
-	var rows []uiFileRow
+	var rows []fileRow
 	dirIndex := map[string]int{}
 	for _, f := range files {
 		rel := f.Path
@@ -175,18 +175,18 @@ func (s *UI) uiFileTree(ctx context.Context, candidateID uint64, prefix string, 
 			dir := strings.Join(parts[:i], "/")
 			if _, ok := dirIndex[dir]; !ok {
 				dirIndex[dir] = len(rows)
-				rows = append(rows, uiFileRow{Path: dir, Name: parts[i-1] + "/", Depth: i - 1, Dir: true})
+				rows = append(rows, fileRow{Path: dir, Name: parts[i-1] + "/", Depth: i - 1, Dir: true})
 			}
 			rows[dirIndex[dir]].Size += f.Size
 		}
-		rows = append(rows, uiFileRow{Path: rel, Name: path.Base(rel), Depth: len(parts) - 1, Size: f.Size,
+		rows = append(rows, fileRow{Path: rel, Name: path.Base(rel), Depth: len(parts) - 1, Size: f.Size,
 			SHA256: f.SHA256, Href: href(rel)})
 	}
 	return rows, more, nil
 }
 
-// uiEscapePath escapes each segment of a file path, keeping the slashes.
-func uiEscapePath(p string) string {
+// escapePath escapes each segment of a file path, keeping the slashes.
+func escapePath(p string) string {
 	parts := strings.Split(p, "/")
 	for i, s := range parts {
 		parts[i] = url.PathEscape(s)
@@ -194,11 +194,11 @@ func uiEscapePath(p string) string {
 	return strings.Join(parts, "/")
 }
 
-// uiPromote creates the next version of the model from the candidate (POST, CSRF-checked by uiServe).
+// promote creates the next version of the model from the candidate (POST, CSRF-checked by serve).
 // A semver may be given; empty means the next minor. A bad or taken semver is shown on the candidate page.
-func (s *UI) uiPromote(w http.ResponseWriter, r *http.Request, ps httprouter.Params, v *uiView) error {
+func (s *UI) promote(w http.ResponseWriter, r *http.Request, ps httprouter.Params, v *view) error {
 	ctx := r.Context()
-	p, m, c, err := s.uiCandidateOf(ctx, ps)
+	p, m, c, err := s.candidateOf(ctx, ps)
 	if err != nil {
 		return err
 	}
@@ -206,7 +206,7 @@ func (s *UI) uiPromote(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 	if semver != "" {
 		if err := pkgtypes.ValidateSemver(semver); err != nil {
 			v.status = http.StatusBadRequest
-			return s.uiCandidateRender(r, p, m, c, v, err.Error())
+			return s.renderCandidate(r, p, m, c, v, err.Error())
 		}
 	}
 	ver := &metadata.Version{Project: p.ID, ModelID: m.ID, Semver: semver, CandidateID: c.ID,
@@ -217,33 +217,33 @@ func (s *UI) uiPromote(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 			if errors.Is(err, metadata.ErrExists) {
 				v.status = http.StatusConflict
 			}
-			return s.uiCandidateRender(r, p, m, c, v, err.Error())
+			return s.renderCandidate(r, p, m, c, v, err.Error())
 		}
 		return err
 	}
-	v.redirect = uiModelHref(p, m) + "/versions/" + url.PathEscape(ver.Semver)
+	v.redirect = modelHref(p, m) + "/versions/" + url.PathEscape(ver.Semver)
 	return nil
 }
 
 // The version page.
 
-type uiVersionData struct {
+type versionData struct {
 	P         *metadata.Project
 	M         *metadata.Model
 	V         *metadata.Version
 	C         *metadata.Candidate
 	ModelHref string
 	Aliases   []string
-	Files     []uiFileRow
+	Files     []fileRow
 	FilesMore bool
 	Curl      string
 	MLflow    string
 	Tracking  string
 }
 
-func (s *UI) uiVersion(w http.ResponseWriter, r *http.Request, ps httprouter.Params, v *uiView) error {
+func (s *UI) version(w http.ResponseWriter, r *http.Request, ps httprouter.Params, v *view) error {
 	ctx := r.Context()
-	p, m, err := s.uiModelOf(ctx, ps)
+	p, m, err := s.modelOf(ctx, ps)
 	if err != nil {
 		return err
 	}
@@ -259,7 +259,7 @@ func (s *UI) uiVersion(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 	if err != nil {
 		return fmt.Errorf("candidate of version %s: %w", semver, err)
 	}
-	d := &uiVersionData{P: p, M: m, V: ver, C: c, ModelHref: uiModelHref(p, m)}
+	d := &versionData{P: p, M: m, V: ver, C: c, ModelHref: modelHref(p, m)}
 	aliases, err := s.store.Aliases(ctx, m.ID)
 	if err != nil {
 		return err
@@ -269,9 +269,9 @@ func (s *UI) uiVersion(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 			d.Aliases = append(d.Aliases, a.Alias)
 		}
 	}
-	pkgBase := uiBaseURL(r) + "/api/v4/projects/" + strconv.FormatInt(p.ID, 10) + "/packages/ml_models/" + strconv.FormatInt(ver.ID, 10) + "/files/"
-	if d.Files, d.FilesMore, err = s.uiFileTree(ctx, c.ID, ver.Subpath, func(rel string) string {
-		return pkgBase + uiEscapePath(rel)
+	pkgBase := baseURL(r) + "/api/v4/projects/" + strconv.FormatInt(p.ID, 10) + "/packages/ml_models/" + strconv.FormatInt(ver.ID, 10) + "/files/"
+	if d.Files, d.FilesMore, err = s.fileTree(ctx, c.ID, ver.Subpath, func(rel string) string {
+		return pkgBase + escapePath(rel)
 	}); err != nil {
 		return err
 	}
@@ -286,11 +286,11 @@ func (s *UI) uiVersion(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 		}
 	}
 	d.Curl = strings.Join(curl, "\n")
-	d.Tracking = uiBaseURL(r) + "/api/v4/projects/" + strconv.FormatInt(p.ID, 10) + "/ml/mlflow"
+	d.Tracking = baseURL(r) + "/api/v4/projects/" + strconv.FormatInt(p.ID, 10) + "/ml/mlflow"
 	d.MLflow = "MLFLOW_TRACKING_URI=" + shellQuote(d.Tracking) + " \\\n  mlflow artifacts download -u " +
 		shellQuote("models:/"+m.Name+"/"+strconv.FormatInt(ver.Seq, 10)) + " -d " + shellQuote(strings.ReplaceAll(m.Name, "/", "_")+"-"+ver.Semver)
 	v.page, v.Title, v.Data = "version", m.DisplayName+" "+ver.Semver, d
-	v.Crumbs = []uiCrumb{{"Projects", "/ui/projects"}, {p.Path, "/ui/projects/" + url.PathEscape(p.Path) + "/models"},
+	v.Crumbs = []crumb{{"Projects", "/ui/projects"}, {p.Path, "/ui/projects/" + url.PathEscape(p.Path) + "/models"},
 		{m.DisplayName, d.ModelHref}, {ver.Semver, ""}}
 	return nil
 }
@@ -306,17 +306,17 @@ func shellQuote(s string) string {
 
 // The compare view: ?c=<iid> repeated.
 
-type uiCompareData struct {
+type compareData struct {
 	P         *metadata.Project
 	M         *metadata.Model
 	ModelHref string
 	Cands     []*metadata.Candidate
-	Params    []uiCompareRow
-	Metrics   []uiCompareRow
-	Charts    []*uiChart
+	Params    []compareRow
+	Metrics   []compareRow
+	Charts    []*chart
 }
 
-type uiCompareRow struct {
+type compareRow struct {
 	Key    string
 	Values []string
 	Differ bool
@@ -325,13 +325,13 @@ type uiCompareRow struct {
 // maxCompare bounds the candidates of one compare view.
 const maxCompare = 20
 
-func (s *UI) uiCompare(w http.ResponseWriter, r *http.Request, ps httprouter.Params, v *uiView) error {
+func (s *UI) compare(w http.ResponseWriter, r *http.Request, ps httprouter.Params, v *view) error {
 	ctx := r.Context()
-	p, m, err := s.uiModelOf(ctx, ps)
+	p, m, err := s.modelOf(ctx, ps)
 	if err != nil {
 		return err
 	}
-	d := &uiCompareData{P: p, M: m, ModelHref: uiModelHref(p, m)}
+	d := &compareData{P: p, M: m, ModelHref: modelHref(p, m)}
 	var datas []*metadata.RunData
 	seen := map[int64]bool{}
 	for _, raw := range r.URL.Query()["c"] {
@@ -367,7 +367,7 @@ func (s *UI) uiCompare(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 		}
 	}
 	for _, k := range sortedKeys(paramKeys) {
-		row := uiCompareRow{Key: k}
+		row := compareRow{Key: k}
 		for _, data := range datas {
 			val, _ := runquery.ParamValue(data, k)
 			row.Values = append(row.Values, val)
@@ -376,20 +376,20 @@ func (s *UI) uiCompare(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 		d.Params = append(d.Params, row)
 	}
 	for _, k := range sortedKeys(metricKeys) {
-		row := uiCompareRow{Key: k}
-		var series []uiSeries
+		row := compareRow{Key: k}
+		var series []chartSeries
 		for i, data := range datas {
 			val, ok := runquery.MetricValue(data, k)
 			cell := ""
 			if ok {
-				cell = uiNum(val)
+				cell = formatNum(val)
 			}
 			row.Values = append(row.Values, cell)
-			h, err := s.uiHistory(ctx, d.Cands[i], k)
+			h, err := s.history(ctx, d.Cands[i], k)
 			if err != nil {
 				return err
 			}
-			h.Name = uiCandLabel(d.Cands[i])
+			h.Name = candLabel(d.Cands[i])
 			series = append(series, h)
 		}
 		row.Differ = slices.ContainsFunc(row.Values, func(x string) bool { return x != row.Values[0] })
@@ -397,12 +397,12 @@ func (s *UI) uiCompare(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 		d.Charts = append(d.Charts, renderChart(k, "step", series))
 	}
 	v.page, v.Title, v.Data = "compare", "Compare · "+m.DisplayName, d
-	v.Crumbs = []uiCrumb{{"Projects", "/ui/projects"}, {p.Path, "/ui/projects/" + url.PathEscape(p.Path) + "/models"},
+	v.Crumbs = []crumb{{"Projects", "/ui/projects"}, {p.Path, "/ui/projects/" + url.PathEscape(p.Path) + "/models"},
 		{m.DisplayName, d.ModelHref}, {"compare", ""}}
 	return nil
 }
 
-func uiCandLabel(c *metadata.Candidate) string {
+func candLabel(c *metadata.Candidate) string {
 	if c.Name != "" {
 		return c.Name
 	}

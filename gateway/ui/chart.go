@@ -13,29 +13,29 @@ import (
 // Charts are inline SVG drawn on the server: they need no script, no build step and nothing from outside
 // mlgate, and a test (or a screen reader) can read their points.
 
-// uiSeries is one line: points in x order.
-type uiSeries struct {
+// chartSeries is one line: points in x order.
+type chartSeries struct {
 	Name string
 	X, Y []float64
 }
 
-// uiChart is a rendered chart: SVG markup built from numbers only (names go through html escaping).
-type uiChart struct {
+// chart is a rendered chart: SVG markup built from numbers only (names go through html escaping).
+type chart struct {
 	Title  string
 	SVG    template.HTML
-	Legend []uiLegend
+	Legend []legendEntry
 }
 
-type uiLegend struct{ Name, Color string }
+type legendEntry struct{ Name, Color string }
 
-var uiPalette = []string{"#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#0a7e8c", "#bc4c00", "#57606a"}
+var palette = []string{"#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#0a7e8c", "#bc4c00", "#57606a"}
 
 // maxChartPoints bounds the points drawn per line; longer histories are thinned evenly, keeping the ends.
 const maxChartPoints = 1000
 
 // renderChart draws series on shared axes. Non-finite values are skipped (a NaN loss would otherwise blank
 // the line). xLabel names the x axis.
-func renderChart(title, xLabel string, series []uiSeries) *uiChart {
+func renderChart(title, xLabel string, series []chartSeries) *chart {
 	const w, h, left, right, top, bottom = 640.0, 240.0, 64.0, 12.0, 10.0, 34.0
 	minX, maxX, minY, maxY := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
 	for _, s := range series {
@@ -48,7 +48,7 @@ func renderChart(title, xLabel string, series []uiSeries) *uiChart {
 		}
 	}
 	if math.IsInf(minX, 1) {
-		return &uiChart{Title: title, SVG: template.HTML(`<p class="muted">No finite values to plot.</p>`)}
+		return &chart{Title: title, SVG: template.HTML(`<p class="muted">No finite values to plot.</p>`)}
 	}
 	if maxX == minX {
 		minX, maxX = minX-1, maxX+1
@@ -72,16 +72,16 @@ func renderChart(title, xLabel string, series []uiSeries) *uiChart {
 		left, top, left, h-bottom, left, h-bottom, w-right, h-bottom)
 	for _, y := range yTicks {
 		fmt.Fprintf(&b, `<line class="grid" x1="%g" y1="%.1f" x2="%g" y2="%.1f"/><text x="%g" y="%.1f" text-anchor="end">%s</text>`,
-			left, py(y), w-right, py(y), left-4, py(y)+3, template.HTMLEscapeString(uiTick(y)))
+			left, py(y), w-right, py(y), left-4, py(y)+3, template.HTMLEscapeString(tick(y)))
 	}
 	for _, x := range xTicks {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%g" text-anchor="middle">%s</text>`, px(x), h-bottom+14, template.HTMLEscapeString(uiTick(x)))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%g" text-anchor="middle">%s</text>`, px(x), h-bottom+14, template.HTMLEscapeString(tick(x)))
 	}
 	fmt.Fprintf(&b, `<text x="%g" y="%g" text-anchor="middle" class="label">%s</text></g>`, (left+w-right)/2, h-4, template.HTMLEscapeString(xLabel))
-	var legend []uiLegend
+	var legend []legendEntry
 	for si, s := range series {
-		color := uiPalette[si%len(uiPalette)]
-		legend = append(legend, uiLegend{Name: s.Name, Color: color})
+		color := palette[si%len(palette)]
+		legend = append(legend, legendEntry{Name: s.Name, Color: color})
 		idx := thin(len(s.X))
 		var pts []string
 		fmt.Fprintf(&b, `<g class="series" data-name="%s" style="stroke:%s;fill:%s">`, template.HTMLEscapeString(s.Name), color, color)
@@ -98,15 +98,15 @@ func renderChart(title, xLabel string, series []uiSeries) *uiChart {
 					continue
 				}
 				fmt.Fprintf(&b, `<circle class="pt" r="2.5" cx="%.1f" cy="%.1f" data-x="%s" data-y="%s"><title>%s: %s = %s</title></circle>`,
-					px(s.X[i]), py(s.Y[i]), uiNum(s.X[i]), uiNum(s.Y[i]), template.HTMLEscapeString(s.Name),
-					template.HTMLEscapeString(uiNum(s.X[i])), template.HTMLEscapeString(uiNum(s.Y[i])))
+					px(s.X[i]), py(s.Y[i]), formatNum(s.X[i]), formatNum(s.Y[i]), template.HTMLEscapeString(s.Name),
+					template.HTMLEscapeString(formatNum(s.X[i])), template.HTMLEscapeString(formatNum(s.Y[i])))
 			}
 		}
 		b.WriteString(`</g>`)
 	}
 	b.WriteString(`</svg>`)
 	// Every interpolated string above is a number or HTML-escaped, so the markup is safe to emit as is.
-	return &uiChart{Title: title, SVG: template.HTML(b.String()), Legend: legend}
+	return &chart{Title: title, SVG: template.HTML(b.String()), Legend: legend}
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
@@ -128,20 +128,20 @@ func thin(n int) []int {
 
 // chart builds the model page's performance chart: one line per chosen metric across the page's
 // candidates, in the table's order. ?chart=<key> chooses (repeatable); by default the first three.
-func (d *uiModelData) chart(q url.Values) {
+func (d *modelData) chart(q url.Values) {
 	d.ChartKeys = d.MetricKeys
 	d.ChartChosen = map[string]bool{}
 	chosen := q["chart"]
 	if len(chosen) == 0 {
 		chosen = d.MetricKeys[:min(3, len(d.MetricKeys))]
 	}
-	var series []uiSeries
+	var series []chartSeries
 	for _, k := range chosen {
 		if !slices.Contains(d.MetricKeys, k) {
 			continue
 		}
 		d.ChartChosen[k] = true
-		s := uiSeries{Name: k}
+		s := chartSeries{Name: k}
 		for i, r := range d.Rows {
 			if v, ok := r.Metrics[k]; ok {
 				s.X = append(s.X, float64(i+1))
@@ -155,8 +155,8 @@ func (d *uiModelData) chart(q url.Values) {
 	}
 }
 
-// uiTick formats an axis label: 4 significant digits are enough to read a scale.
-func uiTick(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }
+// tick formats an axis label: 4 significant digits are enough to read a scale.
+func tick(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }
 
 // niceTicks spreads about n intervals over [lo, hi] at a step of 1, 2 or 5 times a power of ten (at
 // least 1 when whole is set) and returns the ticks with the axis widened to the outer ones.
@@ -185,7 +185,7 @@ func niceTicks(lo, hi float64, n int, whole bool) (ticks []float64, axisLo, axis
 }
 
 // allWhole reports whether every finite x of every series is a whole number (steps, row numbers).
-func allWhole(series []uiSeries) bool {
+func allWhole(series []chartSeries) bool {
 	for _, s := range series {
 		for _, x := range s.X {
 			if finite(x) && x != math.Trunc(x) {

@@ -24,12 +24,12 @@ import (
 // RowsPerPage is the size of a candidates page.
 const RowsPerPage = 50
 
-// uiMaxProjects bounds the projects page.
-const uiMaxProjects = 1000
+// maxProjects bounds the projects page.
+const maxProjects = 1000
 
 // Projects.
 
-func (s *UI) uiProjects(w http.ResponseWriter, r *http.Request, _ httprouter.Params, v *uiView) error {
+func (s *UI) projects(w http.ResponseWriter, r *http.Request, _ httprouter.Params, v *view) error {
 	v.page, v.Title = "projects", "Projects"
 	var out []*metadata.Project
 	if tok := httpapi.Principal(r.Context()); tok != nil {
@@ -42,7 +42,7 @@ func (s *UI) uiProjects(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 			out = append(out, p)
 		}
 	} else {
-		ps, err := s.store.ListProjects(r.Context(), uiMaxProjects)
+		ps, err := s.store.ListProjects(r.Context(), maxProjects)
 		if err != nil {
 			return err
 		}
@@ -54,33 +54,33 @@ func (s *UI) uiProjects(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 
 // Models.
 
-type uiModelRow struct {
+type modelRow struct {
 	M             *metadata.Model
 	Latest        string
 	Versions      int
 	Candidates    int
 	LastActivity  time.Time
-	CandidatesCap bool // counting stopped at uiCountCap
+	CandidatesCap bool // counting stopped at countCap
 }
 
-type uiModelsData struct {
+type modelsData struct {
 	P    *metadata.Project
 	Q    string
-	Rows []uiModelRow
+	Rows []modelRow
 }
 
-// uiCountCap bounds the candidate count per model on the models page, so one huge model cannot slow the
+// countCap bounds the candidate count per model on the models page, so one huge model cannot slow the
 // listing down; the page shows "≥ N" beyond it.
-const uiCountCap = 100000
+const countCap = 100000
 
-func (s *UI) uiModels(w http.ResponseWriter, r *http.Request, ps httprouter.Params, v *uiView) error {
+func (s *UI) models(w http.ResponseWriter, r *http.Request, ps httprouter.Params, v *view) error {
 	ctx := r.Context()
 	p, err := httpapi.ResolveProject(ctx, s.store, ps.ByName("project"), false)
 	if err != nil {
 		return err
 	}
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	d := uiModelsData{P: p, Q: q}
+	d := modelsData{P: p, Q: q}
 	tok := ""
 	for {
 		models, next, err := s.store.ListModels(ctx, p.ID, metadata.Page{Token: tok, Limit: 1000})
@@ -95,7 +95,7 @@ func (s *UI) uiModels(w http.ResponseWriter, r *http.Request, ps httprouter.Para
 				!strings.Contains(strings.ToLower(m.DisplayName), strings.ToLower(q)) {
 				continue
 			}
-			row, err := s.uiModelRow(ctx, m)
+			row, err := s.modelRowOf(ctx, m)
 			if err != nil {
 				return err
 			}
@@ -107,13 +107,13 @@ func (s *UI) uiModels(w http.ResponseWriter, r *http.Request, ps httprouter.Para
 		tok = next
 	}
 	v.page, v.Title, v.Data = "models", "Models · "+p.Path, d
-	v.Crumbs = []uiCrumb{{"Projects", "/ui/projects"}, {p.Path, ""}}
+	v.Crumbs = []crumb{{"Projects", "/ui/projects"}, {p.Path, ""}}
 	return nil
 }
 
-func (s *UI) uiModelRow(ctx context.Context, m *metadata.Model) (uiModelRow, error) {
-	row := uiModelRow{M: m, LastActivity: m.UpdatedAt}
-	versions, err := s.uiAllVersions(ctx, m.ID)
+func (s *UI) modelRowOf(ctx context.Context, m *metadata.Model) (modelRow, error) {
+	row := modelRow{M: m, LastActivity: m.UpdatedAt}
+	versions, err := s.allVersions(ctx, m.ID)
 	if err != nil {
 		return row, err
 	}
@@ -144,7 +144,7 @@ func (s *UI) uiModelRow(ctx context.Context, m *metadata.Model) (uiModelRow, err
 		if next == "" {
 			break
 		}
-		if row.Candidates >= uiCountCap {
+		if row.Candidates >= countCap {
 			row.CandidatesCap = true
 			break
 		}
@@ -153,7 +153,7 @@ func (s *UI) uiModelRow(ctx context.Context, m *metadata.Model) (uiModelRow, err
 	return row, nil
 }
 
-func (s *UI) uiAllVersions(ctx context.Context, modelID uint64) ([]*metadata.Version, error) {
+func (s *UI) allVersions(ctx context.Context, modelID uint64) ([]*metadata.Version, error) {
 	var out []*metadata.Version
 	tok := ""
 	for {
@@ -169,8 +169,8 @@ func (s *UI) uiAllVersions(ctx context.Context, modelID uint64) ([]*metadata.Ver
 	}
 }
 
-// uiModelOf resolves the :project and :name parameters to an active model.
-func (s *UI) uiModelOf(ctx context.Context, ps httprouter.Params) (*metadata.Project, *metadata.Model, error) {
+// modelOf resolves the :project and :name parameters to an active model.
+func (s *UI) modelOf(ctx context.Context, ps httprouter.Params) (*metadata.Project, *metadata.Model, error) {
 	p, err := httpapi.ResolveProject(ctx, s.store, ps.ByName("project"), false)
 	if err != nil {
 		return nil, nil, err
@@ -189,34 +189,34 @@ func (s *UI) uiModelOf(ctx context.Context, ps httprouter.Params) (*metadata.Pro
 	return p, m, nil
 }
 
-func uiModelHref(p *metadata.Project, m *metadata.Model) string {
+func modelHref(p *metadata.Project, m *metadata.Model) string {
 	return "/ui/projects/" + url.PathEscape(p.Path) + "/models/" + url.PathEscape(m.Name)
 }
 
 // The model page and its candidates table.
 
-// uiSort is a parsed ?sort=<entity>.<key>&order=asc|desc.
-type uiSort struct {
+// sortSpec is a parsed ?sort=<entity>.<key>&order=asc|desc.
+type sortSpec struct {
 	Entity mlflowfilter.Entity // zero: the default order, newest start time first
 	Key    string
 	Desc   bool
 }
 
-func (o uiSort) param() string {
+func (o sortSpec) param() string {
 	if o.Entity == 0 {
 		return ""
 	}
 	return o.Entity.String() + "." + o.Key
 }
 
-// uiAttributes are the sortable attribute columns, by their ?sort= name.
-var uiAttributes = []string{"run_name", "status", "start_time", "duration", "version"}
+// sortAttributes are the sortable attribute columns, by their ?sort= name.
+var sortAttributes = []string{"run_name", "status", "start_time", "duration", "version"}
 
-func parseUISort(q url.Values) (uiSort, error) {
+func parseSort(q url.Values) (sortSpec, error) {
 	raw := q.Get("sort")
-	o := uiSort{Desc: q.Get("order") != "asc"}
+	o := sortSpec{Desc: q.Get("order") != "asc"}
 	if raw == "" {
-		return uiSort{Desc: true}, nil
+		return sortSpec{Desc: true}, nil
 	}
 	ent, key, ok := strings.Cut(raw, ".")
 	if !ok || key == "" {
@@ -228,8 +228,8 @@ func parseUISort(q url.Values) (uiSort, error) {
 	case "params":
 		o.Entity = mlflowfilter.Param
 	case "attributes":
-		if !slices.Contains(uiAttributes, key) {
-			return o, fmt.Errorf("%w: sort %q: attributes are %s", httpapi.ErrBadRequest, raw, strings.Join(uiAttributes, ", "))
+		if !slices.Contains(sortAttributes, key) {
+			return o, fmt.Errorf("%w: sort %q: attributes are %s", httpapi.ErrBadRequest, raw, strings.Join(sortAttributes, ", "))
 		}
 		o.Entity = mlflowfilter.Attribute
 	default:
@@ -237,13 +237,13 @@ func parseUISort(q url.Values) (uiSort, error) {
 	}
 	o.Key = key
 	if o.Entity == mlflowfilter.Attribute && key == "start_time" && o.Desc {
-		return uiSort{Desc: true}, nil // the store's own order
+		return sortSpec{Desc: true}, nil // the store's own order
 	}
 	return o, nil
 }
 
-// uiCandRow is one row of the candidates table.
-type uiCandRow struct {
+// candRow is one row of the candidates table.
+type candRow struct {
 	C        *metadata.Candidate
 	Duration string
 	Params   map[string]string
@@ -251,8 +251,8 @@ type uiCandRow struct {
 	Version  string
 }
 
-// uiColumn is a header of the candidates table.
-type uiColumn struct {
+// column is a header of the candidates table.
+type column struct {
 	Kind   string // "attr", "param", "metric"
 	Key    string
 	Label  string
@@ -262,17 +262,17 @@ type uiColumn struct {
 	Hide   string // the ?hide= value
 }
 
-type uiModelData struct {
+type modelData struct {
 	P           *metadata.Project
 	M           *metadata.Model
 	Href        string
 	TrackingURI string
-	Versions    []uiVersionRow
-	Columns     []uiColumn
-	Visible     []uiColumn
+	Versions    []versionRow
+	Columns     []column
+	Visible     []column
 	ParamKeys   []string
 	MetricKeys  []string
-	Rows        []uiCandRow
+	Rows        []candRow
 	Filter      string
 	FilterError string
 	Sort        string
@@ -281,13 +281,13 @@ type uiModelData struct {
 	NextHref    string
 	FirstHref   string
 	CSVHref     string
-	Chart       *uiChart
+	Chart       *chart
 	ChartKeys   []string
 	ChartChosen map[string]bool
 	PageNote    string
 }
 
-type uiVersionRow struct {
+type versionRow struct {
 	V         *metadata.Version
 	Aliases   []string
 	Candidate int64
@@ -295,22 +295,22 @@ type uiVersionRow struct {
 	Size      int64
 }
 
-func (s *UI) uiModel(w http.ResponseWriter, r *http.Request, ps httprouter.Params, v *uiView) error {
+func (s *UI) model(w http.ResponseWriter, r *http.Request, ps httprouter.Params, v *view) error {
 	ctx := r.Context()
-	p, m, err := s.uiModelOf(ctx, ps)
+	p, m, err := s.modelOf(ctx, ps)
 	if err != nil {
 		return err
 	}
 	q := r.URL.Query()
-	d := &uiModelData{P: p, M: m, Href: uiModelHref(p, m), Filter: q.Get("filter"), Hidden: map[string]bool{}}
-	d.TrackingURI = uiBaseURL(r) + "/api/v4/projects/" + strconv.FormatInt(p.ID, 10) + "/ml/mlflow"
+	d := &modelData{P: p, M: m, Href: modelHref(p, m), Filter: q.Get("filter"), Hidden: map[string]bool{}}
+	d.TrackingURI = baseURL(r) + "/api/v4/projects/" + strconv.FormatInt(p.ID, 10) + "/ml/mlflow"
 	for _, h := range q["hide"] {
 		d.Hidden[h] = true
 	}
 	v.page, v.Title, v.Data = "model", m.DisplayName+" · "+p.Path, d
-	v.Crumbs = []uiCrumb{{"Projects", "/ui/projects"}, {p.Path, "/ui/projects/" + url.PathEscape(p.Path) + "/models"}, {m.DisplayName, ""}}
+	v.Crumbs = []crumb{{"Projects", "/ui/projects"}, {p.Path, "/ui/projects/" + url.PathEscape(p.Path) + "/models"}, {m.DisplayName, ""}}
 
-	versions, err := s.uiAllVersions(ctx, m.ID)
+	versions, err := s.allVersions(ctx, m.ID)
 	if err != nil {
 		return err
 	}
@@ -320,7 +320,7 @@ func (s *UI) uiModel(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 	}
 	versionOf := map[uint64]string{}
 	for _, ver := range versions {
-		row := uiVersionRow{V: ver}
+		row := versionRow{V: ver}
 		for _, a := range aliases {
 			if a.Seq == ver.Seq {
 				row.Aliases = append(row.Aliases, a.Alias)
@@ -342,12 +342,12 @@ func (s *UI) uiModel(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 	}
 	slices.Reverse(d.Versions) // newest first
 
-	sort, err := parseUISort(q)
+	sort, err := parseSort(q)
 	if err == nil {
 		var filter mlflowfilter.Filter
 		filter, err = mlflowfilter.ParseRunFilter(d.Filter)
 		if err == nil {
-			err = s.uiCandidatesPage(ctx, r, m, d, sort, filter, versionOf)
+			err = s.candidatesPage(ctx, r, m, d, sort, filter, versionOf)
 		}
 	}
 	if errors.Is(err, mlflowfilter.ErrInvalid) || errors.Is(err, httpapi.ErrBadRequest) || errors.Is(err, metadata.ErrInvalid) {
@@ -376,11 +376,11 @@ func (s *UI) uiModel(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 	return nil
 }
 
-// uiCandidatesPage fills d.Rows with one page of candidates from the run query engine, the one
+// candidatesPage fills d.Rows with one page of candidates from the run query engine, the one
 // runs/search asks: metric sorts and the default order page through the store's index, other sorts read
 // the model's candidates and sort them in memory, up to the engine's limit.
-func (s *UI) uiCandidatesPage(ctx context.Context, r *http.Request, m *metadata.Model, d *uiModelData,
-	sort uiSort, filter mlflowfilter.Filter, versionOf map[uint64]string) error {
+func (s *UI) candidatesPage(ctx context.Context, r *http.Request, m *metadata.Model, d *modelData,
+	sort sortSpec, filter mlflowfilter.Filter, versionOf map[uint64]string) error {
 	q := r.URL.Query()
 	base := func() url.Values {
 		u := url.Values{}
@@ -412,7 +412,7 @@ func (s *UI) uiCandidatesPage(ctx context.Context, r *http.Request, m *metadata.
 		return err
 	}
 	for _, row := range page.Rows {
-		d.Rows = append(d.Rows, uiRow(row, versionOf))
+		d.Rows = append(d.Rows, rowOf(row, versionOf))
 	}
 	if page.Next != "" && q.Get("format") != "csv" {
 		u := base()
@@ -425,10 +425,10 @@ func (s *UI) uiCandidatesPage(ctx context.Context, r *http.Request, m *metadata.
 	return nil
 }
 
-// uiRow is a table row of a query result.
-func uiRow(row runquery.Row, versionOf map[uint64]string) uiCandRow {
+// rowOf is a table row of a query result.
+func rowOf(row runquery.Row, versionOf map[uint64]string) candRow {
 	c, data := row.Candidate, row.Data
-	out := uiCandRow{C: c, Duration: uiDuration(c), Params: make(map[string]string, len(data.Params)),
+	out := candRow{C: c, Duration: formatDuration(c), Params: make(map[string]string, len(data.Params)),
 		Metrics: make(map[string]float64, len(data.Metrics)), Version: versionOf[c.ID]}
 	for _, p := range data.Params {
 		out.Params[p.Key] = p.Value
@@ -442,7 +442,7 @@ func uiRow(row runquery.Row, versionOf map[uint64]string) uiCandRow {
 // columns computes the table's headers: the attributes, then every param and metric key of the rows shown
 // (and the sorted-by key). Keys are those of the page, not of the whole model: collecting every key of
 // 10 000 candidates would cost a read of each, on every page view.
-func (d *uiModelData) columns(q url.Values, sort uiSort) {
+func (d *modelData) columns(q url.Values, sort sortSpec) {
 	params, metrics := map[string]bool{}, map[string]bool{}
 	for _, r := range d.Rows {
 		for k := range r.Params {
@@ -486,7 +486,7 @@ func (d *uiModelData) columns(q url.Values, sort uiSort) {
 	}
 	add := func(kind, key, label, sortParam string) {
 		href, sorted := link(sortParam)
-		d.Columns = append(d.Columns, uiColumn{Kind: kind, Key: key, Label: label, Href: href, Sorted: sorted,
+		d.Columns = append(d.Columns, column{Kind: kind, Key: key, Label: label, Href: href, Sorted: sorted,
 			Hide: sortParam, Hidden: d.Hidden[sortParam]})
 	}
 	add("attr", "status", "Status", "attributes.status")
@@ -522,7 +522,7 @@ func sortedKeys(m map[string]bool) []string {
 }
 
 // csv renders the current view (rows and visible columns) as CSV.
-func (d *uiModelData) csv() []byte {
+func (d *modelData) csv() []byte {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
 	head := []string{"iid", "run_id", "name"}
@@ -538,9 +538,9 @@ func (d *uiModelData) csv() []byte {
 	}
 	_ = w.Write(head)
 	for _, r := range d.Rows {
-		rec := []string{strconv.FormatInt(r.C.IID, 10), r.C.EID.String(), uiCSVSafe(r.C.Name)}
+		rec := []string{strconv.FormatInt(r.C.IID, 10), r.C.EID.String(), csvSafe(r.C.Name)}
 		for _, c := range d.Visible {
-			rec = append(rec, uiCSVSafe(r.Cell(c)))
+			rec = append(rec, csvSafe(r.Cell(c)))
 		}
 		_ = w.Write(rec)
 	}
@@ -548,9 +548,9 @@ func (d *uiModelData) csv() []byte {
 	return buf.Bytes()
 }
 
-// uiCSVSafe defuses spreadsheet formula injection: a cell starting with = + - @ is prefixed with a quote,
+// csvSafe defuses spreadsheet formula injection: a cell starting with = + - @ is prefixed with a quote,
 // unless it is a plain number.
-func uiCSVSafe(s string) string {
+func csvSafe(s string) string {
 	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
 		if _, err := strconv.ParseFloat(s, 64); err != nil {
 			return "'" + s
@@ -560,13 +560,13 @@ func uiCSVSafe(s string) string {
 }
 
 // Cell is the text of one column of the row; "" when the value is missing.
-func (r uiCandRow) Cell(c uiColumn) string {
+func (r candRow) Cell(c column) string {
 	switch c.Kind {
 	case "param":
 		return r.Params[c.Key]
 	case "metric":
 		if v, ok := r.Metrics[c.Key]; ok {
-			return uiNum(v)
+			return formatNum(v)
 		}
 		return ""
 	}
@@ -574,7 +574,7 @@ func (r uiCandRow) Cell(c uiColumn) string {
 	case "status":
 		return r.C.Status.String()
 	case "start_time":
-		return uiTime(time.UnixMilli(r.C.StartTime))
+		return formatTime(time.UnixMilli(r.C.StartTime))
 	case "duration":
 		if r.C.EndTime == 0 {
 			return ""
@@ -586,8 +586,8 @@ func (r uiCandRow) Cell(c uiColumn) string {
 	return ""
 }
 
-// uiBaseURL is the scheme and host the browser used, for commands shown on pages.
-func uiBaseURL(r *http.Request) string {
+// baseURL is the scheme and host the browser used, for commands shown on pages.
+func baseURL(r *http.Request) string {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"

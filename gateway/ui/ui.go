@@ -31,7 +31,7 @@ import (
 )
 
 //go:embed templates/*.html static/*
-var uiFS embed.FS
+var assets embed.FS
 
 const (
 	// SessionCookie holds the token secret of a logged-in browser. HttpOnly keeps it from scripts;
@@ -76,7 +76,7 @@ func IsUIPath(escapedPath string) bool {
 // Routes registers the UI on r.
 func (s *UI) Routes(r *httprouter.Router) {
 	ui := newUITemplates()
-	static, _ := fs.Sub(uiFS, "static")
+	static, _ := fs.Sub(assets, "static")
 	fileServer := http.StripPrefix("/ui/static/", http.FileServer(http.FS(static)))
 
 	redirect := func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
@@ -89,51 +89,51 @@ func (s *UI) Routes(r *httprouter.Router) {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		fileServer.ServeHTTP(w, req)
 	})
-	r.GET("/ui/login", s.uiPublic(ui, s.uiLoginForm))
-	r.POST("/ui/login", s.uiPublic(ui, s.uiLogin))
-	r.POST("/ui/logout", s.uiPublic(ui, s.uiLogout))
-	r.GET("/ui/projects", s.uiPage(ui, s.uiProjects))
-	r.GET("/ui/projects/:project/models", s.uiPage(ui, s.uiModels))
-	r.GET("/ui/projects/:project/models/:name", s.uiPage(ui, s.uiModel))
-	r.GET("/ui/projects/:project/models/:name/compare", s.uiPage(ui, s.uiCompare))
-	r.GET("/ui/projects/:project/models/:name/candidates/:iid", s.uiPage(ui, s.uiCandidate))
-	r.POST("/ui/projects/:project/models/:name/candidates/:iid/promote", s.uiPage(ui, s.uiPromote))
-	r.GET("/ui/projects/:project/models/:name/versions/:semver", s.uiPage(ui, s.uiVersion))
+	r.GET("/ui/login", s.public(ui, s.loginForm))
+	r.POST("/ui/login", s.public(ui, s.login))
+	r.POST("/ui/logout", s.public(ui, s.logout))
+	r.GET("/ui/projects", s.page(ui, s.projects))
+	r.GET("/ui/projects/:project/models", s.page(ui, s.models))
+	r.GET("/ui/projects/:project/models/:name", s.page(ui, s.model))
+	r.GET("/ui/projects/:project/models/:name/compare", s.page(ui, s.compare))
+	r.GET("/ui/projects/:project/models/:name/candidates/:iid", s.page(ui, s.candidate))
+	r.POST("/ui/projects/:project/models/:name/candidates/:iid/promote", s.page(ui, s.promote))
+	r.GET("/ui/projects/:project/models/:name/versions/:semver", s.page(ui, s.version))
 }
 
-// uiTemplates holds one parsed template set per page, each with the shared layout.
-type uiTemplates map[string]*template.Template
+// templates holds one parsed template set per page, each with the shared layout.
+type templates map[string]*template.Template
 
-var uiFuncs = template.FuncMap{
+var templateFuncs = template.FuncMap{
 	"pathEscape": url.PathEscape,
-	"time":       uiTime,
-	"ms":         func(ms int64) string { return uiTime(time.UnixMilli(ms)) },
-	"bytes":      uiBytes,
-	"num":        uiNum,
+	"time":       formatTime,
+	"ms":         func(ms int64) string { return formatTime(time.UnixMilli(ms)) },
+	"bytes":      formatBytes,
+	"num":        formatNum,
 	"short":      func(s string) string { return s[:min(len(s), 12)] },
 }
 
-func newUITemplates() uiTemplates {
-	pages, err := fs.Glob(uiFS, "templates/*.html")
+func newUITemplates() templates {
+	pages, err := fs.Glob(assets, "templates/*.html")
 	if err != nil {
 		panic(err)
 	}
-	t := uiTemplates{}
+	t := templates{}
 	for _, p := range pages {
 		name := strings.TrimSuffix(strings.TrimPrefix(p, "templates/"), ".html")
 		if name == "layout" {
 			continue
 		}
 		// Parse errors are programming errors in embedded files: the UI tests catch them at once.
-		t[name] = template.Must(template.New("layout.html").Funcs(uiFuncs).ParseFS(uiFS, "templates/layout.html", p))
+		t[name] = template.Must(template.New("layout.html").Funcs(templateFuncs).ParseFS(assets, "templates/layout.html", p))
 	}
 	return t
 }
 
-// uiView is what every page template receives: page-specific Data plus the chrome.
-type uiView struct {
+// view is what every page template receives: page-specific Data plus the chrome.
+type view struct {
 	Title     string
-	Crumbs    []uiCrumb
+	Crumbs    []crumb
 	User      *metadata.Token // nil when auth is off
 	AuthOn    bool
 	CSRF      string
@@ -146,25 +146,25 @@ type uiView struct {
 	rawHeader http.Header
 }
 
-type uiCrumb struct{ Name, Href string }
+type crumb struct{ Name, Href string }
 
-// uiHandler renders into v (v.page names the template) or returns an error page.
-type uiHandler func(w http.ResponseWriter, r *http.Request, ps httprouter.Params, v *uiView) error
+// pageHandler renders into v (v.page names the template) or returns an error page.
+type pageHandler func(w http.ResponseWriter, r *http.Request, ps httprouter.Params, v *view) error
 
-// uiPublic serves a page that needs no login (the login form itself).
-func (s *UI) uiPublic(ui uiTemplates, h uiHandler) httprouter.Handle {
+// public serves a page that needs no login (the login form itself).
+func (s *UI) public(ui templates, h pageHandler) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		s.uiServe(ui, w, r, ps, h, nil)
+		s.serve(ui, w, r, ps, h, nil)
 	}
 }
 
-// uiPage serves a page that, with auth on, needs a valid session cookie (or an API credential header,
+// page serves a page that, with auth on, needs a valid session cookie (or an API credential header,
 // so that curl and scripts can read pages too). Without one the browser is sent to the login form.
 // With a principal in the context, resolveProject applies the token's project scope as for the API.
-func (s *UI) uiPage(ui uiTemplates, h uiHandler) httprouter.Handle {
+func (s *UI) page(ui templates, h pageHandler) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		if !s.auth {
-			s.uiServe(ui, w, r, ps, h, nil)
+			s.serve(ui, w, r, ps, h, nil)
 			return
 		}
 		secret, err := auth.Credentials(r)
@@ -179,35 +179,35 @@ func (s *UI) uiPage(ui uiTemplates, h uiHandler) httprouter.Handle {
 		}
 		if tok == nil {
 			if err != nil && !errors.Is(err, httpapi.ErrUnauthenticated) {
-				s.uiError(ui, w, r, &uiView{AuthOn: true}, err)
+				s.renderError(ui, w, r, &view{AuthOn: true}, err)
 				return
 			}
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/ui/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
 				return
 			}
-			s.uiError(ui, w, r, &uiView{AuthOn: true}, fmt.Errorf("%w: log in first", httpapi.ErrUnauthenticated))
+			s.renderError(ui, w, r, &view{AuthOn: true}, fmt.Errorf("%w: log in first", httpapi.ErrUnauthenticated))
 			return
 		}
 		r = r.WithContext(httpapi.WithPrincipal(r.Context(), tok))
-		s.uiServe(ui, w, r, ps, h, tok)
+		s.serve(ui, w, r, ps, h, tok)
 	}
 }
 
-func (s *UI) uiServe(ui uiTemplates, w http.ResponseWriter, r *http.Request, ps httprouter.Params, h uiHandler, tok *metadata.Token) {
-	v := &uiView{User: tok, AuthOn: s.auth, CSRF: uiCSRFToken(w, r)}
+func (s *UI) serve(ui templates, w http.ResponseWriter, r *http.Request, ps httprouter.Params, h pageHandler, tok *metadata.Token) {
+	v := &view{User: tok, AuthOn: s.auth, CSRF: csrfToken(w, r)}
 	if r.Method == http.MethodPost {
-		if err := uiCheckCSRF(r); err != nil {
-			s.uiError(ui, w, r, v, err)
+		if err := checkCSRF(r); err != nil {
+			s.renderError(ui, w, r, v, err)
 			return
 		}
 		if tok != nil && tok.Scope < metadata.ScopeWrite && r.URL.Path != "/ui/login" && r.URL.Path != "/ui/logout" {
-			s.uiError(ui, w, r, v, fmt.Errorf("%w: token %s has scope %s, which allows only reads", httpapi.ErrPermissionDenied, tok.ID, tok.Scope))
+			s.renderError(ui, w, r, v, fmt.Errorf("%w: token %s has scope %s, which allows only reads", httpapi.ErrPermissionDenied, tok.ID, tok.Scope))
 			return
 		}
 	}
 	if err := h(w, r, ps, v); err != nil {
-		s.uiError(ui, w, r, v, err)
+		s.renderError(ui, w, r, v, err)
 		return
 	}
 	switch {
@@ -221,13 +221,13 @@ func (s *UI) uiServe(ui uiTemplates, w http.ResponseWriter, r *http.Request, ps 
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(v.rawBody)
 	default:
-		s.uiRender(ui, w, r, v)
+		s.render(ui, w, r, v)
 	}
 }
 
-// uiRender executes the page into a buffer first, so a template error becomes a clean 500 page instead
+// render executes the page into a buffer first, so a template error becomes a clean 500 page instead
 // of half a page.
-func (s *UI) uiRender(ui uiTemplates, w http.ResponseWriter, r *http.Request, v *uiView) {
+func (s *UI) render(ui templates, w http.ResponseWriter, r *http.Request, v *view) {
 	t := ui[v.page]
 	var buf bytes.Buffer
 	if t == nil {
@@ -256,8 +256,8 @@ func (s *UI) uiRender(ui uiTemplates, w http.ResponseWriter, r *http.Request, v 
 	_, _ = w.Write(buf.Bytes())
 }
 
-// uiError renders err as an error page with the status of the error table.
-func (s *UI) uiError(ui uiTemplates, w http.ResponseWriter, r *http.Request, v *uiView, err error) {
+// renderError renders err as an error page with the status of the error table.
+func (s *UI) renderError(ui templates, w http.ResponseWriter, r *http.Request, v *view, err error) {
 	class, msg, send := httpapi.PrepareError(w, r, s.log, err)
 	if !send {
 		return
@@ -267,13 +267,13 @@ func (s *UI) uiError(ui uiTemplates, w http.ResponseWriter, r *http.Request, v *
 	}
 	v.page, v.status, v.Error, v.Title = "error", class.Status, msg, http.StatusText(class.Status)
 	v.Data = nil
-	s.uiRender(ui, w, r, v)
+	s.render(ui, w, r, v)
 }
 
 // CSRF: double-submit. The cookie is random, HttpOnly and SameSite=Strict; forms carry its value, which a
 // page of another origin can neither read nor make the browser send. Origin, when sent, must match too.
 
-func uiCSRFToken(w http.ResponseWriter, r *http.Request) string {
+func csrfToken(w http.ResponseWriter, r *http.Request) string {
 	if c, err := r.Cookie(CSRFCookie); err == nil && len(c.Value) >= 32 {
 		return c.Value
 	}
@@ -285,7 +285,7 @@ func uiCSRFToken(w http.ResponseWriter, r *http.Request) string {
 	return tok
 }
 
-func uiCheckCSRF(r *http.Request) error {
+func checkCSRF(r *http.Request) error {
 	if o := r.Header.Get("Origin"); o != "" && o != "null" {
 		u, err := url.Parse(o)
 		if err != nil || u.Host != r.Host {
@@ -307,9 +307,9 @@ func uiCheckCSRF(r *http.Request) error {
 
 // Login.
 
-type uiLoginData struct{ Next string }
+type loginData struct{ Next string }
 
-func uiSafeNext(next string) string {
+func safeNext(next string) string {
 	// Only local UI paths: an open redirect would turn the login form into a phishing relay.
 	if !strings.HasPrefix(next, "/ui/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
 		return "/ui/projects"
@@ -317,14 +317,14 @@ func uiSafeNext(next string) string {
 	return next
 }
 
-func (s *UI) uiLoginForm(w http.ResponseWriter, r *http.Request, _ httprouter.Params, v *uiView) error {
+func (s *UI) loginForm(w http.ResponseWriter, r *http.Request, _ httprouter.Params, v *view) error {
 	v.page, v.Title = "login", "Log in"
-	v.Data = uiLoginData{Next: uiSafeNext(r.URL.Query().Get("next"))}
+	v.Data = loginData{Next: safeNext(r.URL.Query().Get("next"))}
 	return nil
 }
 
-func (s *UI) uiLogin(w http.ResponseWriter, r *http.Request, _ httprouter.Params, v *uiView) error {
-	next := uiSafeNext(r.PostForm.Get("next"))
+func (s *UI) login(w http.ResponseWriter, r *http.Request, _ httprouter.Params, v *view) error {
+	next := safeNext(r.PostForm.Get("next"))
 	secret := strings.TrimSpace(r.PostForm.Get("token"))
 	if !s.auth {
 		v.redirect = next
@@ -335,7 +335,7 @@ func (s *UI) uiLogin(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 			return err
 		}
 		v.page, v.Title, v.status, v.Error = "login", "Log in", http.StatusUnauthorized, err.Error()
-		v.Data = uiLoginData{Next: next}
+		v.Data = loginData{Next: next}
 		return nil
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: secret, Path: "/ui", HttpOnly: true,
@@ -344,7 +344,7 @@ func (s *UI) uiLogin(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	return nil
 }
 
-func (s *UI) uiLogout(w http.ResponseWriter, r *http.Request, _ httprouter.Params, v *uiView) error {
+func (s *UI) logout(w http.ResponseWriter, r *http.Request, _ httprouter.Params, v *view) error {
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/ui", HttpOnly: true, MaxAge: -1,
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	v.redirect = "/ui/login"
@@ -353,14 +353,14 @@ func (s *UI) uiLogout(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 
 // Formatting helpers for templates.
 
-func uiTime(t time.Time) string {
+func formatTime(t time.Time) string {
 	if t.IsZero() || t.Unix() <= 0 {
 		return "—"
 	}
 	return t.UTC().Format("2006-01-02 15:04")
 }
 
-func uiBytes(n int64) string {
+func formatBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return strconv.FormatInt(n, 10) + " B"
@@ -373,8 +373,8 @@ func uiBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// uiNum prints a metric compactly: up to 6 significant digits, as MLflow's UI does.
-func uiNum(f float64) string {
+// formatNum prints a metric compactly: up to 6 significant digits, as MLflow's UI does.
+func formatNum(f float64) string {
 	switch {
 	case math.IsNaN(f):
 		return "NaN"
@@ -386,7 +386,7 @@ func uiNum(f float64) string {
 	return strconv.FormatFloat(f, 'g', 6, 64)
 }
 
-func uiDuration(c *metadata.Candidate) string {
+func formatDuration(c *metadata.Candidate) string {
 	if c.EndTime == 0 || c.EndTime < c.StartTime {
 		return "—"
 	}

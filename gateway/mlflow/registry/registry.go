@@ -79,39 +79,39 @@ func (s *Registry) Routes() []rpc.Route {
 
 // Tag keys of the mlgate. namespace that the registry reads or writes itself.
 const (
-	registrySemverTag  = "mlgate.semver"  // synthetic, read-only: a version's semver
-	registryNameTag    = "mlgate.name"    // synthetic, read-only: a model's slug
-	registryVersionTag = "mlgate.version" // input of model-versions/create: the semver to use
+	semverTag  = "mlgate.semver"  // synthetic, read-only: a version's semver
+	nameTag    = "mlgate.name"    // synthetic, read-only: a model's slug
+	versionTag = "mlgate.version" // input of model-versions/create: the semver to use
 	gitlabVersionTag   = "gitlab.version" // GitLab's spelling of the same input, kept as a tag
-	registryStageNone  = "None"
+	stageNone  = "None"
 )
 
 // Search limits: the client's defaults are 100 registered models and 10000 versions per page. Larger
 // requests are clamped, never refused.
 const (
-	registryModelsPageDefault   = 100
-	registryModelsPageMax       = 1000
-	registryVersionsPageDefault = 10000
-	registryVersionsPageMax     = 10000
+	modelsPageDefault   = 100
+	modelsPageMax       = 1000
+	versionsPageDefault = 10000
+	versionsPageMax     = 10000
 )
 
-// registryError is an error whose message is exactly what MLflow would say, classified by kind.
-type registryError struct {
+// mlflowError is an error whose message is exactly what MLflow would say, classified by kind.
+type mlflowError struct {
 	msg  string
 	kind error
 }
 
-func (e *registryError) Error() string { return e.msg }
-func (e *registryError) Unwrap() error { return e.kind }
+func (e *mlflowError) Error() string { return e.msg }
+func (e *mlflowError) Unwrap() error { return e.kind }
 
-func registryErrorf(kind error, format string, args ...any) error {
-	return &registryError{msg: fmt.Sprintf(format, args...), kind: kind}
+func mlflowErrorf(kind error, format string, args ...any) error {
+	return &mlflowError{msg: fmt.Sprintf(format, args...), kind: kind}
 }
 
-// registryBool is a proto bool sent as a JSON bool or, from a GET query, as a string.
-type registryBool bool
+// protoBool is a proto bool sent as a JSON bool or, from a GET query, as a string.
+type protoBool bool
 
-func (b *registryBool) UnmarshalJSON(data []byte) error {
+func (b *protoBool) UnmarshalJSON(data []byte) error {
 	switch strings.ToLower(strings.Trim(string(data), `"`)) {
 	case "true", "1":
 		*b = true
@@ -132,10 +132,10 @@ type registeredModelJSON struct {
 	Description          string              `json:"description,omitempty"`
 	LatestVersions       []modelVersionJSON  `json:"latest_versions,omitempty"`
 	Tags                 []metadata.Tag      `json:"tags,omitempty"`
-	Aliases              []registryAliasJSON `json:"aliases,omitempty"`
+	Aliases              []aliasJSON `json:"aliases,omitempty"`
 }
 
-type registryAliasJSON struct {
+type aliasJSON struct {
 	Alias   string `json:"alias"`
 	Version string `json:"version"`
 }
@@ -156,40 +156,40 @@ type modelVersionJSON struct {
 	Aliases              []string       `json:"aliases,omitempty"`
 }
 
-// registryStage is a version's stage as MLflow shows it: "None" when never set.
-func registryStage(v *metadata.Version) string {
+// stageOf is a version's stage as MLflow shows it: "None" when never set.
+func stageOf(v *metadata.Version) string {
 	if v.Stage == "" {
-		return registryStageNone
+		return stageNone
 	}
 	return v.Stage
 }
 
-// registryCanonicalStage maps a stage name in any case to MLflow's spelling. An unknown name is
+// canonicalStage maps a stage name in any case to MLflow's spelling. An unknown name is
 // httpapi.ErrBadRequest, worded as MLflow words it.
-func registryCanonicalStage(stage string) (string, error) {
+func canonicalStage(stage string) (string, error) {
 	for _, st := range metadata.VersionStages {
 		if strings.EqualFold(st, stage) {
 			return st, nil
 		}
 	}
-	return "", registryErrorf(httpapi.ErrBadRequest, "Invalid Model Version stage: %s. Value must be one of %s.",
+	return "", mlflowErrorf(httpapi.ErrBadRequest, "Invalid Model Version stage: %s. Value must be one of %s.",
 		stage, strings.Join(metadata.VersionStages, ", "))
 }
 
-// registryVersionInfo is what a ModelVersion message needs beyond the version record.
-type registryVersionInfo struct {
+// versionInfo is what a ModelVersion message needs beyond the version record.
+type versionInfo struct {
 	model   *metadata.Model
 	aliases map[int64][]string // seq → real aliases, sorted
 	cands   map[uint64]*metadata.Candidate
 }
 
-// registryInfo loads the aliases of m for rendering its versions.
-func (s *Registry) registryInfo(ctx context.Context, m *metadata.Model) (*registryVersionInfo, error) {
+// versionInfoOf loads the aliases of m for rendering its versions.
+func (s *Registry) versionInfoOf(ctx context.Context, m *metadata.Model) (*versionInfo, error) {
 	list, err := s.store.Aliases(ctx, m.ID)
 	if err != nil {
 		return nil, fmt.Errorf("aliases of model %q: %w", m.DisplayName, err)
 	}
-	info := &registryVersionInfo{model: m, aliases: map[int64][]string{}, cands: map[uint64]*metadata.Candidate{}}
+	info := &versionInfo{model: m, aliases: map[int64][]string{}, cands: map[uint64]*metadata.Candidate{}}
 	for _, a := range list {
 		info.aliases[a.Seq] = append(info.aliases[a.Seq], a.Alias)
 	}
@@ -197,7 +197,7 @@ func (s *Registry) registryInfo(ctx context.Context, m *metadata.Model) (*regist
 }
 
 // candidate returns a version's backing candidate, caching it for the rest of the request.
-func (s *Registry) registryCandidate(ctx context.Context, info *registryVersionInfo, id uint64) (*metadata.Candidate, error) {
+func (s *Registry) candidateOf(ctx context.Context, info *versionInfo, id uint64) (*metadata.Candidate, error) {
 	if c, ok := info.cands[id]; ok {
 		return c, nil
 	}
@@ -211,12 +211,12 @@ func (s *Registry) registryCandidate(ctx context.Context, info *registryVersionI
 
 // toModelVersion renders v. Its semver is listed after its real aliases so that models:/name@<semver>
 // reads as an alias to the user, and it is added as the read-only tag mlgate.semver.
-func (s *Registry) toModelVersion(ctx context.Context, info *registryVersionInfo, v *metadata.Version) (modelVersionJSON, error) {
-	c, err := s.registryCandidate(ctx, info, v.CandidateID)
+func (s *Registry) toModelVersion(ctx context.Context, info *versionInfo, v *metadata.Version) (modelVersionJSON, error) {
+	c, err := s.candidateOf(ctx, info, v.CandidateID)
 	if err != nil {
 		return modelVersionJSON{}, err
 	}
-	tags := append(slices.Clone(v.Tags), metadata.Tag{Key: registrySemverTag, Value: v.Semver})
+	tags := append(slices.Clone(v.Tags), metadata.Tag{Key: semverTag, Value: v.Semver})
 	aliases := append(slices.Clone(info.aliases[v.Seq]), v.Semver)
 	return modelVersionJSON{
 		Name:                 info.model.DisplayName,
@@ -224,7 +224,7 @@ func (s *Registry) toModelVersion(ctx context.Context, info *registryVersionInfo
 		CreationTimestamp:    v.CreatedAt.UnixMilli(),
 		LastUpdatedTimestamp: v.UpdatedAt.UnixMilli(),
 		UserID:               v.UserID,
-		CurrentStage:         registryStage(v),
+		CurrentStage:         stageOf(v),
 		Description:          v.Description,
 		Source:               v.Source,
 		RunID:                c.EID.String(),
@@ -235,8 +235,8 @@ func (s *Registry) toModelVersion(ctx context.Context, info *registryVersionInfo
 	}, nil
 }
 
-// registryVersions returns every version of a model in Seq order.
-func (s *Registry) registryVersions(ctx context.Context, modelID uint64) ([]*metadata.Version, error) {
+// allVersions returns every version of a model in Seq order.
+func (s *Registry) allVersions(ctx context.Context, modelID uint64) ([]*metadata.Version, error) {
 	var out []*metadata.Version
 	page := metadata.Page{Limit: 1000}
 	for {
@@ -252,12 +252,12 @@ func (s *Registry) registryVersions(ctx context.Context, modelID uint64) ([]*met
 	}
 }
 
-// registryLatest returns the highest version per stage among versions (in Seq order), restricted to
+// latestPerStage returns the highest version per stage among versions (in Seq order), restricted to
 // stages when it is non-empty, in Seq order.
-func registryLatest(versions []*metadata.Version, stages map[string]bool) []*metadata.Version {
+func latestPerStage(versions []*metadata.Version, stages map[string]bool) []*metadata.Version {
 	latest := map[string]*metadata.Version{}
 	for _, v := range versions {
-		st := registryStage(v)
+		st := stageOf(v)
 		if len(stages) > 0 && !stages[st] {
 			continue
 		}
@@ -273,9 +273,9 @@ func registryLatest(versions []*metadata.Version, stages map[string]bool) []*met
 	return out
 }
 
-// registryLastUpdated is a registered model's last_updated_timestamp: MLflow moves it when a version is
+// lastUpdated is a registered model's last_updated_timestamp: MLflow moves it when a version is
 // created, which the model record alone does not show.
-func registryLastUpdated(m *metadata.Model, versions []*metadata.Version) int64 {
+func lastUpdated(m *metadata.Model, versions []*metadata.Version) int64 {
 	ts := m.UpdatedAt.UnixMilli()
 	for _, v := range versions {
 		ts = max(ts, v.CreatedAt.UnixMilli())
@@ -283,9 +283,9 @@ func registryLastUpdated(m *metadata.Model, versions []*metadata.Version) int64 
 	return ts
 }
 
-// registryModelTags are a model's tags plus the synthetic mlgate.name (its package name).
-func registryModelTags(m *metadata.Model) []metadata.Tag {
-	return append(slices.Clone(m.Tags), metadata.Tag{Key: registryNameTag, Value: m.Name})
+// modelTags are a model's tags plus the synthetic mlgate.name (its package name).
+func modelTags(m *metadata.Model) []metadata.Tag {
+	return append(slices.Clone(m.Tags), metadata.Tag{Key: nameTag, Value: m.Name})
 }
 
 // toRegisteredModel renders m with its latest version per stage and its aliases. versions may be nil,
@@ -293,22 +293,22 @@ func registryModelTags(m *metadata.Model) []metadata.Tag {
 func (s *Registry) toRegisteredModel(ctx context.Context, m *metadata.Model, versions []*metadata.Version) (registeredModelJSON, error) {
 	if versions == nil {
 		var err error
-		if versions, err = s.registryVersions(ctx, m.ID); err != nil {
+		if versions, err = s.allVersions(ctx, m.ID); err != nil {
 			return registeredModelJSON{}, err
 		}
 	}
-	info, err := s.registryInfo(ctx, m)
+	info, err := s.versionInfoOf(ctx, m)
 	if err != nil {
 		return registeredModelJSON{}, err
 	}
 	out := registeredModelJSON{
 		Name:                 m.DisplayName,
 		CreationTimestamp:    m.CreatedAt.UnixMilli(),
-		LastUpdatedTimestamp: registryLastUpdated(m, versions),
+		LastUpdatedTimestamp: lastUpdated(m, versions),
 		Description:          m.Description,
-		Tags:                 registryModelTags(m),
+		Tags:                 modelTags(m),
 	}
-	for _, v := range registryLatest(versions, nil) {
+	for _, v := range latestPerStage(versions, nil) {
 		mv, err := s.toModelVersion(ctx, info, v)
 		if err != nil {
 			return registeredModelJSON{}, err
@@ -322,48 +322,48 @@ func (s *Registry) toRegisteredModel(ctx context.Context, m *metadata.Model, ver
 	slices.Sort(seqs)
 	for _, seq := range seqs {
 		for _, a := range info.aliases[seq] {
-			out.Aliases = append(out.Aliases, registryAliasJSON{Alias: a, Version: strconv.FormatInt(seq, 10)})
+			out.Aliases = append(out.Aliases, aliasJSON{Alias: a, Version: strconv.FormatInt(seq, 10)})
 		}
 	}
-	slices.SortFunc(out.Aliases, func(a, b registryAliasJSON) int { return strings.Compare(a.Alias, b.Alias) })
+	slices.SortFunc(out.Aliases, func(a, b aliasJSON) int { return strings.Compare(a.Alias, b.Alias) })
 	return out, nil
 }
 
 // Input validation.
 
-// registryCheckName checks a registered model name parameter: present and at most 255 characters.
-func registryCheckName(field, name string) error {
+// checkName checks a registered model name parameter: present and at most 255 characters.
+func checkName(field, name string) error {
 	if name == "" {
 		return rpc.Required(field)
 	}
 	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > metadata.MaxDisplayNameLen {
-		return registryErrorf(httpapi.ErrBadRequest, "Invalid value for parameter '%s': must be 1-%d characters of UTF-8",
+		return mlflowErrorf(httpapi.ErrBadRequest, "Invalid value for parameter '%s': must be 1-%d characters of UTF-8",
 			field, metadata.MaxDisplayNameLen)
 	}
 	return nil
 }
 
-// registryCheckTag validates a user tag of a registered model or version. Keys in the mlgate. namespace
+// checkTag validates a user tag of a registered model or version. Keys in the mlgate. namespace
 // are mlgate's own and refused, except the inputs listed in allowed.
-func registryCheckTag(t metadata.Tag, allowed ...string) error {
+func checkTag(t metadata.Tag, allowed ...string) error {
 	if t.Key == "" {
 		return rpc.Required("key")
 	}
 	if len(t.Key) > metadata.MaxTagKeyLen {
-		return registryErrorf(httpapi.ErrBadRequest, "Tag key '%.60s...' exceeds the maximum length of %d", t.Key, metadata.MaxTagKeyLen)
+		return mlflowErrorf(httpapi.ErrBadRequest, "Tag key '%.60s...' exceeds the maximum length of %d", t.Key, metadata.MaxTagKeyLen)
 	}
 	if len(t.Value) > metadata.MaxTagValueLen {
-		return registryErrorf(httpapi.ErrBadRequest, "Tag value for key '%s' exceeds the maximum length of %d", t.Key, metadata.MaxTagValueLen)
+		return mlflowErrorf(httpapi.ErrBadRequest, "Tag value for key '%s' exceeds the maximum length of %d", t.Key, metadata.MaxTagValueLen)
 	}
 	if strings.HasPrefix(t.Key, "mlgate.") && !slices.Contains(allowed, t.Key) {
-		return registryErrorf(httpapi.ErrBadRequest, "Tag key '%s' is reserved: keys starting with 'mlgate.' are set by mlgate", t.Key)
+		return mlflowErrorf(httpapi.ErrBadRequest, "Tag key '%s' is reserved: keys starting with 'mlgate.' are set by mlgate", t.Key)
 	}
 	return nil
 }
 
-func registryCheckTags(tags []metadata.Tag, allowed ...string) error {
+func checkTags(tags []metadata.Tag, allowed ...string) error {
 	for _, t := range tags {
-		if err := registryCheckTag(t, allowed...); err != nil {
+		if err := checkTag(t, allowed...); err != nil {
 			return err
 		}
 	}
@@ -372,15 +372,15 @@ func registryCheckTags(tags []metadata.Tag, allowed ...string) error {
 
 // Resolvers.
 
-// registryModel resolves a registered model name (display name, then slug) to a model in the registry.
+// model resolves a registered model name (display name, then slug) to a model in the registry.
 // ErrNotFound, in MLflow's words, for an unknown name or a model that is only an experiment.
-func (s *Registry) registryModel(ctx context.Context, call *rpc.Call, name string) (*metadata.Model, error) {
-	if err := registryCheckName("name", name); err != nil {
+func (s *Registry) model(ctx context.Context, call *rpc.Call, name string) (*metadata.Model, error) {
+	if err := checkName("name", name); err != nil {
 		return nil, err
 	}
 	m, err := mlflow.ModelByName(ctx, s.store, call.Project.ID, name)
 	if errors.Is(err, metadata.ErrNotFound) || err == nil && !m.InRegistry {
-		return nil, registryErrorf(metadata.ErrNotFound, "Registered Model with name=%s not found", name)
+		return nil, mlflowErrorf(metadata.ErrNotFound, "Registered Model with name=%s not found", name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("registered model %q: %w", name, err)
@@ -388,42 +388,42 @@ func (s *Registry) registryModel(ctx context.Context, call *rpc.Call, name strin
 	return m, nil
 }
 
-// registryVersionRef turns MLflow's version parameter into a store ref: all digits is the sequence
+// versionRef turns MLflow's version parameter into a store ref: all digits is the sequence
 // number, anything else must be a semver. httpapi.ErrBadRequest for neither, ErrNotFound for version 0.
-func registryVersionRef(modelID uint64, version string) (metadata.VersionRef, error) {
+func versionRef(modelID uint64, version string) (metadata.VersionRef, error) {
 	if version == "" {
 		return metadata.VersionRef{}, rpc.Required("version")
 	}
 	if strings.Trim(version, "0123456789") == "" {
 		seq, err := strconv.ParseInt(version, 10, 64)
 		if err != nil {
-			return metadata.VersionRef{}, registryErrorf(httpapi.ErrBadRequest, "Invalid value for parameter 'version': %q is out of range", version)
+			return metadata.VersionRef{}, mlflowErrorf(httpapi.ErrBadRequest, "Invalid value for parameter 'version': %q is out of range", version)
 		}
 		if seq == 0 {
-			return metadata.VersionRef{}, registryErrorf(metadata.ErrNotFound, "Model Version (version=%s) not found", version)
+			return metadata.VersionRef{}, mlflowErrorf(metadata.ErrNotFound, "Model Version (version=%s) not found", version)
 		}
 		return metadata.VersionRef{ModelID: modelID, Seq: seq}, nil
 	}
 	if err := pkgtypes.ValidateSemver(version); err != nil {
-		return metadata.VersionRef{}, registryErrorf(httpapi.ErrBadRequest,
+		return metadata.VersionRef{}, mlflowErrorf(httpapi.ErrBadRequest,
 			"Invalid value for parameter 'version': %.60q is neither a version number nor a semver", version)
 	}
 	return metadata.VersionRef{ModelID: modelID, Semver: version}, nil
 }
 
-// registryVersion resolves a registered model name and a version number or semver.
-func (s *Registry) registryVersion(ctx context.Context, call *rpc.Call, name, version string) (*metadata.Model, *metadata.Version, error) {
-	m, err := s.registryModel(ctx, call, name)
+// version resolves a registered model name and a version number or semver.
+func (s *Registry) version(ctx context.Context, call *rpc.Call, name, version string) (*metadata.Model, *metadata.Version, error) {
+	m, err := s.model(ctx, call, name)
 	if err != nil {
 		return nil, nil, err
 	}
-	ref, err := registryVersionRef(m.ID, version)
+	ref, err := versionRef(m.ID, version)
 	if err != nil {
 		return nil, nil, err
 	}
 	v, err := s.store.Version(ctx, ref)
 	if errors.Is(err, metadata.ErrNotFound) {
-		return nil, nil, registryErrorf(metadata.ErrNotFound, "Model Version (name=%s, version=%s) not found", name, version)
+		return nil, nil, mlflowErrorf(metadata.ErrNotFound, "Model Version (name=%s, version=%s) not found", name, version)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("model %q version %s: %w", name, version, err)
@@ -431,9 +431,9 @@ func (s *Registry) registryVersion(ctx context.Context, call *rpc.Call, name, ve
 	return m, v, nil
 }
 
-// registryVersionReply renders one version as {"model_version": …}.
-func (s *Registry) registryVersionReply(ctx context.Context, m *metadata.Model, v *metadata.Version) (any, error) {
-	info, err := s.registryInfo(ctx, m)
+// versionReply renders one version as {"model_version": …}.
+func (s *Registry) versionReply(ctx context.Context, m *metadata.Model, v *metadata.Version) (any, error) {
+	info, err := s.versionInfoOf(ctx, m)
 	if err != nil {
 		return nil, err
 	}
@@ -444,7 +444,7 @@ func (s *Registry) registryVersionReply(ctx context.Context, m *metadata.Model, 
 	return map[string]any{"model_version": mv}, nil
 }
 
-func (s *Registry) registryModelReply(ctx context.Context, m *metadata.Model) (any, error) {
+func (s *Registry) modelReply(ctx context.Context, m *metadata.Model) (any, error) {
 	rm, err := s.toRegisteredModel(ctx, m, nil)
 	if err != nil {
 		return nil, err
@@ -465,7 +465,7 @@ type createRegisteredModelRequest struct {
 // into the registry (setting description and tags). RESOURCE_ALREADY_EXISTS when the model is already in
 // the registry; INVALID_PARAMETER_VALUE for bad names or tags and for a deleted experiment of that name.
 func (s *Registry) createRegisteredModel(ctx context.Context, call *rpc.Call, in *createRegisteredModelRequest) (any, error) {
-	if err := registryCheckName("name", in.Name); err != nil {
+	if err := checkName("name", in.Name); err != nil {
 		return nil, err
 	}
 	for _, t := range in.Tags {
@@ -474,7 +474,7 @@ func (s *Registry) createRegisteredModel(ctx context.Context, call *rpc.Call, in
 			return nil, err
 		}
 	}
-	exists := registryErrorf(metadata.ErrExists, "Registered Model (name=%s) already exists.", in.Name)
+	exists := mlflowErrorf(metadata.ErrExists, "Registered Model (name=%s) already exists.", in.Name)
 	m, err := mlflow.ModelByName(ctx, s.store, call.Project.ID, in.Name)
 	switch {
 	case errors.Is(err, metadata.ErrNotFound):
@@ -490,7 +490,7 @@ func (s *Registry) createRegisteredModel(ctx context.Context, call *rpc.Call, in
 	case m.InRegistry:
 		return nil, exists
 	case m.Lifecycle == metadata.Deleted:
-		return nil, registryErrorf(httpapi.ErrBadRequest,
+		return nil, mlflowErrorf(httpapi.ErrBadRequest,
 			"Experiment '%s' is deleted: restore it before registering it, or choose another name", in.Name)
 	default:
 		inRegistry := true
@@ -502,7 +502,7 @@ func (s *Registry) createRegisteredModel(ctx context.Context, call *rpc.Call, in
 			return nil, fmt.Errorf("registered model %q: %w", in.Name, err)
 		}
 	}
-	return s.registryModelReply(ctx, m)
+	return s.modelReply(ctx, m)
 }
 
 // getRegisteredModelRequest is the input of getRegisteredModel.
@@ -511,11 +511,11 @@ type getRegisteredModelRequest struct {
 }
 
 func (s *Registry) getRegisteredModel(ctx context.Context, call *rpc.Call, in *getRegisteredModelRequest) (any, error) {
-	m, err := s.registryModel(ctx, call, in.Name)
+	m, err := s.model(ctx, call, in.Name)
 	if err != nil {
 		return nil, err
 	}
-	return s.registryModelReply(ctx, m)
+	return s.modelReply(ctx, m)
 }
 
 // updateRegisteredModelRequest is the input of updateRegisteredModel.
@@ -526,7 +526,7 @@ type updateRegisteredModelRequest struct {
 
 // updateRegisteredModel sets the description; an absent description changes nothing.
 func (s *Registry) updateRegisteredModel(ctx context.Context, call *rpc.Call, in *updateRegisteredModelRequest) (any, error) {
-	m, err := s.registryModel(ctx, call, in.Name)
+	m, err := s.model(ctx, call, in.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -535,7 +535,7 @@ func (s *Registry) updateRegisteredModel(ctx context.Context, call *rpc.Call, in
 			return nil, fmt.Errorf("registered model %q: %w", in.Name, err)
 		}
 	}
-	return s.registryModelReply(ctx, m)
+	return s.modelReply(ctx, m)
 }
 
 // renameRegisteredModelRequest is the input of renameRegisteredModel.
@@ -547,21 +547,21 @@ type renameRegisteredModelRequest struct {
 // renameRegisteredModel changes the display name (which is also the experiment name); the slug, and so
 // every package URL, stays. RESOURCE_ALREADY_EXISTS when another model has new_name.
 func (s *Registry) renameRegisteredModel(ctx context.Context, call *rpc.Call, in *renameRegisteredModelRequest) (any, error) {
-	if err := registryCheckName("new_name", in.NewName); err != nil {
+	if err := checkName("new_name", in.NewName); err != nil {
 		return nil, err
 	}
-	m, err := s.registryModel(ctx, call, in.Name)
+	m, err := s.model(ctx, call, in.Name)
 	if err != nil {
 		return nil, err
 	}
 	m, err = s.store.UpdateModel(ctx, m.ID, metadata.ModelUpdate{DisplayName: &in.NewName})
 	if errors.Is(err, metadata.ErrExists) {
-		return nil, registryErrorf(metadata.ErrExists, "Registered Model (name=%s) already exists.", in.NewName)
+		return nil, mlflowErrorf(metadata.ErrExists, "Registered Model (name=%s) already exists.", in.NewName)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("renaming registered model %q: %w", in.Name, err)
 	}
-	return s.registryModelReply(ctx, m)
+	return s.modelReply(ctx, m)
 }
 
 // deleteRegisteredModelRequest is the input of deleteRegisteredModel.
@@ -573,13 +573,13 @@ type deleteRegisteredModelRequest struct {
 // model with runs stays as an experiment, with its runs, files and tags; one without runs is removed
 // entirely, so its name is free again (contract section 1).
 func (s *Registry) deleteRegisteredModel(ctx context.Context, call *rpc.Call, in *deleteRegisteredModelRequest) (any, error) {
-	m, err := s.registryModel(ctx, call, in.Name)
+	m, err := s.model(ctx, call, in.Name)
 	if err != nil {
 		return nil, err
 	}
 	// One transaction: a failure leaves the model as it was, never half out of the registry.
 	err = s.store.Update(ctx, func(ctx context.Context) error {
-		versions, err := s.registryVersions(ctx, m.ID)
+		versions, err := s.allVersions(ctx, m.ID)
 		if err != nil {
 			return err
 		}
@@ -618,8 +618,8 @@ func (s *Registry) deleteRegisteredModel(ctx context.Context, call *rpc.Call, in
 	return struct{}{}, nil
 }
 
-// registrySearchParams are the paging fields shared by both searches.
-type registrySearchParams struct {
+// searchParams are the paging fields shared by both searches.
+type searchParams struct {
 	Filter     string         `json:"filter"`
 	MaxResults rpc.I64        `json:"max_results"`
 	OrderBy    rpc.Strs       `json:"order_by"`
@@ -627,7 +627,7 @@ type registrySearchParams struct {
 }
 
 // limit clamps max_results into [1, max], with def when absent or not positive.
-func (p registrySearchParams) limit(def, maxN int) int {
+func (p searchParams) limit(def, maxN int) int {
 	if !p.MaxResults.Set || p.MaxResults.V <= 0 {
 		return def
 	}
@@ -637,24 +637,24 @@ func (p registrySearchParams) limit(def, maxN int) int {
 // pageToken decodes the page token of a registry search of kind ("models" or "versions") into an
 // offset. The token is bound to the filter and order it was issued for, so one reused with another query
 // is refused (httpapi.ErrBadRequest) instead of skipping arbitrary rows; max_results may change.
-func (p *registrySearchParams) pageToken(kind string) (fp string, offset int, err error) {
+func (p *searchParams) pageToken(kind string) (fp string, offset int, err error) {
 	fp = pagetoken.Fingerprint(append([]string{"registry", kind, p.Filter}, p.OrderBy...)...)
 	t, err := pagetoken.Parse(string(p.PageToken), fp)
 	return fp, t.Offset, err
 }
 
-// registryOrderAliases are MLflow's order_by names for registry searches that mlflowfilter spells
+// orderAliases are MLflow's order_by names for registry searches that mlflowfilter spells
 // differently.
-var registryOrderAliases = map[string]string{
+var orderAliases = map[string]string{
 	"timestamp":              "last_update_time",
 	"last_updated_timestamp": "last_update_time",
 	"creation_timestamp":     "creation_time",
 	"version":                "version_number",
 }
 
-// registryOrderBy parses registry order_by clauses, accepting MLflow's timestamp names. Registered
+// orderBy parses registry order_by clauses, accepting MLflow's timestamp names. Registered
 // models cannot be ordered by version_number. Errors are httpapi.ErrBadRequest.
-func registryOrderBy(clauses []string, versions bool) ([]mlflowfilter.OrderBy, error) {
+func orderBy(clauses []string, versions bool) ([]mlflowfilter.OrderBy, error) {
 	mapped := make([]string, len(clauses))
 	for i, c := range clauses {
 		c = strings.TrimSpace(c)
@@ -662,7 +662,7 @@ func registryOrderBy(clauses []string, versions bool) ([]mlflowfilter.OrderBy, e
 		if end < 0 {
 			end = len(c)
 		}
-		if a, ok := registryOrderAliases[c[:end]]; ok {
+		if a, ok := orderAliases[c[:end]]; ok {
 			c = a + c[end:]
 		}
 		mapped[i] = c
@@ -674,16 +674,16 @@ func registryOrderBy(clauses []string, versions bool) ([]mlflowfilter.OrderBy, e
 	if !versions {
 		for _, o := range obs {
 			if o.Key == "version_number" {
-				return nil, registryErrorf(httpapi.ErrBadRequest, "Invalid order by key 'version_number' for registered model search")
+				return nil, mlflowErrorf(httpapi.ErrBadRequest, "Invalid order by key 'version_number' for registered model search")
 			}
 		}
 	}
 	return obs, nil
 }
 
-// registryMatchName matches a name condition against the display name; = also accepts the slug, as
+// matchName matches a name condition against the display name; = also accepts the slug, as
 // every by-name lookup does, and != is its negation.
-func registryMatchName(c mlflowfilter.Condition, m *metadata.Model) bool {
+func matchName(c mlflowfilter.Condition, m *metadata.Model) bool {
 	switch c.Op {
 	case mlflowfilter.OpEq:
 		return c.MatchString(m.DisplayName) || c.MatchString(m.Name)
@@ -693,8 +693,8 @@ func registryMatchName(c mlflowfilter.Condition, m *metadata.Model) bool {
 	return c.MatchString(m.DisplayName)
 }
 
-// registryMatchTag matches a tag condition; a missing tag matches only the negative comparators.
-func registryMatchTag(c mlflowfilter.Condition, tags []metadata.Tag) bool {
+// matchTag matches a tag condition; a missing tag matches only the negative comparators.
+func matchTag(c mlflowfilter.Condition, tags []metadata.Tag) bool {
 	for _, t := range tags {
 		if t.Key == c.Key {
 			return c.MatchString(t.Value)
@@ -703,16 +703,16 @@ func registryMatchTag(c mlflowfilter.Condition, tags []metadata.Tag) bool {
 	return c.Op == mlflowfilter.OpNe || c.Op == mlflowfilter.OpNotIn
 }
 
-// registryModelRow is one registered model during a search.
-type registryModelRow struct {
+// modelRow is one registered model during a search.
+type modelRow struct {
 	model       *metadata.Model
 	versions    []*metadata.Version
 	lastUpdated int64
 }
 
-// registryModels lists the project's models that are in the registry, with their versions.
-func (s *Registry) registryModels(ctx context.Context, project int64) ([]registryModelRow, error) {
-	var rows []registryModelRow
+// models lists the project's models that are in the registry, with their versions.
+func (s *Registry) models(ctx context.Context, project int64) ([]modelRow, error) {
+	var rows []modelRow
 	page := metadata.Page{Limit: 1000}
 	for {
 		ms, next, err := s.store.ListModels(ctx, project, page)
@@ -723,11 +723,11 @@ func (s *Registry) registryModels(ctx context.Context, project int64) ([]registr
 			if !m.InRegistry {
 				continue
 			}
-			vs, err := s.registryVersions(ctx, m.ID)
+			vs, err := s.allVersions(ctx, m.ID)
 			if err != nil {
 				return nil, err
 			}
-			rows = append(rows, registryModelRow{model: m, versions: vs, lastUpdated: registryLastUpdated(m, vs)})
+			rows = append(rows, modelRow{model: m, versions: vs, lastUpdated: lastUpdated(m, vs)})
 		}
 		if next == "" {
 			return rows, nil
@@ -739,12 +739,12 @@ func (s *Registry) registryModels(ctx context.Context, project int64) ([]registr
 // searchRegisteredModels lists the models in the registry (see the visibility rule at the top of this
 // file) that match filter, ordered by order_by and then by name. INVALID_PARAMETER_VALUE for a bad filter,
 // order_by or page token.
-func (s *Registry) searchRegisteredModels(ctx context.Context, call *rpc.Call, in *registrySearchParams) (any, error) {
+func (s *Registry) searchRegisteredModels(ctx context.Context, call *rpc.Call, in *searchParams) (any, error) {
 	filter, err := mlflowfilter.ParseModelFilter(in.Filter)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", httpapi.ErrBadRequest, err)
 	}
-	order, err := registryOrderBy(in.OrderBy, false)
+	order, err := orderBy(in.OrderBy, false)
 	if err != nil {
 		return nil, err
 	}
@@ -752,19 +752,19 @@ func (s *Registry) searchRegisteredModels(ctx context.Context, call *rpc.Call, i
 	if err != nil {
 		return nil, err
 	}
-	limit := in.limit(registryModelsPageDefault, registryModelsPageMax)
-	rows, err := s.registryModels(ctx, call.Project.ID)
+	limit := in.limit(modelsPageDefault, modelsPageMax)
+	rows, err := s.models(ctx, call.Project.ID)
 	if err != nil {
 		return nil, err
 	}
-	rows = slices.DeleteFunc(rows, func(r registryModelRow) bool {
+	rows = slices.DeleteFunc(rows, func(r modelRow) bool {
 		for _, c := range filter {
 			var ok bool
 			switch {
 			case c.Entity == mlflowfilter.Tag:
-				ok = registryMatchTag(c, registryModelTags(r.model))
+				ok = matchTag(c, modelTags(r.model))
 			case c.Key == "name":
-				ok = registryMatchName(c, r.model)
+				ok = matchName(c, r.model)
 			case c.Key == "creation_time":
 				ok = c.MatchNumber(float64(r.model.CreatedAt.UnixMilli()))
 			case c.Key == "last_update_time":
@@ -776,7 +776,7 @@ func (s *Registry) searchRegisteredModels(ctx context.Context, call *rpc.Call, i
 		}
 		return false
 	})
-	slices.SortStableFunc(rows, func(a, b registryModelRow) int {
+	slices.SortStableFunc(rows, func(a, b modelRow) int {
 		for _, o := range order {
 			var d int
 			switch o.Key {
@@ -825,30 +825,30 @@ type getLatestVersionsRequest struct {
 // getLatestVersions answers the highest version per stage, for the requested stages (any case) or for
 // every stage present. INVALID_PARAMETER_VALUE for an unknown stage.
 func (s *Registry) getLatestVersions(ctx context.Context, call *rpc.Call, in *getLatestVersionsRequest) (any, error) {
-	m, err := s.registryModel(ctx, call, in.Name)
+	m, err := s.model(ctx, call, in.Name)
 	if err != nil {
 		return nil, err
 	}
 	stages := map[string]bool{}
 	for _, st := range in.Stages {
-		canon, err := registryCanonicalStage(st)
+		canon, err := canonicalStage(st)
 		if err != nil {
 			return nil, err
 		}
 		stages[canon] = true
 	}
-	versions, err := s.registryVersions(ctx, m.ID)
+	versions, err := s.allVersions(ctx, m.ID)
 	if err != nil {
 		return nil, err
 	}
-	info, err := s.registryInfo(ctx, m)
+	info, err := s.versionInfoOf(ctx, m)
 	if err != nil {
 		return nil, err
 	}
 	out := struct {
 		ModelVersions []modelVersionJSON `json:"model_versions"`
 	}{ModelVersions: []modelVersionJSON{}}
-	for _, v := range registryLatest(versions, stages) {
+	for _, v := range latestPerStage(versions, stages) {
 		mv, err := s.toModelVersion(ctx, info, v)
 		if err != nil {
 			return nil, err
@@ -872,7 +872,7 @@ func (s *Registry) setRegisteredModelTag(ctx context.Context, call *rpc.Call, in
 	if err := mlflow.ValidateExperimentTag(tag.Key, tag.Value); err != nil {
 		return nil, err
 	}
-	m, err := s.registryModel(ctx, call, in.Name)
+	m, err := s.model(ctx, call, in.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -890,10 +890,10 @@ type deleteRegisteredModelTagRequest struct {
 
 // deleteRegisteredModelTag removes a model tag; an absent key is not an error, as in MLflow.
 func (s *Registry) deleteRegisteredModelTag(ctx context.Context, call *rpc.Call, in *deleteRegisteredModelTagRequest) (any, error) {
-	if err := registryCheckTag(metadata.Tag{Key: in.Key}); err != nil {
+	if err := checkTag(metadata.Tag{Key: in.Key}); err != nil {
 		return nil, err
 	}
-	m, err := s.registryModel(ctx, call, in.Name)
+	m, err := s.model(ctx, call, in.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -905,7 +905,7 @@ func (s *Registry) deleteRegisteredModelTag(ctx context.Context, call *rpc.Call,
 
 // Aliases.
 
-type registryAliasRequest struct {
+type aliasRequest struct {
 	Name    string         `json:"name"`
 	Alias   string         `json:"alias"`
 	Version rpc.FlexString `json:"version"`
@@ -914,7 +914,7 @@ type registryAliasRequest struct {
 // setRegisteredModelAlias points alias at a version (given by number or semver), moving it if it exists.
 // INVALID_PARAMETER_VALUE for an alias MLflow reserves and for a semver, which already resolves as an
 // alias of its own version.
-func (s *Registry) setRegisteredModelAlias(ctx context.Context, call *rpc.Call, in *registryAliasRequest) (any, error) {
+func (s *Registry) setRegisteredModelAlias(ctx context.Context, call *rpc.Call, in *aliasRequest) (any, error) {
 	if in.Alias == "" {
 		return nil, rpc.Required("alias")
 	}
@@ -922,10 +922,10 @@ func (s *Registry) setRegisteredModelAlias(ctx context.Context, call *rpc.Call, 
 		return nil, err
 	}
 	if pkgtypes.ValidateSemver(in.Alias) == nil {
-		return nil, registryErrorf(httpapi.ErrBadRequest,
+		return nil, mlflowErrorf(httpapi.ErrBadRequest,
 			"Invalid alias '%s': a semver already names the version that has it; choose another alias", in.Alias)
 	}
-	m, v, err := s.registryVersion(ctx, call, in.Name, string(in.Version))
+	m, v, err := s.version(ctx, call, in.Name, string(in.Version))
 	if err != nil {
 		return nil, err
 	}
@@ -937,11 +937,11 @@ func (s *Registry) setRegisteredModelAlias(ctx context.Context, call *rpc.Call, 
 
 // getModelVersionByAlias resolves a real alias, else a version's semver (so models:/name@1.1.0 works).
 // An unknown alias is 400 INVALID_PARAMETER_VALUE, as in MLflow.
-func (s *Registry) getModelVersionByAlias(ctx context.Context, call *rpc.Call, in *registryAliasRequest) (any, error) {
+func (s *Registry) getModelVersionByAlias(ctx context.Context, call *rpc.Call, in *aliasRequest) (any, error) {
 	if in.Alias == "" {
 		return nil, rpc.Required("alias")
 	}
-	m, err := s.registryModel(ctx, call, in.Name)
+	m, err := s.model(ctx, call, in.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -951,20 +951,20 @@ func (s *Registry) getModelVersionByAlias(ctx context.Context, call *rpc.Call, i
 		v, err = s.store.Version(ctx, metadata.VersionRef{ModelID: m.ID, Semver: in.Alias})
 	}
 	if errors.Is(err, metadata.ErrAliasNotFound) || errors.Is(err, metadata.ErrNotFound) {
-		return nil, registryErrorf(metadata.ErrAliasNotFound, "Registered model alias %s not found.", in.Alias)
+		return nil, mlflowErrorf(metadata.ErrAliasNotFound, "Registered model alias %s not found.", in.Alias)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("alias %q of %q: %w", in.Alias, in.Name, err)
 	}
-	return s.registryVersionReply(ctx, m, v)
+	return s.versionReply(ctx, m, v)
 }
 
 // deleteRegisteredModelAlias removes an alias; an unknown alias is not an error, as in MLflow.
-func (s *Registry) deleteRegisteredModelAlias(ctx context.Context, call *rpc.Call, in *registryAliasRequest) (any, error) {
+func (s *Registry) deleteRegisteredModelAlias(ctx context.Context, call *rpc.Call, in *aliasRequest) (any, error) {
 	if in.Alias == "" {
 		return nil, rpc.Required("alias")
 	}
-	m, err := s.registryModel(ctx, call, in.Name)
+	m, err := s.model(ctx, call, in.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -976,15 +976,15 @@ func (s *Registry) deleteRegisteredModelAlias(ctx context.Context, call *rpc.Cal
 
 // Model versions.
 
-// registrySource is what a version's source names: a candidate (by run id) and a directory inside it.
-type registrySource struct {
+// runSource is what a version's source names: a candidate (by run id) and a directory inside it.
+type runSource struct {
 	runID   string
 	subpath string
 }
 
-// parseRegistrySource recognises runs:/<run_id>/<path> and mlflow-artifacts:[//host]/<iid>/<run_id>/
+// parseRunSource recognises runs:/<run_id>/<path> and mlflow-artifacts:[//host]/<iid>/<run_id>/
 // artifacts/<path>. ok is false for any other form.
-func parseRegistrySource(source string) (src registrySource, ok bool) {
+func parseRunSource(source string) (src runSource, ok bool) {
 	if rest, found := strings.CutPrefix(source, "runs:/"); found {
 		rest = strings.TrimLeft(rest, "/")
 		src.runID, src.subpath, _ = strings.Cut(rest, "/")
@@ -1008,16 +1008,16 @@ func parseRegistrySource(source string) (src registrySource, ok bool) {
 	return src, true
 }
 
-// registrySourceOfModelsURI resolves models:/<name>/<version> or models:/<name>@<alias> to that version,
+// sourceOfModelsURI resolves models:/<name>/<version> or models:/<name>@<alias> to that version,
 // so that registering a version of a version reuses its files.
-func (s *Registry) registrySourceOfModelsURI(ctx context.Context, call *rpc.Call, source string) (*metadata.Version, bool, error) {
+func (s *Registry) sourceOfModelsURI(ctx context.Context, call *rpc.Call, source string) (*metadata.Version, bool, error) {
 	rest, found := strings.CutPrefix(source, "models:/")
 	if !found {
 		return nil, false, nil
 	}
 	rest = strings.Trim(rest, "/")
 	if name, alias, isAlias := strings.Cut(rest, "@"); isAlias {
-		m, err := s.registryModel(ctx, call, name)
+		m, err := s.model(ctx, call, name)
 		if err != nil {
 			return nil, true, err
 		}
@@ -1032,37 +1032,37 @@ func (s *Registry) registrySourceOfModelsURI(ctx context.Context, call *rpc.Call
 	}
 	i := strings.LastIndexByte(rest, '/')
 	if i < 0 {
-		return nil, true, registryErrorf(httpapi.ErrBadRequest, "Invalid source %q: expected models:/<name>/<version>", source)
+		return nil, true, mlflowErrorf(httpapi.ErrBadRequest, "Invalid source %q: expected models:/<name>/<version>", source)
 	}
-	_, v, err := s.registryVersion(ctx, call, rest[:i], rest[i+1:])
+	_, v, err := s.version(ctx, call, rest[:i], rest[i+1:])
 	return v, true, err
 }
 
-// registryChooseSemver reads the semver a new version asks for from its tags: mlgate.version, or GitLab's
+// semverFromTags reads the semver a new version asks for from its tags: mlgate.version, or GitLab's
 // gitlab.version. "" means the store's default, the next minor. INVALID_PARAMETER_VALUE for a value that is
 // not a semver, or two tags that disagree.
-func registryChooseSemver(tags []metadata.Tag) (string, error) {
+func semverFromTags(tags []metadata.Tag) (string, error) {
 	var semver, from string
 	for _, t := range tags {
-		if t.Key != registryVersionTag && t.Key != gitlabVersionTag {
+		if t.Key != versionTag && t.Key != gitlabVersionTag {
 			continue
 		}
 		if err := pkgtypes.ValidateSemver(t.Value); err != nil {
-			return "", registryErrorf(httpapi.ErrBadRequest, "Invalid value for tag '%s': %v", t.Key, err)
+			return "", mlflowErrorf(httpapi.ErrBadRequest, "Invalid value for tag '%s': %v", t.Key, err)
 		}
 		if semver != "" && semver != t.Value {
-			return "", registryErrorf(httpapi.ErrBadRequest, "Tags '%s' (%s) and '%s' (%s) ask for different versions", from, semver, t.Key, t.Value)
+			return "", mlflowErrorf(httpapi.ErrBadRequest, "Tags '%s' (%s) and '%s' (%s) ask for different versions", from, semver, t.Key, t.Value)
 		}
 		semver, from = t.Value, t.Key
 	}
 	return semver, nil
 }
 
-// registryBumpedSemver applies the model's tag mlgate.semver_bump (major or patch) to its highest
+// bumpedSemver applies the model's tag mlgate.semver_bump (major or patch) to its highest
 // version. "" means the store's default, the next minor, which is also what "minor" asks for. It reads
 // the model and its versions with ctx, so that called inside the transaction that creates the version,
 // no concurrent create can take the same semver in between.
-func (s *Registry) registryBumpedSemver(ctx context.Context, modelID uint64) (string, error) {
+func (s *Registry) bumpedSemver(ctx context.Context, modelID uint64) (string, error) {
 	m, err := s.store.Model(ctx, metadata.ModelRef{ID: modelID})
 	if err != nil {
 		return "", err
@@ -1095,8 +1095,8 @@ func (s *Registry) registryBumpedSemver(ctx context.Context, modelID uint64) (st
 	}
 	semver := pkgtypes.NextVersion(highest, part)
 	if semver == "" {
-		return "", registryErrorf(httpapi.ErrBadRequest, "Cannot bump %s of version %s (tag %s): set tag %s on the version",
-			part, highest, mlflow.SemverBumpTag, registryVersionTag)
+		return "", mlflowErrorf(httpapi.ErrBadRequest, "Cannot bump %s of version %s (tag %s): set tag %s on the version",
+			part, highest, mlflow.SemverBumpTag, versionTag)
 	}
 	return semver, nil
 }
@@ -1120,42 +1120,42 @@ type createModelVersionRequest struct {
 // INVALID_PARAMETER_VALUE for a source that names no run mlgate stores, a bad semver or tag;
 // RESOURCE_ALREADY_EXISTS when the semver is taken; RESOURCE_DOES_NOT_EXIST for an unknown run.
 func (s *Registry) createModelVersion(ctx context.Context, call *rpc.Call, in *createModelVersionRequest) (any, error) {
-	if err := registryCheckName("name", in.Name); err != nil {
+	if err := checkName("name", in.Name); err != nil {
 		return nil, err
 	}
 	if in.Source == "" && in.RunID == "" {
 		return nil, rpc.Required("source")
 	}
-	if err := registryCheckTags(in.Tags, registryVersionTag); err != nil {
+	if err := checkTags(in.Tags, versionTag); err != nil {
 		return nil, err
 	}
-	semver, err := registryChooseSemver(in.Tags)
+	semver, err := semverFromTags(in.Tags)
 	if err != nil {
 		return nil, err
 	}
 	m, err := mlflow.ModelByName(ctx, s.store, call.Project.ID, in.Name)
 	if errors.Is(err, metadata.ErrNotFound) {
-		return nil, registryErrorf(metadata.ErrNotFound, "Registered Model with name=%s not found", in.Name)
+		return nil, mlflowErrorf(metadata.ErrNotFound, "Registered Model with name=%s not found", in.Name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("registered model %q: %w", in.Name, err)
 	}
 	if m.Lifecycle == metadata.Deleted {
-		return nil, registryErrorf(httpapi.ErrBadRequest, "Experiment '%s' is deleted: restore it before registering versions", in.Name)
+		return nil, mlflowErrorf(httpapi.ErrBadRequest, "Experiment '%s' is deleted: restore it before registering versions", in.Name)
 	}
 
 	var cand *metadata.Candidate
 	var subpath string
-	if from, isModels, err := s.registrySourceOfModelsURI(ctx, call, in.Source); err != nil {
+	if from, isModels, err := s.sourceOfModelsURI(ctx, call, in.Source); err != nil {
 		return nil, err
 	} else if isModels {
 		if cand, err = s.store.Candidate(ctx, metadata.CandidateRef{ID: from.CandidateID}); err != nil {
 			return nil, fmt.Errorf("candidate of source %s: %w", in.Source, err)
 		}
 		subpath = from.Subpath
-	} else if src, ok := parseRegistrySource(in.Source); ok {
+	} else if src, ok := parseRunSource(in.Source); ok {
 		if in.RunID != "" && in.RunID != src.runID {
-			return nil, registryErrorf(httpapi.ErrBadRequest, "source %s names run %s, but run_id is %s", in.Source, src.runID, in.RunID)
+			return nil, mlflowErrorf(httpapi.ErrBadRequest, "source %s names run %s, but run_id is %s", in.Source, src.runID, in.RunID)
 		}
 		if cand, err = mlflow.Run(ctx, s.store, call.Project.ID, src.runID, ""); err != nil {
 			return nil, err
@@ -1175,7 +1175,7 @@ func (s *Registry) createModelVersion(ctx context.Context, call *rpc.Call, in *c
 			subpath = rest
 		}
 	} else {
-		return nil, registryErrorf(httpapi.ErrBadRequest,
+		return nil, mlflowErrorf(httpapi.ErrBadRequest,
 			"Invalid source %q: give runs:/<run_id>/<path> or the run_id of a run stored by mlgate", in.Source)
 	}
 	subpath = strings.Trim(subpath, "/")
@@ -1185,7 +1185,7 @@ func (s *Registry) createModelVersion(ctx context.Context, call *rpc.Call, in *c
 		}
 	}
 
-	tags := slices.DeleteFunc(slices.Clone(in.Tags), func(t metadata.Tag) bool { return t.Key == registryVersionTag })
+	tags := slices.DeleteFunc(slices.Clone(in.Tags), func(t metadata.Tag) bool { return t.Key == versionTag })
 	v := &metadata.Version{
 		Project:     call.Project.ID,
 		ModelID:     m.ID,
@@ -1202,44 +1202,44 @@ func (s *Registry) createModelVersion(ctx context.Context, call *rpc.Call, in *c
 	err = s.store.Update(ctx, func(ctx context.Context) error {
 		if semver == "" {
 			var err error
-			if v.Semver, err = s.registryBumpedSemver(ctx, m.ID); err != nil {
+			if v.Semver, err = s.bumpedSemver(ctx, m.ID); err != nil {
 				return err
 			}
 		}
 		return s.store.CreateVersion(ctx, v)
 	})
 	if errors.Is(err, metadata.ErrExists) {
-		return nil, registryErrorf(metadata.ErrExists, "Model Version (name=%s, semver=%s) already exists.", in.Name, v.Semver)
+		return nil, mlflowErrorf(metadata.ErrExists, "Model Version (name=%s, semver=%s) already exists.", in.Name, v.Semver)
 	} else if err != nil {
 		return nil, fmt.Errorf("creating a version of %q: %w", in.Name, err)
 	}
 	m.InRegistry = true
-	return s.registryVersionReply(ctx, m, v)
+	return s.versionReply(ctx, m, v)
 }
 
-type registryVersionRequest struct {
+type versionRequest struct {
 	Name    string         `json:"name"`
 	Version rpc.FlexString `json:"version"`
 }
 
 // getModelVersion accepts the version number (MLflow's "version") or the semver.
-func (s *Registry) getModelVersion(ctx context.Context, call *rpc.Call, in *registryVersionRequest) (any, error) {
-	m, v, err := s.registryVersion(ctx, call, in.Name, string(in.Version))
+func (s *Registry) getModelVersion(ctx context.Context, call *rpc.Call, in *versionRequest) (any, error) {
+	m, v, err := s.version(ctx, call, in.Name, string(in.Version))
 	if err != nil {
 		return nil, err
 	}
-	return s.registryVersionReply(ctx, m, v)
+	return s.versionReply(ctx, m, v)
 }
 
 // updateModelVersionRequest is the input of updateModelVersion.
 type updateModelVersionRequest struct {
-	registryVersionRequest
+	versionRequest
 	Description *string `json:"description"`
 }
 
 // updateModelVersion sets the description; an absent description changes nothing.
 func (s *Registry) updateModelVersion(ctx context.Context, call *rpc.Call, in *updateModelVersionRequest) (any, error) {
-	m, v, err := s.registryVersion(ctx, call, in.Name, string(in.Version))
+	m, v, err := s.version(ctx, call, in.Name, string(in.Version))
 	if err != nil {
 		return nil, err
 	}
@@ -1249,12 +1249,12 @@ func (s *Registry) updateModelVersion(ctx context.Context, call *rpc.Call, in *u
 			return nil, fmt.Errorf("updating version %s of %q: %w", in.Version, in.Name, err)
 		}
 	}
-	return s.registryVersionReply(ctx, m, v)
+	return s.versionReply(ctx, m, v)
 }
 
 // deleteModelVersion removes the version and its aliases; the run and its files stay.
-func (s *Registry) deleteModelVersion(ctx context.Context, call *rpc.Call, in *registryVersionRequest) (any, error) {
-	m, v, err := s.registryVersion(ctx, call, in.Name, string(in.Version))
+func (s *Registry) deleteModelVersion(ctx context.Context, call *rpc.Call, in *versionRequest) (any, error) {
+	m, v, err := s.version(ctx, call, in.Name, string(in.Version))
 	if err != nil {
 		return nil, err
 	}
@@ -1264,8 +1264,8 @@ func (s *Registry) deleteModelVersion(ctx context.Context, call *rpc.Call, in *r
 	return struct{}{}, nil
 }
 
-// registryVersionRow is one version during a search.
-type registryVersionRow struct {
+// versionRow is one version during a search.
+type versionRow struct {
 	model   *metadata.Model
 	version *metadata.Version
 	runID   string
@@ -1274,12 +1274,12 @@ type registryVersionRow struct {
 // searchModelVersions lists the versions of registered models that match filter (name, run_id with = or
 // IN, source_path, version_number, timestamps, tags), ordered by order_by, then by name and by version
 // number descending as MLflow does. INVALID_PARAMETER_VALUE for a bad filter, order_by or page token.
-func (s *Registry) searchModelVersions(ctx context.Context, call *rpc.Call, in *registrySearchParams) (any, error) {
+func (s *Registry) searchModelVersions(ctx context.Context, call *rpc.Call, in *searchParams) (any, error) {
 	filter, err := mlflowfilter.ParseVersionFilter(in.Filter)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", httpapi.ErrBadRequest, err)
 	}
-	order, err := registryOrderBy(in.OrderBy, true)
+	order, err := orderBy(in.OrderBy, true)
 	if err != nil {
 		return nil, err
 	}
@@ -1287,31 +1287,31 @@ func (s *Registry) searchModelVersions(ctx context.Context, call *rpc.Call, in *
 	if err != nil {
 		return nil, err
 	}
-	limit := in.limit(registryVersionsPageDefault, registryVersionsPageMax)
-	models, err := s.registryModels(ctx, call.Project.ID)
+	limit := in.limit(versionsPageDefault, versionsPageMax)
+	models, err := s.models(ctx, call.Project.ID)
 	if err != nil {
 		return nil, err
 	}
-	infos := map[uint64]*registryVersionInfo{}
-	var rows []registryVersionRow
+	infos := map[uint64]*versionInfo{}
+	var rows []versionRow
 	for _, mr := range models {
-		if !registryModelMayMatch(filter, mr.model) {
+		if !modelMayMatch(filter, mr.model) {
 			continue
 		}
-		info := &registryVersionInfo{model: mr.model, cands: map[uint64]*metadata.Candidate{}}
+		info := &versionInfo{model: mr.model, cands: map[uint64]*metadata.Candidate{}}
 		infos[mr.model.ID] = info
 		for _, v := range mr.versions {
-			c, err := s.registryCandidate(ctx, info, v.CandidateID)
+			c, err := s.candidateOf(ctx, info, v.CandidateID)
 			if err != nil {
 				return nil, err
 			}
-			row := registryVersionRow{model: mr.model, version: v, runID: c.EID.String()}
-			if registryVersionMatches(filter, row) {
+			row := versionRow{model: mr.model, version: v, runID: c.EID.String()}
+			if versionMatches(filter, row) {
 				rows = append(rows, row)
 			}
 		}
 	}
-	slices.SortStableFunc(rows, func(a, b registryVersionRow) int { return registryCompareVersions(order, a, b) })
+	slices.SortStableFunc(rows, func(a, b versionRow) int { return compareVersions(order, a, b) })
 	var out struct {
 		ModelVersions []modelVersionJSON `json:"model_versions,omitempty"`
 		NextPageToken string             `json:"next_page_token,omitempty"`
@@ -1321,7 +1321,7 @@ func (s *Registry) searchModelVersions(ctx context.Context, call *rpc.Call, in *
 		for _, r := range rows[offset:end] {
 			info := infos[r.model.ID]
 			if info.aliases == nil {
-				full, err := s.registryInfo(ctx, r.model)
+				full, err := s.versionInfoOf(ctx, r.model)
 				if err != nil {
 					return nil, err
 				}
@@ -1340,26 +1340,26 @@ func (s *Registry) searchModelVersions(ctx context.Context, call *rpc.Call, in *
 	return out, nil
 }
 
-// registryModelMayMatch applies the filter's name conditions to a model, so that versions of other
+// modelMayMatch applies the filter's name conditions to a model, so that versions of other
 // models are not loaded.
-func registryModelMayMatch(filter mlflowfilter.Filter, m *metadata.Model) bool {
+func modelMayMatch(filter mlflowfilter.Filter, m *metadata.Model) bool {
 	for _, c := range filter {
-		if c.Entity == mlflowfilter.Attribute && c.Key == "name" && !registryMatchName(c, m) {
+		if c.Entity == mlflowfilter.Attribute && c.Key == "name" && !matchName(c, m) {
 			return false
 		}
 	}
 	return true
 }
 
-func registryVersionMatches(filter mlflowfilter.Filter, r registryVersionRow) bool {
+func versionMatches(filter mlflowfilter.Filter, r versionRow) bool {
 	v := r.version
 	for _, c := range filter {
 		var ok bool
 		switch {
 		case c.Entity == mlflowfilter.Tag:
-			ok = registryMatchTag(c, append(slices.Clone(v.Tags), metadata.Tag{Key: registrySemverTag, Value: v.Semver}))
+			ok = matchTag(c, append(slices.Clone(v.Tags), metadata.Tag{Key: semverTag, Value: v.Semver}))
 		case c.Key == "name":
-			ok = registryMatchName(c, r.model)
+			ok = matchName(c, r.model)
 		case c.Key == "run_id":
 			ok = c.MatchString(r.runID)
 		case c.Key == "source_path":
@@ -1378,7 +1378,7 @@ func registryVersionMatches(filter mlflowfilter.Filter, r registryVersionRow) bo
 	return true
 }
 
-func registryCompareVersions(order []mlflowfilter.OrderBy, a, b registryVersionRow) int {
+func compareVersions(order []mlflowfilter.OrderBy, a, b versionRow) int {
 	byName, bySeq := false, false
 	for _, o := range order {
 		var d int
@@ -1415,8 +1415,8 @@ func registryCompareVersions(order []mlflowfilter.OrderBy, a, b registryVersionR
 // getModelVersionDownloadURI answers where the version's files are for the client: the backing run's
 // artifact root (under the run's own model, which may differ from the version's) plus the sub-path, an
 // mlflow-artifacts URI the client resolves against the tracking URI without another call.
-func (s *Registry) getModelVersionDownloadURI(ctx context.Context, call *rpc.Call, in *registryVersionRequest) (any, error) {
-	_, v, err := s.registryVersion(ctx, call, in.Name, string(in.Version))
+func (s *Registry) getModelVersionDownloadURI(ctx context.Context, call *rpc.Call, in *versionRequest) (any, error) {
+	_, v, err := s.version(ctx, call, in.Name, string(in.Version))
 	if err != nil {
 		return nil, err
 	}
@@ -1435,20 +1435,20 @@ func (s *Registry) getModelVersionDownloadURI(ctx context.Context, call *rpc.Cal
 	return map[string]string{"artifact_uri": uri}, nil
 }
 
-type registryVersionTagRequest struct {
-	registryVersionRequest
+type versionTagRequest struct {
+	versionRequest
 	Key   string `json:"key"`
 	Value string `json:"value"`
 }
 
 // setModelVersionTag sets a version tag. Keys starting with mlgate. (mlgate.semver among them) are
 // refused: the semver of a version never changes.
-func (s *Registry) setModelVersionTag(ctx context.Context, call *rpc.Call, in *registryVersionTagRequest) (any, error) {
+func (s *Registry) setModelVersionTag(ctx context.Context, call *rpc.Call, in *versionTagRequest) (any, error) {
 	tag := metadata.Tag{Key: in.Key, Value: in.Value}
-	if err := registryCheckTag(tag); err != nil {
+	if err := checkTag(tag); err != nil {
 		return nil, err
 	}
-	m, v, err := s.registryVersion(ctx, call, in.Name, string(in.Version))
+	m, v, err := s.version(ctx, call, in.Name, string(in.Version))
 	if err != nil {
 		return nil, err
 	}
@@ -1460,11 +1460,11 @@ func (s *Registry) setModelVersionTag(ctx context.Context, call *rpc.Call, in *r
 }
 
 // deleteModelVersionTag removes a version tag; an absent key is not an error, as in MLflow.
-func (s *Registry) deleteModelVersionTag(ctx context.Context, call *rpc.Call, in *registryVersionTagRequest) (any, error) {
-	if err := registryCheckTag(metadata.Tag{Key: in.Key}); err != nil {
+func (s *Registry) deleteModelVersionTag(ctx context.Context, call *rpc.Call, in *versionTagRequest) (any, error) {
+	if err := checkTag(metadata.Tag{Key: in.Key}); err != nil {
 		return nil, err
 	}
-	m, v, err := s.registryVersion(ctx, call, in.Name, string(in.Version))
+	m, v, err := s.version(ctx, call, in.Name, string(in.Version))
 	if err != nil {
 		return nil, err
 	}
@@ -1477,9 +1477,9 @@ func (s *Registry) deleteModelVersionTag(ctx context.Context, call *rpc.Call, in
 
 // transitionModelVersionStageRequest is the input of transitionModelVersionStage.
 type transitionModelVersionStageRequest struct {
-	registryVersionRequest
+	versionRequest
 	Stage   string       `json:"stage"`
-	Archive registryBool `json:"archive_existing_versions"`
+	Archive protoBool `json:"archive_existing_versions"`
 }
 
 // transitionModelVersionStage sets a version's stage (None, Staging, Production, Archived in any case).
@@ -1489,15 +1489,15 @@ func (s *Registry) transitionModelVersionStage(ctx context.Context, call *rpc.Ca
 	if in.Stage == "" {
 		return nil, rpc.Required("stage")
 	}
-	stage, err := registryCanonicalStage(in.Stage)
+	stage, err := canonicalStage(in.Stage)
 	if err != nil {
 		return nil, err
 	}
 	if in.Archive && stage != "Staging" && stage != "Production" {
-		return nil, registryErrorf(httpapi.ErrBadRequest,
+		return nil, mlflowErrorf(httpapi.ErrBadRequest,
 			"Model version transition cannot archive existing model versions because '%s' is not an Active stage. Valid stages are Staging, Production", stage)
 	}
-	m, v, err := s.registryVersion(ctx, call, in.Name, string(in.Version))
+	m, v, err := s.version(ctx, call, in.Name, string(in.Version))
 	if err != nil {
 		return nil, err
 	}
@@ -1506,13 +1506,13 @@ func (s *Registry) transitionModelVersionStage(ctx context.Context, call *rpc.Ca
 		return nil, fmt.Errorf("transitioning version %s of %q: %w", in.Version, in.Name, err)
 	}
 	if in.Archive {
-		versions, err := s.registryVersions(ctx, m.ID)
+		versions, err := s.allVersions(ctx, m.ID)
 		if err != nil {
 			return nil, err
 		}
 		archived := "Archived"
 		for _, other := range versions {
-			if other.Seq == v.Seq || registryStage(other) != stage {
+			if other.Seq == v.Seq || stageOf(other) != stage {
 				continue
 			}
 			ref := metadata.VersionRef{ModelID: m.ID, Seq: other.Seq}
@@ -1521,5 +1521,5 @@ func (s *Registry) transitionModelVersionStage(ctx context.Context, call *rpc.Ca
 			}
 		}
 	}
-	return s.registryVersionReply(ctx, m, v)
+	return s.versionReply(ctx, m, v)
 }
