@@ -40,7 +40,7 @@ func (s *Tracking) runRPCs() []rpc.Route {
 
 // MLflow's names for the tags mlgate treats specially.
 const (
-	runNameTag         = "mlflow.runName"
+	runNameTag      = "mlflow.runName"
 	modelHistoryTag = "mlflow.log-model.history"
 	// readOnlyPrefix marks the synthetic tags toRun and toExperiment add on output.
 	readOnlyPrefix = "mlgate."
@@ -220,7 +220,7 @@ type createRunRequest struct {
 	UserID       string         `json:"user_id"`
 	RunName      string         `json:"run_name"`
 	StartTime    rpc.I64        `json:"start_time"`
-	Tags         []keyValue       `json:"tags"`
+	Tags         []keyValue     `json:"tags"`
 }
 
 // createRun creates a candidate in the experiment's model (experiment_id defaults to "0", the default
@@ -539,8 +539,8 @@ func (s *Tracking) deleteRunTag(ctx context.Context, call *rpc.Call, in *deleteR
 type logBatchRequest struct {
 	runIDs
 	Metrics []metricIn `json:"metrics"`
-	Params  []keyValue       `json:"params"`
-	Tags    []keyValue       `json:"tags"`
+	Params  []keyValue `json:"params"`
+	Tags    []keyValue `json:"tags"`
 }
 
 // logBatch writes metrics, params and tags in one store transaction, all or nothing. Limits, MLflow's:

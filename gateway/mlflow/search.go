@@ -24,7 +24,7 @@ import (
 // default, 1000.
 const (
 	defaultMaxResults = 1000
-	maxSearchResults        = 50000
+	maxSearchResults  = 50000
 	// storePage is the page size asked of the store; the bolt store clamps larger pages to 1000.
 	storePage = 1000
 )

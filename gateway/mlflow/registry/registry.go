@@ -79,11 +79,11 @@ func (s *Registry) Routes() []rpc.Route {
 
 // Tag keys of the mlgate. namespace that the registry reads or writes itself.
 const (
-	semverTag  = "mlgate.semver"  // synthetic, read-only: a version's semver
-	nameTag    = "mlgate.name"    // synthetic, read-only: a model's slug
-	versionTag = "mlgate.version" // input of model-versions/create: the semver to use
-	gitlabVersionTag   = "gitlab.version" // GitLab's spelling of the same input, kept as a tag
-	stageNone  = "None"
+	semverTag        = "mlgate.semver"  // synthetic, read-only: a version's semver
+	nameTag          = "mlgate.name"    // synthetic, read-only: a model's slug
+	versionTag       = "mlgate.version" // input of model-versions/create: the semver to use
+	gitlabVersionTag = "gitlab.version" // GitLab's spelling of the same input, kept as a tag
+	stageNone        = "None"
 )
 
 // Search limits: the client's defaults are 100 registered models and 10000 versions per page. Larger
@@ -126,13 +126,13 @@ func (b *protoBool) UnmarshalJSON(data []byte) error {
 // Wire shapes (section 13 of the contract).
 
 type registeredModelJSON struct {
-	Name                 string              `json:"name"`
-	CreationTimestamp    int64               `json:"creation_timestamp"`
-	LastUpdatedTimestamp int64               `json:"last_updated_timestamp"`
-	Description          string              `json:"description,omitempty"`
-	LatestVersions       []modelVersionJSON  `json:"latest_versions,omitempty"`
-	Tags                 []metadata.Tag      `json:"tags,omitempty"`
-	Aliases              []aliasJSON `json:"aliases,omitempty"`
+	Name                 string             `json:"name"`
+	CreationTimestamp    int64              `json:"creation_timestamp"`
+	LastUpdatedTimestamp int64              `json:"last_updated_timestamp"`
+	Description          string             `json:"description,omitempty"`
+	LatestVersions       []modelVersionJSON `json:"latest_versions,omitempty"`
+	Tags                 []metadata.Tag     `json:"tags,omitempty"`
+	Aliases              []aliasJSON        `json:"aliases,omitempty"`
 }
 
 type aliasJSON struct {
@@ -1478,7 +1478,7 @@ func (s *Registry) deleteModelVersionTag(ctx context.Context, call *rpc.Call, in
 // transitionModelVersionStageRequest is the input of transitionModelVersionStage.
 type transitionModelVersionStageRequest struct {
 	versionRequest
-	Stage   string       `json:"stage"`
+	Stage   string    `json:"stage"`
 	Archive protoBool `json:"archive_existing_versions"`
 }
 
