@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/backends/blobkey"
 	"github.com/mlgate/mlgate/metadata"
 	"github.com/schollz/progressbar/v3"
 )
@@ -79,13 +80,6 @@ func openBackendsOnly(ctx context.Context, cfg *config, log *slog.Logger) (*back
 	return openBackendSet(ctx, specs, def, cfg.routes(), nil, log)
 }
 
-// probeKey is a key outside mlgate's "c/" namespace, so fsck never mistakes a probe for a file's blob.
-func probeKey() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "mlgate-probe/" + hex.EncodeToString(b[:])
-}
-
 // health asks a backend for its Descriptor and Stats a key that cannot exist: a healthy backend answers
 // ErrNotFound. It returns the version string and "ok" or the failure.
 func health(ctx context.Context, b backends.Backend) (version, state string) {
@@ -96,7 +90,7 @@ func health(ctx context.Context, b backends.Backend) (version, state string) {
 		return "?", "error: " + err.Error()
 	}
 	version = d.Name + " " + d.Version
-	if _, err := b.Stat(ctx, probeKey()); !errors.Is(err, backends.ErrNotFound) {
+	if _, err := b.Stat(ctx, blobkey.Probe()); !errors.Is(err, backends.ErrNotFound) {
 		if err == nil {
 			err = errors.New("stat of an absent key succeeded")
 		}
@@ -172,7 +166,7 @@ func checkRoundTrip(ctx context.Context, b backends.Backend, name string, stdout
 	_, _ = rand.Read(data)
 	sum := sha256.Sum256(data)
 	want := hex.EncodeToString(sum[:])
-	key := probeKey()
+	key := blobkey.Probe()
 	step := func(what string, start time.Time) {
 		fmt.Fprintf(stdout, "%-7s ok  %v\n", what, time.Since(start).Round(time.Microsecond))
 	}
@@ -401,7 +395,7 @@ func migrateOne(ctx context.Context, st *storage, src, dst backends.Backend, dst
 		return false, fmt.Errorf("reading the source blob: %w", err)
 	}
 	defer rc.Close()
-	newKey := migrateKey(f.CandidateID)
+	newKey := blobkey.File(f.CandidateID) // fsck sees the copy as one of the candidate's blobs
 	body := io.TeeReader(rc, bar)
 	// Checked hashes the stream into dst and fails (leaving nothing) unless it matches the row's sha256:
 	// this verifies the source read and the copy in one pass.
@@ -427,12 +421,4 @@ func migrateOne(ctx context.Context, st *storage, src, dst backends.Backend, dst
 		fmt.Fprintf(stderr, "\nwarning: could not delete the source blob %s (fsck --repair will): %v\n", f.BlobKey, err)
 	}
 	return true, nil
-}
-
-// migrateKey is a fresh blob key in the gateway's scheme (c/<candidate>/<random>), so fsck sees copies
-// as the candidate's blobs.
-func migrateKey(candidateID uint64) string {
-	var uid [16]byte
-	_, _ = rand.Read(uid[:])
-	return fmt.Sprintf("c/%016x/%s", candidateID, hex.EncodeToString(uid[:]))
 }
