@@ -3,10 +3,8 @@ package backends
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"sync"
 	"time"
@@ -77,8 +75,8 @@ func validSHA256(s string) bool {
 // once and cached.
 //
 // Put bodies are hashed with sha256 and counted on their way to b, exactly once, and the returned
-// Info.SHA256 is always that hash. The verdict is delivered through the reader b consumes, before b
-// can commit: instead of io.EOF (and together with the last bytes when the size is declared, for backends
+// Info.SHA256 is always that hash. The verdict is delivered through the reader b consumes (a Body,
+// which does not withhold), before b can commit: instead of io.EOF (and together with the last bytes when the size is declared, for backends
 // that stop reading at the declared size) b's Read returns ErrSizeMismatch for a short or long body, or
 // ErrChecksum when PutOptions.SHA256 is set and differs, so b aborts and leaves nothing. Because Checked
 // verifies, it passes PutOptions.SHA256 to b cleared: b never hashes the stream a second time. Should b
@@ -146,10 +144,10 @@ func (c *checked) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	if opts.SHA256 != "" && !validSHA256(opts.SHA256) {
 		return Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: malformed sha256 %q", ErrChecksum, opts.SHA256))
 	}
-	v := &verifier{ctx: ctx, r: r, size: size, want: opts.SHA256, h: sha256.New()}
+	v := NewBody(ctx, r, size, BodyOptions{SHA256: opts.SHA256, Hash: true})
 	// A backend may store an empty blob without ever calling Read, so judge an empty body up front.
 	if size == 0 {
-		if err := v.settle(); err != io.EOF {
+		if err := v.Settle(); err != io.EOF {
 			return Info{}, c.fail(ctx, op, key, err)
 		}
 	}
@@ -160,30 +158,28 @@ func (c *checked) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	}
 	info, err := c.b.Put(ctx, key, v, size, bopts)
 	if err != nil {
-		if verr := v.failure(); verr != nil && !errors.Is(err, verr) {
-			// The backend lost our sentinel (a plugin flattening errors): ours is the real cause.
+		if verr := v.Failure(); verr != nil && !errors.Is(err, verr) {
+			// The backend lost our sentinel (a plugin flattening errors): ours is the real cause. Unlike
+			// Body.Blame, both stay visible to errors.Is (a context error among them).
 			err = fmt.Errorf("%w (%w)", verr, err)
 		}
 		return Info{}, c.fail(ctx, op, key, err)
 	}
 	// The backend claims success. Everything below only catches backends that break the contract, at the
 	// price of a delete after the blob was briefly visible.
-	if !v.done {
-		v.settle()
-	}
-	if verr := v.failure(); verr != nil {
+	if verr := v.Complete(); verr != nil {
 		c.discard(ctx, key)
 		return Info{}, c.fail(ctx, op, key, verr)
 	}
-	if info.Size != v.n {
+	if info.Size != v.N() {
 		c.discard(ctx, key)
-		return Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: backend stored %d bytes, body had %d", ErrSizeMismatch, info.Size, v.n))
+		return Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: backend stored %d bytes, body had %d", ErrSizeMismatch, info.Size, v.N()))
 	}
-	if info.SHA256 != "" && info.SHA256 != v.sum {
+	if info.SHA256 != "" && info.SHA256 != v.Sum() {
 		c.discard(ctx, key)
-		return Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: backend stored sha256 %s, body had %s", ErrChecksum, info.SHA256, v.sum))
+		return Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: backend stored sha256 %s, body had %s", ErrChecksum, info.SHA256, v.Sum()))
 	}
-	info.SHA256 = v.sum
+	info.SHA256 = v.Sum()
 	if info.Key == "" {
 		info.Key = key
 	}
@@ -306,29 +302,26 @@ func (c *checked) PutPart(ctx context.Context, key, uploadID string, n int, r io
 	if d.MaxPartSize > 0 && size > d.MaxPartSize {
 		return Part{}, c.fail(ctx, op, key, fmt.Errorf("%w: part of %d bytes exceeds %d", ErrInvalidPart, size, d.MaxPartSize))
 	}
-	v := &verifier{ctx: ctx, r: r, size: size}
+	v := NewBody(ctx, r, size, BodyOptions{})
 	if size == 0 {
-		if err := v.settle(); err != io.EOF {
+		if err := v.Settle(); err != io.EOF {
 			return Part{}, c.fail(ctx, op, key, err)
 		}
 	}
 	p, err := c.b.PutPart(ctx, key, uploadID, n, v, size)
 	if err != nil {
-		if verr := v.failure(); verr != nil && !errors.Is(err, verr) {
+		if verr := v.Failure(); verr != nil && !errors.Is(err, verr) {
 			err = fmt.Errorf("%w (%w)", verr, err)
 		}
 		return Part{}, c.fail(ctx, op, key, err)
 	}
-	if !v.done {
-		v.settle()
-	}
 	// A part cannot be deleted on its own; a bad one stays until it is re-uploaded, the upload is
 	// aborted or Complete rejects it. The caller learns of it here either way.
-	if verr := v.failure(); verr != nil {
+	if verr := v.Complete(); verr != nil {
 		return Part{}, c.fail(ctx, op, key, verr)
 	}
-	if p.Size != v.n {
-		return Part{}, c.fail(ctx, op, key, fmt.Errorf("%w: backend stored %d bytes, body had %d", ErrSizeMismatch, p.Size, v.n))
+	if p.Size != v.N() {
+		return Part{}, c.fail(ctx, op, key, fmt.Errorf("%w: backend stored %d bytes, body had %d", ErrSizeMismatch, p.Size, v.N()))
 	}
 	if p.Number == 0 {
 		p.Number = n
@@ -398,111 +391,4 @@ func (c *checked) Close() error {
 		return fmt.Errorf("backend %s: close: %w", c.name, err)
 	}
 	return nil
-}
-
-// verifier counts (and, with h set, hashes) a body on its way to a backend and turns the end of the
-// body into a verdict: io.EOF when the body has the declared size and checksum, otherwise a sticky
-// error the backend receives from Read before it can commit.
-type verifier struct {
-	ctx  context.Context
-	r    io.Reader
-	size int64     // declared size, -1 when unknown
-	want string    // expected sha256 hex, "" for none
-	h    hash.Hash // nil: count only
-
-	n    int64  // bytes passed on
-	done bool   // the verdict is in err
-	err  error  // io.EOF on success
-	sum  string // hex sha256 of the body, once done and hashing
-	peek [1]byte
-}
-
-func (v *verifier) Read(p []byte) (int, error) {
-	if v.done {
-		return 0, v.err
-	}
-	// Checking here makes every backend's copy loop stop at cancellation, even one that never looks at
-	// its context between reads.
-	if err := v.ctx.Err(); err != nil {
-		return 0, v.finish(err)
-	}
-	if v.size >= 0 {
-		rem := v.size - v.n
-		if rem == 0 {
-			return 0, v.settle()
-		}
-		if int64(len(p)) > rem {
-			p = p[:rem]
-		}
-	}
-	n, err := v.r.Read(p)
-	if n > 0 {
-		if v.h != nil {
-			v.h.Write(p[:n])
-		}
-		v.n += int64(n)
-	}
-	switch {
-	case err == io.EOF:
-		return n, v.verdict()
-	case err != nil:
-		return n, v.finish(err)
-	case v.size >= 0 && v.n == v.size:
-		// Deliver the verdict with the last declared byte: a backend that reads exactly size bytes and
-		// then commits without asking for io.EOF must still see a mismatch first.
-		return n, v.settle()
-	}
-	return n, nil
-}
-
-// settle reaches a verdict once the declared size has been read (peeking one byte past it, so a
-// longer body is caught), or fails when it was called early: the backend stopped reading before the
-// body ended, so it cannot have stored all of it.
-func (v *verifier) settle() error {
-	if v.done {
-		return v.err
-	}
-	if v.size < 0 || v.n < v.size {
-		return v.finish(fmt.Errorf("%w: backend stopped after %d bytes", ErrSizeMismatch, v.n))
-	}
-	for range 100 { // io.Reader allows (0, nil); a source that keeps doing that is broken
-		n, err := v.r.Read(v.peek[:])
-		if n > 0 {
-			return v.finish(fmt.Errorf("%w: body is longer than the declared %d bytes", ErrSizeMismatch, v.size))
-		}
-		if err == io.EOF {
-			return v.verdict()
-		}
-		if err != nil {
-			return v.finish(err)
-		}
-	}
-	return v.finish(io.ErrNoProgress)
-}
-
-// verdict judges a body that has ended.
-func (v *verifier) verdict() error {
-	if v.size >= 0 && v.n != v.size {
-		return v.finish(fmt.Errorf("%w: body has %d bytes, declared %d", ErrSizeMismatch, v.n, v.size))
-	}
-	if v.h != nil {
-		v.sum = hex.EncodeToString(v.h.Sum(nil))
-		if v.want != "" && v.sum != v.want {
-			return v.finish(fmt.Errorf("%w: body has sha256 %s, expected %s", ErrChecksum, v.sum, v.want))
-		}
-	}
-	return v.finish(io.EOF)
-}
-
-func (v *verifier) finish(err error) error {
-	v.done, v.err = true, err
-	return err
-}
-
-// failure is the verdict if it is a failure, nil while undecided or on success.
-func (v *verifier) failure() error {
-	if !v.done || v.err == io.EOF {
-		return nil
-	}
-	return v.err
 }

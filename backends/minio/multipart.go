@@ -119,7 +119,7 @@ func (b *Backend) complete(ctx context.Context, key, s3ID string, parts []backen
 
 // putMultipart streams a body of known size through a multipart upload, part after part straight
 // from g, and completes it only after g has verified the whole body; any failure aborts the upload.
-func (b *Backend) putMultipart(ctx context.Context, key string, g *s3util.Guard, size int64, opts mgo.PutObjectOptions) (etag string, err error) {
+func (b *Backend) putMultipart(ctx context.Context, key string, g *backends.Body, size int64, opts mgo.PutObjectOptions) (etag string, err error) {
 	obj := b.objectKey(key)
 	id, err := b.core.NewMultipartUpload(ctx, b.cfg.Bucket, obj, opts)
 	if err != nil {

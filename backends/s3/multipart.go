@@ -138,7 +138,7 @@ func (b *Backend) complete(ctx context.Context, key, s3ID string, parts []backen
 // putMultipart streams a body of known size through a multipart upload, part after part straight
 // from g (no buffering), and completes it only after g has verified the whole body. Any failure
 // aborts the upload, so nothing becomes visible.
-func (b *Backend) putMultipart(ctx context.Context, in *s3.PutObjectInput, g *s3util.Guard, size int64) (etag *string, err error) {
+func (b *Backend) putMultipart(ctx context.Context, in *s3.PutObjectInput, g *backends.Body, size int64) (etag *string, err error) {
 	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: in.Bucket, Key: in.Key, ContentType: in.ContentType})
 	if err != nil {
 		return nil, mapErr(err)
