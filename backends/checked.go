@@ -65,7 +65,10 @@ func validSHA256(s string) bool {
 }
 
 // Checked wraps b with the rules every backend shares, so that backends stay small. cmd wraps each
-// backend exactly once, in-process and plugin alike.
+// backend where it opens it, in-process and plugin alike, and code that must never see an unwrapped
+// backend asks for a *CheckedBackend. Wrapping twice changes nothing: when b already is a
+// *CheckedBackend, Checked returns b itself (keeping its name), so no rule runs twice and no error is
+// decorated twice.
 //
 // Arguments are validated before b sees them: an invalid key or List prefix fails with ErrInvalidKey, a
 // negative Range.Offset with ErrInvalidRange, a size below -1 with ErrSizeMismatch, a malformed
@@ -76,23 +79,29 @@ func validSHA256(s string) bool {
 //
 // Put bodies are hashed with sha256 and counted on their way to b, exactly once, and the returned
 // Info.SHA256 is always that hash. The verdict is delivered through the reader b consumes (a Body,
-// which does not withhold), before b can commit: instead of io.EOF (and together with the last bytes when the size is declared, for backends
-// that stop reading at the declared size) b's Read returns ErrSizeMismatch for a short or long body, or
-// ErrChecksum when PutOptions.SHA256 is set and differs, so b aborts and leaves nothing. Because Checked
-// verifies, it passes PutOptions.SHA256 to b cleared: b never hashes the stream a second time. Should b
-// report success anyway (it ignored the reader's error, stopped early, or reports another size or
-// sha256), Checked deletes the blob and returns the sentinel. PutPart bodies are counted the same way.
-// Multipart checksums (CreateMultipart's PutOptions.SHA256) are passed through: only the backend sees
-// the whole object.
+// which does not withhold), before b can commit: instead of io.EOF (and together with the last bytes
+// when the size is declared, for backends that stop reading at the declared size) b's Read returns
+// ErrSizeMismatch for a short or long body, or ErrChecksum when PutOptions.SHA256 is set and differs,
+// so b aborts and leaves nothing. Because Checked verifies, it passes PutOptions.SHA256 to b cleared,
+// so b never hashes the stream a second time, unless b's Descriptor reports ServerChecksums (its
+// server checks the sum at no cost to b). Should b report success anyway (it ignored the reader's
+// error, stopped early, or reports another size or sha256), Checked deletes the blob and returns the
+// sentinel. PutPart bodies are counted the same way. Multipart checksums (CreateMultipart's
+// PutOptions.SHA256) are passed through: only the backend sees the whole object.
 //
 // Every error is returned as "backend <name>: <op> <key>: <cause>", wrapping the cause so errors.Is
 // still finds the sentinels, and context.Canceled or context.DeadlineExceeded when ctx ended during
 // the call.
-func Checked(name string, b Backend) Backend {
-	return &checked{name: name, b: b}
+func Checked(name string, b Backend) *CheckedBackend {
+	if c, ok := b.(*CheckedBackend); ok {
+		return c
+	}
+	return &CheckedBackend{name: name, b: b}
 }
 
-type checked struct {
+// CheckedBackend is a Backend wrapped by Checked, the only way to make one; its methods follow the
+// Backend contract with the rules Checked describes.
+type CheckedBackend struct {
 	name string
 	b    Backend
 
@@ -100,10 +109,12 @@ type checked struct {
 	desc *Descriptor // cached after the first successful Describe
 }
 
+var _ Backend = (*CheckedBackend)(nil)
+
 // fail decorates err with the backend, operation and key. When ctx ended during the call but the
 // backend's error does not say so (a plugin may only report a broken stream), the context's error is
 // attached so that callers can still tell a cancellation from a failure.
-func (c *checked) fail(ctx context.Context, op, key string, err error) error {
+func (c *CheckedBackend) fail(ctx context.Context, op, key string, err error) error {
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w (%w)", err, cerr)
 	}
@@ -111,7 +122,7 @@ func (c *checked) fail(ctx context.Context, op, key string, err error) error {
 }
 
 // limits returns the cached multipart limits, asking the backend the first time.
-func (c *checked) limits(ctx context.Context) (Descriptor, error) {
+func (c *CheckedBackend) limits(ctx context.Context) (Descriptor, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.desc != nil {
@@ -127,13 +138,13 @@ func (c *checked) limits(ctx context.Context) (Descriptor, error) {
 
 // discard deletes a blob Put should not have committed. A failure leaves an orphan for a sweep, which
 // the returned error cannot improve on, so it is dropped.
-func (c *checked) discard(ctx context.Context, key string) {
+func (c *CheckedBackend) discard(ctx context.Context, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	_ = c.b.Delete(ctx, key)
 }
 
-func (c *checked) Put(ctx context.Context, key string, r io.Reader, size int64, opts PutOptions) (Info, error) {
+func (c *CheckedBackend) Put(ctx context.Context, key string, r io.Reader, size int64, opts PutOptions) (Info, error) {
 	const op = "put"
 	if err := ValidateKey(key); err != nil {
 		return Info{}, c.fail(ctx, op, key, err)
@@ -186,7 +197,7 @@ func (c *checked) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	return info, nil
 }
 
-func (c *checked) Get(ctx context.Context, key string, rng Range) (io.ReadCloser, Info, error) {
+func (c *CheckedBackend) Get(ctx context.Context, key string, rng Range) (io.ReadCloser, Info, error) {
 	const op = "get"
 	if err := ValidateKey(key); err != nil {
 		return nil, Info{}, c.fail(ctx, op, key, err)
@@ -204,7 +215,7 @@ func (c *checked) Get(ctx context.Context, key string, rng Range) (io.ReadCloser
 	return rc, info, nil
 }
 
-func (c *checked) Stat(ctx context.Context, key string) (Info, error) {
+func (c *CheckedBackend) Stat(ctx context.Context, key string) (Info, error) {
 	const op = "stat"
 	if err := ValidateKey(key); err != nil {
 		return Info{}, c.fail(ctx, op, key, err)
@@ -216,7 +227,7 @@ func (c *checked) Stat(ctx context.Context, key string) (Info, error) {
 	return info, nil
 }
 
-func (c *checked) Delete(ctx context.Context, key string) error {
+func (c *CheckedBackend) Delete(ctx context.Context, key string) error {
 	const op = "delete"
 	if err := ValidateKey(key); err != nil {
 		return c.fail(ctx, op, key, err)
@@ -227,7 +238,7 @@ func (c *checked) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-func (c *checked) List(ctx context.Context, prefix, startAfter string, limit int) ([]Info, string, error) {
+func (c *CheckedBackend) List(ctx context.Context, prefix, startAfter string, limit int) ([]Info, string, error) {
 	const op = "list"
 	if err := validatePrefix(prefix); err != nil {
 		return nil, "", c.fail(ctx, op, prefix, err)
@@ -245,7 +256,7 @@ func (c *checked) List(ctx context.Context, prefix, startAfter string, limit int
 	return items, next, nil
 }
 
-func (c *checked) CreateMultipart(ctx context.Context, key string, opts PutOptions) (string, error) {
+func (c *CheckedBackend) CreateMultipart(ctx context.Context, key string, opts PutOptions) (string, error) {
 	const op = "create multipart"
 	if err := ValidateKey(key); err != nil {
 		return "", c.fail(ctx, op, key, err)
@@ -272,7 +283,7 @@ func checkUpload(key, uploadID string) error {
 }
 
 // checkPartNumber validates n against the backend's MaxParts.
-func (c *checked) checkPartNumber(ctx context.Context, n int) (Descriptor, error) {
+func (c *CheckedBackend) checkPartNumber(ctx context.Context, n int) (Descriptor, error) {
 	d, err := c.limits(ctx)
 	if err != nil {
 		return d, err
@@ -287,7 +298,7 @@ func (c *checked) checkPartNumber(ctx context.Context, n int) (Descriptor, error
 	return d, nil
 }
 
-func (c *checked) PutPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (Part, error) {
+func (c *CheckedBackend) PutPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (Part, error) {
 	const op = "put part"
 	if err := checkUpload(key, uploadID); err != nil {
 		return Part{}, c.fail(ctx, op, key, err)
@@ -329,7 +340,7 @@ func (c *checked) PutPart(ctx context.Context, key, uploadID string, n int, r io
 	return p, nil
 }
 
-func (c *checked) ListParts(ctx context.Context, key, uploadID string) ([]Part, error) {
+func (c *CheckedBackend) ListParts(ctx context.Context, key, uploadID string) ([]Part, error) {
 	const op = "list parts"
 	if err := checkUpload(key, uploadID); err != nil {
 		return nil, c.fail(ctx, op, key, err)
@@ -341,7 +352,7 @@ func (c *checked) ListParts(ctx context.Context, key, uploadID string) ([]Part, 
 	return parts, nil
 }
 
-func (c *checked) CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) (Info, error) {
+func (c *CheckedBackend) CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) (Info, error) {
 	const op = "complete multipart"
 	if err := checkUpload(key, uploadID); err != nil {
 		return Info{}, c.fail(ctx, op, key, err)
@@ -367,7 +378,7 @@ func (c *checked) CompleteMultipart(ctx context.Context, key, uploadID string, p
 	return info, nil
 }
 
-func (c *checked) AbortMultipart(ctx context.Context, key, uploadID string) error {
+func (c *CheckedBackend) AbortMultipart(ctx context.Context, key, uploadID string) error {
 	const op = "abort multipart"
 	if err := checkUpload(key, uploadID); err != nil {
 		return c.fail(ctx, op, key, err)
@@ -378,7 +389,7 @@ func (c *checked) AbortMultipart(ctx context.Context, key, uploadID string) erro
 	return nil
 }
 
-func (c *checked) Describe(ctx context.Context) (Descriptor, error) {
+func (c *CheckedBackend) Describe(ctx context.Context) (Descriptor, error) {
 	d, err := c.b.Describe(ctx)
 	if err != nil {
 		return Descriptor{}, fmt.Errorf("backend %s: describe: %w", c.name, err)
@@ -386,7 +397,7 @@ func (c *checked) Describe(ctx context.Context) (Descriptor, error) {
 	return d, nil
 }
 
-func (c *checked) Close() error {
+func (c *CheckedBackend) Close() error {
 	if err := c.b.Close(); err != nil {
 		return fmt.Errorf("backend %s: close: %w", c.name, err)
 	}

@@ -10,16 +10,18 @@ import (
 
 	"github.com/mlgate/mlgate/backends"
 	"github.com/mlgate/mlgate/gateway"
+	"github.com/mlgate/mlgate/gateway/fsck"
 )
 
 // backendInst is one opened backend. A config reload keeps an instance whose spec did not change, so an
 // instance can belong to several backendSets at once (the current one and older ones whose requests are
 // still running); users counts them, and the last set to let go closes it.
 type backendInst struct {
-	spec  backendSpec
-	raw   backends.Backend // as built: a fsck.StagingSweeper for localfs
-	b     backends.Backend // raw wrapped once in backends.Checked: what everything else uses
-	users int              // guarded by instMu
+	spec backendSpec
+	b    *backends.CheckedBackend // the backend, wrapped where it was opened: all anything else sees
+	// staging is the raw backend's own staging area (localfs), for fsck; nil when it keeps none.
+	staging fsck.StagingSweeper
+	users   int // guarded by instMu
 }
 
 var instMu sync.Mutex
@@ -33,25 +35,32 @@ type backendSet struct {
 	log     *slog.Logger
 }
 
-// openBackend builds a backend from its spec. Errors name the backend; an unknown type wraps ErrConfig.
-func openBackend(ctx context.Context, spec backendSpec, log *slog.Logger) (backends.Backend, error) {
+// openBackend builds a backend from its spec, launching a plugin or calling an in-process factory, and
+// wraps it in backends.Checked right here, so that nothing in cmd ever holds an unwrapped backend.
+// Errors name the backend; an unknown type wraps ErrConfig.
+func openBackend(ctx context.Context, spec backendSpec, log *slog.Logger) (*backendInst, error) {
+	var raw backends.Backend
 	if spec.Plugin != nil {
 		// The plugin outlives the command's context (a SIGTERM cancels that first): Close stops it.
 		b, err := launchPlugin(context.WithoutCancel(ctx), spec.Name, *spec.Plugin, spec.Config.raw(), log)
 		if err != nil {
 			return nil, fmt.Errorf("backend %q: plugin %s: %w", spec.Name, spec.Plugin.Path, err)
 		}
-		return b, nil
+		raw = b
+	} else {
+		f, ok := inProcess[spec.Type]
+		if !ok {
+			return nil, fmt.Errorf("%w: backend %q: unknown type %q (have %v)", ErrConfig, spec.Name, spec.Type, backendTypes())
+		}
+		b, err := f(ctx, spec.Config.raw())
+		if err != nil {
+			return nil, fmt.Errorf("backend %q (%s): %w", spec.Name, spec.Type, err)
+		}
+		raw = b
 	}
-	f, ok := inProcess[spec.Type]
-	if !ok {
-		return nil, fmt.Errorf("%w: backend %q: unknown type %q (have %v)", ErrConfig, spec.Name, spec.Type, backendTypes())
-	}
-	b, err := f(ctx, spec.Config.raw())
-	if err != nil {
-		return nil, fmt.Errorf("backend %q (%s): %w", spec.Name, spec.Type, err)
-	}
-	return b, nil
+	in := &backendInst{spec: spec, b: backends.Checked(spec.Name, raw), users: 1}
+	in.staging, _ = raw.(fsck.StagingSweeper)
+	return in, nil
 }
 
 // openBackendSet opens specs and builds their Storage. Instances of prev (nil: none) whose spec is
@@ -68,13 +77,12 @@ func openBackendSet(ctx context.Context, specs []backendSpec, def string, routes
 			s.insts[spec.Name], s.order = old, append(s.order, spec.Name)
 			continue
 		}
-		raw, err := openBackend(ctx, spec, log)
+		in, err := openBackend(ctx, spec, log)
 		if err != nil {
 			s.release()
 			return nil, err
 		}
-		s.insts[spec.Name] = &backendInst{spec: spec, raw: raw, b: backends.Checked(spec.Name, raw), users: 1}
-		s.order = append(s.order, spec.Name)
+		s.insts[spec.Name], s.order = in, append(s.order, spec.Name)
 	}
 	bs := make(map[string]backends.Backend, len(s.insts))
 	for name, in := range s.insts {

@@ -47,9 +47,7 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) (clea
 			rows = rowsOnVerified{rowsOn: rows.(rowsOn), v: st.store}
 		}
 		opts := fsck.Options{Repair: *repair, Log: log}
-		if sw, ok := in.raw.(fsck.StagingSweeper); ok {
-			opts.Staging = sw
-		}
+		opts.Staging = in.staging
 		rep, err := fsck.Check(ctx, rows, in.b, opts)
 		if err != nil {
 			return false, fmt.Errorf("backend %q: %w", name, err)
