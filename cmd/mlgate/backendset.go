@@ -9,8 +9,9 @@ import (
 	"sync"
 
 	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/cmd/mlgate/internal/maintenance"
 	"github.com/mlgate/mlgate/gateway"
-	"github.com/mlgate/mlgate/gateway/fsck"
+	"github.com/mlgate/mlgate/metadata"
 )
 
 // backendInst is one opened backend. A config reload keeps an instance whose spec did not change, so an
@@ -20,7 +21,7 @@ type backendInst struct {
 	spec backendSpec
 	b    *backends.CheckedBackend // the backend, wrapped where it was opened: all anything else sees
 	// staging is the raw backend's own staging area (localfs), for fsck; nil when it keeps none.
-	staging fsck.StagingSweeper
+	staging maintenance.StagingSweeper
 	users   int // guarded by instMu
 }
 
@@ -59,7 +60,7 @@ func openBackend(ctx context.Context, spec backendSpec, log *slog.Logger) (*back
 		raw = b
 	}
 	in := &backendInst{spec: spec, b: backends.Checked(spec.Name, raw), users: 1}
-	in.staging, _ = raw.(fsck.StagingSweeper)
+	in.staging, _ = raw.(maintenance.StagingSweeper)
 	return in, nil
 }
 
@@ -111,6 +112,20 @@ func (s *backendSet) resolve(recorded string) string {
 		return s.def
 	}
 	return recorded
+}
+
+// maintenance is the set with store, as the maintenance commands work on it.
+func (s *backendSet) maintenance(store metadata.Store) maintenance.Storage {
+	ms := maintenance.Storage{Store: store, Default: s.def}
+	for _, name := range s.order {
+		ms.Backends = append(ms.Backends, s.insts[name].maintenance())
+	}
+	return ms
+}
+
+// maintenance is the instance as the maintenance commands see it.
+func (in *backendInst) maintenance() maintenance.Backend {
+	return maintenance.Backend{Name: in.spec.Name, Blobs: in.b, Staging: in.staging}
 }
 
 // release drops the set's hold on its instances and closes those no other set uses.
