@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +13,7 @@ import (
 
 	"github.com/mlgate/mlgate/backends"
 	"github.com/mlgate/mlgate/backends/blobkey"
+	"github.com/mlgate/mlgate/cmd/mlgate/internal/maintenance"
 	"github.com/mlgate/mlgate/metadata"
 	"github.com/schollz/progressbar/v3"
 )
@@ -80,25 +77,6 @@ func openBackendsOnly(ctx context.Context, cfg *config, log *slog.Logger) (*back
 	return openBackendSet(ctx, specs, def, cfg.routes(), nil, log)
 }
 
-// health asks a backend for its Descriptor and Stats a key that cannot exist: a healthy backend answers
-// ErrNotFound. It returns the version string and "ok" or the failure.
-func health(ctx context.Context, b backends.Backend) (version, state string) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	d, err := b.Describe(ctx)
-	if err != nil {
-		return "?", "error: " + err.Error()
-	}
-	version = d.Name + " " + d.Version
-	if _, err := b.Stat(ctx, blobkey.Probe()); !errors.Is(err, backends.ErrNotFound) {
-		if err == nil {
-			err = errors.New("stat of an absent key succeeded")
-		}
-		return version, "error: " + err.Error()
-	}
-	return version, "ok"
-}
-
 // runBackendsList prints one line per configured backend. It fails when a backend is unhealthy.
 func runBackendsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, _, err := backendsFlags("list", args, stderr, nil)
@@ -116,8 +94,10 @@ func runBackendsList(ctx context.Context, args []string, stdout, stderr io.Write
 	unhealthy := 0
 	for _, name := range set.order {
 		in := set.insts[name]
-		version, state := health(ctx, in.b)
-		if state != "ok" {
+		version, err := maintenance.Health(ctx, in.maintenance())
+		state := "ok"
+		if err != nil {
+			state = "error: " + err.Error()
 			unhealthy++
 		}
 		def := ""
@@ -135,10 +115,7 @@ func runBackendsList(ctx context.Context, args []string, stdout, stderr io.Write
 	return nil
 }
 
-// checkSize is the probe blob of `backends check`: above a typical copy buffer, so it takes several reads.
-const checkSize = 1<<20 + 517
-
-// runBackendsCheck does a put/get/stat/delete round trip on one backend and verifies the bytes.
+// runBackendsCheck runs maintenance.RoundTrip on one backend and prints its steps.
 func runBackendsCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, fs, err := backendsFlags("check", args, stderr, nil)
 	if err != nil {
@@ -158,64 +135,14 @@ func runBackendsCheck(ctx context.Context, args []string, stdout, stderr io.Writ
 	if in == nil {
 		return fmt.Errorf("backends check: no backend %q (have %v)", name, set.order)
 	}
-	return checkRoundTrip(ctx, in.b, name, stdout)
-}
-
-func checkRoundTrip(ctx context.Context, b backends.Backend, name string, stdout io.Writer) error {
-	data := make([]byte, checkSize)
-	_, _ = rand.Read(data)
-	sum := sha256.Sum256(data)
-	want := hex.EncodeToString(sum[:])
-	key := blobkey.Probe()
-	step := func(what string, start time.Time) {
-		fmt.Fprintf(stdout, "%-7s ok  %v\n", what, time.Since(start).Round(time.Microsecond))
+	rep, err := maintenance.RoundTrip(ctx, in.maintenance())
+	for _, st := range rep.Steps {
+		fmt.Fprintf(stdout, "%-7s ok  %v\n", st.Name, st.Took.Round(time.Microsecond))
 	}
-	start := time.Now()
-	info, err := b.Put(ctx, key, bytes.NewReader(data), int64(len(data)), backends.PutOptions{SHA256: want})
 	if err != nil {
-		return fmt.Errorf("backend %q: put: %w", name, err)
+		return err
 	}
-	// From here on the probe exists: remove it whatever fails next.
-	deleted := false
-	defer func() {
-		if !deleted {
-			_ = b.Delete(context.WithoutCancel(ctx), key)
-		}
-	}()
-	if info.Size != int64(len(data)) || info.SHA256 != want {
-		return fmt.Errorf("backend %q: put stored %d bytes with sha256 %s, want %d and %s", name, info.Size, info.SHA256, len(data), want)
-	}
-	step("put", start)
-	start = time.Now()
-	rc, _, err := b.Get(ctx, key, backends.All)
-	if err != nil {
-		return fmt.Errorf("backend %q: get: %w", name, err)
-	}
-	h := sha256.New()
-	n, err := io.Copy(h, rc)
-	rc.Close()
-	if err != nil {
-		return fmt.Errorf("backend %q: get: reading: %w", name, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); n != int64(len(data)) || got != want {
-		return fmt.Errorf("backend %q: get returned %d bytes with sha256 %s, want %d and %s", name, n, got, len(data), want)
-	}
-	step("get", start)
-	start = time.Now()
-	if st, err := b.Stat(ctx, key); err != nil || st.Size != int64(len(data)) {
-		return fmt.Errorf("backend %q: stat: size %d, %v", name, st.Size, err)
-	}
-	step("stat", start)
-	start = time.Now()
-	if err := b.Delete(ctx, key); err != nil {
-		return fmt.Errorf("backend %q: delete: %w", name, err)
-	}
-	deleted = true
-	if _, err := b.Stat(ctx, key); !errors.Is(err, backends.ErrNotFound) {
-		return fmt.Errorf("backend %q: blob still there after delete: %v", name, err)
-	}
-	step("delete", start)
-	fmt.Fprintf(stdout, "backend %s: round trip of %d bytes ok, sha256 %s\n", name, len(data), want)
+	fmt.Fprintf(stdout, "backend %s: round trip of %d bytes ok, sha256 %s\n", name, rep.Size, rep.SHA256)
 	return nil
 }
 
