@@ -106,14 +106,6 @@ func (s *backendSet) inst(name string) *backendInst {
 	return s.insts[name]
 }
 
-// resolve maps a row's recorded backend to a configured name: "" is the default backend.
-func (s *backendSet) resolve(recorded string) string {
-	if recorded == "" {
-		return s.def
-	}
-	return recorded
-}
-
 // maintenance is the set with store, as the maintenance commands work on it.
 func (s *backendSet) maintenance(store metadata.Store) maintenance.Storage {
 	ms := maintenance.Storage{Store: store, Default: s.def}
