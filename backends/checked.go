@@ -3,10 +3,8 @@ package backends
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"sync"
 	"time"
@@ -67,7 +65,10 @@ func validSHA256(s string) bool {
 }
 
 // Checked wraps b with the rules every backend shares, so that backends stay small. cmd wraps each
-// backend exactly once, in-process and plugin alike.
+// backend where it opens it, in-process and plugin alike, and code that must never see an unwrapped
+// backend asks for a *CheckedBackend. Wrapping twice changes nothing: when b already is a
+// *CheckedBackend, Checked returns b itself (keeping its name), so no rule runs twice and no error is
+// decorated twice.
 //
 // Arguments are validated before b sees them: an invalid key or List prefix fails with ErrInvalidKey, a
 // negative Range.Offset with ErrInvalidRange, a size below -1 with ErrSizeMismatch, a malformed
@@ -77,24 +78,30 @@ func validSHA256(s string) bool {
 // once and cached.
 //
 // Put bodies are hashed with sha256 and counted on their way to b, exactly once, and the returned
-// Info.SHA256 is always that hash. The verdict is delivered through the reader b consumes, before b
-// can commit: instead of io.EOF (and together with the last bytes when the size is declared, for backends
-// that stop reading at the declared size) b's Read returns ErrSizeMismatch for a short or long body, or
-// ErrChecksum when PutOptions.SHA256 is set and differs, so b aborts and leaves nothing. Because Checked
-// verifies, it passes PutOptions.SHA256 to b cleared: b never hashes the stream a second time. Should b
-// report success anyway (it ignored the reader's error, stopped early, or reports another size or
-// sha256), Checked deletes the blob and returns the sentinel. PutPart bodies are counted the same way.
-// Multipart checksums (CreateMultipart's PutOptions.SHA256) are passed through: only the backend sees
-// the whole object.
+// Info.SHA256 is always that hash. The verdict is delivered through the reader b consumes (a Body,
+// which does not withhold), before b can commit: instead of io.EOF (and together with the last bytes
+// when the size is declared, for backends that stop reading at the declared size) b's Read returns
+// ErrSizeMismatch for a short or long body, or ErrChecksum when PutOptions.SHA256 is set and differs,
+// so b aborts and leaves nothing. Because Checked verifies, it passes PutOptions.SHA256 to b cleared,
+// so b never hashes the stream a second time, unless b's Descriptor reports ServerChecksums (its
+// server checks the sum at no cost to b). Should b report success anyway (it ignored the reader's
+// error, stopped early, or reports another size or sha256), Checked deletes the blob and returns the
+// sentinel. PutPart bodies are counted the same way. Multipart checksums (CreateMultipart's
+// PutOptions.SHA256) are passed through: only the backend sees the whole object.
 //
 // Every error is returned as "backend <name>: <op> <key>: <cause>", wrapping the cause so errors.Is
 // still finds the sentinels, and context.Canceled or context.DeadlineExceeded when ctx ended during
 // the call.
-func Checked(name string, b Backend) Backend {
-	return &checked{name: name, b: b}
+func Checked(name string, b Backend) *CheckedBackend {
+	if c, ok := b.(*CheckedBackend); ok {
+		return c
+	}
+	return &CheckedBackend{name: name, b: b}
 }
 
-type checked struct {
+// CheckedBackend is a Backend wrapped by Checked, the only way to make one; its methods follow the
+// Backend contract with the rules Checked describes.
+type CheckedBackend struct {
 	name string
 	b    Backend
 
@@ -102,10 +109,12 @@ type checked struct {
 	desc *Descriptor // cached after the first successful Describe
 }
 
+var _ Backend = (*CheckedBackend)(nil)
+
 // fail decorates err with the backend, operation and key. When ctx ended during the call but the
 // backend's error does not say so (a plugin may only report a broken stream), the context's error is
 // attached so that callers can still tell a cancellation from a failure.
-func (c *checked) fail(ctx context.Context, op, key string, err error) error {
+func (c *CheckedBackend) fail(ctx context.Context, op, key string, err error) error {
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w (%w)", err, cerr)
 	}
@@ -113,7 +122,7 @@ func (c *checked) fail(ctx context.Context, op, key string, err error) error {
 }
 
 // limits returns the cached multipart limits, asking the backend the first time.
-func (c *checked) limits(ctx context.Context) (Descriptor, error) {
+func (c *CheckedBackend) limits(ctx context.Context) (Descriptor, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.desc != nil {
@@ -129,13 +138,13 @@ func (c *checked) limits(ctx context.Context) (Descriptor, error) {
 
 // discard deletes a blob Put should not have committed. A failure leaves an orphan for a sweep, which
 // the returned error cannot improve on, so it is dropped.
-func (c *checked) discard(ctx context.Context, key string) {
+func (c *CheckedBackend) discard(ctx context.Context, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	_ = c.b.Delete(ctx, key)
 }
 
-func (c *checked) Put(ctx context.Context, key string, r io.Reader, size int64, opts PutOptions) (Info, error) {
+func (c *CheckedBackend) Put(ctx context.Context, key string, r io.Reader, size int64, opts PutOptions) (Info, error) {
 	const op = "put"
 	if err := ValidateKey(key); err != nil {
 		return Info{}, c.fail(ctx, op, key, err)
@@ -146,10 +155,10 @@ func (c *checked) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	if opts.SHA256 != "" && !validSHA256(opts.SHA256) {
 		return Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: malformed sha256 %q", ErrChecksum, opts.SHA256))
 	}
-	v := &verifier{ctx: ctx, r: r, size: size, want: opts.SHA256, h: sha256.New()}
+	v := NewBody(ctx, r, size, BodyOptions{SHA256: opts.SHA256, Hash: true})
 	// A backend may store an empty blob without ever calling Read, so judge an empty body up front.
 	if size == 0 {
-		if err := v.settle(); err != io.EOF {
+		if err := v.Settle(); err != io.EOF {
 			return Info{}, c.fail(ctx, op, key, err)
 		}
 	}
@@ -160,37 +169,35 @@ func (c *checked) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	}
 	info, err := c.b.Put(ctx, key, v, size, bopts)
 	if err != nil {
-		if verr := v.failure(); verr != nil && !errors.Is(err, verr) {
-			// The backend lost our sentinel (a plugin flattening errors): ours is the real cause.
+		if verr := v.Failure(); verr != nil && !errors.Is(err, verr) {
+			// The backend lost our sentinel (a plugin flattening errors): ours is the real cause. Unlike
+			// Body.Blame, both stay visible to errors.Is (a context error among them).
 			err = fmt.Errorf("%w (%w)", verr, err)
 		}
 		return Info{}, c.fail(ctx, op, key, err)
 	}
 	// The backend claims success. Everything below only catches backends that break the contract, at the
 	// price of a delete after the blob was briefly visible.
-	if !v.done {
-		v.settle()
-	}
-	if verr := v.failure(); verr != nil {
+	if verr := v.Complete(); verr != nil {
 		c.discard(ctx, key)
 		return Info{}, c.fail(ctx, op, key, verr)
 	}
-	if info.Size != v.n {
+	if info.Size != v.N() {
 		c.discard(ctx, key)
-		return Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: backend stored %d bytes, body had %d", ErrSizeMismatch, info.Size, v.n))
+		return Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: backend stored %d bytes, body had %d", ErrSizeMismatch, info.Size, v.N()))
 	}
-	if info.SHA256 != "" && info.SHA256 != v.sum {
+	if info.SHA256 != "" && info.SHA256 != v.Sum() {
 		c.discard(ctx, key)
-		return Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: backend stored sha256 %s, body had %s", ErrChecksum, info.SHA256, v.sum))
+		return Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: backend stored sha256 %s, body had %s", ErrChecksum, info.SHA256, v.Sum()))
 	}
-	info.SHA256 = v.sum
+	info.SHA256 = v.Sum()
 	if info.Key == "" {
 		info.Key = key
 	}
 	return info, nil
 }
 
-func (c *checked) Get(ctx context.Context, key string, rng Range) (io.ReadCloser, Info, error) {
+func (c *CheckedBackend) Get(ctx context.Context, key string, rng Range) (io.ReadCloser, Info, error) {
 	const op = "get"
 	if err := ValidateKey(key); err != nil {
 		return nil, Info{}, c.fail(ctx, op, key, err)
@@ -208,7 +215,7 @@ func (c *checked) Get(ctx context.Context, key string, rng Range) (io.ReadCloser
 	return rc, info, nil
 }
 
-func (c *checked) Stat(ctx context.Context, key string) (Info, error) {
+func (c *CheckedBackend) Stat(ctx context.Context, key string) (Info, error) {
 	const op = "stat"
 	if err := ValidateKey(key); err != nil {
 		return Info{}, c.fail(ctx, op, key, err)
@@ -220,7 +227,7 @@ func (c *checked) Stat(ctx context.Context, key string) (Info, error) {
 	return info, nil
 }
 
-func (c *checked) Delete(ctx context.Context, key string) error {
+func (c *CheckedBackend) Delete(ctx context.Context, key string) error {
 	const op = "delete"
 	if err := ValidateKey(key); err != nil {
 		return c.fail(ctx, op, key, err)
@@ -231,7 +238,7 @@ func (c *checked) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-func (c *checked) List(ctx context.Context, prefix, startAfter string, limit int) ([]Info, string, error) {
+func (c *CheckedBackend) List(ctx context.Context, prefix, startAfter string, limit int) ([]Info, string, error) {
 	const op = "list"
 	if err := validatePrefix(prefix); err != nil {
 		return nil, "", c.fail(ctx, op, prefix, err)
@@ -249,7 +256,7 @@ func (c *checked) List(ctx context.Context, prefix, startAfter string, limit int
 	return items, next, nil
 }
 
-func (c *checked) CreateMultipart(ctx context.Context, key string, opts PutOptions) (string, error) {
+func (c *CheckedBackend) CreateMultipart(ctx context.Context, key string, opts PutOptions) (string, error) {
 	const op = "create multipart"
 	if err := ValidateKey(key); err != nil {
 		return "", c.fail(ctx, op, key, err)
@@ -276,7 +283,7 @@ func checkUpload(key, uploadID string) error {
 }
 
 // checkPartNumber validates n against the backend's MaxParts.
-func (c *checked) checkPartNumber(ctx context.Context, n int) (Descriptor, error) {
+func (c *CheckedBackend) checkPartNumber(ctx context.Context, n int) (Descriptor, error) {
 	d, err := c.limits(ctx)
 	if err != nil {
 		return d, err
@@ -291,7 +298,7 @@ func (c *checked) checkPartNumber(ctx context.Context, n int) (Descriptor, error
 	return d, nil
 }
 
-func (c *checked) PutPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (Part, error) {
+func (c *CheckedBackend) PutPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (Part, error) {
 	const op = "put part"
 	if err := checkUpload(key, uploadID); err != nil {
 		return Part{}, c.fail(ctx, op, key, err)
@@ -306,29 +313,26 @@ func (c *checked) PutPart(ctx context.Context, key, uploadID string, n int, r io
 	if d.MaxPartSize > 0 && size > d.MaxPartSize {
 		return Part{}, c.fail(ctx, op, key, fmt.Errorf("%w: part of %d bytes exceeds %d", ErrInvalidPart, size, d.MaxPartSize))
 	}
-	v := &verifier{ctx: ctx, r: r, size: size}
+	v := NewBody(ctx, r, size, BodyOptions{})
 	if size == 0 {
-		if err := v.settle(); err != io.EOF {
+		if err := v.Settle(); err != io.EOF {
 			return Part{}, c.fail(ctx, op, key, err)
 		}
 	}
 	p, err := c.b.PutPart(ctx, key, uploadID, n, v, size)
 	if err != nil {
-		if verr := v.failure(); verr != nil && !errors.Is(err, verr) {
+		if verr := v.Failure(); verr != nil && !errors.Is(err, verr) {
 			err = fmt.Errorf("%w (%w)", verr, err)
 		}
 		return Part{}, c.fail(ctx, op, key, err)
 	}
-	if !v.done {
-		v.settle()
-	}
 	// A part cannot be deleted on its own; a bad one stays until it is re-uploaded, the upload is
 	// aborted or Complete rejects it. The caller learns of it here either way.
-	if verr := v.failure(); verr != nil {
+	if verr := v.Complete(); verr != nil {
 		return Part{}, c.fail(ctx, op, key, verr)
 	}
-	if p.Size != v.n {
-		return Part{}, c.fail(ctx, op, key, fmt.Errorf("%w: backend stored %d bytes, body had %d", ErrSizeMismatch, p.Size, v.n))
+	if p.Size != v.N() {
+		return Part{}, c.fail(ctx, op, key, fmt.Errorf("%w: backend stored %d bytes, body had %d", ErrSizeMismatch, p.Size, v.N()))
 	}
 	if p.Number == 0 {
 		p.Number = n
@@ -336,7 +340,7 @@ func (c *checked) PutPart(ctx context.Context, key, uploadID string, n int, r io
 	return p, nil
 }
 
-func (c *checked) ListParts(ctx context.Context, key, uploadID string) ([]Part, error) {
+func (c *CheckedBackend) ListParts(ctx context.Context, key, uploadID string) ([]Part, error) {
 	const op = "list parts"
 	if err := checkUpload(key, uploadID); err != nil {
 		return nil, c.fail(ctx, op, key, err)
@@ -348,7 +352,7 @@ func (c *checked) ListParts(ctx context.Context, key, uploadID string) ([]Part, 
 	return parts, nil
 }
 
-func (c *checked) CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) (Info, error) {
+func (c *CheckedBackend) CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) (Info, error) {
 	const op = "complete multipart"
 	if err := checkUpload(key, uploadID); err != nil {
 		return Info{}, c.fail(ctx, op, key, err)
@@ -374,7 +378,7 @@ func (c *checked) CompleteMultipart(ctx context.Context, key, uploadID string, p
 	return info, nil
 }
 
-func (c *checked) AbortMultipart(ctx context.Context, key, uploadID string) error {
+func (c *CheckedBackend) AbortMultipart(ctx context.Context, key, uploadID string) error {
 	const op = "abort multipart"
 	if err := checkUpload(key, uploadID); err != nil {
 		return c.fail(ctx, op, key, err)
@@ -385,7 +389,7 @@ func (c *checked) AbortMultipart(ctx context.Context, key, uploadID string) erro
 	return nil
 }
 
-func (c *checked) Describe(ctx context.Context) (Descriptor, error) {
+func (c *CheckedBackend) Describe(ctx context.Context) (Descriptor, error) {
 	d, err := c.b.Describe(ctx)
 	if err != nil {
 		return Descriptor{}, fmt.Errorf("backend %s: describe: %w", c.name, err)
@@ -393,116 +397,9 @@ func (c *checked) Describe(ctx context.Context) (Descriptor, error) {
 	return d, nil
 }
 
-func (c *checked) Close() error {
+func (c *CheckedBackend) Close() error {
 	if err := c.b.Close(); err != nil {
 		return fmt.Errorf("backend %s: close: %w", c.name, err)
 	}
 	return nil
-}
-
-// verifier counts (and, with h set, hashes) a body on its way to a backend and turns the end of the
-// body into a verdict: io.EOF when the body has the declared size and checksum, otherwise a sticky
-// error the backend receives from Read before it can commit.
-type verifier struct {
-	ctx  context.Context
-	r    io.Reader
-	size int64     // declared size, -1 when unknown
-	want string    // expected sha256 hex, "" for none
-	h    hash.Hash // nil: count only
-
-	n    int64  // bytes passed on
-	done bool   // the verdict is in err
-	err  error  // io.EOF on success
-	sum  string // hex sha256 of the body, once done and hashing
-	peek [1]byte
-}
-
-func (v *verifier) Read(p []byte) (int, error) {
-	if v.done {
-		return 0, v.err
-	}
-	// Checking here makes every backend's copy loop stop at cancellation, even one that never looks at
-	// its context between reads.
-	if err := v.ctx.Err(); err != nil {
-		return 0, v.finish(err)
-	}
-	if v.size >= 0 {
-		rem := v.size - v.n
-		if rem == 0 {
-			return 0, v.settle()
-		}
-		if int64(len(p)) > rem {
-			p = p[:rem]
-		}
-	}
-	n, err := v.r.Read(p)
-	if n > 0 {
-		if v.h != nil {
-			v.h.Write(p[:n])
-		}
-		v.n += int64(n)
-	}
-	switch {
-	case err == io.EOF:
-		return n, v.verdict()
-	case err != nil:
-		return n, v.finish(err)
-	case v.size >= 0 && v.n == v.size:
-		// Deliver the verdict with the last declared byte: a backend that reads exactly size bytes and
-		// then commits without asking for io.EOF must still see a mismatch first.
-		return n, v.settle()
-	}
-	return n, nil
-}
-
-// settle reaches a verdict once the declared size has been read (peeking one byte past it, so a
-// longer body is caught), or fails when it was called early: the backend stopped reading before the
-// body ended, so it cannot have stored all of it.
-func (v *verifier) settle() error {
-	if v.done {
-		return v.err
-	}
-	if v.size < 0 || v.n < v.size {
-		return v.finish(fmt.Errorf("%w: backend stopped after %d bytes", ErrSizeMismatch, v.n))
-	}
-	for range 100 { // io.Reader allows (0, nil); a source that keeps doing that is broken
-		n, err := v.r.Read(v.peek[:])
-		if n > 0 {
-			return v.finish(fmt.Errorf("%w: body is longer than the declared %d bytes", ErrSizeMismatch, v.size))
-		}
-		if err == io.EOF {
-			return v.verdict()
-		}
-		if err != nil {
-			return v.finish(err)
-		}
-	}
-	return v.finish(io.ErrNoProgress)
-}
-
-// verdict judges a body that has ended.
-func (v *verifier) verdict() error {
-	if v.size >= 0 && v.n != v.size {
-		return v.finish(fmt.Errorf("%w: body has %d bytes, declared %d", ErrSizeMismatch, v.n, v.size))
-	}
-	if v.h != nil {
-		v.sum = hex.EncodeToString(v.h.Sum(nil))
-		if v.want != "" && v.sum != v.want {
-			return v.finish(fmt.Errorf("%w: body has sha256 %s, expected %s", ErrChecksum, v.sum, v.want))
-		}
-	}
-	return v.finish(io.EOF)
-}
-
-func (v *verifier) finish(err error) error {
-	v.done, v.err = true, err
-	return err
-}
-
-// failure is the verdict if it is a failure, nil while undecided or on success.
-func (v *verifier) failure() error {
-	if !v.done || v.err == io.EOF {
-		return nil
-	}
-	return v.err
 }

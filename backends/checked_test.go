@@ -540,3 +540,25 @@ func TestCheckedStopsAtCancellation(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestCheckedIsIdempotent: wrapping a checked backend again returns it, so its rules run and its errors
+// are decorated once, under the name it was first given.
+func TestCheckedIsIdempotent(t *testing.T) {
+	f := newFake()
+	c := backends.Checked("first", f)
+	var b backends.Backend = c
+	if again := backends.Checked("second", b); again != c {
+		t.Fatalf("Checked of a checked backend wrapped it again")
+	}
+	_, err := backends.Checked("second", b).Stat(t.Context(), "a/b")
+	if got, want := err.Error(), `backend first: stat "a/b": memory stat: blob not found`; got != want {
+		t.Fatalf("error text %q, want %q", got, want)
+	}
+	body := []byte("counted once")
+	if _, err := backends.Checked("second", b).Put(t.Context(), "k", bytes.NewReader(body), int64(len(body)), backends.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if f.describes != 1 {
+		t.Fatalf("the backend was asked for its limits %d times, want once", f.describes)
+	}
+}

@@ -49,14 +49,14 @@ type Server struct {
 // SingleBackendName is the name New records on files of its one backend.
 const SingleBackendName = "default"
 
-// New builds a Server whose files all go to one backend, recorded as SingleBackendName. backend must
-// already be wrapped with backends.Checked: the gateway relies on it to hash uploads and validate keys.
-func New(cfg Config, store metadata.Store, backend backends.Backend, log *slog.Logger) *Server {
+// New builds a Server whose files all go to one backend, recorded as SingleBackendName. The gateway
+// relies on backends.Checked to hash uploads and validate keys, so it takes only checked backends.
+func New(cfg Config, store metadata.Store, backend *backends.CheckedBackend, log *slog.Logger) *Server {
 	return NewWithStorage(cfg, store, artifact.SingleStorage(SingleBackendName, backend), log)
 }
 
-// NewWithStorage builds a Server that stores files where st routes them. Every backend of st must be
-// wrapped with backends.Checked. SwapStorage replaces st later (on a config reload).
+// NewWithStorage builds a Server that stores files where st routes them. SwapStorage replaces st later
+// (on a config reload).
 func NewWithStorage(cfg Config, store metadata.Store, st artifact.Storage, log *slog.Logger) *Server {
 	if cfg.MaxFileSize <= 0 {
 		cfg.MaxFileSize = DefaultMaxFileSize

@@ -81,7 +81,7 @@ func TestRoutedUploadsAndRouteChange(t *testing.T) {
 func TestFileOnUnconfiguredBackendIs503(t *testing.T) {
 	e := gatewaytest.NewRouted(t, "a", []artifact.Route{{Project: "team/vision", Backend: "b"}})
 	wantStatus(t, e.Put(e.ProjectURL("team/vision", "m/1.0.0/files/w.bin"), []byte("x")), http.StatusCreated)
-	only, err := artifact.NewStaticStorage(map[string]backends.Backend{"a": e.Backends["a"]}, "a", nil)
+	only, err := artifact.NewStaticStorage(map[string]*backends.CheckedBackend{"a": e.Backends["a"]}, "a", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,13 +114,13 @@ func TestSwapStorageWaitsForInFlightRequests(t *testing.T) {
 	e := gatewaytest.NewRouted(t, "a", nil)
 	wantStatus(t, e.Put(e.ProjectURL("team/vision", "m/1.0.0/files/w.bin"), []byte("payload")), http.StatusCreated)
 	blocking := &blockingBackend{Backend: e.Backends["a"], started: make(chan struct{}), release: make(chan struct{})}
-	st, _ := artifact.NewStaticStorage(map[string]backends.Backend{"a": blocking}, "a", nil)
+	st, _ := artifact.NewStaticStorage(map[string]*backends.CheckedBackend{"a": backends.Checked("a", blocking)}, "a", nil)
 	e.Server.SwapStorage(st)
 
 	got := make(chan response, 1)
 	go func() { got <- e.Get(e.ProjectURL("team/vision", "m/1.0.0/files/w.bin")) }()
 	<-blocking.started
-	next, _ := artifact.NewStaticStorage(map[string]backends.Backend{"a": e.Backends["a"]}, "a", nil)
+	next, _ := artifact.NewStaticStorage(map[string]*backends.CheckedBackend{"a": e.Backends["a"]}, "a", nil)
 	drained := e.Server.SwapStorage(next)
 	select {
 	case <-drained:

@@ -111,7 +111,7 @@ func (b *Backend) startupError(err error) error {
 		return fmt.Errorf("minio: bucket %q does not exist at %s", b.cfg.Bucket, b.cfg.Where())
 	case r.StatusCode == 401 || r.StatusCode == 403 || r.Code == "InvalidAccessKeyId" || r.Code == "SignatureDoesNotMatch" || r.Code == "AccessDenied":
 		return fmt.Errorf("minio: credentials rejected by %s: %w", b.cfg.Where(), err)
-	case isContextErr(err):
+	case s3util.IsContextErr(err):
 		return err
 	}
 	return fmt.Errorf("minio: %w: cannot reach bucket %q at %s: %w", backends.ErrUnavailable, b.cfg.Bucket, b.cfg.Where(), err)
@@ -355,47 +355,12 @@ func (b *Backend) Describe(ctx context.Context) (backends.Descriptor, error) {
 // Close is a no-op: connections are pooled by net/http.
 func (b *Backend) Close() error { return nil }
 
-func isContextErr(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-}
-
-var codeSentinels = map[string]error{
-	// A body that does not match its x-amz-checksum-sha256 (versitygw, AWS; MinIO).
-	"BadDigest":                   backends.ErrChecksum,
-	"XAmzContentChecksumMismatch": backends.ErrChecksum,
-	"NoSuchKey":                   backends.ErrNotFound,
-	"NotFound":                    backends.ErrNotFound,
-	"NoSuchUpload":                backends.ErrUploadNotFound,
-	"InvalidPart":                 backends.ErrInvalidPart,
-	"InvalidPartOrder":            backends.ErrInvalidPart,
-	"EntityTooSmall":              backends.ErrInvalidPart,
-	"InvalidRange":                backends.ErrInvalidRange,
-}
-
-// mapErr translates a minio-go error into the backends sentinels, keeping its text (see backends/s3's
-// mapErr for the rules): codes with a contract meaning, then 404/416, and everything that stops the
-// server from serving becomes ErrUnavailable. Context errors pass through.
-func mapErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	if isContextErr(err) {
-		return err
-	}
+// apiError extracts what minio-go tells of a failed request. minio-go makes up error responses for its
+// own argument checks, with a code but no status.
+func apiError(err error) s3util.APIError {
 	r := mgo.ToErrorResponse(err)
-	if s, ok := codeSentinels[r.Code]; ok {
-		return fmt.Errorf("%w: %w", s, err)
-	}
-	switch {
-	case r.StatusCode == 404 && r.Code != "NoSuchBucket":
-		return fmt.Errorf("%w: %w", backends.ErrNotFound, err)
-	case r.StatusCode == 416:
-		return fmt.Errorf("%w: %w", backends.ErrInvalidRange, err)
-	case r.StatusCode >= 400 && r.StatusCode < 500 && r.StatusCode != 401 && r.StatusCode != 403 && r.Code != "NoSuchBucket" && r.Code != "SlowDown":
-		return err
-	case r.StatusCode == 0 && r.Code != "":
-		// minio-go's own argument errors (no response): a bug here, not an outage.
-		return err
-	}
-	return fmt.Errorf("%w: %w", backends.ErrUnavailable, err)
+	return s3util.APIError{Code: r.Code, Status: r.StatusCode, Local: r.StatusCode == 0 && r.Code != ""}
 }
+
+// mapErr translates a minio-go error into the backends sentinels by s3util.MapErr's rules.
+func mapErr(err error) error { return s3util.MapErr(err, apiError) }

@@ -76,36 +76,15 @@ func (b *Backend) ListParts(ctx context.Context, key, uploadID string) ([]backen
 	}
 }
 
-// CompleteMultipart completes the S3 upload after checking the part list against ListParts, so that
-// every server gives the contract's answers (versitygw reports InvalidPart for an unknown upload and
-// accepts a repeated complete). Errors: ErrInvalidPart (missing part, wrong ETag, middle part below
-// 5 MiB), ErrUploadNotFound, ErrChecksum, ErrUnavailable.
-//
-// An expected sha256 is verified by reading the completed object back, and a mismatch deletes it; not
-// atomic (the bad blob is briefly visible, a blob it replaced is gone). The gateway never asks for it.
+// CompleteMultipart completes the S3 upload after checking the part list against ListParts, and
+// verifies a sha256 given at CreateMultipart by reading the object back (see s3util.CompleteMultipart).
+// Errors: ErrInvalidPart (missing part, wrong ETag, middle part below 5 MiB), ErrUploadNotFound,
+// ErrChecksum, ErrUnavailable.
 func (b *Backend) CompleteMultipart(ctx context.Context, key, uploadID string, parts []backends.Part) (backends.Info, error) {
-	s3ID, sum := s3util.DecodeUploadID(uploadID)
-	stored, err := b.ListParts(ctx, key, uploadID)
-	if err != nil {
-		return backends.Info{}, err
-	}
-	if err := s3util.CheckParts(parts, stored); err != nil {
-		return backends.Info{}, err
-	}
-	if _, err := b.complete(ctx, key, s3ID, parts); err != nil {
-		return backends.Info{}, err
-	}
-	if sum != "" {
-		if err := s3util.VerifySum(ctx, b, key, sum); err != nil {
-			return backends.Info{}, err
-		}
-	}
-	info, err := b.Stat(ctx, key)
-	if err != nil {
-		return backends.Info{}, err
-	}
-	info.SHA256 = sum
-	return info, nil
+	return s3util.CompleteMultipart(ctx, b, func(ctx context.Context, key, s3ID string, parts []backends.Part) error {
+		_, err := b.complete(ctx, key, s3ID, parts)
+		return err
+	}, key, uploadID, parts)
 }
 
 func (b *Backend) complete(ctx context.Context, key, s3ID string, parts []backends.Part) (mgo.UploadInfo, error) {
@@ -119,7 +98,7 @@ func (b *Backend) complete(ctx context.Context, key, s3ID string, parts []backen
 
 // putMultipart streams a body of known size through a multipart upload, part after part straight
 // from g, and completes it only after g has verified the whole body; any failure aborts the upload.
-func (b *Backend) putMultipart(ctx context.Context, key string, g *s3util.Guard, size int64, opts mgo.PutObjectOptions) (etag string, err error) {
+func (b *Backend) putMultipart(ctx context.Context, key string, g *backends.Body, size int64, opts mgo.PutObjectOptions) (etag string, err error) {
 	obj := b.objectKey(key)
 	id, err := b.core.NewMultipartUpload(ctx, b.cfg.Bucket, obj, opts)
 	if err != nil {

@@ -85,39 +85,15 @@ func (b *Backend) ListParts(ctx context.Context, key, uploadID string) ([]backen
 	}
 }
 
-// CompleteMultipart completes the S3 upload. Errors: ErrInvalidPart (missing part, wrong ETag, middle
-// part below 5 MiB), ErrUploadNotFound, ErrChecksum, ErrUnavailable.
-//
-// The parts are checked against ListParts first: servers differ in what they report for a bad
-// list (versitygw answers InvalidPart for an unknown upload, and a repeated complete of a finished
-// upload may succeed on S3 and versitygw alike), and the contract wants one answer.
-//
-// S3 cannot compute a whole-object sha256, so one expected at CreateMultipart is verified by reading
-// the completed object back; a mismatch deletes it. That check is not atomic: the bad blob is briefly
-// visible, and a blob it replaced is gone. mlgate's gateway never asks for it.
+// CompleteMultipart completes the S3 upload after checking the part list against ListParts, and
+// verifies a sha256 given at CreateMultipart by reading the object back (see s3util.CompleteMultipart).
+// Errors: ErrInvalidPart (missing part, wrong ETag, middle part below 5 MiB), ErrUploadNotFound,
+// ErrChecksum, ErrUnavailable.
 func (b *Backend) CompleteMultipart(ctx context.Context, key, uploadID string, parts []backends.Part) (backends.Info, error) {
-	s3ID, sum := s3util.DecodeUploadID(uploadID)
-	stored, err := b.ListParts(ctx, key, uploadID)
-	if err != nil {
-		return backends.Info{}, err
-	}
-	if err := s3util.CheckParts(parts, stored); err != nil {
-		return backends.Info{}, err
-	}
-	if _, err := b.complete(ctx, key, s3ID, parts); err != nil {
-		return backends.Info{}, err
-	}
-	if sum != "" {
-		if err := s3util.VerifySum(ctx, b, key, sum); err != nil {
-			return backends.Info{}, err
-		}
-	}
-	info, err := b.Stat(ctx, key)
-	if err != nil {
-		return backends.Info{}, err
-	}
-	info.SHA256 = sum
-	return info, nil
+	return s3util.CompleteMultipart(ctx, b, func(ctx context.Context, key, s3ID string, parts []backends.Part) error {
+		_, err := b.complete(ctx, key, s3ID, parts)
+		return err
+	}, key, uploadID, parts)
 }
 
 func (b *Backend) complete(ctx context.Context, key, s3ID string, parts []backends.Part) (*s3.CompleteMultipartUploadOutput, error) {
@@ -138,7 +114,7 @@ func (b *Backend) complete(ctx context.Context, key, s3ID string, parts []backen
 // putMultipart streams a body of known size through a multipart upload, part after part straight
 // from g (no buffering), and completes it only after g has verified the whole body. Any failure
 // aborts the upload, so nothing becomes visible.
-func (b *Backend) putMultipart(ctx context.Context, in *s3.PutObjectInput, g *s3util.Guard, size int64) (etag *string, err error) {
+func (b *Backend) putMultipart(ctx context.Context, in *s3.PutObjectInput, g *backends.Body, size int64) (etag *string, err error) {
 	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: in.Bucket, Key: in.Key, ContentType: in.ContentType})
 	if err != nil {
 		return nil, mapErr(err)

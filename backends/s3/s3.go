@@ -120,13 +120,13 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 
 // startupError explains a failed HeadBucket.
 func (b *Backend) startupError(err error) error {
-	code, status := apiError(err)
+	e := apiError(err)
 	switch {
-	case status == 404 || code == "NoSuchBucket" || code == "NotFound":
+	case e.Status == 404 || e.Code == "NoSuchBucket" || e.Code == "NotFound":
 		return fmt.Errorf("s3: bucket %q does not exist at %s", b.cfg.Bucket, b.cfg.Where())
-	case status == 401 || status == 403 || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "AccessDenied":
+	case e.Status == 401 || e.Status == 403 || e.Code == "InvalidAccessKeyId" || e.Code == "SignatureDoesNotMatch" || e.Code == "AccessDenied":
 		return fmt.Errorf("s3: credentials rejected by %s: %w", b.cfg.Where(), err)
-	case isContextErr(err):
+	case s3util.IsContextErr(err):
 		return err
 	}
 	return fmt.Errorf("s3: %w: cannot reach bucket %q at %s: %w", backends.ErrUnavailable, b.cfg.Bucket, b.cfg.Where(), err)
@@ -441,63 +441,21 @@ func (b *Backend) Close() error { return nil }
 func trimETag(s *string) string { return strings.Trim(aws.ToString(s), `"`) }
 
 // apiError extracts S3's error code and HTTP status, if err came from the server.
-func apiError(err error) (code string, status int) {
+func apiError(err error) s3util.APIError {
+	var e s3util.APIError
 	var api interface{ ErrorCode() string }
 	if errors.As(err, &api) {
-		code = api.ErrorCode()
+		e.Code = api.ErrorCode()
 	}
 	var st interface{ HTTPStatusCode() int }
 	if errors.As(err, &st) {
-		status = st.HTTPStatusCode()
+		e.Status = st.HTTPStatusCode()
 	}
-	return code, status
+	return e
 }
 
-func isContextErr(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-}
-
-// Error codes with a contract meaning.
-var codeSentinels = map[string]error{
-	// A body that does not match its x-amz-checksum-sha256 (versitygw, AWS; MinIO).
-	"BadDigest":                   backends.ErrChecksum,
-	"XAmzContentChecksumMismatch": backends.ErrChecksum,
-	"NoSuchKey":                   backends.ErrNotFound,
-	"NotFound":                    backends.ErrNotFound,
-	"NoSuchUpload":                backends.ErrUploadNotFound,
-	"InvalidPart":                 backends.ErrInvalidPart,
-	"InvalidPartOrder":            backends.ErrInvalidPart,
-	"EntityTooSmall":              backends.ErrInvalidPart,
-	"InvalidRange":                backends.ErrInvalidRange,
-}
-
-// mapErr translates an SDK error into the backends sentinels, keeping the SDK's text: server codes with
-// a contract meaning first, then 404/416, and everything else that stops the server from serving
-// (refused connections, timeouts, 5xx, throttling, a vanished bucket, revoked credentials) becomes
-// ErrUnavailable so that the gateway answers 503 with Retry-After. Context errors pass through.
-func mapErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	if isContextErr(err) {
-		return err
-	}
-	code, status := apiError(err)
-	if s, ok := codeSentinels[code]; ok {
-		return fmt.Errorf("%w: %w", s, err)
-	}
-	switch {
-	case status == 404 && code != "NoSuchBucket":
-		return fmt.Errorf("%w: %w", backends.ErrNotFound, err)
-	case status == 416:
-		return fmt.Errorf("%w: %w", backends.ErrInvalidRange, err)
-	case status >= 400 && status < 500 && status != 401 && status != 403 && code != "NoSuchBucket" && code != "SlowDown":
-		// A request this backend built was refused: a bug here or an incompatible server, not an
-		// outage. It surfaces as an internal error.
-		return err
-	}
-	return fmt.Errorf("%w: %w", backends.ErrUnavailable, err)
-}
+// mapErr translates an SDK error into the backends sentinels by s3util.MapErr's rules.
+func mapErr(err error) error { return s3util.MapErr(err, apiError) }
 
 // sdkPartNumber converts a contract part number (validated by Checked to fit S3's 1..10000).
 func sdkPartNumber(n int) *int32 { return aws.Int32(int32(n)) }

@@ -1,22 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"path"
 	"text/tabwriter"
 	"time"
 
-	"github.com/mlgate/mlgate/backends"
-	"github.com/mlgate/mlgate/metadata"
+	"github.com/mlgate/mlgate/cmd/mlgate/internal/maintenance"
 	"github.com/schollz/progressbar/v3"
 )
 
@@ -79,32 +73,6 @@ func openBackendsOnly(ctx context.Context, cfg *config, log *slog.Logger) (*back
 	return openBackendSet(ctx, specs, def, cfg.routes(), nil, log)
 }
 
-// probeKey is a key outside mlgate's "c/" namespace, so fsck never mistakes a probe for a file's blob.
-func probeKey() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "mlgate-probe/" + hex.EncodeToString(b[:])
-}
-
-// health asks a backend for its Descriptor and Stats a key that cannot exist: a healthy backend answers
-// ErrNotFound. It returns the version string and "ok" or the failure.
-func health(ctx context.Context, b backends.Backend) (version, state string) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	d, err := b.Describe(ctx)
-	if err != nil {
-		return "?", "error: " + err.Error()
-	}
-	version = d.Name + " " + d.Version
-	if _, err := b.Stat(ctx, probeKey()); !errors.Is(err, backends.ErrNotFound) {
-		if err == nil {
-			err = errors.New("stat of an absent key succeeded")
-		}
-		return version, "error: " + err.Error()
-	}
-	return version, "ok"
-}
-
 // runBackendsList prints one line per configured backend. It fails when a backend is unhealthy.
 func runBackendsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, _, err := backendsFlags("list", args, stderr, nil)
@@ -122,8 +90,10 @@ func runBackendsList(ctx context.Context, args []string, stdout, stderr io.Write
 	unhealthy := 0
 	for _, name := range set.order {
 		in := set.insts[name]
-		version, state := health(ctx, in.b)
-		if state != "ok" {
+		version, err := maintenance.Health(ctx, in.maintenance())
+		state := "ok"
+		if err != nil {
+			state = "error: " + err.Error()
 			unhealthy++
 		}
 		def := ""
@@ -141,10 +111,7 @@ func runBackendsList(ctx context.Context, args []string, stdout, stderr io.Write
 	return nil
 }
 
-// checkSize is the probe blob of `backends check`: above a typical copy buffer, so it takes several reads.
-const checkSize = 1<<20 + 517
-
-// runBackendsCheck does a put/get/stat/delete round trip on one backend and verifies the bytes.
+// runBackendsCheck runs maintenance.RoundTrip on one backend and prints its steps.
 func runBackendsCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, fs, err := backendsFlags("check", args, stderr, nil)
 	if err != nil {
@@ -164,64 +131,14 @@ func runBackendsCheck(ctx context.Context, args []string, stdout, stderr io.Writ
 	if in == nil {
 		return fmt.Errorf("backends check: no backend %q (have %v)", name, set.order)
 	}
-	return checkRoundTrip(ctx, in.b, name, stdout)
-}
-
-func checkRoundTrip(ctx context.Context, b backends.Backend, name string, stdout io.Writer) error {
-	data := make([]byte, checkSize)
-	_, _ = rand.Read(data)
-	sum := sha256.Sum256(data)
-	want := hex.EncodeToString(sum[:])
-	key := probeKey()
-	step := func(what string, start time.Time) {
-		fmt.Fprintf(stdout, "%-7s ok  %v\n", what, time.Since(start).Round(time.Microsecond))
+	rep, err := maintenance.RoundTrip(ctx, in.maintenance())
+	for _, st := range rep.Steps {
+		fmt.Fprintf(stdout, "%-7s ok  %v\n", st.Name, st.Took.Round(time.Microsecond))
 	}
-	start := time.Now()
-	info, err := b.Put(ctx, key, bytes.NewReader(data), int64(len(data)), backends.PutOptions{SHA256: want})
 	if err != nil {
-		return fmt.Errorf("backend %q: put: %w", name, err)
+		return err
 	}
-	// From here on the probe exists: remove it whatever fails next.
-	deleted := false
-	defer func() {
-		if !deleted {
-			_ = b.Delete(context.WithoutCancel(ctx), key)
-		}
-	}()
-	if info.Size != int64(len(data)) || info.SHA256 != want {
-		return fmt.Errorf("backend %q: put stored %d bytes with sha256 %s, want %d and %s", name, info.Size, info.SHA256, len(data), want)
-	}
-	step("put", start)
-	start = time.Now()
-	rc, _, err := b.Get(ctx, key, backends.All)
-	if err != nil {
-		return fmt.Errorf("backend %q: get: %w", name, err)
-	}
-	h := sha256.New()
-	n, err := io.Copy(h, rc)
-	rc.Close()
-	if err != nil {
-		return fmt.Errorf("backend %q: get: reading: %w", name, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); n != int64(len(data)) || got != want {
-		return fmt.Errorf("backend %q: get returned %d bytes with sha256 %s, want %d and %s", name, n, got, len(data), want)
-	}
-	step("get", start)
-	start = time.Now()
-	if st, err := b.Stat(ctx, key); err != nil || st.Size != int64(len(data)) {
-		return fmt.Errorf("backend %q: stat: size %d, %v", name, st.Size, err)
-	}
-	step("stat", start)
-	start = time.Now()
-	if err := b.Delete(ctx, key); err != nil {
-		return fmt.Errorf("backend %q: delete: %w", name, err)
-	}
-	deleted = true
-	if _, err := b.Stat(ctx, key); !errors.Is(err, backends.ErrNotFound) {
-		return fmt.Errorf("backend %q: blob still there after delete: %v", name, err)
-	}
-	step("delete", start)
-	fmt.Fprintf(stdout, "backend %s: round trip of %d bytes ok, sha256 %s\n", name, len(data), want)
+	fmt.Fprintf(stdout, "backend %s: round trip of %d bytes ok, sha256 %s\n", name, rep.Size, rep.SHA256)
 	return nil
 }
 
@@ -240,15 +157,10 @@ Files written before mlgate recorded backends per file belong to the default bac
 It opens the metadata database, which a running "mlgate serve" holds locked: stop the server first.
 `
 
-// migrateItem is one file to move.
-type migrateItem struct {
-	file          *metadata.File
-	project, slug string
-}
-
 // runBackendsMigrate moves files from one backend to another. See migrateHelp.
 func runBackendsMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var from, to, project, model string
+	var from, to string
+	var filter maintenance.Filter
 	var dryRun bool
 	cfg, fs, err := backendsFlags("migrate", args, stderr, func(fs *flag.FlagSet) {
 		fs.Usage = func() {
@@ -257,8 +169,8 @@ func runBackendsMigrate(ctx context.Context, args []string, stdout, stderr io.Wr
 		}
 		fs.StringVar(&from, "from", "", "backend to move files off (required)")
 		fs.StringVar(&to, "to", "", "backend to move files to (required)")
-		fs.StringVar(&project, "project", "", "only files of projects whose path matches this glob")
-		fs.StringVar(&model, "model", "", "only files of models whose name matches this glob")
+		fs.StringVar(&filter.Project, "project", "", "only files of projects whose path matches this glob")
+		fs.StringVar(&filter.Model, "model", "", "only files of models whose name matches this glob")
 		fs.BoolVar(&dryRun, "dry-run", false, "print what would move, move nothing")
 	})
 	if err != nil {
@@ -273,10 +185,8 @@ func runBackendsMigrate(ctx context.Context, args []string, stdout, stderr io.Wr
 	if from == to {
 		return errors.New("backends migrate: --from and --to name the same backend")
 	}
-	for _, g := range []string{project, model} {
-		if _, err := path.Match(g, ""); err != nil {
-			return fmt.Errorf("backends migrate: pattern %q: %w", g, err)
-		}
+	if err := filter.Validate(); err != nil {
+		return fmt.Errorf("backends migrate: %w", err)
 	}
 	log, _ := newLogger(stderr, "text", "warn")
 	st, err := openStorage(ctx, cfg, log)
@@ -284,23 +194,24 @@ func runBackendsMigrate(ctx context.Context, args []string, stdout, stderr io.Wr
 		return fmt.Errorf("%w (migrate needs the database: stop mlgate serve first)", err)
 	}
 	defer st.Close()
-	src, dst := st.set.inst(from), st.set.inst(to)
+	ms := st.set.maintenance(st.store)
+	src, dst := ms.Backend(from), ms.Backend(to)
 	if src == nil || dst == nil {
 		return fmt.Errorf("backends migrate: --from %q and --to %q must both be configured backends (have %v)", from, to, st.set.order)
 	}
 
-	items, total, err := migrateCandidates(ctx, st, from, project, model)
+	moves, total, err := maintenance.PlanMigration(ctx, ms, from, filter)
 	if err != nil {
 		return err
 	}
 	if dryRun {
-		for _, it := range items {
-			fmt.Fprintf(stdout, "would move\t%s\t%s\tcandidate %d\t%s\t%d bytes\n", it.project, it.slug, it.file.CandidateID, it.file.Path, it.file.Size)
+		for _, m := range moves {
+			fmt.Fprintf(stdout, "would move\t%s\t%s\tcandidate %d\t%s\t%d bytes\n", m.Project, m.Model, m.File.CandidateID, m.File.Path, m.File.Size)
 		}
-		fmt.Fprintf(stdout, "dry run: would move %d files, %d bytes, from %s to %s\n", len(items), total, from, to)
+		fmt.Fprintf(stdout, "dry run: would move %d files, %d bytes, from %s to %s\n", len(moves), total, from, to)
 		return nil
 	}
-	if len(items) == 0 {
+	if len(moves) == 0 {
 		fmt.Fprintf(stdout, "nothing to migrate: no matching file is on backend %s\n", from)
 		return nil
 	}
@@ -316,123 +227,22 @@ func runBackendsMigrate(ctx context.Context, args []string, stdout, stderr io.Wr
 		progressbar.OptionShowCount(),
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }),
 	)
-	var moved, skipped int
-	var movedBytes int64
-	for _, it := range items {
-		ok, err := migrateOne(ctx, st, src.b, dst.b, to, it.file, bar, stderr)
-		if err != nil {
-			_ = bar.Exit()
-			fmt.Fprintln(stderr)
-			return fmt.Errorf("migrating %s/%s candidate %d %q: %w (%d files moved so far; run again to resume)",
-				it.project, it.slug, it.file.CandidateID, it.file.Path, err, moved)
-		}
-		if ok {
-			moved++
-			movedBytes += it.file.Size
-		} else {
-			skipped++
-		}
+	res, err := maintenance.Migrate(ctx, st.store, *src, *dst, moves, maintenance.MigrateOptions{
+		Progress: func(n int) { _ = bar.Add(n) },
+		Leftover: func(key string, err error) {
+			fmt.Fprintf(stderr, "\nwarning: could not delete the source blob %s (fsck --repair will): %v\n", key, err)
+		},
+	})
+	if err != nil {
+		_ = bar.Exit()
+		fmt.Fprintln(stderr)
+		return err
 	}
 	_ = bar.Finish()
-	fmt.Fprintf(stdout, "migrated %d files, %d bytes, from %s to %s", moved, movedBytes, from, to)
-	if skipped > 0 {
-		fmt.Fprintf(stdout, "; %d skipped (changed meanwhile)", skipped)
+	fmt.Fprintf(stdout, "migrated %d files, %d bytes, from %s to %s", res.Moved, res.MovedBytes, from, to)
+	if res.Skipped > 0 {
+		fmt.Fprintf(stdout, "; %d skipped (changed meanwhile)", res.Skipped)
 	}
 	fmt.Fprintln(stdout)
 	return nil
-}
-
-// migrateCandidates lists the rows on backend from whose project and model match the globs, with their
-// total size. Projects and models are looked up once per candidate.
-func migrateCandidates(ctx context.Context, st *storage, from, projectGlob, modelGlob string) ([]migrateItem, int64, error) {
-	type owner struct{ project, slug string }
-	owners := map[uint64]owner{}
-	var items []migrateItem
-	var total int64
-	err := st.store.ForEachFile(ctx, func(f *metadata.File) error {
-		if st.set.resolve(f.Backend) != from {
-			return nil
-		}
-		o, ok := owners[f.CandidateID]
-		if !ok {
-			c, err := st.store.Candidate(ctx, metadata.CandidateRef{ID: f.CandidateID})
-			if err != nil {
-				return err
-			}
-			m, err := st.store.Model(ctx, metadata.ModelRef{ID: c.ModelID})
-			if err != nil {
-				return err
-			}
-			p, err := st.store.Project(ctx, metadata.ProjectRef{ID: m.Project})
-			if err != nil {
-				return err
-			}
-			o = owner{p.Path, m.Name}
-			owners[f.CandidateID] = o
-		}
-		if !globMatch(projectGlob, o.project) || !globMatch(modelGlob, o.slug) {
-			return nil
-		}
-		items = append(items, migrateItem{file: f, project: o.project, slug: o.slug})
-		total += f.Size
-		return nil
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("reading file rows: %w", err)
-	}
-	return items, total, nil
-}
-
-// globMatch matches like a route: "" and "*" match everything, anything else is path.Match.
-func globMatch(pattern, s string) bool {
-	if pattern == "" || pattern == "*" {
-		return true
-	}
-	ok, _ := path.Match(pattern, s)
-	return ok
-}
-
-// migrateOne copies f's blob from src to dst under a fresh key, switches its row, then deletes the source
-// blob. It reports false when the row changed meanwhile (the copy is removed again). The fresh key means
-// a misconfiguration where A and B are the same storage can never make the delete hit the copy.
-func migrateOne(ctx context.Context, st *storage, src, dst backends.Backend, dstName string, f *metadata.File, bar *progressbar.ProgressBar, stderr io.Writer) (bool, error) {
-	rc, _, err := src.Get(ctx, f.BlobKey, backends.All)
-	if err != nil {
-		return false, fmt.Errorf("reading the source blob: %w", err)
-	}
-	defer rc.Close()
-	newKey := migrateKey(f.CandidateID)
-	body := io.TeeReader(rc, bar)
-	// Checked hashes the stream into dst and fails (leaving nothing) unless it matches the row's sha256:
-	// this verifies the source read and the copy in one pass.
-	info, err := dst.Put(ctx, newKey, body, f.Size, backends.PutOptions{ContentType: f.ContentType, SHA256: f.SHA256})
-	if err != nil {
-		return false, fmt.Errorf("copying: %w", err)
-	}
-	if info.Size != f.Size || info.SHA256 != f.SHA256 {
-		_ = dst.Delete(context.WithoutCancel(ctx), newKey)
-		return false, fmt.Errorf("copy has %d bytes and sha256 %s, the row says %d and %s", info.Size, info.SHA256, f.Size, f.SHA256)
-	}
-	err = st.store.SwitchFileBackend(ctx, f.CandidateID, f.Path, f.BlobKey, dstName, newKey)
-	if errors.Is(err, metadata.ErrConflict) || errors.Is(err, metadata.ErrNotFound) {
-		_ = dst.Delete(context.WithoutCancel(ctx), newKey)
-		return false, nil
-	}
-	if err != nil {
-		_ = dst.Delete(context.WithoutCancel(ctx), newKey)
-		return false, fmt.Errorf("switching the row: %w", err)
-	}
-	// The row points at the copy: the source is unreferenced. A failed delete leaves an orphan for fsck.
-	if err := src.Delete(ctx, f.BlobKey); err != nil && !errors.Is(err, backends.ErrNotFound) {
-		fmt.Fprintf(stderr, "\nwarning: could not delete the source blob %s (fsck --repair will): %v\n", f.BlobKey, err)
-	}
-	return true, nil
-}
-
-// migrateKey is a fresh blob key in the gateway's scheme (c/<candidate>/<random>), so fsck sees copies
-// as the candidate's blobs.
-func migrateKey(candidateID uint64) string {
-	var uid [16]byte
-	_, _ = rand.Read(uid[:])
-	return fmt.Sprintf("c/%016x/%s", candidateID, hex.EncodeToString(uid[:]))
 }

@@ -9,17 +9,20 @@ import (
 	"sync"
 
 	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/cmd/mlgate/internal/maintenance"
 	"github.com/mlgate/mlgate/gateway/artifact"
+	"github.com/mlgate/mlgate/metadata"
 )
 
 // backendInst is one opened backend. A config reload keeps an instance whose spec did not change, so an
 // instance can belong to several backendSets at once (the current one and older ones whose requests are
 // still running); users counts them, and the last set to let go closes it.
 type backendInst struct {
-	spec  backendSpec
-	raw   backends.Backend // as built: a fsck.StagingSweeper for localfs
-	b     backends.Backend // raw wrapped once in backends.Checked: what everything else uses
-	users int              // guarded by instMu
+	spec backendSpec
+	b    *backends.CheckedBackend // the backend, wrapped where it was opened: all anything else sees
+	// staging is the raw backend's own staging area (localfs), for fsck; nil when it keeps none.
+	staging maintenance.StagingSweeper
+	users   int // guarded by instMu
 }
 
 var instMu sync.Mutex
@@ -33,25 +36,32 @@ type backendSet struct {
 	log     *slog.Logger
 }
 
-// openBackend builds a backend from its spec. Errors name the backend; an unknown type wraps ErrConfig.
-func openBackend(ctx context.Context, spec backendSpec, log *slog.Logger) (backends.Backend, error) {
+// openBackend builds a backend from its spec, launching a plugin or calling an in-process factory, and
+// wraps it in backends.Checked right here, so that nothing in cmd ever holds an unwrapped backend.
+// Errors name the backend; an unknown type wraps ErrConfig.
+func openBackend(ctx context.Context, spec backendSpec, log *slog.Logger) (*backendInst, error) {
+	var raw backends.Backend
 	if spec.Plugin != nil {
 		// The plugin outlives the command's context (a SIGTERM cancels that first): Close stops it.
 		b, err := launchPlugin(context.WithoutCancel(ctx), spec.Name, *spec.Plugin, spec.Config.raw(), log)
 		if err != nil {
 			return nil, fmt.Errorf("backend %q: plugin %s: %w", spec.Name, spec.Plugin.Path, err)
 		}
-		return b, nil
+		raw = b
+	} else {
+		f, ok := inProcess[spec.Type]
+		if !ok {
+			return nil, fmt.Errorf("%w: backend %q: unknown type %q (have %v)", ErrConfig, spec.Name, spec.Type, backendTypes())
+		}
+		b, err := f(ctx, spec.Config.raw())
+		if err != nil {
+			return nil, fmt.Errorf("backend %q (%s): %w", spec.Name, spec.Type, err)
+		}
+		raw = b
 	}
-	f, ok := inProcess[spec.Type]
-	if !ok {
-		return nil, fmt.Errorf("%w: backend %q: unknown type %q (have %v)", ErrConfig, spec.Name, spec.Type, backendTypes())
-	}
-	b, err := f(ctx, spec.Config.raw())
-	if err != nil {
-		return nil, fmt.Errorf("backend %q (%s): %w", spec.Name, spec.Type, err)
-	}
-	return b, nil
+	in := &backendInst{spec: spec, b: backends.Checked(spec.Name, raw), users: 1}
+	in.staging, _ = raw.(maintenance.StagingSweeper)
+	return in, nil
 }
 
 // openBackendSet opens specs and builds their Storage. Instances of prev (nil: none) whose spec is
@@ -68,15 +78,14 @@ func openBackendSet(ctx context.Context, specs []backendSpec, def string, routes
 			s.insts[spec.Name], s.order = old, append(s.order, spec.Name)
 			continue
 		}
-		raw, err := openBackend(ctx, spec, log)
+		in, err := openBackend(ctx, spec, log)
 		if err != nil {
 			s.release()
 			return nil, err
 		}
-		s.insts[spec.Name] = &backendInst{spec: spec, raw: raw, b: backends.Checked(spec.Name, raw), users: 1}
-		s.order = append(s.order, spec.Name)
+		s.insts[spec.Name], s.order = in, append(s.order, spec.Name)
 	}
-	bs := make(map[string]backends.Backend, len(s.insts))
+	bs := make(map[string]*backends.CheckedBackend, len(s.insts))
 	for name, in := range s.insts {
 		bs[name] = in.b
 	}
@@ -97,12 +106,18 @@ func (s *backendSet) inst(name string) *backendInst {
 	return s.insts[name]
 }
 
-// resolve maps a row's recorded backend to a configured name: "" is the default backend.
-func (s *backendSet) resolve(recorded string) string {
-	if recorded == "" {
-		return s.def
+// maintenance is the set with store, as the maintenance commands work on it.
+func (s *backendSet) maintenance(store metadata.Store) maintenance.Storage {
+	ms := maintenance.Storage{Store: store, Default: s.def}
+	for _, name := range s.order {
+		ms.Backends = append(ms.Backends, s.insts[name].maintenance())
 	}
-	return recorded
+	return ms
+}
+
+// maintenance is the instance as the maintenance commands see it.
+func (in *backendInst) maintenance() maintenance.Backend {
+	return maintenance.Backend{Name: in.spec.Name, Blobs: in.b, Staging: in.staging}
 }
 
 // release drops the set's hold on its instances and closes those no other set uses.

@@ -228,10 +228,10 @@ func (fc *fileConfig) backendSpecs(cfg *config) ([]backendSpec, string) {
 
 // placeholderBackends maps every declared name to a nil-free placeholder, for validating routes without
 // opening anything.
-func (fc *fileConfig) placeholderBackends() map[string]backends.Backend {
-	m := map[string]backends.Backend{}
+func (fc *fileConfig) placeholderBackends() map[string]*backends.CheckedBackend {
+	m := map[string]*backends.CheckedBackend{}
 	for _, b := range fc.Backends {
-		m[b.Name] = placeholder{}
+		m[b.Name] = backends.Checked(b.Name, placeholder{})
 	}
 	return m
 }

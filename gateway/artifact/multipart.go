@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/backends/blobkey"
 	"github.com/mlgate/mlgate/gateway/httpapi"
 	"github.com/mlgate/mlgate/metadata"
 )
@@ -38,7 +39,7 @@ func (a *Service) CreateMultipart(ctx context.Context, candidateID uint64, path 
 	if parts < 1 || parts > int64(maxParts) {
 		return Multipart{}, fmt.Errorf("%w: num_parts must be 1..%d, got %d", httpapi.ErrBadRequest, maxParts, parts)
 	}
-	key := blobKey(candidateID)
+	key := blobkey.File(candidateID)
 	id, err := backend.CreateMultipart(ctx, key, backends.PutOptions{ContentType: CleanContentType("", path)})
 	if err != nil {
 		return Multipart{}, err

@@ -7,7 +7,6 @@ package artifact
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/backends/blobkey"
 	"github.com/mlgate/mlgate/metadata"
 )
 
@@ -61,7 +61,7 @@ func (a *Service) Storage(ctx context.Context) Storage {
 
 // route picks the backend a new file of a candidate is stored on: Storage.ForUpload with the candidate's
 // project path and model slug. Errors are the store's (ErrNotFound for a candidate deleted meanwhile).
-func (a *Service) route(ctx context.Context, candidateID uint64) (string, backends.Backend, error) {
+func (a *Service) route(ctx context.Context, candidateID uint64) (string, *backends.CheckedBackend, error) {
 	c, err := a.store.Candidate(ctx, metadata.CandidateRef{ID: candidateID})
 	if err != nil {
 		return "", nil, err
@@ -80,7 +80,7 @@ func (a *Service) route(ctx context.Context, candidateID uint64) (string, backen
 
 // backendOf returns the backend holding f: the one its row records, whatever the routes say now.
 // An unknown backend is an error wrapping backends.ErrUnavailable.
-func (a *Service) backendOf(ctx context.Context, f *metadata.File) (backends.Backend, error) {
+func (a *Service) backendOf(ctx context.Context, f *metadata.File) (*backends.CheckedBackend, error) {
 	b, err := a.Storage(ctx).Get(f.Backend)
 	if err != nil {
 		return nil, fmt.Errorf("file %q: %w", f.Path, err)
@@ -98,35 +98,22 @@ type Upload struct {
 	SHA256      string // expected lowercase hex digest; "" when the client gave none
 }
 
-// blobKey returns a fresh key for a new file of a candidate. The random uid makes every upload land on
-// its own blob, so a replacement never overwrites bytes a reader may be streaming, and user-supplied
-// names never reach storage.
-func blobKey(candidateID uint64) string {
-	var uid [16]byte
-	_, _ = rand.Read(uid[:])
-	return fmt.Sprintf("c/%016x/%s", candidateID, hex.EncodeToString(uid[:]))
-}
-
 // Store streams u into a new blob, then commits its metadata row, replacing any earlier file at the
 // same path. Identical bytes at the same path change nothing. On any failure nothing becomes visible
 // and the new blob is removed. Errors: backends.ErrChecksum and ErrSizeMismatch for a body that does not
 // match what the client declared, httpapi.ErrTooLarge from the body, backends.ErrUnavailable, and
 // metadata.ErrConflict for a file/directory clash. The file goes to the backend Storage.ForUpload picks,
-// and its row records that backend.
+// and its row records that backend. Storage hands out only backends behind backends.Checked, which
+// hashes every upload, so the row's sha256 is always the one of the bytes stored.
 func (a *Service) Store(ctx context.Context, u Upload) (*metadata.File, error) {
 	name, backend, err := a.route(ctx, u.CandidateID)
 	if err != nil {
 		return nil, err
 	}
-	key := blobKey(u.CandidateID)
+	key := blobkey.File(u.CandidateID)
 	info, err := backend.Put(ctx, key, u.Body, u.Size, backends.PutOptions{ContentType: u.ContentType, SHA256: u.SHA256})
 	if err != nil {
 		return nil, err
-	}
-	if info.SHA256 == "" {
-		// Checked always fills it; an unwrapped backend is a wiring bug we must not paper over.
-		a.discardBlob(backend, key)
-		return nil, fmt.Errorf("backend returned no sha256 for %s", key)
 	}
 	return a.commit(ctx, backend, &metadata.File{
 		CandidateID: u.CandidateID,

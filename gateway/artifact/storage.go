@@ -15,11 +15,11 @@ import (
 type Storage interface {
 	// ForUpload returns the backend a new file of model (its slug) in project (its path) is stored on,
 	// and that backend's name, which the file's row records.
-	ForUpload(project, model string) (name string, b backends.Backend)
+	ForUpload(project, model string) (name string, b *backends.CheckedBackend)
 	// Get returns the backend called name; "" is the default backend (rows written before backends were
 	// recorded per file). An unknown name is an error wrapping backends.ErrUnavailable: the file exists
 	// but its storage is not configured, which is an operator's problem, not the client's (503).
-	Get(name string) (backends.Backend, error)
+	Get(name string) (*backends.CheckedBackend, error)
 }
 
 // Route sends new files of matching projects and models to a backend. Project and Model are path.Match
@@ -47,7 +47,7 @@ func glob(pattern, s string) bool {
 // StaticStorage is a fixed set of named backends with ordered routes and a default. It is immutable; a
 // config reload builds a new one and swaps it in (gateway.Server.SwapStorage).
 type StaticStorage struct {
-	backends map[string]backends.Backend
+	backends map[string]*backends.CheckedBackend
 	routes   []Route
 	def      string
 }
@@ -59,7 +59,7 @@ var ErrStorageConfig = errors.New("invalid storage configuration")
 // NewStaticStorage builds a StaticStorage. Every backend must already be wrapped with backends.Checked.
 // The first route that matches an upload wins; none matching means def. Errors wrap ErrStorageConfig: def
 // or a route naming a backend that is not in bs, a malformed pattern, or an empty backend name.
-func NewStaticStorage(bs map[string]backends.Backend, def string, routes []Route) (*StaticStorage, error) {
+func NewStaticStorage(bs map[string]*backends.CheckedBackend, def string, routes []Route) (*StaticStorage, error) {
 	for name, b := range bs {
 		if name == "" || b == nil {
 			return nil, fmt.Errorf("%w: backend %q: empty name or nil backend", ErrStorageConfig, name)
@@ -79,14 +79,14 @@ func NewStaticStorage(bs map[string]backends.Backend, def string, routes []Route
 			}
 		}
 	}
-	m := make(map[string]backends.Backend, len(bs))
+	m := make(map[string]*backends.CheckedBackend, len(bs))
 	for k, v := range bs {
 		m[k] = v
 	}
 	return &StaticStorage{backends: m, routes: append([]Route(nil), routes...), def: def}, nil
 }
 
-func names(bs map[string]backends.Backend) string {
+func names(bs map[string]*backends.CheckedBackend) string {
 	out := make([]string, 0, len(bs))
 	for n := range bs {
 		out = append(out, fmt.Sprintf("%q", n))
@@ -99,12 +99,12 @@ func names(bs map[string]backends.Backend) string {
 }
 
 // SingleStorage is a StaticStorage of one backend and no routes: every file goes to b, recorded as name.
-func SingleStorage(name string, b backends.Backend) *StaticStorage {
-	return &StaticStorage{backends: map[string]backends.Backend{name: b}, def: name}
+func SingleStorage(name string, b *backends.CheckedBackend) *StaticStorage {
+	return &StaticStorage{backends: map[string]*backends.CheckedBackend{name: b}, def: name}
 }
 
 // ForUpload implements Storage.
-func (s *StaticStorage) ForUpload(project, model string) (string, backends.Backend) {
+func (s *StaticStorage) ForUpload(project, model string) (string, *backends.CheckedBackend) {
 	for _, r := range s.routes {
 		if r.matches(project, model) {
 			return r.Backend, s.backends[r.Backend]
@@ -114,7 +114,7 @@ func (s *StaticStorage) ForUpload(project, model string) (string, backends.Backe
 }
 
 // Get implements Storage.
-func (s *StaticStorage) Get(name string) (backends.Backend, error) {
+func (s *StaticStorage) Get(name string) (*backends.CheckedBackend, error) {
 	if name == "" {
 		name = s.def
 	}
@@ -129,8 +129,8 @@ func (s *StaticStorage) Get(name string) (backends.Backend, error) {
 func (s *StaticStorage) Default() string { return s.def }
 
 // Backends returns the configured backends by name; the map is a copy.
-func (s *StaticStorage) Backends() map[string]backends.Backend {
-	m := make(map[string]backends.Backend, len(s.backends))
+func (s *StaticStorage) Backends() map[string]*backends.CheckedBackend {
+	m := make(map[string]*backends.CheckedBackend, len(s.backends))
 	for k, v := range s.backends {
 		m[k] = v
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 func TestStaticStorageRouting(t *testing.T) {
-	bs := map[string]backends.Backend{"local": checkedMemory("local"), "fast": checkedMemory("fast"), "cold": checkedMemory("cold")}
+	bs := map[string]*backends.CheckedBackend{"local": checkedMemory("local"), "fast": checkedMemory("fast"), "cold": checkedMemory("cold")}
 	st, err := NewStaticStorage(bs, "local", []Route{
 		{Project: "team/vision", Model: "big-*", Backend: "cold"}, // more specific first: order decides
 		{Project: "team/*", Backend: "fast"},
@@ -49,7 +49,7 @@ func TestStaticStorageRouting(t *testing.T) {
 }
 
 func TestStaticStorageRejectsBadConfig(t *testing.T) {
-	bs := map[string]backends.Backend{"a": checkedMemory("a")}
+	bs := map[string]*backends.CheckedBackend{"a": checkedMemory("a")}
 	for name, tc := range map[string]struct {
 		def    string
 		routes []Route
@@ -69,4 +69,4 @@ func TestStaticStorageRejectsBadConfig(t *testing.T) {
 	}
 }
 
-func checkedMemory(name string) backends.Backend { return backends.Checked(name, memory.New()) }
+func checkedMemory(name string) *backends.CheckedBackend { return backends.Checked(name, memory.New()) }

@@ -33,7 +33,7 @@ type Env struct {
 	Srv     *httptest.Server
 	Store   metadata.Store
 	Blobs   *memory.Backend
-	Backend backends.Backend // Blobs behind backends.Checked, as the gateway sees it
+	Backend *backends.CheckedBackend // Blobs behind backends.Checked, as the gateway sees it
 }
 
 // New starts a gateway with cfg; it stops when the test ends. With -v it logs to stderr.
@@ -194,7 +194,7 @@ type Routed struct {
 	*Env
 	Server   *gateway.Server
 	A, B     *memory.Backend
-	Backends map[string]backends.Backend // A and B behind backends.Checked
+	Backends map[string]*backends.CheckedBackend // A and B behind backends.Checked
 }
 
 // NewRouted starts a gateway whose new files go where routes say, else to def ("a" or "b").
@@ -205,7 +205,7 @@ func NewRouted(t testing.TB, def string, routes []artifact.Route) *Routed {
 		t.Fatal(err)
 	}
 	e := &Routed{A: memory.New(), B: memory.New()}
-	e.Backends = map[string]backends.Backend{"a": backends.Checked("a", e.A), "b": backends.Checked("b", e.B)}
+	e.Backends = map[string]*backends.CheckedBackend{"a": backends.Checked("a", e.A), "b": backends.Checked("b", e.B)}
 	st, err := artifact.NewStaticStorage(e.Backends, def, routes)
 	if err != nil {
 		t.Fatal(err)

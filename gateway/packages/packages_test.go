@@ -338,7 +338,7 @@ func (unavailableBackend) Put(context.Context, string, io.Reader, int64, backend
 
 func TestBackendUnavailableIs503(t *testing.T) {
 	env := newTestEnv(t, gateway.Config{})
-	srv := gateway.New(gateway.Config{}, env.Store, unavailableBackend{env.Backend}, nil)
+	srv := gateway.New(gateway.Config{}, env.Store, backends.Checked("unavailable", unavailableBackend{env.Backend}), nil)
 	req, _ := http.NewRequest(http.MethodPut, "/api/v4/projects/p/packages/ml_models/m/1.0.0/files/a", strings.NewReader("x"))
 	rec := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(rec, req)

@@ -1,17 +1,10 @@
 package s3util
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
-	"time"
-
-	"github.com/mlgate/mlgate/backends"
 )
 
 // S3's limits, and the defaults of Config.
@@ -126,27 +119,4 @@ func (c *Config) ChecksumPut(size int64, sha256Hex string) string {
 		return ""
 	}
 	return ChecksumSHA256(sha256Hex)
-}
-
-// VerifySum reads key back from b and, when it does not hash to sum, deletes it: a completed multipart
-// upload whose id carried an expected sha256. Errors: Get's, ErrUnavailable when the read fails,
-// ErrChecksum for a mismatch (the object is then gone).
-func VerifySum(ctx context.Context, b backends.Backend, key, sum string) error {
-	rc, _, err := b.Get(ctx, key, backends.All)
-	if err != nil {
-		return err
-	}
-	h := sha256.New()
-	_, err = io.Copy(h, rc)
-	_ = rc.Close()
-	if err != nil {
-		return fmt.Errorf("%w: read back for sha256: %w", backends.ErrUnavailable, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_ = b.Delete(dctx, key)
-		return fmt.Errorf("%w: completed object has sha256 %s, expected %s", backends.ErrChecksum, got, sum)
-	}
-	return nil
 }

@@ -1,16 +1,10 @@
 package s3util
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"testing"
-
-	"github.com/mlgate/mlgate/backends"
-	"github.com/mlgate/mlgate/backends/memory"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -65,28 +59,5 @@ func TestChecksumPut(t *testing.T) {
 		if got := c.cfg.ChecksumPut(c.size, c.sum); got != c.want {
 			t.Errorf("%+v size %d sum %q: %q, want %q", c.cfg, c.size, c.sum, got, c.want)
 		}
-	}
-}
-
-func TestVerifySum(t *testing.T) {
-	ctx := context.Background()
-	b := memory.New()
-	data := []byte("completed object")
-	if _, err := b.Put(ctx, "k", bytes.NewReader(data), int64(len(data)), backends.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
-	if err := VerifySum(ctx, b, "k", hex.EncodeToString(sum[:])); err != nil {
-		t.Fatalf("matching sum: %v", err)
-	}
-	other := sha256.Sum256([]byte("other"))
-	if err := VerifySum(ctx, b, "k", hex.EncodeToString(other[:])); !errors.Is(err, backends.ErrChecksum) {
-		t.Fatalf("wrong sum: %v, want ErrChecksum", err)
-	}
-	if _, err := b.Stat(ctx, "k"); !errors.Is(err, backends.ErrNotFound) {
-		t.Fatalf("an object with the wrong sum was kept: %v", err)
-	}
-	if err := VerifySum(ctx, b, "missing", hex.EncodeToString(sum[:])); !errors.Is(err, backends.ErrNotFound) {
-		t.Fatalf("missing object: %v", err)
 	}
 }
