@@ -17,7 +17,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mlgate/mlgate/backends"
 	"github.com/mlgate/mlgate/backends/memory"
@@ -36,10 +38,11 @@ type Env struct {
 	Backend *backends.CheckedBackend // Blobs behind backends.Checked, as the gateway sees it
 }
 
-// New starts a gateway with cfg; it stops when the test ends. With -v it logs to stderr.
-func New(t testing.TB, cfg gateway.Config) *Env {
+// New starts a gateway with cfg over a store opened with opts; it stops when the test ends. With -v
+// it logs to stderr.
+func New(t testing.TB, cfg gateway.Config, opts ...boltstore.Option) *Env {
 	t.Helper()
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "meta.db"))
+	store, err := boltstore.Open(filepath.Join(t.TempDir(), "meta.db"), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +54,20 @@ func New(t testing.TB, cfg gateway.Config) *Env {
 		_ = store.Close()
 	})
 	return env
+}
+
+// TickingClock is a store clock (boltstore.WithClock) that starts at start and moves one millisecond
+// on every reading, so that records a test creates one after another get distinct, ordered times
+// without the test sleeping.
+func TickingClock(start time.Time) metadata.Clock {
+	var mu sync.Mutex
+	now := start
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(time.Millisecond)
+		return now
+	}
 }
 
 // Logger logs to stderr under -v and discards otherwise (nil).

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/gateway"
+	"github.com/mlgate/mlgate/gateway/gatewaytest"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
 	"github.com/mlgate/mlgate/metadata"
+	"github.com/mlgate/mlgate/metadata/boltstore"
 )
 
 // searchFixture builds projects, models and runs straight in the store, so these tests do not depend on
@@ -24,9 +26,9 @@ type searchFixture struct {
 	project *metadata.Project
 }
 
-func newSearchFixture(t *testing.T) *searchFixture {
+func newSearchFixture(t *testing.T, opts ...boltstore.Option) *searchFixture {
 	t.Helper()
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{}, opts...)
 	p, err := env.Store.EnsureProject(context.Background(), rpc.DefaultProject)
 	if err != nil {
 		t.Fatal(err)
@@ -447,13 +449,12 @@ func TestMLflowSearchRunsMetricOrderPaging(t *testing.T) {
 }
 
 func TestMLflowSearchExperiments(t *testing.T) {
-	f := newSearchFixture(t)
+	// The clock ticks on every reading, so the models' creation times differ and order them.
+	f := newSearchFixture(t, boltstore.WithClock(gatewaytest.TickingClock(time.UnixMilli(1_700_000_000_000))))
 	base := f.env.Srv.URL
 	ctx := context.Background()
 	a := f.model("My Experiment", metadata.Tag{Key: "team", Value: "vision"})
-	time.Sleep(2 * time.Millisecond)
 	b := f.model("Second", metadata.Tag{Key: "team", Value: "nlp"})
-	time.Sleep(2 * time.Millisecond)
 	f.model("third")
 
 	type expResult struct {
