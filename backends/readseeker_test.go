@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/backends/backendtest/poll"
 	"github.com/mlgate/mlgate/backends/memory"
 )
 
@@ -284,19 +285,16 @@ func TestReadSeekerServeContent(t *testing.T) {
 			}
 			// The handler has returned once the body is read; its deferred Close has run by then or
 			// very soon after.
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				gets, open := c.stats()
-				if open == 0 {
-					if gets-gets0 != tc.want.gets {
-						t.Fatalf("%d Gets, want %d", gets-gets0, tc.want.gets)
-					}
-					break
+			var gets int
+			poll.UntilOK(t, 5*time.Second, "every reader to be closed", func() error {
+				var open int
+				if gets, open = c.stats(); open != 0 {
+					return fmt.Errorf("%d readers still open", open)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%d readers still open", open)
-				}
-				time.Sleep(time.Millisecond)
+				return nil
+			})
+			if gets-gets0 != tc.want.gets {
+				t.Fatalf("%d Gets, want %d", gets-gets0, tc.want.gets)
 			}
 		})
 	}

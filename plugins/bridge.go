@@ -149,25 +149,49 @@ func getBuf(n int) *[]byte {
 func putBuf(p *[]byte) { bufPool.Put(p) }
 
 // sendChunks reads r in chunks of n bytes and passes each to send, reusing one buffer. It returns
-// (readErr, nil) when r fails, (nil, sendErr) when send fails, and (nil, nil) at the end of r.
-func sendChunks(r io.Reader, n int, send func([]byte) error) (readErr, sendErr error) {
+// (readErr, nil) when r fails or ctx ends (readErr is then ctx's error, see fill), (nil, sendErr) when
+// send fails, and (nil, nil) at the end of r.
+func sendChunks(ctx context.Context, r io.Reader, n int, send func([]byte) error) (readErr, sendErr error) {
 	bp := getBuf(n)
 	defer putBuf(bp)
 	buf := *bp
 	for {
-		k, err := io.ReadFull(r, buf)
+		k, err := fill(ctx, r, buf)
 		if k > 0 {
 			if serr := send(buf[:k]); serr != nil {
 				return nil, serr
 			}
 		}
 		switch {
-		case err == io.EOF || err == io.ErrUnexpectedEOF:
+		case err == io.EOF:
 			return nil, nil
 		case err != nil:
 			return err, nil
 		}
 	}
+}
+
+// fill reads r into buf until buf is full (nil), r ends (io.EOF, whatever the count) or fails (its
+// error), or ctx is done (ctx's error), and returns the bytes read.
+//
+// Unlike io.ReadFull it checks ctx before every Read, so a cancelled upload ends with ctx's error
+// whatever the body does next. A body may keep yielding bytes after a cancellation and fail only
+// later with an error of its own (a request body torn down with its request); the other sign of the
+// cancellation, a raw connection closed by context.AfterFunc, arrives asynchronously and cannot be
+// relied on to come first.
+func fill(ctx context.Context, r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		k, err := r.Read(buf[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // --- conversions ---

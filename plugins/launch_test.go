@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/mlgate/mlgate/backends"
 	"github.com/mlgate/mlgate/backends/backendtest"
+	"github.com/mlgate/mlgate/backends/backendtest/poll"
 )
 
 // buildOnce builds a main package of this module into a temp dir, once per test binary, and returns
@@ -171,7 +173,8 @@ func patternSum(n int64) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func kill(t testing.TB, b *Supervised) {
+// kill SIGKILLs the running plugin process and returns its instance.
+func kill(t testing.TB, b *Supervised) *instance {
 	t.Helper()
 	inst := b.cur.Load()
 	if inst == nil {
@@ -181,17 +184,17 @@ func kill(t testing.TB, b *Supervised) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	return inst
 }
 
 func waitRestarts(t testing.TB, b *Supervised, n uint64) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for b.Restarts() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("no restart within 30s (restarts %d)", b.Restarts())
+	poll.UntilOK(t, 30*time.Second, fmt.Sprintf("%d restarts", n), func() error {
+		if r := b.Restarts(); r < n {
+			return fmt.Errorf("restarts %d", r)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestKillMidGet kills the plugin during a 200 MB download: the read fails with ErrUnavailable (and
@@ -329,8 +332,8 @@ func TestIdempotentRetry(t *testing.T) {
 	if _, err := b.Put(ctx, "k", strings.NewReader("x"), 1, backends.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	kill(t, b)
-	time.Sleep(50 * time.Millisecond) // let the process die
+	killed := kill(t, b)
+	poll.Until(t, 30*time.Second, "the killed plugin process to exit", killed.client.Exited)
 	if info, err := b.Stat(ctx, "k"); err != nil || info.Size != 1 {
 		t.Fatalf("stat across a restart: %+v %v", info, err)
 	}

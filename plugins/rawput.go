@@ -91,9 +91,10 @@ type upload struct {
 // agrees, else in chunks. cancel cancels ctx, the context of the call.
 //
 // It returns nil when the body went out and the caller may CloseAndRecv for the result. Otherwise the
-// returned error is final: an error reading r is returned wrapped as is, after cancelling the call so
-// that the plugin stores nothing; anything else is the call's status converted by wrapErr (a dead
-// plugin or a broken raw connection wraps backends.ErrUnavailable).
+// returned error is final: an error reading r, or ctx's error when ctx ends while r is being read
+// (checked before every read), is returned wrapped as is, after cancelling the call so that the
+// plugin stores nothing; anything else is the call's status converted by wrapErr (a dead plugin or a
+// broken raw connection wraps backends.ErrUnavailable).
 func (c *Client) sendBody(ctx context.Context, cancel context.CancelFunc, u upload, r io.Reader, size int64) error {
 	var ln net.Listener
 	var id uint32
@@ -122,7 +123,7 @@ func (c *Client) sendBody(ctx context.Context, cancel context.CancelFunc, u uplo
 		}
 	}
 	chunkedUploads.Add(1)
-	readErr, sendErr := sendChunks(r, chunkSize, u.sendChunk)
+	readErr, sendErr := sendChunks(ctx, r, chunkSize, u.sendChunk)
 	if readErr != nil {
 		cancel() // the plugin sees a cancelled stream and discards what it received
 		return fmt.Errorf("%s: reading body: %w", u.op, readErr)
@@ -211,7 +212,7 @@ func sendRaw(ctx context.Context, cancel context.CancelFunc, u upload, conn net.
 		_ = sb.SetWriteBuffer(rawBufSize)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() }) // unblocks a write to a plugin that stopped reading
-	n, readErr, writeErr := copyRaw(conn, r)
+	n, readErr, writeErr := copyRaw(ctx, conn, r)
 	stop()
 	if readErr != nil {
 		// Cancel before closing: the plugin, seeing the connection end, waits for PutEnd and gets the
@@ -238,15 +239,15 @@ func sendRaw(ctx context.Context, cancel context.CancelFunc, u upload, conn net.
 }
 
 // copyRaw copies r to w in writes of up to rawBufSize bytes and returns the bytes written, the read
-// error (nil at the end of r) and the write error.
-func copyRaw(w io.Writer, r io.Reader) (n int64, readErr, writeErr error) {
+// error (nil at the end of r; ctx's error once ctx is done, see fill) and the write error.
+func copyRaw(ctx context.Context, w io.Writer, r io.Reader) (n int64, readErr, writeErr error) {
 	bp := getBuf(rawBufSize)
 	defer putBuf(bp)
 	buf := *bp
 	for {
-		// ReadFull: a request body yields a few KiB per Read, and large writes halve the syscalls of
-		// both sides.
-		k, err := io.ReadFull(r, buf)
+		// Whole buffers: a request body yields a few KiB per Read, and large writes halve the
+		// syscalls of both sides.
+		k, err := fill(ctx, r, buf)
 		if k > 0 {
 			m, werr := w.Write(buf[:k])
 			n += int64(m)
@@ -255,7 +256,7 @@ func copyRaw(w io.Writer, r io.Reader) (n int64, readErr, writeErr error) {
 			}
 		}
 		switch {
-		case err == io.EOF || err == io.ErrUnexpectedEOF:
+		case err == io.EOF:
 			return n, nil, nil
 		case err != nil:
 			return n, err, nil

@@ -263,20 +263,61 @@ func TestRawPutBodyError(t *testing.T) {
 	b.notStored(t, key)
 }
 
-// TestRawPutCancel: the host's context ends mid-upload.
+// TestRawPutCancel: the host's context ends mid-upload, raw and in chunks. The body goes on yielding
+// bytes after the cancellation and then fails, as a request body torn down with its request does:
+// Put must still report the cancellation.
 func TestRawPutCancel(t *testing.T) {
-	b := newRawBridge(t, nil)
-	const key, size = "raw/cancelled", 16 << 20
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	_, err := b.c.Put(ctx, key, &failingReader{r: &pattern{n: size}, after: 3 << 20, hook: cancel}, size, backends.PutOptions{})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("put with a cancelled context: %v", err)
+	for _, raw := range []bool{true, false} {
+		name := map[bool]string{true: "raw", false: "chunks"}[raw]
+		t.Run(name, func(t *testing.T) {
+			b := newRawBridge(t, nil)
+			if !raw {
+				useRawPut = false
+				t.Cleanup(func() { useRawPut = true })
+			}
+			const key, size = "raw/cancelled", 16 << 20
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var err error
+			rawN, chunkedN := counted(func() {
+				_, err = b.c.Put(ctx, key, &failingReader{r: &pattern{n: size}, after: 3 << 20, hook: cancel}, size, backends.PutOptions{})
+			})
+			if raw && rawN != 1 || !raw && chunkedN != 1 {
+				t.Fatalf("%d raw, %d chunked uploads; want one %s", rawN, chunkedN, name)
+			}
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("put with a cancelled context: %v", err)
+			}
+			if perr := b.pluginResult(t); perr == nil {
+				t.Fatal("the plugin's backend stored a cancelled body")
+			}
+			b.notStored(t, key)
+		})
 	}
-	if perr := b.pluginResult(t); perr == nil {
-		t.Fatal("the plugin's backend stored a cancelled body")
+}
+
+// TestRawSendCancelled pins what TestRawPutCancel sees only when scheduling allows: both senders stop
+// at a cancellation before reading on, even when nothing else would stop them (a writer and a send
+// that never fail, where a bridge's raw connection would be closed on cancellation).
+func TestRawSendCancelled(t *testing.T) {
+	senders := map[string]func(context.Context, io.Reader) error{
+		"raw": func(ctx context.Context, r io.Reader) error {
+			_, readErr, writeErr := copyRaw(ctx, io.Discard, r)
+			return errors.Join(readErr, writeErr)
+		},
+		"chunks": func(ctx context.Context, r io.Reader) error {
+			readErr, sendErr := sendChunks(ctx, r, chunkSize, func([]byte) error { return nil })
+			return errors.Join(readErr, sendErr)
+		},
 	}
-	b.notStored(t, key)
+	for name, send := range senders {
+		ctx, cancel := context.WithCancel(t.Context())
+		err := send(ctx, &failingReader{r: &pattern{n: 8 << 20}, after: 3 << 20, hook: cancel})
+		cancel()
+		if !errors.Is(err, context.Canceled) || errors.Is(err, errBody) {
+			t.Errorf("%s: a body cancelled mid-copy: %v; want context.Canceled", name, err)
+		}
+	}
 }
 
 func TestRawPutSizeMismatch(t *testing.T) {

@@ -225,7 +225,7 @@ func (s *server) Get(req *pb.GetRequest, st grpc.ServerStreamingServer[pb.GetRes
 	}
 	msg := &pb.GetResponse{}
 	chunk := &pb.GetResponse_Chunk{}
-	readErr, sendErr := sendChunks(rc, n, func(b []byte) error {
+	readErr, sendErr := sendChunks(st.Context(), rc, n, func(b []byte) error {
 		chunk.Chunk, msg.Msg = b, chunk
 		return st.Send(msg)
 	})

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // createToken runs `mlgate token create` and returns the secret (stdout) and the id (from the stderr note).
@@ -142,31 +141,23 @@ func TestServeRefusesNonLoopbackWithoutAuth(t *testing.T) {
 	}
 	// Either flag lifts the refusal; the test reaches the server through loopback, which 0.0.0.0 includes.
 	for _, flag := range []string{"--auth", "--insecure-listen-any"} {
-		port := freePort(t)
-		cmd := exec.Command(mlgateBin, "serve", "--data-dir", dataDir, "--addr", "0.0.0.0:"+port, flag)
-		var logs bytes.Buffer
-		cmd.Stderr = &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		healthy := false
-		for deadline := time.Now().Add(20 * time.Second); !healthy && time.Now().Before(deadline); {
-			if resp, err := http.Get("http://127.0.0.1:" + port + "/health"); err == nil {
-				resp.Body.Close()
-				healthy = resp.StatusCode == http.StatusOK
+		t.Run(flag, func(t *testing.T) {
+			port := freePort(t)
+			cmd := exec.Command(mlgateBin, "serve", "--data-dir", dataDir, "--addr", "0.0.0.0:"+port, flag)
+			logs := &syncBuffer{}
+			cmd.Stderr = logs
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
 			}
-			select {
-			case err := <-done:
-				t.Fatalf("serve 0.0.0.0 %s exited: %v\n%s", flag, err, logs.String())
-			case <-time.After(50 * time.Millisecond):
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			t.Cleanup(func() { _ = cmd.Process.Kill() }) // the server of a failed wait; a no-op after an exit
+			waitHealthy(t, "http://127.0.0.1:"+port, done, logs)
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			if err := <-done; err != nil {
+				t.Fatalf("serve 0.0.0.0 %s: exit %v\n%s", flag, err, logs)
 			}
-		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		if err := <-done; err != nil || !healthy {
-			t.Fatalf("serve 0.0.0.0 %s: healthy %v, exit %v\n%s", flag, healthy, err, logs.String())
-		}
+		})
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mlgate/mlgate/backends/backendtest/poll"
 )
 
 // twoBackendConfig writes a config with localfs backends "a" and "b" under dir, the given default and
@@ -112,35 +114,19 @@ func startServeWatched(t *testing.T, dataDir string, extra ...string) (*proc, *s
 			t.Logf("mlgate logs:\n%s", logs)
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(p.base + "/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, logs
-			}
-		}
-		select {
-		case err := <-p.done:
-			t.Fatalf("mlgate exited early: %v\n%s", err, logs)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	t.Fatalf("mlgate did not become healthy\n%s", logs)
-	return nil, nil
+	waitHealthy(t, p.base, p.done, logs)
+	return p, logs
 }
 
 // waitForLog waits until logs contain s.
 func waitForLog(t *testing.T, logs *syncBuffer, s string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if strings.Contains(logs.String(), s) {
-			return
+	poll.UntilOK(t, 10*time.Second, fmt.Sprintf("the log to show %q", s), func() error {
+		if l := logs.String(); !strings.Contains(l, s) {
+			return fmt.Errorf("log so far:\n%s", l)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("log never showed %q:\n%s", s, logs)
+		return nil
+	})
 }
 
 func TestRoutedBackendsEndToEnd(t *testing.T) {
@@ -395,15 +381,11 @@ func TestReloadLetsInFlightUploadFinish(t *testing.T) {
 	// Declaring a again brings it back.
 	twoBackendConfig(t, dir, "b")
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.UntilOK(t, 10*time.Second, "the file on a after declaring it again", func() error {
 		code, got := get(t, projectFileURL(p, "team/x", "slow.bin"))
-		if code == http.StatusOK && bytes.Equal(got, data) {
-			break
+		if code != http.StatusOK || !bytes.Equal(got, data) {
+			return fmt.Errorf("%d, %d bytes", code, len(got))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("file on a after declaring it again: %d", code)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mlgate/mlgate/backends/backendtest/poll"
 )
 
 // mlgateBin is the binary built once by TestMain: these tests run mlgate as a real process, so that
@@ -73,22 +74,30 @@ func startServe(t *testing.T, dataDir string, extra ...string) *proc {
 			t.Logf("mlgate logs:\n%s", p.logs)
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(p.base + "/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
+	waitHealthy(t, p.base, p.done, p.logs)
+	return p
+}
+
+// waitHealthy waits up to 20 s for the mlgate at base to answer /health with 200 OK. done receives
+// the process's exit: an exit before then fails the test at once, showing logs.
+func waitHealthy(t *testing.T, base string, done <-chan error, logs fmt.Stringer) {
+	t.Helper()
+	poll.UntilOK(t, 20*time.Second, "mlgate to answer /health", func() error {
 		select {
-		case err := <-p.done:
-			t.Fatalf("mlgate exited early: %v\n%s", err, p.logs)
-		case <-time.After(50 * time.Millisecond):
+		case err := <-done:
+			t.Fatalf("mlgate exited early: %v\n%s", err, logs)
+		default:
 		}
-	}
-	t.Fatalf("mlgate did not become healthy\n%s", p.logs)
-	return nil
+		resp, err := http.Get(base + "/health")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/health answered %d", resp.StatusCode)
+		}
+		return nil
+	})
 }
 
 // stop sends sig and waits for the process to exit, returning its exit error.
@@ -238,7 +247,16 @@ func TestSIGTERMLetsInFlightUploadFinish(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The shutdown has begun once the listener is closed; only then is the upload's second half
+	// in flight across it.
+	poll.Until(t, 20*time.Second, "mlgate to refuse new connections after SIGTERM", func() bool {
+		c, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
+		if err != nil {
+			return true
+		}
+		c.Close()
+		return false
+	})
 	up.write(t, size/2)
 	up.pw.Close()
 	select {
@@ -350,13 +368,10 @@ func stagedBytes(t *testing.T, dataDir string) int64 {
 
 func waitForStagedBytes(t *testing.T, dataDir string, atLeast int64) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		if stagedBytes(t, dataDir) >= atLeast {
-			return
+	poll.UntilOK(t, 30*time.Second, fmt.Sprintf("the upload to reach %d staged bytes", atLeast), func() error {
+		if n := stagedBytes(t, dataDir); n < atLeast {
+			return fmt.Errorf("%d staged bytes", n)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("upload never reached %d staged bytes", atLeast)
+		return nil
+	})
 }

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mlgate/mlgate/backends/backendtest/poll"
 )
 
 // TestPluginKilledMidDownload runs mlgate with its default backend out of process (mlgate-backend
@@ -129,21 +131,20 @@ default_backend: disk
 	}
 
 	// The supervisor restarts the plugin; until then requests may get 503 with Retry-After.
-	var code int
 	var body []byte
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		code, body = getHashed(t, url)
-		if code == http.StatusOK || time.Now().After(deadline) {
-			break
+	poll.UntilOK(t, 30*time.Second, "a download after the restart", func() error {
+		var code int
+		switch code, body = getHashed(t, url); code {
+		case http.StatusOK:
+			return nil
+		case http.StatusServiceUnavailable:
+			return fmt.Errorf("%d %s", code, body)
 		}
-		if code != http.StatusServiceUnavailable {
-			t.Fatalf("while the plugin restarts: %d %s", code, body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if code != http.StatusOK || string(body) != want {
-		t.Fatalf("download after the restart: %d, sha256 %s, want %s", code, body, want)
+		t.Fatalf("while the plugin restarts: %d %s", code, body)
+		return nil
+	})
+	if string(body) != want {
+		t.Fatalf("download after the restart: sha256 %s, want %s", body, want)
 	}
 	t.Logf("full download again %v after the kill", time.Since(killed).Round(time.Millisecond))
 	waitForLog(t, logs, "plugin restarted")
@@ -181,8 +182,8 @@ default_backend: disk
 // pluginPID returns the pid of parent's child process running bin, waiting up to 20 s for it.
 func pluginPID(t *testing.T, parent int, bin string) int {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	found := 0
+	poll.Until(t, 20*time.Second, fmt.Sprintf("a %s child of mlgate (pid %d)", bin, parent), func() bool {
 		ents, err := os.ReadDir("/proc")
 		if err != nil {
 			t.Skipf("no /proc to find the plugin process: %v", err)
@@ -196,20 +197,19 @@ func pluginPID(t *testing.T, parent int, bin string) int {
 				continue
 			}
 			if ppid, state := procStat(pid); ppid == parent && state != "Z" {
-				// A failing test SIGKILLs mlgate, which cannot stop its plugin then: do it here.
-				t.Cleanup(func() {
-					if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe == bin {
-						_ = syscall.Kill(pid, syscall.SIGKILL)
-					}
-				})
-				return pid
+				found = pid
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s child of mlgate (pid %d)", bin, parent)
+		return false
+	})
+	// A failing test SIGKILLs mlgate, which cannot stop its plugin then: do it here.
+	t.Cleanup(func() {
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", found)); exe == bin {
+			_ = syscall.Kill(found, syscall.SIGKILL)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	})
+	return found
 }
 
 // procStat returns the parent pid and state of pid from /proc/PID/stat (0, "" if it is gone).
@@ -230,14 +230,12 @@ func procStat(pid int) (ppid int, state string) {
 // waitGone waits until pid has exited (a zombie counts: it runs no more).
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, state := procStat(pid); state == "" || state == "Z" || state == "X" {
-			return
+	poll.UntilOK(t, 10*time.Second, fmt.Sprintf("plugin process %d to exit after mlgate", pid), func() error {
+		if _, state := procStat(pid); state != "" && state != "Z" && state != "X" {
+			return fmt.Errorf("it is still in state %s", state)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("plugin process %d outlived mlgate", pid)
+		return nil
+	})
 }
 
 var restartsLine = regexp.MustCompile(`(?m)^mlgate_plugin_restarts_total\{plugin="disk"\} (\d+)$`)

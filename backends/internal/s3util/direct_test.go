@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/backends/backendtest/poll"
 )
 
 // prompt bounds every wait for something that should happen "at once" (a cancellation, a close). It
@@ -1219,7 +1220,11 @@ func TestDirectGetCancelMidBodyWriteTo(t *testing.T) {
 				done <- result{n, got, err}
 			}()
 			within(t, "the server sending", func() struct{} { return <-sent })
-			time.Sleep(50 * time.Millisecond) // most likely while WriteTo waits for more
+			// A pause, so that the cancellation most likely finds WriteTo waiting for more. Nothing
+			// observable says when it waits: the sinks do not report how far the bytes got, and a
+			// goroutine parked on a socket shows only in stack dumps, which the transfers of parallel
+			// tests fill too. Cancelling earlier or later must pass as well.
+			time.Sleep(50 * time.Millisecond)
 			cancel()
 			var r result
 			select {
@@ -1283,25 +1288,29 @@ func TestDirectGetClose(t *testing.T) {
 // transfer ends with an error, not a hang or a race.
 func TestDirectGetConcurrentClose(t *testing.T) {
 	t.Parallel()
+	const part = 1000
 	for _, how := range []string{"read", "writeto"} {
 		t.Run(how, func(t *testing.T) {
-			s, sent, _ := stallServer(t, testData(4<<20, 12), 1000)
+			s, sent, _ := stallServer(t, testData(4<<20, 12), part)
 			b, _, err := DirectGet(t.Context(), s.url, "", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			within(t, "the server sending", func() struct{} { return <-sent })
+			dst := &discardCounting{}
 			done := make(chan error, 1)
 			go func() {
 				var err error
 				if how == "read" {
-					_, err = io.Copy(io.Discard, struct{ io.Reader }{b})
+					_, err = io.Copy(dst, struct{ io.Reader }{b})
 				} else {
-					_, err = b.WriteTo(io.Discard)
+					_, err = b.WriteTo(dst)
 				}
 				done <- err
 			}()
-			time.Sleep(50 * time.Millisecond) // let the transfer block on the stalled connection
+			// Once every byte the server sent has arrived, the transfer's next read waits on the
+			// stalled connection (or is about to): the moment a concurrent Close is meant to hit.
+			poll.Until(t, prompt, "the bytes sent to reach the destination", func() bool { return dst.n.Load() == part })
 			if err := b.Close(); err != nil {
 				t.Errorf("close: %v", err)
 			}
@@ -1310,6 +1319,30 @@ func TestDirectGetConcurrentClose(t *testing.T) {
 			}
 		})
 	}
+}
+
+// discardCounting discards what it is given, like io.Discard and with the same methods (so a
+// WriteTo into it takes io.Discard's path), and counts the bytes.
+type discardCounting struct{ n atomic.Int64 }
+
+func (d *discardCounting) Write(p []byte) (int, error) {
+	d.n.Add(int64(len(p)))
+	return len(p), nil
+}
+
+func (d *discardCounting) ReadFrom(r io.Reader) (int64, error) {
+	return io.Discard.(io.ReaderFrom).ReadFrom(readCounting{r, &d.n})
+}
+
+type readCounting struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (r readCounting) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n.Add(int64(n))
+	return n, err
 }
 
 // Close after the whole body, and a context cancelled after Close, are harmless.
@@ -1403,16 +1436,11 @@ func deadPeer(t *testing.T, kind string) net.Conn {
 	}
 	t.Cleanup(func() { _ = w.Close() })
 	_ = r.Close()
-	deadline := time.Now().Add(prompt)
-	for {
-		if _, err := w.Write([]byte("x")); err != nil {
-			return w
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("writes to a %s connection whose peer closed keep succeeding", kind)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, prompt, "a write to a "+kind+" connection whose peer closed to fail", func() bool {
+		_, err := w.Write([]byte("x"))
+		return err != nil
+	})
+	return w
 }
 
 type failingWriter struct {
