@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlgate/mlgate/backends/backendtest/poll"
+
 	"github.com/mlgate/mlgate/gateway"
 )
 
@@ -77,15 +79,8 @@ func TestReplacedBlobOutlivesItsDownload(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, 5*time.Second, "the old blob's deletion after the download ended", func() bool {
 		keys := env.BlobKeys()
-		if len(keys) == 1 && keys[0] != oldKeys[0] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("old blob still there after the download ended: %v (old %v)", keys, oldKeys)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(keys) == 1 && keys[0] != oldKeys[0]
+	})
 }

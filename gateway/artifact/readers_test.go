@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mlgate/mlgate/backends/backendtest/poll"
 )
 
 func TestBlobReaders(t *testing.T) {
@@ -21,18 +23,12 @@ func TestBlobReaders(t *testing.T) {
 	}
 	r1()
 	r1() // a second release of the same reader counts once
-	time.Sleep(20 * time.Millisecond)
-	if deleted.Load() != 1 {
-		t.Fatal("deleted while a reader remained")
+	// The deletion starts only when the last reader ends, so nothing can be running yet: no wait needed.
+	if deleted.Load() != 1 || len(br.pending) != 1 {
+		t.Fatalf("deleted while a reader remained (deletes %d, pending %v)", deleted.Load(), br.pending)
 	}
 	r2()
-	deadline := time.Now().Add(5 * time.Second)
-	for deleted.Load() != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("not deleted after its last reader ended")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, "the deletion after the last reader ended", func() bool { return deleted.Load() == 2 })
 	// Readers of a blob nobody discarded leave nothing behind.
 	br.acquire("other")()
 	if len(br.readers) != 0 || len(br.pending) != 0 {
