@@ -13,17 +13,18 @@ import (
 
 	"github.com/mlgate/mlgate/gateway"
 	"github.com/mlgate/mlgate/gateway/auth"
+	"github.com/mlgate/mlgate/gateway/gatewaytest"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
 	"github.com/mlgate/mlgate/metadata"
 )
 
 // authEnv is a gateway with auth on and helpers that send a token.
 type authEnv struct {
-	*testEnv
+	*gatewaytest.Env
 }
 
 func newAuthEnv(t *testing.T) *authEnv {
-	return &authEnv{newTestEnv(t, gateway.Config{Auth: true})}
+	return &authEnv{gatewaytest.New(t, gateway.Config{Auth: true})}
 }
 
 // token issues a token through the same path the CLI uses.
@@ -44,17 +45,17 @@ func basic(user, pass string) map[string]string {
 	return map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))}
 }
 
-func (e *authEnv) putAs(url string, data []byte, h map[string]string) response {
+func (e *authEnv) putAs(url string, data []byte, h map[string]string) gatewaytest.Response {
 	e.T.Helper()
 	return e.Do(http.MethodPut, url, bytes.NewReader(data), h)
 }
 
-func (e *authEnv) getAs(url string, h map[string]string) response {
+func (e *authEnv) getAs(url string, h map[string]string) gatewaytest.Response {
 	e.T.Helper()
 	return e.Do(http.MethodGet, url, nil, h)
 }
 
-func (e *authEnv) mlflowPostAs(base, rpc, body string, h map[string]string) response {
+func (e *authEnv) mlflowPostAs(base, rpc, body string, h map[string]string) gatewaytest.Response {
 	e.T.Helper()
 	hh := map[string]string{"Content-Type": "application/json"}
 	for k, v := range h {
@@ -67,9 +68,9 @@ func (e *authEnv) mlflowPrefix(project string) string {
 	return e.Srv.URL + "/api/v4/projects/" + url.PathEscape(project) + "/ml/mlflow"
 }
 
-func wantUnauthenticated(t *testing.T, r response, mlflow bool) {
+func wantUnauthenticated(t *testing.T, r gatewaytest.Response, mlflow bool) {
 	t.Helper()
-	wantStatus(t, r, http.StatusUnauthorized)
+	gatewaytest.WantStatus(t, r, http.StatusUnauthorized)
 	if got := r.Header.Get("WWW-Authenticate"); got != `Basic realm="mlgate"` {
 		t.Errorf("WWW-Authenticate %q", got)
 	}
@@ -115,10 +116,10 @@ func TestAuthAcceptsEveryHeaderForm(t *testing.T) {
 func TestAuthRejectsMissingAndBadCredentials(t *testing.T) {
 	env := newAuthEnv(t)
 	secret, tok := env.token("team/vision", metadata.ScopeWrite)
-	wantStatus(t, env.putAs(env.PkgURL("m/1.0.0/files/a"), []byte("a"), bearer(secret)), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.putAs(env.PkgURL("m/1.0.0/files/a"), []byte("a"), bearer(secret)), http.StatusCreated)
 
 	// /health stays public.
-	wantStatus(t, env.Get(env.Srv.URL+"/health"), http.StatusOK)
+	gatewaytest.WantStatus(t, env.Get(env.Srv.URL+"/health"), http.StatusOK)
 
 	for name, h := range map[string]map[string]string{
 		"none":                 nil,
@@ -153,7 +154,7 @@ func TestAuthRejectsMissingAndBadCredentials(t *testing.T) {
 func TestAuthRevokedAndExpiredTokensAre401(t *testing.T) {
 	env := newAuthEnv(t)
 	secret, tok := env.token("team/vision", metadata.ScopeWrite)
-	wantStatus(t, env.putAs(env.PkgURL("m/1.0.0/files/a"), []byte("a"), bearer(secret)), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.putAs(env.PkgURL("m/1.0.0/files/a"), []byte("a"), bearer(secret)), http.StatusCreated)
 	if err := env.Store.RevokeToken(t.Context(), tok.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -183,40 +184,40 @@ func TestAuthRevokedAndExpiredTokensAre401(t *testing.T) {
 	if err := env.Store.CreateToken(t.Context(), future); err != nil {
 		t.Fatal(err)
 	}
-	wantStatus(t, env.getAs(env.PkgURL("m/1.0.0/files/a"), bearer("mlg_future")), http.StatusOK)
+	gatewaytest.WantStatus(t, env.getAs(env.PkgURL("m/1.0.0/files/a"), bearer("mlg_future")), http.StatusOK)
 }
 
 func TestAuthReadScopeCannotWrite(t *testing.T) {
 	env := newAuthEnv(t)
 	write, _ := env.token("team/vision", metadata.ScopeWrite)
 	read, _ := env.token("team/vision", metadata.ScopeRead)
-	wantStatus(t, env.putAs(env.PkgURL("m/1.0.0/files/a"), []byte("a"), bearer(write)), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.putAs(env.PkgURL("m/1.0.0/files/a"), []byte("a"), bearer(write)), http.StatusCreated)
 	prefix := env.mlflowPrefix("team/vision")
-	wantStatus(t, env.mlflowPostAs(prefix, "experiments/create", `{"name":"churn"}`, bearer(write)), http.StatusOK)
+	gatewaytest.WantStatus(t, env.mlflowPostAs(prefix, "experiments/create", `{"name":"churn"}`, bearer(write)), http.StatusOK)
 
 	// Reads work.
 	if r := env.getAs(env.PkgURL("m/1.0.0/files/a"), bearer(read)); r.Status != http.StatusOK || string(r.Body) != "a" {
 		t.Fatalf("read token GET: %d %s", r.Status, r.Body)
 	}
-	wantStatus(t, env.Do(http.MethodHead, env.PkgURL("m/1.0.0/files/a"), nil, bearer(read)), http.StatusOK)
-	wantStatus(t, env.getAs(env.PkgURL("m/1.0.0/files"), bearer(read)), http.StatusOK)
-	wantStatus(t, env.getAs(prefix+"/api/2.0/mlflow/experiments/get-by-name?experiment_name=churn", bearer(read)), http.StatusOK)
+	gatewaytest.WantStatus(t, env.Do(http.MethodHead, env.PkgURL("m/1.0.0/files/a"), nil, bearer(read)), http.StatusOK)
+	gatewaytest.WantStatus(t, env.getAs(env.PkgURL("m/1.0.0/files"), bearer(read)), http.StatusOK)
+	gatewaytest.WantStatus(t, env.getAs(prefix+"/api/2.0/mlflow/experiments/get-by-name?experiment_name=churn", bearer(read)), http.StatusOK)
 
 	// Writes are 403, on both route families, and change nothing.
 	r := env.putAs(env.PkgURL("m/1.0.0/files/b"), []byte("b"), bearer(read))
-	wantStatus(t, r, http.StatusForbidden)
+	gatewaytest.WantStatus(t, r, http.StatusForbidden)
 	if code := r.ErrorCode(t); code != "permission_denied" {
 		t.Errorf("error %q", code)
 	}
-	wantStatus(t, env.Do(http.MethodDelete, env.PkgURL("m/1.0.0/files/a"), nil, bearer(read)), http.StatusForbidden)
+	gatewaytest.WantStatus(t, env.Do(http.MethodDelete, env.PkgURL("m/1.0.0/files/a"), nil, bearer(read)), http.StatusForbidden)
 	r = env.mlflowPostAs(prefix, "experiments/create", `{"name":"other"}`, basic("u", read))
-	wantStatus(t, r, http.StatusForbidden)
+	gatewaytest.WantStatus(t, r, http.StatusForbidden)
 	if code := r.MLflowError(t); code != "PERMISSION_DENIED" {
 		t.Errorf("error_code %q", code)
 	}
 	r = env.Do(http.MethodPut, env.Srv.URL+"/api/2.0/mlflow-artifacts/artifacts/1/x/artifacts/f", strings.NewReader("x"),
 		map[string]string{"PRIVATE-TOKEN": read})
-	wantStatus(t, r, http.StatusForbidden)
+	gatewaytest.WantStatus(t, r, http.StatusForbidden)
 	r.MLflowError(t)
 	if r := env.getAs(env.PkgURL("m/1.0.0/files/a"), bearer(read)); r.Status != http.StatusOK {
 		t.Errorf("the refused DELETE deleted: %d", r.Status)
@@ -239,8 +240,8 @@ func TestAuthOtherProjectIsNotFound(t *testing.T) {
 	mine, _ := env.token("team/vision", metadata.ScopeAdmin)
 	theirs, _ := env.token("other/secret", metadata.ScopeWrite)
 	otherURL := env.Srv.URL + "/api/v4/projects/other%2Fsecret/packages/ml_models/m/1.0.0/files/a"
-	wantStatus(t, env.putAs(otherURL, []byte("a"), bearer(theirs)), http.StatusCreated)
-	wantStatus(t, env.putAs(env.PkgURL("m/1.0.0/files/a"), []byte("a"), bearer(mine)), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.putAs(otherURL, []byte("a"), bearer(theirs)), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.putAs(env.PkgURL("m/1.0.0/files/a"), []byte("a"), bearer(mine)), http.StatusCreated)
 	other, err := env.Store.Project(t.Context(), metadata.ProjectRef{Path: "other/secret"})
 	if err != nil {
 		t.Fatal(err)
@@ -249,23 +250,23 @@ func TestAuthOtherProjectIsNotFound(t *testing.T) {
 	// An existing project of someone else answers exactly like a missing one.
 	existing := env.getAs(otherURL, bearer(mine))
 	missing := env.getAs(env.Srv.URL+"/api/v4/projects/no%2Fsuch/packages/ml_models/m/1.0.0/files/a", bearer(mine))
-	wantStatus(t, existing, http.StatusNotFound)
-	wantStatus(t, missing, http.StatusNotFound)
+	gatewaytest.WantStatus(t, existing, http.StatusNotFound)
+	gatewaytest.WantStatus(t, missing, http.StatusNotFound)
 	if existing.ErrorCode(t) != "not_found" || strings.Contains(string(existing.Body), "other/secret") != strings.Contains(string(missing.Body), "no/such") {
 		t.Errorf("bodies differ in kind: %s vs %s", existing.Body, missing.Body)
 	}
 	byID := env.getAs(env.Srv.URL+"/api/v4/projects/"+itoa(other.ID)+"/packages/ml_models/m/1.0.0/files/a", bearer(mine))
 	byMissingID := env.getAs(env.Srv.URL+"/api/v4/projects/999/packages/ml_models/m/1.0.0/files/a", bearer(mine))
-	wantStatus(t, byID, http.StatusNotFound)
-	wantStatus(t, byMissingID, http.StatusNotFound)
+	gatewaytest.WantStatus(t, byID, http.StatusNotFound)
+	gatewaytest.WantStatus(t, byMissingID, http.StatusNotFound)
 	if strings.Replace(string(byID.Body), itoa(other.ID), "999", 1) != string(byMissingID.Body) {
 		t.Errorf("a numeric id of another project is told apart from a missing one: %s vs %s", byID.Body, byMissingID.Body)
 	}
 	// My own project by numeric id works.
-	wantStatus(t, env.getAs(env.Srv.URL+"/api/v4/projects/1/packages/ml_models/m/1.0.0/files/a", bearer(theirs)), http.StatusOK)
+	gatewaytest.WantStatus(t, env.getAs(env.Srv.URL+"/api/v4/projects/1/packages/ml_models/m/1.0.0/files/a", bearer(theirs)), http.StatusOK)
 
 	// A write to another project is 404 too, and creates nothing.
-	wantStatus(t, env.putAs(env.Srv.URL+"/api/v4/projects/new%2Fproject/packages/ml_models/m/1.0.0/files/a", []byte("a"), bearer(mine)),
+	gatewaytest.WantStatus(t, env.putAs(env.Srv.URL+"/api/v4/projects/new%2Fproject/packages/ml_models/m/1.0.0/files/a", []byte("a"), bearer(mine)),
 		http.StatusNotFound)
 	if _, err := env.Store.Project(t.Context(), metadata.ProjectRef{Path: "new/project"}); !errors.Is(err, metadata.ErrNotFound) {
 		t.Errorf("a write with another project's token created the project: %v", err)
@@ -273,30 +274,30 @@ func TestAuthOtherProjectIsNotFound(t *testing.T) {
 
 	// MLflow: per-project prefix and the unprefixed routes (project "default").
 	r := env.mlflowPostAs(env.mlflowPrefix("other/secret"), "experiments/create", `{"name":"x"}`, bearer(mine))
-	wantStatus(t, r, http.StatusNotFound)
+	gatewaytest.WantStatus(t, r, http.StatusNotFound)
 	if code := r.MLflowError(t); code != "RESOURCE_DOES_NOT_EXIST" {
 		t.Errorf("error_code %q", code)
 	}
 	r = env.mlflowPostAs(env.Srv.URL, "experiments/create", `{"name":"x"}`, bearer(mine))
-	wantStatus(t, r, http.StatusNotFound)
+	gatewaytest.WantStatus(t, r, http.StatusNotFound)
 	r.MLflowError(t)
 	if _, err := env.Store.Project(t.Context(), metadata.ProjectRef{Path: rpc.DefaultProject}); !errors.Is(err, metadata.ErrNotFound) {
 		t.Errorf("the default project was created for another project's token: %v", err)
 	}
 	def, _ := env.token(rpc.DefaultProject, metadata.ScopeWrite)
-	wantStatus(t, env.mlflowPostAs(env.Srv.URL, "experiments/create", `{"name":"x"}`, bearer(def)), http.StatusOK)
+	gatewaytest.WantStatus(t, env.mlflowPostAs(env.Srv.URL, "experiments/create", `{"name":"x"}`, bearer(def)), http.StatusOK)
 }
 
 func TestAuthTokenProjectIsCreatedOnFirstWriteOnly(t *testing.T) {
 	env := newAuthEnv(t)
 	read, _ := env.token(rpc.DefaultProject, metadata.ScopeRead)
 	// The unprefixed routes may create "default" on any request, but never for a read token.
-	wantStatus(t, env.getAs(env.Srv.URL+"/api/2.0/mlflow/experiments/get?experiment_id=0", bearer(read)), http.StatusNotFound)
+	gatewaytest.WantStatus(t, env.getAs(env.Srv.URL+"/api/2.0/mlflow/experiments/get?experiment_id=0", bearer(read)), http.StatusNotFound)
 	if _, err := env.Store.Project(t.Context(), metadata.ProjectRef{Path: rpc.DefaultProject}); !errors.Is(err, metadata.ErrNotFound) {
 		t.Errorf("a read token created its project: %v", err)
 	}
 	write, _ := env.token("brand/new", metadata.ScopeWrite)
-	wantStatus(t, env.putAs(env.Srv.URL+"/api/v4/projects/brand%2Fnew/packages/ml_models/m/1.0.0/files/a", []byte("a"), bearer(write)),
+	gatewaytest.WantStatus(t, env.putAs(env.Srv.URL+"/api/v4/projects/brand%2Fnew/packages/ml_models/m/1.0.0/files/a", []byte("a"), bearer(write)),
 		http.StatusCreated)
 	if _, err := env.Store.Project(t.Context(), metadata.ProjectRef{Path: "brand/new"}); err != nil {
 		t.Errorf("the first write did not create the token's project: %v", err)

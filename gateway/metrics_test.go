@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mlgate/mlgate/gateway"
+	"github.com/mlgate/mlgate/gateway/gatewaytest"
 	"github.com/mlgate/mlgate/metadata"
 )
 
@@ -15,36 +16,36 @@ var metricsStub = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) 
 
 func TestMetricsRoute(t *testing.T) {
 	t.Run("absent", func(t *testing.T) {
-		e := newTestEnv(t, gateway.Config{})
-		wantStatus(t, e.Get(e.Srv.URL+"/metrics"), http.StatusNotFound)
+		e := gatewaytest.New(t, gateway.Config{})
+		gatewaytest.WantStatus(t, e.Get(e.Srv.URL+"/metrics"), http.StatusNotFound)
 	})
 	t.Run("open", func(t *testing.T) {
-		e := newTestEnv(t, gateway.Config{Metrics: metricsStub})
+		e := gatewaytest.New(t, gateway.Config{Metrics: metricsStub})
 		r := e.Get(e.Srv.URL + "/metrics")
-		wantStatus(t, r, http.StatusOK)
+		gatewaytest.WantStatus(t, r, http.StatusOK)
 		if string(r.Body) != "mlgate_test_metric 1\n" {
 			t.Fatalf("body %q", r.Body)
 		}
-		wantStatus(t, e.Do(http.MethodPost, e.Srv.URL+"/metrics", nil, nil), http.StatusMethodNotAllowed)
+		gatewaytest.WantStatus(t, e.Do(http.MethodPost, e.Srv.URL+"/metrics", nil, nil), http.StatusMethodNotAllowed)
 	})
 	t.Run("auth", func(t *testing.T) {
-		e := &authEnv{newTestEnv(t, gateway.Config{Auth: true, Metrics: metricsStub})}
-		wantStatus(t, e.Get(e.Srv.URL+"/metrics"), http.StatusUnauthorized)
+		e := &authEnv{gatewaytest.New(t, gateway.Config{Auth: true, Metrics: metricsStub})}
+		gatewaytest.WantStatus(t, e.Get(e.Srv.URL+"/metrics"), http.StatusUnauthorized)
 		secret, _ := e.token("team/vision", metadata.ScopeRead)
-		wantStatus(t, e.getAs(e.Srv.URL+"/metrics", bearer(secret)), http.StatusOK)
+		gatewaytest.WantStatus(t, e.getAs(e.Srv.URL+"/metrics", bearer(secret)), http.StatusOK)
 	})
 }
 func TestHealth(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	r := env.Get(env.Srv.URL + "/health")
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	var body map[string]string
 	r.JSON(t, &body)
 	if body["status"] != "ok" {
 		t.Fatalf("health body %v", body)
 	}
 	r = env.Get(env.Srv.URL + "/nothing/here")
-	wantStatus(t, r, http.StatusNotFound)
+	gatewaytest.WantStatus(t, r, http.StatusNotFound)
 	if code := r.ErrorCode(t); code != "not_found" {
 		t.Fatalf("unknown route code %q", code)
 	}

@@ -16,8 +16,8 @@ import (
 func TestRoutedUploadsAndRouteChange(t *testing.T) {
 	e := gatewaytest.NewRouted(t, "a", []artifact.Route{{Project: "team/vision", Backend: "b"}})
 	vision, other := []byte("vision weights"), []byte("other weights")
-	wantStatus(t, e.Put(e.ProjectURL("team/vision", "m/1.0.0/files/w.bin"), vision), http.StatusCreated)
-	wantStatus(t, e.Put(e.ProjectURL("team/other", "m/1.0.0/files/w.bin"), other), http.StatusCreated)
+	gatewaytest.WantStatus(t, e.Put(e.ProjectURL("team/vision", "m/1.0.0/files/w.bin"), vision), http.StatusCreated)
+	gatewaytest.WantStatus(t, e.Put(e.ProjectURL("team/other", "m/1.0.0/files/w.bin"), other), http.StatusCreated)
 	if gatewaytest.BlobCount(t, e.A) != 1 || gatewaytest.BlobCount(t, e.B) != 1 {
 		t.Fatalf("blobs: a=%d b=%d, want 1 each", gatewaytest.BlobCount(t, e.A), gatewaytest.BlobCount(t, e.B))
 	}
@@ -50,29 +50,29 @@ func TestRoutedUploadsAndRouteChange(t *testing.T) {
 	}
 	for project, want := range map[string][]byte{"team/vision": vision, "team/other": other} {
 		r := e.Get(e.ProjectURL(project, "m/1.0.0/files/w.bin"))
-		wantStatus(t, r, http.StatusOK)
+		gatewaytest.WantStatus(t, r, http.StatusOK)
 		if string(r.Body) != string(want) {
 			t.Errorf("%s: got %q", project, r.Body)
 		}
 		// A range read goes through the recorded backend too.
 		r = e.Do(http.MethodGet, e.ProjectURL(project, "m/1.0.0/files/w.bin"), nil, map[string]string{"Range": "bytes=0-4"})
-		wantStatus(t, r, http.StatusPartialContent)
+		gatewaytest.WantStatus(t, r, http.StatusPartialContent)
 	}
 	// New uploads follow the new routes: vision now goes to the default "b", a new project too.
-	wantStatus(t, e.Put(e.ProjectURL("team/vision", "m/1.0.0/files/new.bin"), []byte("n")), http.StatusCreated)
-	wantStatus(t, e.Put(e.ProjectURL("team/third", "m/1.0.0/files/x.bin"), []byte("x")), http.StatusCreated)
+	gatewaytest.WantStatus(t, e.Put(e.ProjectURL("team/vision", "m/1.0.0/files/new.bin"), []byte("n")), http.StatusCreated)
+	gatewaytest.WantStatus(t, e.Put(e.ProjectURL("team/third", "m/1.0.0/files/x.bin"), []byte("x")), http.StatusCreated)
 	if gatewaytest.BlobCount(t, e.A) != 1 || gatewaytest.BlobCount(t, e.B) != 3 {
 		t.Fatalf("after swap: a=%d b=%d, want 1 and 3", gatewaytest.BlobCount(t, e.A), gatewaytest.BlobCount(t, e.B))
 	}
 	// Replacing a file on "a" with a new upload routed to "b" deletes the old blob from "a".
 	st2, _ := artifact.NewStaticStorage(e.Backends, "b", nil)
 	e.Server.SwapStorage(st2)
-	wantStatus(t, e.Put(e.ProjectURL("team/other", "m/1.0.0/files/w.bin"), []byte("replaced")), http.StatusCreated)
+	gatewaytest.WantStatus(t, e.Put(e.ProjectURL("team/other", "m/1.0.0/files/w.bin"), []byte("replaced")), http.StatusCreated)
 	if gatewaytest.BlobCount(t, e.A) != 0 || gatewaytest.BlobCount(t, e.B) != 4 {
 		t.Fatalf("after replace: a=%d b=%d, want 0 and 4", gatewaytest.BlobCount(t, e.A), gatewaytest.BlobCount(t, e.B))
 	}
 	// Delete removes the blob from the recorded backend.
-	wantStatus(t, e.Do(http.MethodDelete, e.ProjectURL("team/vision", "m/1.0.0/files/w.bin"), nil, nil), http.StatusNoContent)
+	gatewaytest.WantStatus(t, e.Do(http.MethodDelete, e.ProjectURL("team/vision", "m/1.0.0/files/w.bin"), nil, nil), http.StatusNoContent)
 	if gatewaytest.BlobCount(t, e.B) != 3 {
 		t.Fatalf("after delete: b=%d, want 3", gatewaytest.BlobCount(t, e.B))
 	}
@@ -80,14 +80,14 @@ func TestRoutedUploadsAndRouteChange(t *testing.T) {
 
 func TestFileOnUnconfiguredBackendIs503(t *testing.T) {
 	e := gatewaytest.NewRouted(t, "a", []artifact.Route{{Project: "team/vision", Backend: "b"}})
-	wantStatus(t, e.Put(e.ProjectURL("team/vision", "m/1.0.0/files/w.bin"), []byte("x")), http.StatusCreated)
+	gatewaytest.WantStatus(t, e.Put(e.ProjectURL("team/vision", "m/1.0.0/files/w.bin"), []byte("x")), http.StatusCreated)
 	only, err := artifact.NewStaticStorage(map[string]*backends.CheckedBackend{"a": e.Backends["a"]}, "a", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.Server.SwapStorage(only)
 	r := e.Get(e.ProjectURL("team/vision", "m/1.0.0/files/w.bin"))
-	wantStatus(t, r, http.StatusServiceUnavailable)
+	gatewaytest.WantStatus(t, r, http.StatusServiceUnavailable)
 	if r.Header.Get("Retry-After") == "" {
 		t.Error("503 without Retry-After")
 	}
@@ -112,12 +112,12 @@ func (b *blockingBackend) Get(ctx context.Context, key string, rng backends.Rang
 
 func TestSwapStorageWaitsForInFlightRequests(t *testing.T) {
 	e := gatewaytest.NewRouted(t, "a", nil)
-	wantStatus(t, e.Put(e.ProjectURL("team/vision", "m/1.0.0/files/w.bin"), []byte("payload")), http.StatusCreated)
+	gatewaytest.WantStatus(t, e.Put(e.ProjectURL("team/vision", "m/1.0.0/files/w.bin"), []byte("payload")), http.StatusCreated)
 	blocking := &blockingBackend{Backend: e.Backends["a"], started: make(chan struct{}), release: make(chan struct{})}
 	st, _ := artifact.NewStaticStorage(map[string]*backends.CheckedBackend{"a": backends.Checked("a", blocking)}, "a", nil)
 	e.Server.SwapStorage(st)
 
-	got := make(chan response, 1)
+	got := make(chan gatewaytest.Response, 1)
 	go func() { got <- e.Get(e.ProjectURL("team/vision", "m/1.0.0/files/w.bin")) }()
 	<-blocking.started
 	next, _ := artifact.NewStaticStorage(map[string]*backends.CheckedBackend{"a": e.Backends["a"]}, "a", nil)
@@ -130,7 +130,7 @@ func TestSwapStorageWaitsForInFlightRequests(t *testing.T) {
 	default:
 	}
 	// New requests already use the new generation while the old download runs.
-	wantStatus(t, e.Get(e.ProjectURL("team/vision", "m/1.0.0/files/w.bin")), http.StatusOK)
+	gatewaytest.WantStatus(t, e.Get(e.ProjectURL("team/vision", "m/1.0.0/files/w.bin")), http.StatusOK)
 	close(blocking.release)
 	if r := <-got; r.Status != http.StatusOK || string(r.Body) != "payload" {
 		t.Fatalf("in-flight download: %d %q", r.Status, r.Body)

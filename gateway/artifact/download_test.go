@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/backends/backendtest/poll"
+	"github.com/mlgate/mlgate/gateway/gatewaytest"
 
 	"github.com/mlgate/mlgate/gateway"
 )
@@ -19,12 +20,12 @@ import (
 // when the file is replaced still gets the old bytes for both ranges (ServeContent opens the blob again
 // for the second), and the old blob is deleted once it ends.
 func TestReplacedBlobOutlivesItsDownload(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	url := env.PkgURL("m/1.0.0/files/big.bin")
 	const half = 8 << 20
 	old := make([]byte, 2*half)
 	_, _ = rand.Read(old)
-	wantStatus(t, env.Put(url, old), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Put(url, old), http.StatusCreated)
 	oldKeys := env.BlobKeys()
 
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
@@ -53,7 +54,7 @@ func TestReplacedBlobOutlivesItsDownload(t *testing.T) {
 	}
 
 	newer := bytes.Repeat([]byte("n"), 1000)
-	wantStatus(t, env.Put(url, newer), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Put(url, newer), http.StatusCreated)
 	if r := env.Get(url); string(r.Body) != string(newer) {
 		t.Fatalf("after the replacement a new download gets %d bytes", len(r.Body))
 	}

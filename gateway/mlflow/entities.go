@@ -7,26 +7,17 @@ import (
 	"strconv"
 
 	"github.com/mlgate/mlgate/gateway/httpapi"
+	"github.com/mlgate/mlgate/gateway/mlflow/message"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
 	"github.com/mlgate/mlgate/gateway/runquery"
 	"github.com/mlgate/mlgate/metadata"
 )
 
-// experimentJSON is MLflow's Experiment message for a model.
-type experimentJSON struct {
-	ExperimentID     string         `json:"experiment_id"`
-	Name             string         `json:"name"`
-	ArtifactLocation string         `json:"artifact_location"`
-	LifecycleStage   string         `json:"lifecycle_stage"`
-	LastUpdateTime   int64          `json:"last_update_time"`
-	CreationTime     int64          `json:"creation_time"`
-	Tags             []metadata.Tag `json:"tags,omitempty"`
-}
-
-func toExperiment(m *metadata.Model) experimentJSON {
+// toExperiment is a model as an experiment; the synthetic tag mlgate.name gives its slug.
+func toExperiment(m *metadata.Model) message.Experiment {
 	id := strconv.FormatInt(m.IID, 10)
 	tags := append([]metadata.Tag{{Key: "mlgate.name", Value: m.Name}}, m.Tags...)
-	return experimentJSON{
+	return message.Experiment{
 		ExperimentID:     id,
 		Name:             m.DisplayName,
 		ArtifactLocation: "mlflow-artifacts:/" + id,
@@ -37,52 +28,18 @@ func toExperiment(m *metadata.Model) experimentJSON {
 	}
 }
 
-// metricJSON is MLflow's Metric message.
-type metricJSON struct {
-	Key       string  `json:"key"`
-	Value     rpc.F64 `json:"value"`
-	Timestamp int64   `json:"timestamp"`
-	Step      int64   `json:"step"`
-}
-
-func toMetrics(ms []metadata.Metric) []metricJSON {
-	out := make([]metricJSON, len(ms))
+// toMetrics converts stored points to MLflow's Metric messages.
+func toMetrics(ms []metadata.Metric) []message.Metric {
+	out := make([]message.Metric, len(ms))
 	for i, m := range ms {
-		out[i] = metricJSON{Key: m.Key, Value: rpc.F64(m.Value), Timestamp: m.Timestamp, Step: m.Step}
+		out[i] = message.Metric{Key: m.Key, Value: rpc.F64(m.Value), Timestamp: m.Timestamp, Step: m.Step}
 	}
 	return out
 }
 
-// runInfoJSON is MLflow's RunInfo message for a candidate.
-type runInfoJSON struct {
-	RunID          string `json:"run_id"`
-	RunUUID        string `json:"run_uuid"`
-	RunName        string `json:"run_name"`
-	ExperimentID   string `json:"experiment_id"`
-	UserID         string `json:"user_id"`
-	Status         string `json:"status"`
-	StartTime      int64  `json:"start_time"`
-	EndTime        int64  `json:"end_time,omitempty"`
-	ArtifactURI    string `json:"artifact_uri"`
-	LifecycleStage string `json:"lifecycle_stage"`
-}
-
-// runDataJSON is MLflow's RunData message.
-type runDataJSON struct {
-	Metrics []metricJSON     `json:"metrics,omitempty"`
-	Params  []metadata.Param `json:"params,omitempty"`
-	Tags    []metadata.Tag   `json:"tags,omitempty"`
-}
-
-// runJSON is MLflow's Run message.
-type runJSON struct {
-	Info   runInfoJSON `json:"info"`
-	Data   runDataJSON `json:"data"`
-	Inputs struct{}    `json:"inputs"`
-}
-
-func toRunInfo(m *metadata.Model, c *metadata.Candidate) runInfoJSON {
-	return runInfoJSON{
+// toRunInfo is a candidate as a run's RunInfo.
+func toRunInfo(m *metadata.Model, c *metadata.Candidate) message.RunInfo {
+	return message.RunInfo{
 		RunID:          c.EID.String(),
 		RunUUID:        c.EID.String(),
 		RunName:        c.Name,
@@ -98,8 +55,8 @@ func toRunInfo(m *metadata.Model, c *metadata.Candidate) runInfoJSON {
 
 // toRun builds the full Run message; data may be nil for a run without params, metrics or tags.
 // The synthetic tag mlgate.candidate_iid tells MLflow users the run's package coordinates.
-func toRun(m *metadata.Model, c *metadata.Candidate, data *metadata.RunData) runJSON {
-	out := runJSON{Info: toRunInfo(m, c)}
+func toRun(m *metadata.Model, c *metadata.Candidate, data *metadata.RunData) message.Run {
+	out := message.Run{Info: toRunInfo(m, c)}
 	if data != nil {
 		out.Data.Metrics = toMetrics(data.Metrics)
 		out.Data.Params = data.Params

@@ -7,20 +7,22 @@ import (
 	"testing"
 
 	"github.com/mlgate/mlgate/gateway"
+	"github.com/mlgate/mlgate/gateway/gatewaytest"
+	"github.com/mlgate/mlgate/gateway/mlflow/message"
 	"github.com/mlgate/mlgate/metadata"
 )
 
 // experimentsTestGet fetches experiment id.
-func experimentsTestGet(t *testing.T, env *testEnv, id string) experimentJSON {
+func experimentsTestGet(t *testing.T, env *gatewaytest.Env, id string) message.Experiment {
 	t.Helper()
 	r := env.Get(env.Srv.URL + "/api/2.0/mlflow/experiments/get?experiment_id=" + id)
-	wantStatus(t, r, http.StatusOK)
-	var out struct{ Experiment experimentJSON }
+	gatewaytest.WantStatus(t, r, http.StatusOK)
+	var out struct{ Experiment message.Experiment }
 	r.JSON(t, &out)
 	return out.Experiment
 }
 
-func experimentsTestTags(e experimentJSON) map[string]string {
+func experimentsTestTags(e message.Experiment) map[string]string {
 	tags := map[string]string{}
 	for _, t := range e.Tags {
 		tags[t.Key] = t.Value
@@ -29,13 +31,13 @@ func experimentsTestTags(e experimentJSON) map[string]string {
 }
 
 func TestMLflowExperimentsUpdate(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	base := env.Srv.URL
-	wantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "My Experiment"}`), http.StatusOK)
-	wantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "taken"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "My Experiment"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "taken"}`), http.StatusOK)
 
 	r := env.MLflowPost(base, "experiments/update", `{"experiment_id": "1", "new_name": "Renamed"}`)
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if strings.TrimSpace(string(r.Body)) != "{}" {
 		t.Fatalf("update answered %s", r.Body)
 	}
@@ -43,10 +45,10 @@ func TestMLflowExperimentsUpdate(t *testing.T) {
 	if e.Name != "Renamed" || experimentsTestTags(e)["mlgate.name"] != "my_experiment" {
 		t.Fatalf("renamed experiment %+v", e)
 	}
-	wantStatus(t, env.Get(base+"/api/2.0/mlflow/experiments/get-by-name?experiment_name=Renamed"), http.StatusOK)
+	gatewaytest.WantStatus(t, env.Get(base+"/api/2.0/mlflow/experiments/get-by-name?experiment_name=Renamed"), http.StatusOK)
 	// The old display name is free again; the slug still finds the model.
 	runsWantError(t, env.Get(base+"/api/2.0/mlflow/experiments/get-by-name?experiment_name=My+Experiment"), 404, "RESOURCE_DOES_NOT_EXIST")
-	wantStatus(t, env.Get(base+"/api/2.0/mlflow/experiments/get-by-name?experiment_name=my_experiment"), http.StatusOK)
+	gatewaytest.WantStatus(t, env.Get(base+"/api/2.0/mlflow/experiments/get-by-name?experiment_name=my_experiment"), http.StatusOK)
 
 	for _, c := range []struct {
 		body   string
@@ -66,20 +68,20 @@ func TestMLflowExperimentsUpdate(t *testing.T) {
 		}
 	}
 	// A deleted experiment cannot be renamed, and its name stays taken.
-	wantStatus(t, env.MLflowPost(base, "experiments/delete", `{"experiment_id": "2"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/delete", `{"experiment_id": "2"}`), http.StatusOK)
 	runsWantError(t, env.MLflowPost(base, "experiments/update", `{"experiment_id": "2", "new_name": "fresh"}`), 400, "INVALID_PARAMETER_VALUE")
 	runsWantError(t, env.MLflowPost(base, "experiments/update", `{"experiment_id": "1", "new_name": "taken"}`), 400, "RESOURCE_ALREADY_EXISTS")
 }
 
 func TestMLflowExperimentsDeleteAndRestore(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	base := env.Srv.URL
-	wantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "My Experiment"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "My Experiment"}`), http.StatusOK)
 	run := runsTestCreate(t, env, `{"experiment_id": "1"}`).Info.RunID
 
 	// The 2.17.2 trace: delete, get shows "deleted", get-by-name still finds it, restore.
 	r := env.MLflowPost(base, "experiments/delete", `{"experiment_id": "1"}`)
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if strings.TrimSpace(string(r.Body)) != "{}" {
 		t.Fatalf("delete answered %s", r.Body)
 	}
@@ -87,7 +89,7 @@ func TestMLflowExperimentsDeleteAndRestore(t *testing.T) {
 		t.Fatalf("deleted experiment %+v", e)
 	}
 	r = env.Get(base + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=My+Experiment")
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if !strings.Contains(string(r.Body), `"lifecycle_stage":"deleted"`) {
 		t.Fatalf("get-by-name of a deleted experiment: %s", r.Body)
 	}
@@ -95,11 +97,11 @@ func TestMLflowExperimentsDeleteAndRestore(t *testing.T) {
 		t.Fatalf("run of deleted experiment %+v", g.Info)
 	}
 	// Retried deletes are harmless; the name stays taken.
-	wantStatus(t, env.MLflowPost(base, "experiments/delete", `{"experiment_id": "1"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/delete", `{"experiment_id": "1"}`), http.StatusOK)
 	runsWantError(t, env.MLflowPost(base, "experiments/create", `{"name": "My Experiment"}`), 400, "RESOURCE_ALREADY_EXISTS")
 
-	wantStatus(t, env.MLflowPost(base, "experiments/restore", `{"experiment_id": "1"}`), http.StatusOK)
-	wantStatus(t, env.MLflowPost(base, "experiments/restore", `{"experiment_id": "1"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/restore", `{"experiment_id": "1"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/restore", `{"experiment_id": "1"}`), http.StatusOK)
 	if e := experimentsTestGet(t, env, "1"); e.LifecycleStage != "active" {
 		t.Fatalf("restored experiment %+v", e)
 	}
@@ -144,17 +146,17 @@ func TestMLflowExperimentsDeleteAndRestore(t *testing.T) {
 }
 
 func TestMLflowExperimentsSetTag(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	base := env.Srv.URL
-	wantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "e", "tags": [{"key": "team", "value": "a"}]}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "e", "tags": [{"key": "team", "value": "a"}]}`), http.StatusOK)
 
 	r := env.MLflowPost(base, "experiments/set-experiment-tag", `{"experiment_id": "1", "key": "team", "value": "b"}`)
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if strings.TrimSpace(string(r.Body)) != "{}" {
 		t.Fatalf("set-experiment-tag answered %s", r.Body)
 	}
-	wantStatus(t, env.MLflowPost(base, "experiments/set-experiment-tag", `{"experiment_id": "1", "key": "note", "value": ""}`), http.StatusOK)
-	wantStatus(t, env.MLflowPost(base, "experiments/set-experiment-tag", `{"experiment_id": "1", "key": "mlgate.semver_bump", "value": "patch"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/set-experiment-tag", `{"experiment_id": "1", "key": "note", "value": ""}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/set-experiment-tag", `{"experiment_id": "1", "key": "mlgate.semver_bump", "value": "patch"}`), http.StatusOK)
 	tags := experimentsTestTags(experimentsTestGet(t, env, "1"))
 	if tags["team"] != "b" || tags["mlgate.semver_bump"] != "patch" || tags["mlgate.name"] != "e" {
 		t.Fatalf("tags %v", tags)
@@ -163,7 +165,7 @@ func TestMLflowExperimentsSetTag(t *testing.T) {
 		t.Fatalf("empty-valued tag missing: %v", tags)
 	}
 	// The default experiment takes tags too.
-	wantStatus(t, env.MLflowPost(base, "experiments/set-experiment-tag", `{"experiment_id": "0", "key": "k", "value": "v"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/set-experiment-tag", `{"experiment_id": "0", "key": "k", "value": "v"}`), http.StatusOK)
 	if experimentsTestTags(experimentsTestGet(t, env, "0"))["k"] != "v" {
 		t.Fatal("default experiment tag missing")
 	}
@@ -189,10 +191,10 @@ func TestMLflowExperimentsSetTag(t *testing.T) {
 			t.Errorf("%.80s: %d %s", c.body, r.Status, r.Body)
 		}
 	}
-	wantStatus(t, env.MLflowPost(base, "experiments/delete", `{"experiment_id": "1"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/delete", `{"experiment_id": "1"}`), http.StatusOK)
 	runsWantError(t, env.MLflowPost(base, "experiments/set-experiment-tag", `{"experiment_id": "1", "key": "k", "value": "x"}`), 400, "INVALID_PARAMETER_VALUE")
 
 	// experiments/create applies the same tag rules.
 	runsWantError(t, env.MLflowPost(base, "experiments/create", `{"name": "f", "tags": [{"key": "mlgate.name", "value": "x"}]}`), 400, "INVALID_PARAMETER_VALUE")
-	wantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "f", "tags": [{"key": "mlgate.semver_bump", "value": "major"}]}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "f", "tags": [{"key": "mlgate.semver_bump", "value": "major"}]}`), http.StatusOK)
 }

@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/mlgate/mlgate/gateway/httpapi"
+	"github.com/mlgate/mlgate/gateway/mlflow/message"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
 	"github.com/mlgate/mlgate/metadata"
 )
@@ -712,8 +713,8 @@ func (s *Tracking) logInputs(ctx context.Context, call *rpc.Call, in *logInputsR
 
 // historyJSON is GetMetricHistory's answer; an empty history is {}.
 type historyJSON struct {
-	Metrics       []metricJSON `json:"metrics,omitempty"`
-	NextPageToken string       `json:"next_page_token,omitempty"`
+	Metrics       []message.Metric `json:"metrics,omitempty"`
+	NextPageToken string           `json:"next_page_token,omitempty"`
 }
 
 // getMetricHistoryRequest is the input of getMetricHistory.

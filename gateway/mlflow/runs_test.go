@@ -12,13 +12,15 @@ import (
 
 	"github.com/mlgate/mlgate/gateway"
 	"github.com/mlgate/mlgate/gateway/auth"
+	"github.com/mlgate/mlgate/gateway/gatewaytest"
+	"github.com/mlgate/mlgate/gateway/mlflow/message"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
 	"github.com/mlgate/mlgate/metadata"
 )
 
 // runsTestRun is a Run as the client decodes it; values stay raw so NaN strings can be checked.
 type runsTestRun struct {
-	Info runInfoJSON `json:"info"`
+	Info message.RunInfo `json:"info"`
 	Data struct {
 		Metrics []struct {
 			Key       string          `json:"key"`
@@ -51,10 +53,10 @@ func (r runsTestRun) param(key string) (string, bool) {
 }
 
 // runsTestCreate creates a run with body and returns it.
-func runsTestCreate(t *testing.T, env *testEnv, body string) runsTestRun {
+func runsTestCreate(t *testing.T, env *gatewaytest.Env, body string) runsTestRun {
 	t.Helper()
 	r := env.MLflowPost(env.Srv.URL, "runs/create", body)
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	var out struct{ Run runsTestRun }
 	r.JSON(t, &out)
 	if len(out.Run.Info.RunID) != 32 || out.Run.Info.RunUUID != out.Run.Info.RunID {
@@ -63,20 +65,20 @@ func runsTestCreate(t *testing.T, env *testEnv, body string) runsTestRun {
 	return out.Run
 }
 
-func runsTestGet(t *testing.T, env *testEnv, id string) runsTestRun {
+func runsTestGet(t *testing.T, env *gatewaytest.Env, id string) runsTestRun {
 	t.Helper()
 	r := env.Get(env.Srv.URL + "/api/2.0/mlflow/runs/get?run_uuid=" + id + "&run_id=" + id)
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	var out struct{ Run runsTestRun }
 	r.JSON(t, &out)
 	return out.Run
 }
 
 // runsTestHistory returns the raw metric points of key.
-func runsTestHistory(t *testing.T, env *testEnv, id, key string) []map[string]any {
+func runsTestHistory(t *testing.T, env *gatewaytest.Env, id, key string) []map[string]any {
 	t.Helper()
 	r := env.Get(env.Srv.URL + "/api/2.0/mlflow/metrics/get-history?run_uuid=" + id + "&metric_key=" + url.QueryEscape(key) + "&run_id=" + id + "&max_results=25000")
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	var out struct {
 		Metrics       []map[string]any `json:"metrics"`
 		NextPageToken string           `json:"next_page_token"`
@@ -89,9 +91,9 @@ func runsTestHistory(t *testing.T, env *testEnv, id, key string) []map[string]an
 }
 
 // runsWantError checks an MLflow error answer's status and error_code.
-func runsWantError(t *testing.T, r response, status int, code string) {
+func runsWantError(t *testing.T, r gatewaytest.Response, status int, code string) {
 	t.Helper()
-	wantStatus(t, r, status)
+	gatewaytest.WantStatus(t, r, status)
 	if got := r.MLflowError(t); got != code {
 		t.Fatalf("error_code %s, want %s: %s", got, code, r.Body)
 	}
@@ -100,9 +102,9 @@ func runsWantError(t *testing.T, r response, status int, code string) {
 // TestMLflowRunsTraceReplay replays requests of the recorded 2.17.2 client verbatim (with the reference
 // server's run id replaced by mlgate's) and checks the answers the client relies on.
 func TestMLflowRunsTraceReplay(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	base := env.Srv.URL
-	wantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "My Experiment"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "My Experiment"}`), http.StatusOK)
 
 	created := runsTestCreate(t, env, `{"experiment_id": "1", "user_id": "root", "run_name": "wf-main-5f1b44611b", "start_time": 1795992303358, "tags": [{"key": "mlflow.user", "value": "root"}, {"key": "mlflow.source.name", "value": "train.py"}, {"key": "mlflow.source.type", "value": "LOCAL"}, {"key": "mlflow.runName", "value": "wf-main-5f1b44611b"}]}`)
 	id := created.Info.RunID
@@ -132,7 +134,7 @@ func TestMLflowRunsTraceReplay(t *testing.T) {
 		{"runs/log-batch", `{"run_id": "87abef4c21114e6080b026c2be83705f", "tags": [{"key": "stage", "value": "test"}, {"key": "owner", "value": "workflow"}]}`},
 	} {
 		r := env.MLflowPost(base, step.rpc, strings.ReplaceAll(step.body, traceID, id))
-		wantStatus(t, r, http.StatusOK)
+		gatewaytest.WantStatus(t, r, http.StatusOK)
 		if strings.TrimSpace(string(r.Body)) != "{}" {
 			t.Fatalf("%s answered %s, want {}", step.rpc, r.Body)
 		}
@@ -165,9 +167,9 @@ func TestMLflowRunsTraceReplay(t *testing.T) {
 	}
 
 	r := env.MLflowPost(base, "runs/update", strings.ReplaceAll(`{"run_uuid": "87abef4c21114e6080b026c2be83705f", "status": "FINISHED", "end_time": 1795992303841, "run_id": "87abef4c21114e6080b026c2be83705f"}`, traceID, id))
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	var upd struct {
-		RunInfo runInfoJSON `json:"run_info"`
+		RunInfo message.RunInfo `json:"run_info"`
 	}
 	r.JSON(t, &upd)
 	if upd.RunInfo.Status != "FINISHED" || upd.RunInfo.EndTime != 1795992303841 || upd.RunInfo.RunName != "wf-main-5f1b44611b" || upd.RunInfo.RunID != id {
@@ -181,7 +183,7 @@ func TestMLflowRunsTraceReplay(t *testing.T) {
 		t.Fatalf("mlflow.runName not added: %+v", b.Data.Tags)
 	}
 	body := strings.ReplaceAll(`{"run_id": "eb7d49f121444279969906550700f10d", "metrics": [{"key": "acc", "value": 0.9, "timestamp": 1795992303928, "step": 0}], "params": [{"key": "alpha", "value": "alt-b"}], "tags": [{"key": "variant", "value": "b"}]}`, "eb7d49f121444279969906550700f10d", b.Info.RunID)
-	wantStatus(t, env.MLflowPost(base, "runs/log-batch", body), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "runs/log-batch", body), http.StatusOK)
 	got = runsTestGet(t, env, b.Info.RunID)
 	if p, _ := got.param("alpha"); p != "alt-b" || len(got.Data.Metrics) != 1 || string(got.Data.Metrics[0].Value) != "0.9" {
 		t.Fatalf("batch not logged: %+v", got.Data)
@@ -189,7 +191,7 @@ func TestMLflowRunsTraceReplay(t *testing.T) {
 }
 
 func TestMLflowRunsCreate(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	base := env.Srv.URL
 
 	// No experiment_id: the default experiment "0"; no name: a generated one, mirrored in the tag.
@@ -212,8 +214,8 @@ func TestMLflowRunsCreate(t *testing.T) {
 		t.Fatalf("get %+v", got.Info)
 	}
 
-	wantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "gone"}`), http.StatusOK)
-	wantStatus(t, env.MLflowPost(base, "experiments/delete", `{"experiment_id": "1"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "gone"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/delete", `{"experiment_id": "1"}`), http.StatusOK)
 	for _, c := range []struct {
 		body   string
 		status int
@@ -238,17 +240,17 @@ func TestMLflowRunsCreate(t *testing.T) {
 }
 
 func TestMLflowRunsLogging(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	base := env.Srv.URL
 	id := runsTestCreate(t, env, `{"run_name": "r"}`).Info.RunID
-	post := func(rpc, body string) response {
+	post := func(rpc, body string) gatewaytest.Response {
 		t.Helper()
 		return env.MLflowPost(base, rpc, strings.ReplaceAll(body, "RUN", id))
 	}
 
 	// NaN and infinities round-trip as MLflow's strings; step defaults to 0.
 	for _, v := range []string{`"NaN"`, `"Infinity"`, `"-Infinity"`} {
-		wantStatus(t, post("runs/log-metric", `{"run_id": "RUN", "key": "odd", "value": `+v+`, "timestamp": 5}`), http.StatusOK)
+		gatewaytest.WantStatus(t, post("runs/log-metric", `{"run_id": "RUN", "key": "odd", "value": `+v+`, "timestamp": 5}`), http.StatusOK)
 	}
 	hist := runsTestHistory(t, env, id, "odd")
 	if len(hist) != 3 {
@@ -264,7 +266,7 @@ func TestMLflowRunsLogging(t *testing.T) {
 	if !values["NaN"] || !values["Infinity"] || !values["-Infinity"] {
 		t.Fatalf("values %v", values)
 	}
-	wantStatus(t, post("runs/log-batch", `{"run_id": "RUN", "metrics": [{"key": "nan", "value": "NaN", "timestamp": 1, "step": 1}]}`), http.StatusOK)
+	gatewaytest.WantStatus(t, post("runs/log-batch", `{"run_id": "RUN", "metrics": [{"key": "nan", "value": "NaN", "timestamp": 1, "step": 1}]}`), http.StatusOK)
 	got := runsTestGet(t, env, id)
 	for _, m := range got.Data.Metrics {
 		if m.Key == "nan" && string(m.Value) != `"NaN"` {
@@ -273,19 +275,19 @@ func TestMLflowRunsLogging(t *testing.T) {
 	}
 
 	// Params are immutable: the same value again is fine, another one is refused.
-	wantStatus(t, post("runs/log-parameter", `{"run_id": "RUN", "key": "alpha", "value": "0.5"}`), http.StatusOK)
-	wantStatus(t, post("runs/log-parameter", `{"run_id": "RUN", "key": "alpha", "value": "0.5"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, post("runs/log-parameter", `{"run_id": "RUN", "key": "alpha", "value": "0.5"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, post("runs/log-parameter", `{"run_id": "RUN", "key": "alpha", "value": "0.5"}`), http.StatusOK)
 	runsWantError(t, post("runs/log-parameter", `{"run_id": "RUN", "key": "alpha", "value": "0.6"}`), 400, "INVALID_PARAMETER_VALUE")
 	runsWantError(t, post("runs/log-batch", `{"run_id": "RUN", "params": [{"key": "alpha", "value": "0.7"}]}`), 400, "INVALID_PARAMETER_VALUE")
 	// A param given as a number (other clients) is stored as its text.
-	wantStatus(t, post("runs/log-parameter", `{"run_id": "RUN", "key": "n", "value": 3}`), http.StatusOK)
+	gatewaytest.WantStatus(t, post("runs/log-parameter", `{"run_id": "RUN", "key": "n", "value": 3}`), http.StatusOK)
 
 	// mlflow.runName renames the run, through set-tag and log-batch; run_name rewrites the tag.
-	wantStatus(t, post("runs/set-tag", `{"run_id": "RUN", "key": "mlflow.runName", "value": "renamed"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, post("runs/set-tag", `{"run_id": "RUN", "key": "mlflow.runName", "value": "renamed"}`), http.StatusOK)
 	if g := runsTestGet(t, env, id); g.Info.RunName != "renamed" {
 		t.Fatalf("set-tag rename: %+v", g.Info)
 	}
-	wantStatus(t, post("runs/log-batch", `{"run_id": "RUN", "tags": [{"key": "mlflow.runName", "value": "batched"}]}`), http.StatusOK)
+	gatewaytest.WantStatus(t, post("runs/log-batch", `{"run_id": "RUN", "tags": [{"key": "mlflow.runName", "value": "batched"}]}`), http.StatusOK)
 	if g := runsTestGet(t, env, id); g.Info.RunName != "batched" {
 		t.Fatalf("log-batch rename: %+v", g.Info)
 	}
@@ -295,19 +297,19 @@ func TestMLflowRunsLogging(t *testing.T) {
 		t.Fatalf("failed batch renamed the run: %+v", g.Info)
 	}
 	r := post("runs/update", `{"run_id": "RUN", "run_name": "updated", "status": "KILLED"}`)
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	g := runsTestGet(t, env, id)
 	if v, _ := g.tag("mlflow.runName"); v != "updated" || g.Info.RunName != "updated" || g.Info.Status != "KILLED" || g.Info.EndTime != 0 {
 		t.Fatalf("update: %+v %+v", g.Info, g.Data.Tags)
 	}
-	wantStatus(t, post("runs/update", `{"run_id": "RUN", "status": 3, "end_time": "1700000000001"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, post("runs/update", `{"run_id": "RUN", "status": 3, "end_time": "1700000000001"}`), http.StatusOK)
 	if g := runsTestGet(t, env, id); g.Info.Status != "FINISHED" || g.Info.EndTime != 1700000000001 {
 		t.Fatalf("numeric status: %+v", g.Info)
 	}
 
 	// Tags: set, delete, delete again (404).
-	wantStatus(t, post("runs/set-tag", `{"run_id": "RUN", "key": "t", "value": ""}`), http.StatusOK)
-	wantStatus(t, post("runs/delete-tag", `{"run_id": "RUN", "key": "t"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, post("runs/set-tag", `{"run_id": "RUN", "key": "t", "value": ""}`), http.StatusOK)
+	gatewaytest.WantStatus(t, post("runs/delete-tag", `{"run_id": "RUN", "key": "t"}`), http.StatusOK)
 	if _, ok := runsTestGet(t, env, id).tag("t"); ok {
 		t.Fatal("tag not deleted")
 	}
@@ -351,7 +353,7 @@ func TestMLflowRunsLogging(t *testing.T) {
 }
 
 func TestMLflowRunsLogBatchLimitsAndAtomicity(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	base := env.Srv.URL
 	id := runsTestCreate(t, env, `{}`).Info.RunID
 	list := func(n int, f func(i int) string) string {
@@ -367,7 +369,7 @@ func TestMLflowRunsLogBatchLimitsAndAtomicity(t *testing.T) {
 	kvs := func(n int, prefix string) string {
 		return list(n, func(i int) string { return fmt.Sprintf(`{"key": "%s%d", "value": "v"}`, prefix, i) })
 	}
-	batch := func(m, p, tg string) response {
+	batch := func(m, p, tg string) gatewaytest.Response {
 		return env.MLflowPost(base, "runs/log-batch", `{"run_id": "`+id+`", "metrics": `+m+`, "params": `+p+`, "tags": `+tg+`}`)
 	}
 	for _, c := range []struct{ m, p, tg string }{
@@ -381,13 +383,13 @@ func TestMLflowRunsLogBatchLimitsAndAtomicity(t *testing.T) {
 	if h := runsTestHistory(t, env, id, "m"); len(h) != 0 {
 		t.Fatalf("refused batches wrote %d points", len(h))
 	}
-	wantStatus(t, batch(metrics(1000), "[]", "[]"), http.StatusOK)
+	gatewaytest.WantStatus(t, batch(metrics(1000), "[]", "[]"), http.StatusOK)
 	if h := runsTestHistory(t, env, id, "m"); len(h) != 1000 {
 		t.Fatalf("%d points", len(h))
 	}
 
 	// All or nothing: a bad entry anywhere refuses the whole batch.
-	wantStatus(t, env.MLflowPost(base, "runs/log-parameter", `{"run_id": "`+id+`", "key": "fixed", "value": "1"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "runs/log-parameter", `{"run_id": "`+id+`", "key": "fixed", "value": "1"}`), http.StatusOK)
 	for _, c := range []struct{ m, p, tg string }{
 		{`[{"key": "x", "value": 1, "timestamp": 1}]`, `[{"key": "fixed", "value": "2"}]`, `[{"key": "x", "value": "1"}]`},
 		{`[{"key": "x", "value": 1, "timestamp": 1}]`, `[{"key": "d", "value": "1"}, {"key": "d", "value": "2"}]`, `[]`},
@@ -402,15 +404,15 @@ func TestMLflowRunsLogBatchLimitsAndAtomicity(t *testing.T) {
 		t.Fatalf("a refused batch wrote something: %+v", g.Data)
 	}
 	// An empty batch is fine; a batch point without timestamp gets 0, proto's default.
-	wantStatus(t, env.MLflowPost(base, "runs/log-batch", `{"run_id": "`+id+`"}`), http.StatusOK)
-	wantStatus(t, batch(`[{"key": "z", "value": 2}]`, "[]", "[]"), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "runs/log-batch", `{"run_id": "`+id+`"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, batch(`[{"key": "z", "value": 2}]`, "[]", "[]"), http.StatusOK)
 	if h := runsTestHistory(t, env, id, "z"); len(h) != 1 || h[0]["timestamp"] != float64(0) {
 		t.Fatalf("z history %v", h)
 	}
 }
 
 func TestMLflowRunsMetricHistoryPaging(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	base := env.Srv.URL
 	id := runsTestCreate(t, env, `{}`).Info.RunID
 	for b := 0; b < 3; b++ {
@@ -418,7 +420,7 @@ func TestMLflowRunsMetricHistoryPaging(t *testing.T) {
 		for i := range parts {
 			parts[i] = fmt.Sprintf(`{"key": "loss", "value": %d, "timestamp": 1, "step": %d}`, b*1000+i, b*1000+i)
 		}
-		wantStatus(t, env.MLflowPost(base, "runs/log-batch", `{"run_id": "`+id+`", "metrics": [`+strings.Join(parts, ",")+`]}`), http.StatusOK)
+		gatewaytest.WantStatus(t, env.MLflowPost(base, "runs/log-batch", `{"run_id": "`+id+`", "metrics": [`+strings.Join(parts, ",")+`]}`), http.StatusOK)
 	}
 	// The client asks for 25000 at once: everything comes in one answer, in step order.
 	hist := runsTestHistory(t, env, id, "loss")
@@ -433,7 +435,7 @@ func TestMLflowRunsMetricHistoryPaging(t *testing.T) {
 			t.Fatal("too many pages")
 		}
 		r := env.Get(base + "/api/2.0/mlflow/metrics/get-history?run_id=" + id + "&metric_key=loss&max_results=1200&page_token=" + url.QueryEscape(token))
-		wantStatus(t, r, http.StatusOK)
+		gatewaytest.WantStatus(t, r, http.StatusOK)
 		var out struct {
 			Metrics       []map[string]any `json:"metrics"`
 			NextPageToken string           `json:"next_page_token"`
@@ -455,7 +457,7 @@ func TestMLflowRunsMetricHistoryPaging(t *testing.T) {
 
 	// An unknown key on a known run is {}; an unknown run is 404.
 	r := env.Get(base + "/api/2.0/mlflow/metrics/get-history?run_id=" + id + "&metric_key=nope")
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if strings.TrimSpace(string(r.Body)) != "{}" {
 		t.Fatalf("unknown key: %s", r.Body)
 	}
@@ -466,14 +468,14 @@ func TestMLflowRunsMetricHistoryPaging(t *testing.T) {
 }
 
 func TestMLflowRunsDeleteAndRestore(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	base := env.Srv.URL
-	wantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "e"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "e"}`), http.StatusOK)
 	alone := runsTestCreate(t, env, `{"experiment_id": "1"}`).Info.RunID
 	withModel := runsTestCreate(t, env, `{"experiment_id": "1"}`).Info.RunID
 
-	wantStatus(t, env.MLflowPost(base, "runs/delete", `{"run_id": "`+alone+`"}`), http.StatusOK)
-	wantStatus(t, env.MLflowPost(base, "runs/delete", `{"run_id": "`+alone+`"}`), http.StatusOK) // retried
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "runs/delete", `{"run_id": "`+alone+`"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "runs/delete", `{"run_id": "`+alone+`"}`), http.StatusOK) // retried
 	if g := runsTestGet(t, env, alone); g.Info.LifecycleStage != "deleted" {
 		t.Fatalf("deleted run %+v", g.Info)
 	}
@@ -492,27 +494,27 @@ func TestMLflowRunsDeleteAndRestore(t *testing.T) {
 	}
 
 	// Deleting the experiment deletes its active runs; restoring it restores exactly those.
-	wantStatus(t, env.MLflowPost(base, "experiments/delete", `{"experiment_id": "1"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/delete", `{"experiment_id": "1"}`), http.StatusOK)
 	if g := runsTestGet(t, env, withModel); g.Info.LifecycleStage != "deleted" {
 		t.Fatalf("run of a deleted experiment %+v", g.Info)
 	}
 	runsWantError(t, env.MLflowPost(base, "runs/restore", `{"run_id": "`+withModel+`"}`), 400, "INVALID_PARAMETER_VALUE")
-	wantStatus(t, env.MLflowPost(base, "experiments/restore", `{"experiment_id": "1"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/restore", `{"experiment_id": "1"}`), http.StatusOK)
 	if g := runsTestGet(t, env, withModel); g.Info.LifecycleStage != "active" {
 		t.Fatalf("run not restored with its experiment %+v", g.Info)
 	}
 	if g := runsTestGet(t, env, alone); g.Info.LifecycleStage != "deleted" {
 		t.Fatalf("run deleted on its own came back %+v", g.Info)
 	}
-	wantStatus(t, env.MLflowPost(base, "runs/restore", `{"run_id": "`+alone+`"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "runs/restore", `{"run_id": "`+alone+`"}`), http.StatusOK)
 	if g := runsTestGet(t, env, alone); g.Info.LifecycleStage != "active" {
 		t.Fatalf("restored run %+v", g.Info)
 	}
-	wantStatus(t, env.MLflowPost(base, "runs/log-metric", `{"run_id": "`+alone+`", "key": "m", "value": 1, "timestamp": 1}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "runs/log-metric", `{"run_id": "`+alone+`", "key": "m", "value": 1, "timestamp": 1}`), http.StatusOK)
 }
 
 func TestMLflowRunsLogModelAndInputs(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	base := env.Srv.URL
 	id := runsTestCreate(t, env, `{}`).Info.RunID
 	model := func(path string) string {
@@ -521,8 +523,8 @@ func TestMLflowRunsLogModelAndInputs(t *testing.T) {
 		b, _ := json.Marshal(map[string]string{"run_id": id, "model_json": string(m)})
 		return string(b)
 	}
-	wantStatus(t, env.MLflowPost(base, "runs/log-model", model("model")), http.StatusOK)
-	wantStatus(t, env.MLflowPost(base, "runs/log-model", model("other")), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "runs/log-model", model("model")), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "runs/log-model", model("other")), http.StatusOK)
 	hist, _ := runsTestGet(t, env, id).tag("mlflow.log-model.history")
 	var entries []map[string]any
 	if err := json.Unmarshal([]byte(hist), &entries); err != nil || len(entries) != 2 ||
@@ -561,7 +563,7 @@ func TestMLflowRunsLogModelAndInputs(t *testing.T) {
 	// Dataset inputs are accepted and dropped; the request is still checked.
 	inputs := `{"run_id": "` + id + `", "datasets": [{"tags": [{"key": "mlflow.data.context", "value": "train"}], "dataset": {"name": "d", "digest": "abc", "source_type": "local", "source": "{\"uri\": \"/tmp/d.csv\"}", "schema": "{}", "profile": "{}"}}]}`
 	r := env.MLflowPost(base, "runs/log-inputs", inputs)
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if strings.TrimSpace(string(r.Body)) != "{}" {
 		t.Fatalf("log-inputs: %s", r.Body)
 	}
@@ -572,25 +574,25 @@ func TestMLflowRunsLogModelAndInputs(t *testing.T) {
 
 // TestMLflowRunsAreProjectScoped checks that a run id of one project is unknown in another.
 func TestMLflowRunsAreProjectScoped(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	id := runsTestCreate(t, env, `{}`).Info.RunID
 	prefix := env.Srv.URL + "/api/v4/projects/" + url.PathEscape("team/vision") + "/ml/mlflow"
 	r := env.MLflowPost(prefix, "runs/create", `{"experiment_id": "0", "run_name": "elsewhere"}`)
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	runsWantError(t, env.Get(prefix+"/api/2.0/mlflow/runs/get?run_id="+id), 404, "RESOURCE_DOES_NOT_EXIST")
 	runsWantError(t, env.MLflowPost(prefix, "runs/log-metric", `{"run_id": "`+id+`", "key": "m", "value": 1, "timestamp": 1}`), 404, "RESOURCE_DOES_NOT_EXIST")
 }
 
 // TestMLflowRunsUserIsThePrincipal checks that with auth on, user_id is the token's, not the client's.
 func TestMLflowRunsUserIsThePrincipal(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{Auth: true})
+	env := gatewaytest.New(t, gateway.Config{Auth: true})
 	secret, _, err := auth.IssueToken(t.Context(), env.Store, auth.TokenRequest{ProjectPath: rpc.DefaultProject, Scope: metadata.ScopeWrite, Name: "ci-bot"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := env.Do(http.MethodPost, env.Srv.URL+"/api/2.0/mlflow/runs/create", strings.NewReader(`{"user_id": "root"}`),
 		map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + secret})
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	var out struct{ Run runsTestRun }
 	r.JSON(t, &out)
 	if out.Run.Info.UserID != "ci-bot" {

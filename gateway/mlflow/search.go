@@ -12,6 +12,7 @@ import (
 
 	"github.com/mlgate/mlgate/gateway/httpapi"
 	"github.com/mlgate/mlgate/gateway/internal/pagetoken"
+	"github.com/mlgate/mlgate/gateway/mlflow/message"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
 	"github.com/mlgate/mlgate/gateway/mlflowfilter"
 	"github.com/mlgate/mlgate/gateway/runquery"
@@ -256,8 +257,8 @@ func (s *Tracking) searchExperiments(ctx context.Context, call *rpc.Call, in *se
 	slices.SortStableFunc(all, func(a, b *metadata.Model) int { return compareExperiments(a, b, order) })
 
 	out := struct {
-		Experiments   []experimentJSON `json:"experiments,omitempty"`
-		NextPageToken string           `json:"next_page_token,omitempty"`
+		Experiments   []message.Experiment `json:"experiments,omitempty"`
+		NextPageToken string               `json:"next_page_token,omitempty"`
 	}{}
 	start := min(tok.Offset, len(all))
 	end := min(start+limit, len(all))
@@ -284,8 +285,8 @@ type searchRunsRequest struct {
 }
 
 type searchRunsResponse struct {
-	Runs          []runJSON `json:"runs,omitempty"`
-	NextPageToken string    `json:"next_page_token,omitempty"`
+	Runs          []message.Run `json:"runs,omitempty"`
+	NextPageToken string        `json:"next_page_token,omitempty"`
 }
 
 // searchRuns answers runs/search through the run query engine (gateway/runquery), which the UI's

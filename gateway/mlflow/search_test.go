@@ -14,6 +14,7 @@ import (
 
 	"github.com/mlgate/mlgate/gateway"
 	"github.com/mlgate/mlgate/gateway/gatewaytest"
+	"github.com/mlgate/mlgate/gateway/mlflow/message"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
 	"github.com/mlgate/mlgate/metadata"
 	"github.com/mlgate/mlgate/metadata/boltstore"
@@ -22,7 +23,7 @@ import (
 // searchFixture builds projects, models and runs straight in the store, so these tests do not depend on
 // the runs/* handlers.
 type searchFixture struct {
-	env     *testEnv
+	env     *gatewaytest.Env
 	project *metadata.Project
 }
 
@@ -72,20 +73,20 @@ func (f *searchFixture) run(m *metadata.Model, spec searchRunSpec) *metadata.Can
 }
 
 type searchRunsResult struct {
-	Runs          []runJSON `json:"runs"`
-	NextPageToken string    `json:"next_page_token"`
+	Runs          []message.Run `json:"runs"`
+	NextPageToken string        `json:"next_page_token"`
 }
 
 func (f *searchFixture) searchRuns(body string) searchRunsResult {
 	f.env.T.Helper()
 	r := f.env.MLflowPost(f.env.Srv.URL, "runs/search", body)
-	wantStatus(f.env.T, r, http.StatusOK)
+	gatewaytest.WantStatus(f.env.T, r, http.StatusOK)
 	var out searchRunsResult
 	r.JSON(f.env.T, &out)
 	return out
 }
 
-func runNames(runs []runJSON) []string {
+func runNames(runs []message.Run) []string {
 	out := make([]string, len(runs))
 	for i, r := range runs {
 		out[i] = r.Info.RunName
@@ -174,7 +175,7 @@ func TestMLflowSearchRunsTraceWorkflow(t *testing.T) {
 
 	// Nothing found is {}.
 	r := f.env.MLflowPost(f.env.Srv.URL, "runs/search", `{"experiment_ids": ["1"], "filter": "tags.wf_id = 'nope'"}`)
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if strings.TrimSpace(string(r.Body)) != "{}" {
 		t.Fatalf("empty search: %s", r.Body)
 	}
@@ -290,7 +291,7 @@ func TestMLflowSearchRunsBadInputIs400(t *testing.T) {
 		`[1, 2]`,
 	} {
 		r := f.env.MLflowPost(f.env.Srv.URL, "runs/search", body)
-		wantStatus(t, r, http.StatusBadRequest)
+		gatewaytest.WantStatus(t, r, http.StatusBadRequest)
 		if code := r.MLflowError(t); code != "INVALID_PARAMETER_VALUE" {
 			t.Fatalf("%s: %s", body, code)
 		}
@@ -318,7 +319,7 @@ func TestMLflowSearchRunsTokenBelongsToItsQuery(t *testing.T) {
 		// The same query with another page size accepts it.
 		f.searchRuns(`{"experiment_ids": ["1"], "max_results": 2, "page_token": "` + res.NextPageToken + `", ` + q.first + `}`)
 		r := f.env.MLflowPost(f.env.Srv.URL, "runs/search", `{"experiment_ids": ["1"], "page_token": "`+res.NextPageToken+`", `+q.other+`}`)
-		wantStatus(t, r, http.StatusBadRequest)
+		gatewaytest.WantStatus(t, r, http.StatusBadRequest)
 		if code := r.MLflowError(t); code != "INVALID_PARAMETER_VALUE" {
 			t.Fatal(code)
 		}
@@ -374,7 +375,7 @@ func TestMLflowSearchRunsMetricOrderPaging(t *testing.T) {
 	}
 	check := func(name string, desc bool, filter string, pageSize int) {
 		t.Helper()
-		var got []runJSON
+		var got []message.Run
 		tok := ""
 		for pages := 0; ; pages++ {
 			if pages > n {
@@ -458,13 +459,13 @@ func TestMLflowSearchExperiments(t *testing.T) {
 	f.model("third")
 
 	type expResult struct {
-		Experiments   []experimentJSON `json:"experiments"`
-		NextPageToken string           `json:"next_page_token"`
+		Experiments   []message.Experiment `json:"experiments"`
+		NextPageToken string               `json:"next_page_token"`
 	}
 	search := func(body string) expResult {
 		t.Helper()
 		r := f.env.MLflowPost(base, "experiments/search", body)
-		wantStatus(t, r, http.StatusOK)
+		gatewaytest.WantStatus(t, r, http.StatusOK)
 		var out expResult
 		r.JSON(t, &out)
 		return out
@@ -493,7 +494,7 @@ func TestMLflowSearchExperiments(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := f.env.MLflowPost(base, "experiments/search", `{"max_results": 1000, "filter": "name = 'Second'", "view_type": "ACTIVE_ONLY"}`)
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if strings.TrimSpace(string(r.Body)) != "{}" {
 		t.Fatalf("active search for a deleted experiment: %s", r.Body)
 	}
@@ -520,7 +521,7 @@ func TestMLflowSearchExperiments(t *testing.T) {
 			q.Set("page_token", tok)
 		}
 		r := f.env.Get(base + "/api/2.0/mlflow/experiments/search?" + q.Encode())
-		wantStatus(t, r, http.StatusOK)
+		gatewaytest.WantStatus(t, r, http.StatusOK)
 		var page expResult
 		r.JSON(t, &page)
 		paged = append(paged, names(page)...)
@@ -545,7 +546,7 @@ func TestMLflowSearchExperiments(t *testing.T) {
 		`{"filter": "name != 'x'", "page_token": "` + first.NextPageToken + `"}`,
 	} {
 		r := f.env.MLflowPost(base, "experiments/search", body)
-		wantStatus(t, r, http.StatusBadRequest)
+		gatewaytest.WantStatus(t, r, http.StatusBadRequest)
 		if code := r.MLflowError(t); code != "INVALID_PARAMETER_VALUE" {
 			t.Fatalf("%s: %s", body, code)
 		}

@@ -15,17 +15,18 @@ import (
 
 	"github.com/mlgate/mlgate/backends"
 	"github.com/mlgate/mlgate/gateway"
+	"github.com/mlgate/mlgate/gateway/gatewaytest"
 )
 
 // The first model's version 1.0.0 is backed by candidate iid 1, so every naming reaches the same bytes.
 func TestEveryNamingReachesTheSameCandidateFiles(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
-	data := payload(100_000)
+	env := gatewaytest.New(t, gateway.Config{})
+	data := gatewaytest.Payload(100_000)
 	r := env.Put(env.PkgURL("fraud%2Fxgb/1.0.0/files/model/weights.bin"), data)
-	wantStatus(t, r, http.StatusCreated)
+	gatewaytest.WantStatus(t, r, http.StatusCreated)
 	var up fileJSON
 	r.JSON(t, &up)
-	if up.Path != "model/weights.bin" || up.Size != int64(len(data)) || up.SHA256 != sha(data) {
+	if up.Path != "model/weights.bin" || up.Size != int64(len(data)) || up.SHA256 != gatewaytest.SHA256(data) {
 		t.Fatalf("upload answer %+v", up)
 	}
 
@@ -42,11 +43,11 @@ func TestEveryNamingReachesTheSameCandidateFiles(t *testing.T) {
 		env.Srv.URL + "/api/v4/projects/1/packages/ml_models/ml_experiment_1/1/files/model/weights.bin",
 	} {
 		r := env.Get(url)
-		wantStatus(t, r, http.StatusOK)
+		gatewaytest.WantStatus(t, r, http.StatusOK)
 		if !bytes.Equal(r.Body, data) {
 			t.Fatalf("%s: got %d bytes that differ", url, len(r.Body))
 		}
-		if r.Header.Get("ETag") != `"`+sha(data)+`"` {
+		if r.Header.Get("ETag") != `"`+gatewaytest.SHA256(data)+`"` {
 			t.Fatalf("%s: ETag %q", url, r.Header.Get("ETag"))
 		}
 		if cd := r.Header.Get("Content-Disposition"); cd != `attachment; filename=weights.bin` {
@@ -55,10 +56,10 @@ func TestEveryNamingReachesTheSameCandidateFiles(t *testing.T) {
 	}
 
 	// Uploads through the legacy and candidate names land in the same candidate.
-	wantStatus(t, env.Put(project+"/packages/generic/ml_experiment_1/1/metrics.json", []byte(`{"acc":1}`)), http.StatusCreated)
-	wantStatus(t, env.Put(env.PkgURL("candidate:1/files/notes/readme.txt"), []byte("hello")), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Put(project+"/packages/generic/ml_experiment_1/1/metrics.json", []byte(`{"acc":1}`)), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Put(env.PkgURL("candidate:1/files/notes/readme.txt"), []byte("hello")), http.StatusCreated)
 	r = env.Get(env.PkgURL("fraud%2Fxgb/1.0.0/files"))
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	var list []fileJSON
 	r.JSON(t, &list)
 	var paths []string
@@ -74,9 +75,9 @@ func TestEveryNamingReachesTheSameCandidateFiles(t *testing.T) {
 }
 
 func TestCandidateKindsRequireAnExistingCandidateOfThatModel(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
-	wantStatus(t, env.Put(env.PkgURL("first/1.0.0/files/a.txt"), []byte("a")), http.StatusCreated)
-	wantStatus(t, env.Put(env.PkgURL("second/1.0.0/files/b.txt"), []byte("b")), http.StatusCreated)
+	env := gatewaytest.New(t, gateway.Config{})
+	gatewaytest.WantStatus(t, env.Put(env.PkgURL("first/1.0.0/files/a.txt"), []byte("a")), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Put(env.PkgURL("second/1.0.0/files/b.txt"), []byte("b")), http.StatusCreated)
 	for _, rest := range []string{
 		"ml_experiment_1/99/files/x.txt", // no such candidate
 		"ml_experiment_9/1/files/x.txt",  // no such model
@@ -87,115 +88,115 @@ func TestCandidateKindsRequireAnExistingCandidateOfThatModel(t *testing.T) {
 		"nosuch/candidate_1/files/x.txt",
 	} {
 		r := env.Put(env.PkgURL(rest), []byte("x"))
-		wantStatus(t, r, http.StatusNotFound)
+		gatewaytest.WantStatus(t, r, http.StatusNotFound)
 		if r.ErrorCode(t) != "not_found" {
 			t.Fatalf("%s: %s", rest, r.Body)
 		}
 	}
-	wantStatus(t, env.Get(env.PkgURL("ml_experiment_2/2/files/b.txt")), http.StatusOK)
-	wantStatus(t, env.Get(env.PkgURL("first/2.0.0/files/a.txt")), http.StatusNotFound)
+	gatewaytest.WantStatus(t, env.Get(env.PkgURL("ml_experiment_2/2/files/b.txt")), http.StatusOK)
+	gatewaytest.WantStatus(t, env.Get(env.PkgURL("first/2.0.0/files/a.txt")), http.StatusNotFound)
 	if keys := env.BlobKeys(); len(keys) != 2 {
 		t.Fatalf("failed uploads left blobs: %v", keys)
 	}
 }
 
 func TestProjects(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	// Reads never create projects.
-	wantStatus(t, env.Get(env.PkgURL("m/1.0.0/files/a")), http.StatusNotFound)
-	wantStatus(t, env.Put(env.PkgURL("m/1.0.0/files/a"), []byte("a")), http.StatusCreated)
-	wantStatus(t, env.Get(env.Srv.URL+"/api/v4/projects/1/packages/ml_models/m/1.0.0/files/a"), http.StatusOK)
+	gatewaytest.WantStatus(t, env.Get(env.PkgURL("m/1.0.0/files/a")), http.StatusNotFound)
+	gatewaytest.WantStatus(t, env.Put(env.PkgURL("m/1.0.0/files/a"), []byte("a")), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Get(env.Srv.URL+"/api/v4/projects/1/packages/ml_models/m/1.0.0/files/a"), http.StatusOK)
 	// An unknown numeric id is 404, even for a write.
 	r := env.Put(env.Srv.URL+"/api/v4/projects/42/packages/ml_models/m/1.0.0/files/a", []byte("a"))
-	wantStatus(t, r, http.StatusNotFound)
+	gatewaytest.WantStatus(t, r, http.StatusNotFound)
 	// Another project has its own iids: its first model is ml_experiment_1 too.
 	other := env.Srv.URL + "/api/v4/projects/other/packages/ml_models/"
-	wantStatus(t, env.Put(other+"n/1.0.0/files/b", []byte("b")), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Put(other+"n/1.0.0/files/b", []byte("b")), http.StatusCreated)
 	r = env.Get(other + "ml_experiment_1/1/files/b")
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if string(r.Body) != "b" {
 		t.Fatalf("project isolation broken: %q", r.Body)
 	}
-	wantStatus(t, env.Get(other+"ml_experiment_1/1/files/a"), http.StatusNotFound)
-	wantStatus(t, env.Put(env.Srv.URL+"/api/v4/projects/bad%20path!/packages/ml_models/n/1.0.0/files/b", []byte("b")), http.StatusBadRequest)
+	gatewaytest.WantStatus(t, env.Get(other+"ml_experiment_1/1/files/a"), http.StatusNotFound)
+	gatewaytest.WantStatus(t, env.Put(env.Srv.URL+"/api/v4/projects/bad%20path!/packages/ml_models/n/1.0.0/files/b", []byte("b")), http.StatusBadRequest)
 }
 
 func TestRanges(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
-	data := payload(10_000)
+	env := gatewaytest.New(t, gateway.Config{})
+	data := gatewaytest.Payload(10_000)
 	url := env.PkgURL("m/1.0.0/files/data.bin")
-	wantStatus(t, env.Put(url, data), http.StatusCreated)
-	etag := `"` + sha(data) + `"`
+	gatewaytest.WantStatus(t, env.Put(url, data), http.StatusCreated)
+	etag := `"` + gatewaytest.SHA256(data) + `"`
 
 	r := env.Do(http.MethodGet, url, nil, map[string]string{"Range": "bytes=100-199"})
-	wantStatus(t, r, http.StatusPartialContent)
+	gatewaytest.WantStatus(t, r, http.StatusPartialContent)
 	if !bytes.Equal(r.Body, data[100:200]) || r.Header.Get("Content-Range") != "bytes 100-199/10000" {
 		t.Fatalf("range: %d bytes, Content-Range %q", len(r.Body), r.Header.Get("Content-Range"))
 	}
 	r = env.Do(http.MethodGet, url, nil, map[string]string{"Range": "bytes=-10"})
-	wantStatus(t, r, http.StatusPartialContent)
+	gatewaytest.WantStatus(t, r, http.StatusPartialContent)
 	if !bytes.Equal(r.Body, data[9990:]) {
 		t.Fatal("suffix range differs")
 	}
 	r = env.Do(http.MethodGet, url, nil, map[string]string{"Range": "bytes=9000-"})
-	wantStatus(t, r, http.StatusPartialContent)
+	gatewaytest.WantStatus(t, r, http.StatusPartialContent)
 	if !bytes.Equal(r.Body, data[9000:]) {
 		t.Fatal("open range differs")
 	}
 	r = env.Do(http.MethodGet, url, nil, map[string]string{"Range": "bytes=0-9,20-29"})
-	wantStatus(t, r, http.StatusPartialContent)
+	gatewaytest.WantStatus(t, r, http.StatusPartialContent)
 	if !strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/byteranges") ||
 		!bytes.Contains(r.Body, data[0:10]) || !bytes.Contains(r.Body, data[20:30]) {
 		t.Fatal("multi-range answer wrong")
 	}
-	wantStatus(t, env.Do(http.MethodGet, url, nil, map[string]string{"Range": "bytes=20000-"}), http.StatusRequestedRangeNotSatisfiable)
+	gatewaytest.WantStatus(t, env.Do(http.MethodGet, url, nil, map[string]string{"Range": "bytes=20000-"}), http.StatusRequestedRangeNotSatisfiable)
 	// If-Range with the current ETag honours the range; with a stale one it sends everything.
 	r = env.Do(http.MethodGet, url, nil, map[string]string{"Range": "bytes=0-9", "If-Range": etag})
-	wantStatus(t, r, http.StatusPartialContent)
+	gatewaytest.WantStatus(t, r, http.StatusPartialContent)
 	r = env.Do(http.MethodGet, url, nil, map[string]string{"Range": "bytes=0-9", "If-Range": `"stale"`})
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if len(r.Body) != len(data) {
 		t.Fatal("stale If-Range did not send the whole file")
 	}
 	r = env.Do(http.MethodGet, url, nil, map[string]string{"If-None-Match": etag})
-	wantStatus(t, r, http.StatusNotModified)
+	gatewaytest.WantStatus(t, r, http.StatusNotModified)
 	r = env.Do(http.MethodHead, url, nil, nil)
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if r.Header.Get("Content-Length") != "10000" || len(r.Body) != 0 {
 		t.Fatalf("HEAD: Content-Length %q, %d body bytes", r.Header.Get("Content-Length"), len(r.Body))
 	}
 }
 
 func TestChecksumHeader(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
-	data := payload(5000)
+	env := gatewaytest.New(t, gateway.Config{})
+	data := gatewaytest.Payload(5000)
 	url := env.PkgURL("m/1.0.0/files/a.bin")
-	r := env.Do(http.MethodPut, url, bytes.NewReader(data), map[string]string{"X-Checksum-SHA256": sha([]byte("other"))})
-	wantStatus(t, r, http.StatusBadRequest)
+	r := env.Do(http.MethodPut, url, bytes.NewReader(data), map[string]string{"X-Checksum-SHA256": gatewaytest.SHA256([]byte("other"))})
+	gatewaytest.WantStatus(t, r, http.StatusBadRequest)
 	if r.ErrorCode(t) != "checksum_mismatch" {
 		t.Fatalf("mismatch code: %s", r.Body)
 	}
-	wantStatus(t, env.Get(url), http.StatusNotFound)
+	gatewaytest.WantStatus(t, env.Get(url), http.StatusNotFound)
 	if keys := env.BlobKeys(); len(keys) != 0 {
 		t.Fatalf("a rejected upload left blobs: %v", keys)
 	}
-	wantStatus(t, env.Do(http.MethodPut, url, bytes.NewReader(data), map[string]string{"X-Checksum-SHA256": "nothex"}), http.StatusBadRequest)
-	r = env.Do(http.MethodPut, url, bytes.NewReader(data), map[string]string{"X-Checksum-SHA256": strings.ToUpper(sha(data))})
-	wantStatus(t, r, http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Do(http.MethodPut, url, bytes.NewReader(data), map[string]string{"X-Checksum-SHA256": "nothex"}), http.StatusBadRequest)
+	r = env.Do(http.MethodPut, url, bytes.NewReader(data), map[string]string{"X-Checksum-SHA256": strings.ToUpper(gatewaytest.SHA256(data))})
+	gatewaytest.WantStatus(t, r, http.StatusCreated)
 }
 
 func TestReuploadReplacesAndIdenticalBytesChangeNothing(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	url := env.PkgURL("m/1.0.0/files/a.bin")
-	wantStatus(t, env.Put(url, []byte("first")), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Put(url, []byte("first")), http.StatusCreated)
 	keys := env.BlobKeys()
 	before, err := env.Store.File(context.Background(), 1, "a.bin")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Identical bytes: same row, same blob, no extra blob.
-	wantStatus(t, env.Put(url, []byte("first")), http.StatusCreated)
-	wantStatus(t, env.Do(http.MethodPut, url, bytes.NewReader([]byte("first")), map[string]string{"X-Checksum-SHA256": sha([]byte("first"))}), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Put(url, []byte("first")), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Do(http.MethodPut, url, bytes.NewReader([]byte("first")), map[string]string{"X-Checksum-SHA256": gatewaytest.SHA256([]byte("first"))}), http.StatusCreated)
 	same, err := env.Store.File(context.Background(), 1, "a.bin")
 	if err != nil {
 		t.Fatal(err)
@@ -204,9 +205,9 @@ func TestReuploadReplacesAndIdenticalBytesChangeNothing(t *testing.T) {
 		t.Fatalf("identical re-upload changed something: %+v vs %+v", same, before)
 	}
 	// Different bytes: replaced, and the old blob is gone.
-	wantStatus(t, env.Put(url, []byte("second")), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Put(url, []byte("second")), http.StatusCreated)
 	r := env.Get(url)
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if string(r.Body) != "second" {
 		t.Fatalf("after replace: %q", r.Body)
 	}
@@ -216,20 +217,20 @@ func TestReuploadReplacesAndIdenticalBytesChangeNothing(t *testing.T) {
 }
 
 func TestDelete(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	url := env.PkgURL("m/1.0.0/files/dir/a.bin")
-	wantStatus(t, env.Put(url, []byte("x")), http.StatusCreated)
-	wantStatus(t, env.Do(http.MethodDelete, url, nil, nil), http.StatusNoContent)
-	wantStatus(t, env.Get(url), http.StatusNotFound)
-	wantStatus(t, env.Do(http.MethodDelete, url, nil, nil), http.StatusNotFound)
+	gatewaytest.WantStatus(t, env.Put(url, []byte("x")), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Do(http.MethodDelete, url, nil, nil), http.StatusNoContent)
+	gatewaytest.WantStatus(t, env.Get(url), http.StatusNotFound)
+	gatewaytest.WantStatus(t, env.Do(http.MethodDelete, url, nil, nil), http.StatusNotFound)
 	if keys := env.BlobKeys(); len(keys) != 0 {
 		t.Fatalf("delete left blobs: %v", keys)
 	}
 }
 
 func TestMultipartUpload(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
-	data := payload(300_000)
+	env := gatewaytest.New(t, gateway.Config{})
+	data := gatewaytest.Payload(300_000)
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	_ = mw.WriteField("status", "default")
@@ -238,10 +239,10 @@ func TestMultipartUpload(t *testing.T) {
 	_ = mw.Close()
 	url := env.PkgURL("m/2.1.0-rc.1/files/model.onnx")
 	r := env.Do(http.MethodPut, url, bytes.NewReader(body.Bytes()), map[string]string{"Content-Type": mw.FormDataContentType()})
-	wantStatus(t, r, http.StatusCreated)
+	gatewaytest.WantStatus(t, r, http.StatusCreated)
 	var up fileJSON
 	r.JSON(t, &up)
-	if up.Size != int64(len(data)) || up.SHA256 != sha(data) {
+	if up.Size != int64(len(data)) || up.SHA256 != gatewaytest.SHA256(data) {
 		t.Fatalf("multipart upload stored %+v", up)
 	}
 	r = env.Get(url)
@@ -254,29 +255,29 @@ func TestMultipartUpload(t *testing.T) {
 	_ = mw.WriteField("status", "default")
 	_ = mw.Close()
 	r = env.Do(http.MethodPut, url, bytes.NewReader(body.Bytes()), map[string]string{"Content-Type": mw.FormDataContentType()})
-	wantStatus(t, r, http.StatusBadRequest)
+	gatewaytest.WantStatus(t, r, http.StatusBadRequest)
 }
 
 func TestSizeLimit(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{MaxFileSize: 1000})
+	env := gatewaytest.New(t, gateway.Config{MaxFileSize: 1000})
 	url := env.PkgURL("m/1.0.0/files/big.bin")
-	r := env.Put(url, payload(1001))
-	wantStatus(t, r, http.StatusRequestEntityTooLarge)
+	r := env.Put(url, gatewaytest.Payload(1001))
+	gatewaytest.WantStatus(t, r, http.StatusRequestEntityTooLarge)
 	if r.ErrorCode(t) != "too_large" {
 		t.Fatalf("code: %s", r.Body)
 	}
 	// A chunked body has no Content-Length: it is counted and cut off.
-	r = env.Do(http.MethodPut, url, io.MultiReader(bytes.NewReader(payload(600)), bytes.NewReader(payload(600))), nil)
-	wantStatus(t, r, http.StatusRequestEntityTooLarge)
-	wantStatus(t, env.Get(url), http.StatusNotFound)
+	r = env.Do(http.MethodPut, url, io.MultiReader(bytes.NewReader(gatewaytest.Payload(600)), bytes.NewReader(gatewaytest.Payload(600))), nil)
+	gatewaytest.WantStatus(t, r, http.StatusRequestEntityTooLarge)
+	gatewaytest.WantStatus(t, env.Get(url), http.StatusNotFound)
 	if keys := env.BlobKeys(); len(keys) != 0 {
 		t.Fatalf("oversize uploads left blobs: %v", keys)
 	}
-	wantStatus(t, env.Put(url, payload(1000)), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Put(url, gatewaytest.Payload(1000)), http.StatusCreated)
 }
 
 func TestBadNamesAndPathTraversal(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	for _, rest := range []string{
 		"m/1.0.0/files/../x",
 		"m/1.0.0/files/a/../../x",
@@ -320,7 +321,7 @@ func TestBadNamesAndPathTraversal(t *testing.T) {
 		t.Fatalf("bad requests stored blobs: %v", keys)
 	}
 	// Good uploads never put user-supplied names into blob keys.
-	wantStatus(t, env.Put(env.PkgURL("evil..name/1.0.0/files/a%20b+c/..d.bin"), []byte("x")), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Put(env.PkgURL("evil..name/1.0.0/files/a%20b+c/..d.bin"), []byte("x")), http.StatusCreated)
 	keyShape := regexp.MustCompile(`^c/[0-9a-f]{16}/[0-9a-f]{32}$`)
 	for _, k := range env.BlobKeys() {
 		if !keyShape.MatchString(k) {
@@ -337,7 +338,7 @@ func (unavailableBackend) Put(context.Context, string, io.Reader, int64, backend
 }
 
 func TestBackendUnavailableIs503(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	srv := gateway.New(gateway.Config{}, env.Store, backends.Checked("unavailable", unavailableBackend{env.Backend}), nil)
 	req, _ := http.NewRequest(http.MethodPut, "/api/v4/projects/p/packages/ml_models/m/1.0.0/files/a", strings.NewReader("x"))
 	rec := httptest.NewRecorder()

@@ -21,6 +21,7 @@ import (
 	"github.com/mlgate/mlgate/backends/memory"
 	"github.com/mlgate/mlgate/gateway"
 	"github.com/mlgate/mlgate/gateway/auth"
+	"github.com/mlgate/mlgate/gateway/gatewaytest"
 	"github.com/mlgate/mlgate/gateway/ui"
 	"github.com/mlgate/mlgate/metadata"
 	"github.com/mlgate/mlgate/metadata/boltstore"
@@ -64,7 +65,7 @@ func uiSeed(t *testing.T, store metadata.Store, n int) (*metadata.Project, *meta
 	return p, m, cs
 }
 
-func uiGet(t *testing.T, env *testEnv, path string) (int, string, http.Header) {
+func uiGet(t *testing.T, env *gatewaytest.Env, path string) (int, string, http.Header) {
 	t.Helper()
 	resp, err := env.Srv.Client().Get(env.Srv.URL + path)
 	if err != nil {
@@ -89,7 +90,7 @@ func iids(body string) []int64 {
 const modelPath = "/ui/projects/team%2Fvision/models/resnet"
 
 func TestUIPagesRenderAndEscape(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	p, m, cs := uiSeed(t, env.Store, 6)
 	ctx := context.Background()
 	if _, err := env.Store.CommitFile(ctx, &metadata.File{CandidateID: cs[1].ID, Path: "model/weights.bin", Size: 2048,
@@ -142,7 +143,7 @@ func TestUIPagesRenderAndEscape(t *testing.T) {
 }
 
 func TestUI404s(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	uiSeed(t, env.Store, 2)
 	for _, path := range []string{
 		"/ui/projects/nope/models",
@@ -161,7 +162,7 @@ func TestUI404s(t *testing.T) {
 }
 
 func TestUIMetricSortBothDirectionsMissingLast(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	_, _, cs := uiSeed(t, env.Store, 12)
 	accOf := map[int64]float64{}
 	for i, c := range cs {
@@ -213,7 +214,7 @@ func TestUIMetricSortBothDirectionsMissingLast(t *testing.T) {
 }
 
 func TestUIFilterValidAndInvalid(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	uiSeed(t, env.Store, 12)
 	status, body, _ := uiGet(t, env, modelPath+"?filter="+url.QueryEscape("metrics.acc > 0.5 and params.lr = '1'"))
 	if status != 200 {
@@ -237,7 +238,7 @@ func TestUIFilterValidAndInvalid(t *testing.T) {
 }
 
 func TestUIPaginationAndCSV(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	uiSeed(t, env.Store, 120)
 	seen := map[int64]bool{}
 	for _, base := range []string{modelPath + "?", modelPath + "?sort=metrics.acc&order=desc&", modelPath + "?sort=params.lr&order=asc&",
@@ -310,7 +311,7 @@ func TestUIPaginationAndCSV(t *testing.T) {
 }
 
 func TestUIPromoteNeedsCSRF(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	_, _, cs := uiSeed(t, env.Store, 2)
 	candPath := modelPath + "/candidates/" + strconv.FormatInt(cs[0].IID, 10)
 	// Without the CSRF cookie and field: refused.
@@ -362,7 +363,7 @@ func TestUIPromoteNeedsCSRF(t *testing.T) {
 }
 
 func TestUIAuthLoginCookie(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{Auth: true})
+	env := gatewaytest.New(t, gateway.Config{Auth: true})
 	uiSeed(t, env.Store, 2)
 	secret, _, err := auth.IssueToken(context.Background(), env.Store, auth.TokenRequest{ProjectPath: "team/vision", Scope: metadata.ScopeRead, Name: "ui"})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mlgate/mlgate/backends"
 	"github.com/mlgate/mlgate/gateway"
+	"github.com/mlgate/mlgate/gateway/gatewaytest"
 	"github.com/mlgate/mlgate/gateway/mlflow/artifactproxy"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
 	"github.com/mlgate/mlgate/metadata"
@@ -24,7 +25,7 @@ import (
 
 // artifactRun is a run created through the store, with the proxy URLs of its artifacts.
 type artifactRun struct {
-	env    *testEnv
+	env    *gatewaytest.Env
 	prefix string // .../api/2.0/mlflow-artifacts
 	root   string // <iid>/<eid>/artifacts
 	model  *metadata.Model
@@ -33,7 +34,7 @@ type artifactRun struct {
 
 // newArtifactRun creates a model (experiment) and a candidate (run) in project and addresses them
 // through prefix, the server-relative mlflow-artifacts prefix.
-func newArtifactRun(t *testing.T, env *testEnv, project, experiment, prefix string) *artifactRun {
+func newArtifactRun(t *testing.T, env *gatewaytest.Env, project, experiment, prefix string) *artifactRun {
 	t.Helper()
 	ctx := context.Background()
 	p, err := env.Store.EnsureProject(ctx, project)
@@ -65,23 +66,23 @@ func (a *artifactRun) list(t *testing.T, sub string) map[string]any {
 		p += "/" + sub
 	}
 	r := a.env.Get(a.prefix + "/artifacts?path=" + url.QueryEscape(p))
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	var out map[string]any
 	r.JSON(t, &out)
 	return out
 }
 
-func wantMLflowError(t *testing.T, r response, status int, code string) {
+func wantMLflowError(t *testing.T, r gatewaytest.Response, status int, code string) {
 	t.Helper()
-	wantStatus(t, r, status)
+	gatewaytest.WantStatus(t, r, status)
 	if got := r.MLflowError(t); got != code {
 		t.Fatalf("error_code %s, want %s: %s", got, code, r.Body)
 	}
 }
 
-func wantEmptyObject(t *testing.T, r response) {
+func wantEmptyObject(t *testing.T, r gatewaytest.Response) {
 	t.Helper()
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if strings.TrimSpace(string(r.Body)) != "{}" {
 		t.Fatalf("body %s, want {}", r.Body)
 	}
@@ -103,16 +104,16 @@ func listing(entries ...[]any) map[string]any {
 // TestMLflowArtifactsWorkflow replays the artifact part of the 2.17.2 trace: nested uploads, one-level
 // listings (a file or a missing path lists as {}), downloads, Range, and the package API view.
 func TestMLflowArtifactsWorkflow(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	run := newArtifactRun(t, env, rpc.DefaultProject, "My Experiment", "/api/2.0/mlflow-artifacts")
-	big := payload(20 << 20)
+	big := gatewaytest.Payload(20 << 20)
 	files := map[string][]byte{
 		"hello.txt":          []byte("hello from the mlflow workflow\n"),
 		"big/big-20mb.bin":   big,
 		"data/a.txt":         bytes.Repeat([]byte("a"), 100),
 		"data/sub/b.json":    []byte(`{"b": 1}`),
 		"model/MLmodel":      bytes.Repeat([]byte("m"), 73),
-		"model/model.pkl":    payload(1000),
+		"model/model.pkl":    gatewaytest.Payload(1000),
 		"config/params.json": []byte(`{"alpha": 1}`),
 		"notes.txt":          []byte("some note"),
 	}
@@ -142,18 +143,18 @@ func TestMLflowArtifactsWorkflow(t *testing.T) {
 
 	for p, data := range files {
 		r := env.Get(run.url(p))
-		wantStatus(t, r, http.StatusOK)
+		gatewaytest.WantStatus(t, r, http.StatusOK)
 		if !bytes.Equal(r.Body, data) {
 			t.Fatalf("download %s: %d bytes differ from the %d uploaded", p, len(r.Body), len(data))
 		}
 	}
 	r := env.Do(http.MethodGet, run.url("big/big-20mb.bin"), nil, map[string]string{"Range": "bytes=1000-1999"})
-	wantStatus(t, r, http.StatusPartialContent)
+	gatewaytest.WantStatus(t, r, http.StatusPartialContent)
 	if !bytes.Equal(r.Body, big[1000:2000]) {
 		t.Fatal("range download returned the wrong bytes")
 	}
 	r = env.Do(http.MethodHead, run.url("hello.txt"), nil, nil)
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if r.Header.Get("Content-Length") != "31" {
 		t.Fatalf("HEAD Content-Length %q", r.Header.Get("Content-Length"))
 	}
@@ -164,7 +165,7 @@ func TestMLflowArtifactsWorkflow(t *testing.T) {
 	// The run's artifacts are the candidate's files.
 	r = env.Get(fmt.Sprintf("%s/api/v4/projects/%s/packages/ml_models/candidate:%d/files/data/sub/b.json",
 		env.Srv.URL, rpc.DefaultProject, run.cand.IID))
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if string(r.Body) != `{"b": 1}` {
 		t.Fatalf("package API download: %s", r.Body)
 	}
@@ -188,7 +189,7 @@ func TestMLflowArtifactsWorkflow(t *testing.T) {
 }
 
 func TestMLflowArtifactsProjectPrefix(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	run := newArtifactRun(t, env, "team/vision", "exp", "/api/v4/projects/team%2Fvision/ml/mlflow/api/2.0/mlflow-artifacts")
 	wantEmptyObject(t, env.Put(run.url("model/weights.bin"), []byte("w")))
 	if got, want := run.list(t, ""), listing([]any{"model"}); !reflect.DeepEqual(got, want) {
@@ -204,7 +205,7 @@ func TestMLflowArtifactsProjectPrefix(t *testing.T) {
 }
 
 func TestMLflowArtifactsDefaultExperiment(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	ctx := context.Background()
 	p, err := env.Store.EnsureProject(ctx, rpc.DefaultProject)
 	if err != nil {
@@ -226,7 +227,7 @@ func TestMLflowArtifactsDefaultExperiment(t *testing.T) {
 }
 
 func TestMLflowArtifactsDelete(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	run := newArtifactRun(t, env, rpc.DefaultProject, "exp", "/api/2.0/mlflow-artifacts")
 	for _, p := range []string{"a.txt", "dir/b.txt", "dir/sub/c.txt", "dir2/d.txt"} {
 		wantEmptyObject(t, env.Put(run.url(p), []byte(p)))
@@ -253,7 +254,7 @@ func TestMLflowArtifactsDelete(t *testing.T) {
 }
 
 func TestMLflowArtifactsBadRequests(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{MaxFileSize: 1000})
+	env := gatewaytest.New(t, gateway.Config{MaxFileSize: 1000})
 	run := newArtifactRun(t, env, rpc.DefaultProject, "exp", "/api/2.0/mlflow-artifacts")
 	other := newArtifactRun(t, env, rpc.DefaultProject, "other exp", "/api/2.0/mlflow-artifacts")
 	wantEmptyObject(t, env.Put(run.url("ok.txt"), []byte("ok")))
@@ -284,8 +285,8 @@ func TestMLflowArtifactsBadRequests(t *testing.T) {
 	wantMLflowError(t, r, http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST")
 
 	// Oversize bodies are refused before they are stored, declared or not.
-	wantMLflowError(t, env.Put(run.url("big.bin"), payload(1001)), http.StatusBadRequest, "INVALID_PARAMETER_VALUE")
-	r = env.Do(http.MethodPut, run.url("big.bin"), io.MultiReader(bytes.NewReader(payload(1001))), nil)
+	wantMLflowError(t, env.Put(run.url("big.bin"), gatewaytest.Payload(1001)), http.StatusBadRequest, "INVALID_PARAMETER_VALUE")
+	r = env.Do(http.MethodPut, run.url("big.bin"), io.MultiReader(bytes.NewReader(gatewaytest.Payload(1001))), nil)
 	wantMLflowError(t, r, http.StatusBadRequest, "INVALID_PARAMETER_VALUE")
 	wantMLflowError(t, env.Get(run.url("big.bin")), http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST")
 
@@ -300,7 +301,7 @@ func TestMLflowArtifactsBadRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantMLflowError(t, env.Put(run.url("late.txt"), []byte("x")), http.StatusBadRequest, "INVALID_PARAMETER_VALUE")
-	wantStatus(t, env.Get(run.url("ok.txt")), http.StatusOK)
+	gatewaytest.WantStatus(t, env.Get(run.url("ok.txt")), http.StatusOK)
 }
 
 // mpuCreateResponse is what mpu/create answers.
@@ -313,7 +314,7 @@ type mpuCreateResponse struct {
 	} `json:"credentials"`
 }
 
-func (a *artifactRun) mpu(t *testing.T, op, dir string, body any) response {
+func (a *artifactRun) mpu(t *testing.T, op, dir string, body any) gatewaytest.Response {
 	t.Helper()
 	b, err := json.Marshal(body)
 	if err != nil {
@@ -329,7 +330,7 @@ func (a *artifactRun) mpu(t *testing.T, op, dir string, body any) response {
 func (a *artifactRun) mpuCreate(t *testing.T, dir, local string, parts int) mpuCreateResponse {
 	t.Helper()
 	r := a.mpu(t, "create", dir, map[string]any{"path": local, "num_parts": parts})
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	var out mpuCreateResponse
 	r.JSON(t, &out)
 	if out.UploadID == "" || len(out.Credentials) != parts {
@@ -346,13 +347,13 @@ type mpuPart struct {
 
 // putParts uploads data in parts of partSize to the create response's URLs, as the client does:
 // without any Authorization header, keeping each ETag header.
-func putParts(t *testing.T, env *testEnv, created mpuCreateResponse, data []byte, partSize int) []mpuPart {
+func putParts(t *testing.T, env *gatewaytest.Env, created mpuCreateResponse, data []byte, partSize int) []mpuPart {
 	t.Helper()
 	var parts []mpuPart
 	for i, c := range created.Credentials {
 		chunk := data[min(i*partSize, len(data)):min((i+1)*partSize, len(data))]
 		r := env.Do(http.MethodPut, c.URL, bytes.NewReader(chunk), c.Headers)
-		wantStatus(t, r, http.StatusOK)
+		gatewaytest.WantStatus(t, r, http.StatusOK)
 		etag := r.Header.Get("ETag")
 		if etag == "" {
 			t.Fatalf("part %d: no ETag", c.PartNumber)
@@ -363,10 +364,10 @@ func putParts(t *testing.T, env *testEnv, created mpuCreateResponse, data []byte
 }
 
 func TestMLflowArtifactsMultipart(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	run := newArtifactRun(t, env, "team/vision", "exp", "/api/v4/projects/team%2Fvision/ml/mlflow/api/2.0/mlflow-artifacts")
 	const partSize = 5 << 20 // the memory backend's minimum, like S3's
-	data := payload(2*partSize + 1000)
+	data := gatewaytest.Payload(2*partSize + 1000)
 
 	created := run.mpuCreate(t, "big", "/home/me/huge.bin", 3)
 	for i, c := range created.Credentials {
@@ -386,7 +387,7 @@ func TestMLflowArtifactsMultipart(t *testing.T) {
 	done := map[string]any{"path": "/home/me/huge.bin", "upload_id": created.UploadID, "parts": parts}
 	wantEmptyObject(t, run.mpu(t, "complete", "big", done))
 	r := env.Get(run.url("big/huge.bin"))
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if !bytes.Equal(r.Body, data) {
 		t.Fatalf("multipart download: %d bytes differ from the %d uploaded", len(r.Body), len(data))
 	}
@@ -418,11 +419,11 @@ func TestMLflowArtifactsMultipart(t *testing.T) {
 }
 
 func TestMLflowArtifactsMultipartRefusals(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	run := newArtifactRun(t, env, rpc.DefaultProject, "exp", "/api/2.0/mlflow-artifacts")
 	other := newArtifactRun(t, env, rpc.DefaultProject, "exp", "/api/2.0/mlflow-artifacts")
 	const partSize = 5 << 20
-	data := payload(partSize + 10)
+	data := gatewaytest.Payload(partSize + 10)
 	created := run.mpuCreate(t, "m", "model.bin", 2)
 	tokKey, tokUpload, err := artifactproxy.OpenMPUToken(created.UploadID)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/mlgate/mlgate/gateway"
+	"github.com/mlgate/mlgate/gateway/gatewaytest"
+	"github.com/mlgate/mlgate/gateway/mlflow/message"
 	"github.com/mlgate/mlgate/metadata"
 )
 
@@ -28,16 +30,16 @@ func TestRegistryConcurrentAutomaticVersions(t *testing.T) {
 		{"", func(i int) string { return fmt.Sprintf("1.%d.0", i) }},
 	} {
 		t.Run("bump="+tc.bump, func(t *testing.T) {
-			env := newTestEnv(t, gateway.Config{})
+			env := gatewaytest.New(t, gateway.Config{})
 			base := env.Srv.URL
 			tags := ""
 			if tc.bump != "" {
 				tags = `, "tags": [{"key": "mlgate.semver_bump", "value": "` + tc.bump + `"}]`
 			}
-			wantStatus(t, env.MLflowPost(base, "registered-models/create", `{"name": "m"`+tags+`}`), http.StatusOK)
+			gatewaytest.WantStatus(t, env.MLflowPost(base, "registered-models/create", `{"name": "m"`+tags+`}`), http.StatusOK)
 			r := env.MLflowPost(base, "runs/create", `{"experiment_id": "1"}`)
-			wantStatus(t, r, http.StatusOK)
-			var run struct{ Run runJSON }
+			gatewaytest.WantStatus(t, r, http.StatusOK)
+			var run struct{ Run message.Run }
 			r.JSON(t, &run)
 			body := `{"name": "m", "source": "runs:/` + run.Run.Info.RunID + `", "run_id": "` + run.Run.Info.RunID + `"}`
 
@@ -70,10 +72,10 @@ func TestRegistryConcurrentAutomaticVersions(t *testing.T) {
 			}
 
 			var got struct {
-				ModelVersions []modelVersionJSON `json:"model_versions"`
+				ModelVersions []message.ModelVersion `json:"model_versions"`
 			}
 			r = env.Get(base + "/api/2.0/mlflow/model-versions/search?filter=name%3D%27m%27&max_results=100")
-			wantStatus(t, r, http.StatusOK)
+			gatewaytest.WantStatus(t, r, http.StatusOK)
 			r.JSON(t, &got)
 			pairs := map[int]string{}
 			for _, v := range got.ModelVersions {

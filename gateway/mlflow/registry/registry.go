@@ -27,6 +27,7 @@ import (
 	"github.com/mlgate/mlgate/gateway/httpapi"
 	"github.com/mlgate/mlgate/gateway/internal/pagetoken"
 	"github.com/mlgate/mlgate/gateway/mlflow"
+	"github.com/mlgate/mlgate/gateway/mlflow/message"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
 	"github.com/mlgate/mlgate/gateway/mlflowfilter"
 	"github.com/mlgate/mlgate/gateway/runquery"
@@ -123,39 +124,6 @@ func (b *protoBool) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// Wire shapes (section 13 of the contract).
-
-type registeredModelJSON struct {
-	Name                 string             `json:"name"`
-	CreationTimestamp    int64              `json:"creation_timestamp"`
-	LastUpdatedTimestamp int64              `json:"last_updated_timestamp"`
-	Description          string             `json:"description,omitempty"`
-	LatestVersions       []modelVersionJSON `json:"latest_versions,omitempty"`
-	Tags                 []metadata.Tag     `json:"tags,omitempty"`
-	Aliases              []aliasJSON        `json:"aliases,omitempty"`
-}
-
-type aliasJSON struct {
-	Alias   string `json:"alias"`
-	Version string `json:"version"`
-}
-
-type modelVersionJSON struct {
-	Name                 string         `json:"name"`
-	Version              string         `json:"version"`
-	CreationTimestamp    int64          `json:"creation_timestamp"`
-	LastUpdatedTimestamp int64          `json:"last_updated_timestamp"`
-	UserID               string         `json:"user_id,omitempty"`
-	CurrentStage         string         `json:"current_stage"`
-	Description          string         `json:"description"`
-	Source               string         `json:"source"`
-	RunID                string         `json:"run_id"`
-	Status               string         `json:"status"`
-	Tags                 []metadata.Tag `json:"tags,omitempty"`
-	RunLink              string         `json:"run_link"`
-	Aliases              []string       `json:"aliases,omitempty"`
-}
-
 // stageOf is a version's stage as MLflow shows it: "None" when never set.
 func stageOf(v *metadata.Version) string {
 	if v.Stage == "" {
@@ -211,14 +179,14 @@ func (s *Registry) candidateOf(ctx context.Context, info *versionInfo, id uint64
 
 // toModelVersion renders v. Its semver is listed after its real aliases so that models:/name@<semver>
 // reads as an alias to the user, and it is added as the read-only tag mlgate.semver.
-func (s *Registry) toModelVersion(ctx context.Context, info *versionInfo, v *metadata.Version) (modelVersionJSON, error) {
+func (s *Registry) toModelVersion(ctx context.Context, info *versionInfo, v *metadata.Version) (message.ModelVersion, error) {
 	c, err := s.candidateOf(ctx, info, v.CandidateID)
 	if err != nil {
-		return modelVersionJSON{}, err
+		return message.ModelVersion{}, err
 	}
 	tags := append(slices.Clone(v.Tags), metadata.Tag{Key: semverTag, Value: v.Semver})
 	aliases := append(slices.Clone(info.aliases[v.Seq]), v.Semver)
-	return modelVersionJSON{
+	return message.ModelVersion{
 		Name:                 info.model.DisplayName,
 		Version:              strconv.FormatInt(v.Seq, 10),
 		CreationTimestamp:    v.CreatedAt.UnixMilli(),
@@ -290,18 +258,18 @@ func modelTags(m *metadata.Model) []metadata.Tag {
 
 // toRegisteredModel renders m with its latest version per stage and its aliases. versions may be nil,
 // in which case they are loaded.
-func (s *Registry) toRegisteredModel(ctx context.Context, m *metadata.Model, versions []*metadata.Version) (registeredModelJSON, error) {
+func (s *Registry) toRegisteredModel(ctx context.Context, m *metadata.Model, versions []*metadata.Version) (message.RegisteredModel, error) {
 	if versions == nil {
 		var err error
 		if versions, err = s.allVersions(ctx, m.ID); err != nil {
-			return registeredModelJSON{}, err
+			return message.RegisteredModel{}, err
 		}
 	}
 	info, err := s.versionInfoOf(ctx, m)
 	if err != nil {
-		return registeredModelJSON{}, err
+		return message.RegisteredModel{}, err
 	}
-	out := registeredModelJSON{
+	out := message.RegisteredModel{
 		Name:                 m.DisplayName,
 		CreationTimestamp:    m.CreatedAt.UnixMilli(),
 		LastUpdatedTimestamp: lastUpdated(m, versions),
@@ -311,7 +279,7 @@ func (s *Registry) toRegisteredModel(ctx context.Context, m *metadata.Model, ver
 	for _, v := range latestPerStage(versions, nil) {
 		mv, err := s.toModelVersion(ctx, info, v)
 		if err != nil {
-			return registeredModelJSON{}, err
+			return message.RegisteredModel{}, err
 		}
 		out.LatestVersions = append(out.LatestVersions, mv)
 	}
@@ -322,10 +290,10 @@ func (s *Registry) toRegisteredModel(ctx context.Context, m *metadata.Model, ver
 	slices.Sort(seqs)
 	for _, seq := range seqs {
 		for _, a := range info.aliases[seq] {
-			out.Aliases = append(out.Aliases, aliasJSON{Alias: a, Version: strconv.FormatInt(seq, 10)})
+			out.Aliases = append(out.Aliases, message.Alias{Alias: a, Version: strconv.FormatInt(seq, 10)})
 		}
 	}
-	slices.SortFunc(out.Aliases, func(a, b aliasJSON) int { return strings.Compare(a.Alias, b.Alias) })
+	slices.SortFunc(out.Aliases, func(a, b message.Alias) int { return strings.Compare(a.Alias, b.Alias) })
 	return out, nil
 }
 
@@ -797,8 +765,8 @@ func (s *Registry) searchRegisteredModels(ctx context.Context, call *rpc.Call, i
 		return strings.Compare(a.model.DisplayName, b.model.DisplayName)
 	})
 	var out struct {
-		RegisteredModels []registeredModelJSON `json:"registered_models,omitempty"`
-		NextPageToken    string                `json:"next_page_token,omitempty"`
+		RegisteredModels []message.RegisteredModel `json:"registered_models,omitempty"`
+		NextPageToken    string                    `json:"next_page_token,omitempty"`
 	}
 	if offset < len(rows) {
 		end := min(offset+limit, len(rows))
@@ -846,8 +814,8 @@ func (s *Registry) getLatestVersions(ctx context.Context, call *rpc.Call, in *ge
 		return nil, err
 	}
 	out := struct {
-		ModelVersions []modelVersionJSON `json:"model_versions"`
-	}{ModelVersions: []modelVersionJSON{}}
+		ModelVersions []message.ModelVersion `json:"model_versions"`
+	}{ModelVersions: []message.ModelVersion{}}
 	for _, v := range latestPerStage(versions, stages) {
 		mv, err := s.toModelVersion(ctx, info, v)
 		if err != nil {
@@ -1313,8 +1281,8 @@ func (s *Registry) searchModelVersions(ctx context.Context, call *rpc.Call, in *
 	}
 	slices.SortStableFunc(rows, func(a, b versionRow) int { return compareVersions(order, a, b) })
 	var out struct {
-		ModelVersions []modelVersionJSON `json:"model_versions,omitempty"`
-		NextPageToken string             `json:"next_page_token,omitempty"`
+		ModelVersions []message.ModelVersion `json:"model_versions,omitempty"`
+		NextPageToken string                 `json:"next_page_token,omitempty"`
 	}
 	if offset < len(rows) {
 		end := min(offset+limit, len(rows))

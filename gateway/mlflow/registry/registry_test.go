@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/mlgate/mlgate/gateway"
+	"github.com/mlgate/mlgate/gateway/gatewaytest"
+	"github.com/mlgate/mlgate/gateway/mlflow/message"
 	"github.com/mlgate/mlgate/metadata"
 )
 
@@ -19,14 +21,14 @@ import (
 // experiments and runs made directly in the store so that these tests do not depend on runs/*.
 type registryFixture struct {
 	t       *testing.T
-	env     *testEnv
+	env     *gatewaytest.Env
 	base    string // the tracking URI
 	project *metadata.Project
 }
 
 func newRegistryFixture(t *testing.T) *registryFixture {
 	t.Helper()
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	p, err := env.Store.EnsureProject(context.Background(), "team/vision")
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +54,7 @@ func (f *registryFixture) run(m *metadata.Model) *metadata.Candidate {
 	return c
 }
 
-func (f *registryFixture) call(method, rpc, body string) response {
+func (f *registryFixture) call(method, rpc, body string) gatewaytest.Response {
 	f.t.Helper()
 	if method == http.MethodGet {
 		return f.env.Get(f.base + "/api/2.0/mlflow/" + rpc + "?" + body)
@@ -64,7 +66,7 @@ func (f *registryFixture) call(method, rpc, body string) response {
 func (f *registryFixture) ok(method, rpc, body string, out any) {
 	f.t.Helper()
 	r := f.call(method, rpc, body)
-	wantStatus(f.t, r, http.StatusOK)
+	gatewaytest.WantStatus(f.t, r, http.StatusOK)
 	if out != nil {
 		r.JSON(f.t, out)
 	}
@@ -82,28 +84,28 @@ func (f *registryFixture) fails(method, rpc, body string, status int, code strin
 	}
 }
 
-func (f *registryFixture) version(name, version string) modelVersionJSON {
+func (f *registryFixture) version(name, version string) message.ModelVersion {
 	f.t.Helper()
 	var out struct {
-		ModelVersion modelVersionJSON `json:"model_version"`
+		ModelVersion message.ModelVersion `json:"model_version"`
 	}
 	f.ok(http.MethodGet, "model-versions/get", "name="+url.QueryEscape(name)+"&version="+url.QueryEscape(version), &out)
 	return out.ModelVersion
 }
 
-func (f *registryFixture) createVersion(body string) modelVersionJSON {
+func (f *registryFixture) createVersion(body string) message.ModelVersion {
 	f.t.Helper()
 	var out struct {
-		ModelVersion modelVersionJSON `json:"model_version"`
+		ModelVersion message.ModelVersion `json:"model_version"`
 	}
 	f.ok(http.MethodPost, "model-versions/create", body, &out)
 	return out.ModelVersion
 }
 
-func (f *registryFixture) registered(name string) registeredModelJSON {
+func (f *registryFixture) registered(name string) message.RegisteredModel {
 	f.t.Helper()
 	var out struct {
-		RegisteredModel registeredModelJSON `json:"registered_model"`
+		RegisteredModel message.RegisteredModel `json:"registered_model"`
 	}
 	f.ok(http.MethodGet, "registered-models/get", "name="+url.QueryEscape(name), &out)
 	return out.RegisteredModel
@@ -117,7 +119,7 @@ func tagMap(tags []metadata.Tag) map[string]string {
 	return m
 }
 
-func versionNumbers(vs []modelVersionJSON) []string {
+func versionNumbers(vs []message.ModelVersion) []string {
 	out := make([]string, len(vs))
 	for i, v := range vs {
 		out[i] = v.Version
@@ -132,7 +134,7 @@ func TestMLflowRegistryWorkflow(t *testing.T) {
 
 	// The trace's requests, in order.
 	var created struct {
-		RegisteredModel registeredModelJSON `json:"registered_model"`
+		RegisteredModel message.RegisteredModel `json:"registered_model"`
 	}
 	f.ok(http.MethodPost, "registered-models/create",
 		`{"name": "wf-model", "tags": [{"key": "team", "value": "wf"}], "description": "workflow model"}`, &created)
@@ -162,7 +164,7 @@ func TestMLflowRegistryWorkflow(t *testing.T) {
 	f.fails(http.MethodPost, "model-versions/create", fmt.Sprintf(`{"name": "wf-model", "source": "runs:/%s/model", "tags": [{"key": "gitlab.version", "value": "2.5.0"}]}`, r3.EID), 400, "RESOURCE_ALREADY_EXISTS")
 
 	var latest struct {
-		ModelVersions []modelVersionJSON `json:"model_versions"`
+		ModelVersions []message.ModelVersion `json:"model_versions"`
 	}
 	f.ok(http.MethodPost, "registered-models/get-latest-versions", `{"name": "wf-model"}`, &latest)
 	if !slices.Equal(versionNumbers(latest.ModelVersions), []string{"3"}) {
@@ -180,7 +182,7 @@ func TestMLflowRegistryWorkflow(t *testing.T) {
 		t.Fatalf("alias set answered %v", empty)
 	}
 	var byAlias struct {
-		ModelVersion modelVersionJSON `json:"model_version"`
+		ModelVersion message.ModelVersion `json:"model_version"`
 	}
 	f.ok(http.MethodGet, "registered-models/alias", "name=wf-model&alias=champion", &byAlias)
 	if byAlias.ModelVersion.Version != "1" || !slices.Equal(byAlias.ModelVersion.Aliases, []string{"champion", "1.0.0"}) {
@@ -213,7 +215,7 @@ func TestMLflowRegistryWorkflow(t *testing.T) {
 
 	rm := f.registered("wf-model")
 	if !slices.Equal(versionNumbers(rm.LatestVersions), []string{"3"}) ||
-		!slices.Equal(rm.Aliases, []registryAliasJSON{{Alias: "champion", Version: "1"}}) ||
+		!slices.Equal(rm.Aliases, []message.Alias{{Alias: "champion", Version: "1"}}) ||
 		rm.LastUpdatedTimestamp < rm.CreationTimestamp {
 		t.Fatalf("registered model %+v", rm)
 	}
@@ -222,7 +224,7 @@ func TestMLflowRegistryWorkflow(t *testing.T) {
 	for _, filter := range []string{"name = 'wf-model'", "name LIKE 'wf-%'", "name ILIKE 'WF-MOD%'",
 		"name = 'wf-model' AND tag.`mlflow.prompt.is_prompt` != 'true'", "tags.team = 'wf'"} {
 		var found struct {
-			RegisteredModels []registeredModelJSON `json:"registered_models"`
+			RegisteredModels []message.RegisteredModel `json:"registered_models"`
 		}
 		f.ok(http.MethodGet, "registered-models/search", "max_results=100&filter="+url.QueryEscape(filter), &found)
 		if len(found.RegisteredModels) != 1 || found.RegisteredModels[0].Name != "wf-model" {
@@ -230,12 +232,12 @@ func TestMLflowRegistryWorkflow(t *testing.T) {
 		}
 	}
 	r := f.call(http.MethodGet, "registered-models/search", "max_results=100&filter="+url.QueryEscape("name = 'nope'"))
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if s := strings.TrimSpace(string(r.Body)); s != "{}" {
 		t.Fatalf("empty search answered %s", s)
 	}
 	var versions struct {
-		ModelVersions []modelVersionJSON `json:"model_versions"`
+		ModelVersions []message.ModelVersion `json:"model_versions"`
 	}
 	f.ok(http.MethodGet, "model-versions/search", "max_results=10000&filter="+url.QueryEscape("name = 'wf-model'"), &versions)
 	if !slices.Equal(versionNumbers(versions.ModelVersions), []string{"3", "2", "1"}) {
@@ -267,7 +269,7 @@ func TestMLflowRegistryWorkflow(t *testing.T) {
 
 	// Stages.
 	var transitioned struct {
-		ModelVersion modelVersionJSON `json:"model_version"`
+		ModelVersion message.ModelVersion `json:"model_version"`
 	}
 	f.ok(http.MethodPost, "model-versions/transition-stage", `{"name": "wf-model", "version": "1", "stage": "production", "archive_existing_versions": false}`, &transitioned)
 	if transitioned.ModelVersion.CurrentStage != "Production" {
@@ -284,7 +286,7 @@ func TestMLflowRegistryWorkflow(t *testing.T) {
 
 	// Update and rename: the display name changes, the slug stays.
 	var updated struct {
-		RegisteredModel registeredModelJSON `json:"registered_model"`
+		RegisteredModel message.RegisteredModel `json:"registered_model"`
 	}
 	f.ok(http.MethodPatch, "registered-models/update", `{"name": "wf-model", "description": "updated"}`, &updated)
 	if updated.RegisteredModel.Description != "updated" {
@@ -307,7 +309,7 @@ func TestMLflowRegistryWorkflow(t *testing.T) {
 	f.ok(http.MethodDelete, "registered-models/alias", `{"name": "Wf Model", "alias": "tmp"}`, nil)
 	f.fails(http.MethodGet, "registered-models/alias", "name=Wf+Model&alias=tmp", 400, "INVALID_PARAMETER_VALUE")
 	r = f.env.Do(http.MethodDelete, f.base+"/api/2.0/mlflow/registered-models/alias?name=Wf+Model&alias=champion", nil, nil)
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	f.fails(http.MethodGet, "registered-models/alias", "name=Wf+Model&alias=champion", 400, "INVALID_PARAMETER_VALUE")
 
 	f.ok(http.MethodDelete, "model-versions/delete", `{"name": "Wf Model", "version": "3"}`, nil)
@@ -337,13 +339,13 @@ func TestMLflowRegistryAdoptsExperiment(t *testing.T) {
 	// Only an experiment so far: invisible to the registry.
 	f.fails(http.MethodGet, "registered-models/get", "name=resnet", 404, "RESOURCE_DOES_NOT_EXIST")
 	r := f.call(http.MethodGet, "registered-models/search", "max_results=100")
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if s := strings.TrimSpace(string(r.Body)); s != "{}" {
 		t.Fatalf("registry lists an experiment: %s", s)
 	}
 
 	var created struct {
-		RegisteredModel registeredModelJSON `json:"registered_model"`
+		RegisteredModel message.RegisteredModel `json:"registered_model"`
 	}
 	f.ok(http.MethodPost, "registered-models/create", `{"name": "resnet", "description": "d", "tags": [{"key": "t", "value": "1"}]}`, &created)
 	if created.RegisteredModel.Name != "resnet" || created.RegisteredModel.Description != "d" || tagMap(created.RegisteredModel.Tags)["t"] != "1" {
@@ -374,7 +376,7 @@ func TestMLflowRegistryPromotesRunOfAnotherModel(t *testing.T) {
 	f := newRegistryFixture(t)
 	exp := f.experiment("training")
 	c := f.run(exp)
-	wantStatus(t, f.env.Put(f.env.PkgURL(fmt.Sprintf("candidate:%d/files/model/weights.bin", c.IID)), payload(1000)), http.StatusCreated)
+	gatewaytest.WantStatus(t, f.env.Put(f.env.PkgURL(fmt.Sprintf("candidate:%d/files/model/weights.bin", c.IID)), gatewaytest.Payload(1000)), http.StatusCreated)
 	blobs := len(f.env.BlobKeys())
 	f.ok(http.MethodPost, "registered-models/create", `{"name": "serving"}`, nil)
 
@@ -420,8 +422,8 @@ func TestMLflowRegistryVersionIsDownloadableAsPackage(t *testing.T) {
 	exp := f.experiment("Fraud Detector")
 	c := f.run(exp)
 	data := []byte("model weights")
-	wantStatus(t, f.env.Put(f.env.PkgURL(fmt.Sprintf("candidate:%d/files/model/x", c.IID)), data), http.StatusCreated)
-	wantStatus(t, f.env.Put(f.env.PkgURL(fmt.Sprintf("candidate:%d/files/notes.txt", c.IID)), []byte("outside")), http.StatusCreated)
+	gatewaytest.WantStatus(t, f.env.Put(f.env.PkgURL(fmt.Sprintf("candidate:%d/files/model/x", c.IID)), data), http.StatusCreated)
+	gatewaytest.WantStatus(t, f.env.Put(f.env.PkgURL(fmt.Sprintf("candidate:%d/files/notes.txt", c.IID)), []byte("outside")), http.StatusCreated)
 
 	f.ok(http.MethodPost, "registered-models/create", `{"name": "Fraud Detector"}`, nil)
 	v := f.createVersion(fmt.Sprintf(`{"name": "Fraud Detector", "source": "runs:/%s/model", "run_id": "%s", "tags": [{"key": "mlgate.version", "value": "3.1.0-rc.1"}]}`, c.EID, c.EID))
@@ -430,12 +432,12 @@ func TestMLflowRegistryVersionIsDownloadableAsPackage(t *testing.T) {
 		t.Fatalf("semver %q", semver)
 	}
 	r := f.env.Get(f.env.PkgURL("fraud_detector/" + semver + "/files/x"))
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if !bytes.Equal(r.Body, data) {
 		t.Fatalf("package download: %q", r.Body)
 	}
 	// The version is the run's model/ directory, not the whole run.
-	wantStatus(t, f.env.Get(f.env.PkgURL("fraud_detector/"+semver+"/files/notes.txt")), http.StatusNotFound)
+	gatewaytest.WantStatus(t, f.env.Get(f.env.PkgURL("fraud_detector/"+semver+"/files/notes.txt")), http.StatusNotFound)
 }
 
 func TestMLflowRegistrySearchPaging(t *testing.T) {
@@ -444,8 +446,8 @@ func TestMLflowRegistrySearchPaging(t *testing.T) {
 		f.ok(http.MethodPost, "registered-models/create", `{"name": "`+name+`"}`, nil)
 	}
 	type page struct {
-		RegisteredModels []registeredModelJSON `json:"registered_models"`
-		NextPageToken    string                `json:"next_page_token"`
+		RegisteredModels []message.RegisteredModel `json:"registered_models"`
+		NextPageToken    string                    `json:"next_page_token"`
 	}
 	names := func(p page) []string {
 		var out []string
@@ -538,17 +540,17 @@ func TestMLflowRegistryBadInput(t *testing.T) {
 }
 
 func TestRegistrySemverBumpTag(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	base := env.Srv.URL
-	wantStatus(t, env.MLflowPost(base, "registered-models/create", `{"name": "bumpy", "tags": [{"key": "mlgate.semver_bump", "value": "major"}]}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "registered-models/create", `{"name": "bumpy", "tags": [{"key": "mlgate.semver_bump", "value": "major"}]}`), http.StatusOK)
 	r := env.MLflowPost(base, "runs/create", `{"experiment_id": "1"}`)
-	wantStatus(t, r, http.StatusOK)
-	var run struct{ Run runJSON }
+	gatewaytest.WantStatus(t, r, http.StatusOK)
+	var run struct{ Run message.Run }
 	r.JSON(t, &run)
 	semvers := []string{}
 	for range 2 {
 		r = env.MLflowPost(base, "model-versions/create", `{"name": "bumpy", "source": "runs:/`+run.Run.Info.RunID+`", "run_id": "`+run.Run.Info.RunID+`"}`)
-		wantStatus(t, r, http.StatusOK)
+		gatewaytest.WantStatus(t, r, http.StatusOK)
 		var mv struct {
 			ModelVersion struct{ Tags []metadata.Tag } `json:"model_version"`
 		}
@@ -562,23 +564,23 @@ func TestRegistrySemverBumpTag(t *testing.T) {
 	if fmt.Sprint(semvers) != "[1.0.0 2.0.0]" {
 		t.Fatalf("semvers with bump=major: %v", semvers)
 	}
-	wantStatus(t, env.MLflowPost(base, "registered-models/set-tag", `{"name": "bumpy", "key": "mlgate.semver_bump", "value": "patch"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "registered-models/set-tag", `{"name": "bumpy", "key": "mlgate.semver_bump", "value": "patch"}`), http.StatusOK)
 	r = env.MLflowPost(base, "model-versions/create", `{"name": "bumpy", "source": "runs:/`+run.Run.Info.RunID+`", "run_id": "`+run.Run.Info.RunID+`"}`)
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	if !strings.Contains(string(r.Body), `"2.0.1"`) {
 		t.Fatalf("bump=patch after 2.0.0: %s", r.Body)
 	}
 	r = env.MLflowPost(base, "registered-models/set-tag", `{"name": "bumpy", "key": "mlgate.semver_bump", "value": "huge"}`)
-	wantStatus(t, r, http.StatusBadRequest)
+	gatewaytest.WantStatus(t, r, http.StatusBadRequest)
 }
 
 func TestRegistryDeleteOfAModelWithoutRunsFreesItsName(t *testing.T) {
-	env := newTestEnv(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{})
 	base := env.Srv.URL
-	wantStatus(t, env.MLflowPost(base, "registered-models/create", `{"name": "only-registry"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "registered-models/create", `{"name": "only-registry"}`), http.StatusOK)
 	r := env.Do(http.MethodDelete, base+"/api/2.0/mlflow/registered-models/delete", strings.NewReader(`{"name": "only-registry"}`), nil)
-	wantStatus(t, r, http.StatusOK)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
 	// Gone as an experiment too, so the name can be used again from scratch.
-	wantStatus(t, env.Get(base+"/api/2.0/mlflow/experiments/get-by-name?experiment_name=only-registry"), http.StatusNotFound)
-	wantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "only-registry"}`), http.StatusOK)
+	gatewaytest.WantStatus(t, env.Get(base+"/api/2.0/mlflow/experiments/get-by-name?experiment_name=only-registry"), http.StatusNotFound)
+	gatewaytest.WantStatus(t, env.MLflowPost(base, "experiments/create", `{"name": "only-registry"}`), http.StatusOK)
 }
