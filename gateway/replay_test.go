@@ -26,7 +26,7 @@ import (
 // The replay test sends every request the real MLflow client sent to a reference MLflow server (the
 // recordings in testdata/mlflow-traces, copied from shared/traces) to mlgate, in order, with the
 // reference's run and experiment ids rewritten to mlgate's, and checks each answer's status and the
-// gatewaytest.Response shape the client relies on.
+// response shape the client relies on.
 
 // traceRecord is one line of a trace file.
 type traceRecord struct {
@@ -414,7 +414,7 @@ func replayTrace(t *testing.T, file string) {
 		shapeDiff(refJSON, gotJSON, "$", ids, &diffs)
 		if len(diffs) > 0 {
 			sort.Strings(diffs)
-			fail("gatewaytest.Response differs from the reference:\n  %s\n  got: %.400s", strings.Join(diffs, "\n  "), bytes.TrimSpace(got))
+			fail("response differs from the reference:\n  %s\n  got: %.400s", strings.Join(diffs, "\n  "), bytes.TrimSpace(got))
 		}
 	}
 	if err := sc.Err(); err != nil {
