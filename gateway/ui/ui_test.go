@@ -498,7 +498,9 @@ func BenchmarkModelPage(b *testing.B) {
 		}
 	}
 	client := env.srv.Client()
-	for _, q := range []string{"", "?sort=metrics.m07&order=desc", "?sort=metrics.m07&order=asc"} {
+	// The default order and a metric sort page through the store's indexes; a param sort reads and sorts
+	// every candidate in memory (the query engine's bounded path).
+	for _, q := range []string{"", "?sort=metrics.m07&order=desc", "?sort=metrics.m07&order=asc", "?sort=params.lr&order=asc"} {
 		b.Run("query="+q, func(b *testing.B) {
 			var worst time.Duration
 			for b.Loop() {
@@ -515,8 +517,14 @@ func BenchmarkModelPage(b *testing.B) {
 				worst = max(worst, time.Since(start))
 			}
 			b.ReportMetric(float64(worst.Microseconds())/1000, "worst-ms")
-			if worst > 200*time.Millisecond {
-				b.Errorf("model page took %v, budget 200ms", worst)
+			// Indexed orders cost a page whatever the model's size; an in-memory sort reads every
+			// candidate's run data, bounded by the engine's sort limit rather than by a page.
+			budget := 200 * time.Millisecond
+			if strings.Contains(q, "params.") {
+				budget = time.Second
+			}
+			if worst > budget {
+				b.Errorf("model page took %v, budget %v", worst, budget)
 			}
 		})
 	}
