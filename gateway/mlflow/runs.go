@@ -446,21 +446,24 @@ func (s *Tracking) setRunLifecycle(ctx context.Context, call *rpc.Call, in *runI
 type logMetricRequest struct {
 	runIDs
 	metricIn
+	metric metadata.Metric // the point, once Validate passed
+}
+
+// Validate checks the point; key, value and timestamp are required (httpapi.ErrBadRequest).
+func (in *logMetricRequest) Validate() (err error) {
+	in.metric, err = metricOf(in.metricIn, true)
+	return err
 }
 
 // logMetric appends one point; key, value and timestamp are required, step defaults to 0. An exact
 // duplicate point (a retried request) is stored once. 400 for bad input or a deleted run; 404 for an
 // unknown run.
 func (s *Tracking) logMetric(ctx context.Context, call *rpc.Call, in *logMetricRequest) (any, error) {
-	m, err := metricOf(in.metricIn, true)
-	if err != nil {
-		return nil, err
-	}
 	c, err := s.activeRun(ctx, call, in.runIDs)
 	if err != nil {
 		return nil, err
 	}
-	return struct{}{}, s.logToRun(ctx, c, nil, []metadata.Metric{m}, nil)
+	return struct{}{}, s.logToRun(ctx, c, nil, []metadata.Metric{in.metric}, nil)
 }
 
 // logParamRequest is the input of logParam.
@@ -542,12 +545,16 @@ type logBatchRequest struct {
 	Metrics []metricIn `json:"metrics"`
 	Params  []keyValue `json:"params"`
 	Tags    []keyValue `json:"tags"`
+
+	// The batch, once Validate passed.
+	metrics []metadata.Metric
+	params  []metadata.Param
+	tags    []metadata.Tag
 }
 
-// logBatch writes metrics, params and tags in one store transaction, all or nothing. Limits, MLflow's:
-// ≤1000 metrics, ≤100 params, ≤100 tags, ≤1000 in total; beyond them, and for any bad entry, 400 and
-// nothing is written. A mlflow.runName tag renames the run first (see logToRun).
-func (s *Tracking) logBatch(ctx context.Context, call *rpc.Call, in *logBatchRequest) (any, error) {
+// Validate checks MLflow's limits (≤1000 metrics, ≤100 params, ≤100 tags, ≤1000 in total) and every
+// entry, and refuses one param given twice with different values (httpapi.ErrBadRequest).
+func (in *logBatchRequest) Validate() error {
 	for _, lim := range []struct {
 		what  string
 		n, of int
@@ -558,48 +565,55 @@ func (s *Tracking) logBatch(ctx context.Context, call *rpc.Call, in *logBatchReq
 		{"total metrics, params, and tags", len(in.Metrics) + len(in.Params) + len(in.Tags), batchMaxTotal},
 	} {
 		if lim.n > lim.of {
-			return nil, fmt.Errorf("%w: a batch logging request can contain at most %d %s. Got %d. "+
+			return fmt.Errorf("%w: a batch logging request can contain at most %d %s. Got %d. "+
 				"Please split up the batch across multiple requests and try again", httpapi.ErrBadRequest, lim.of, lim.what, lim.n)
 		}
 	}
-	metrics := make([]metadata.Metric, len(in.Metrics))
+	in.metrics = make([]metadata.Metric, len(in.Metrics))
 	for i, mi := range in.Metrics {
 		m, err := metricOf(mi, false)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		metrics[i] = m
+		in.metrics[i] = m
 	}
-	params := make([]metadata.Param, len(in.Params))
+	in.params = make([]metadata.Param, len(in.Params))
 	seen := make(map[string]string, len(in.Params))
 	for i, pi := range in.Params {
 		p, err := paramOf(pi)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if v, ok := seen[p.Key]; ok && v != p.Value {
-			return nil, fmt.Errorf("%w: duplicate parameter keys have been submitted with different values: %q",
+			return fmt.Errorf("%w: duplicate parameter keys have been submitted with different values: %q",
 				httpapi.ErrBadRequest, p.Key)
 		}
 		seen[p.Key] = p.Value
-		params[i] = p
+		in.params[i] = p
 	}
-	tags := make([]metadata.Tag, len(in.Tags))
+	in.tags = make([]metadata.Tag, len(in.Tags))
 	for i, ti := range in.Tags {
 		t, err := tagOf(ti)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		tags[i] = t
+		in.tags[i] = t
 	}
+	return nil
+}
+
+// logBatch writes metrics, params and tags in one store transaction, all or nothing. Limits, MLflow's:
+// ≤1000 metrics, ≤100 params, ≤100 tags, ≤1000 in total; beyond them, and for any bad entry, 400 and
+// nothing is written (Validate). A mlflow.runName tag renames the run in the same transaction (see logToRun).
+func (s *Tracking) logBatch(ctx context.Context, call *rpc.Call, in *logBatchRequest) (any, error) {
 	c, err := s.activeRun(ctx, call, in.runIDs)
 	if err != nil {
 		return nil, err
 	}
-	if len(metrics)+len(params)+len(tags) == 0 {
+	if len(in.metrics)+len(in.params)+len(in.tags) == 0 {
 		return struct{}{}, nil
 	}
-	return struct{}{}, s.logToRun(ctx, c, params, metrics, tags)
+	return struct{}{}, s.logToRun(ctx, c, in.params, in.metrics, in.tags)
 }
 
 // logModelRequest is the input of logModel.
