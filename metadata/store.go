@@ -42,8 +42,8 @@ type VersionRef struct {
 type PackageVersion struct {
 	Model     *Model
 	Version   *Version
-	Candidate *Candidate
-	Created   bool // the version (and its candidate) was created by this call
+	Candidate *Candidate // nil when the version is backed by a logged model
+	Created   bool       // the version (and its candidate) was created by this call
 }
 
 // Store persists the data model. Every method is safe for concurrent use.
@@ -90,8 +90,8 @@ type Store interface {
 	// name "Default", created on first use. ErrNotFound for an unknown project; ErrConflict if another
 	// model already has the display name "Default".
 	EnsureDefaultModel(ctx context.Context, project int64) (*Model, error)
-	// PurgeModel removes a model and frees its names. ErrConflict while it has candidates or versions;
-	// ErrNotFound for an unknown model. Iids are never reused.
+	// PurgeModel removes a model and frees its names. ErrConflict while it has candidates, logged models
+	// or versions; ErrNotFound for an unknown model. Iids are never reused.
 	PurgeModel(ctx context.Context, id uint64) error
 	// Model returns a model of any lifecycle, or ErrNotFound.
 	Model(ctx context.Context, ref ModelRef) (*Model, error)
@@ -126,12 +126,15 @@ type Store interface {
 
 	// LogBatch writes params, metrics and tags of a candidate in one transaction, all or nothing.
 	// A param logged again with another value is ErrInvalid; with the same value it is a no-op. An
-	// exact duplicate metric point is a no-op. ErrInvalid for over-long keys or values;
-	// ErrNotFound for an unknown candidate.
+	// exact duplicate metric point is a no-op. A point with a LoggedModel also becomes one of that logged
+	// model's metrics. ErrInvalid for over-long keys or values; ErrNotFound for an unknown candidate, or a
+	// logged model that is unknown or of another project.
 	LogBatch(ctx context.Context, candidateID uint64, params []Param, metrics []Metric, tags []Tag) error
-	// RunData returns params, tags and latest metrics sorted by key. ErrNotFound for an unknown candidate.
+	// RunData returns params, tags and latest metrics sorted by key, and the run's inputs and outputs.
+	// ErrNotFound for an unknown candidate.
 	RunData(ctx context.Context, candidateID uint64) (*RunData, error)
-	// MetricHistory returns a metric's points ordered by step, then timestamp. ErrInvalid for a bad token.
+	// MetricHistory returns a metric's points ordered by step, then timestamp, with the logged model and
+	// dataset each was logged with. ErrInvalid for a bad token.
 	MetricHistory(ctx context.Context, candidateID uint64, key string, p Page) ([]Metric, string, error)
 	// DeleteTag removes a candidate's tag. ErrNotFound for an unknown candidate or an absent key.
 	DeleteTag(ctx context.Context, candidateID uint64, key string) error
@@ -139,8 +142,9 @@ type Store interface {
 	// Versions
 
 	// CreateVersion stores v and fills ID, Seq, CreatedAt, UpdatedAt, and Semver when empty (next minor
-	// after the highest: 1.0.0, 1.1.0, …). ErrInvalid for a bad semver; ErrExists if the semver is
-	// taken; ErrNotFound for an unknown model or candidate. Marks the model InRegistry.
+	// after the highest: 1.0.0, 1.1.0, …). v names exactly one of CandidateID and LoggedModelID.
+	// ErrInvalid for a bad semver or owner; ErrExists if the semver is taken; ErrNotFound for an unknown
+	// model, candidate or logged model. Marks the model InRegistry.
 	CreateVersion(ctx context.Context, v *Version) error
 	// Version returns a version, or ErrNotFound; ErrAliasNotFound when ref.Alias names no alias.
 	Version(ctx context.Context, ref VersionRef) (*Version, error)
@@ -157,6 +161,49 @@ type Store interface {
 	// registry), a fresh backing candidate and the version in one transaction when they are missing.
 	// ErrInvalid for a bad name or semver.
 	EnsurePackageVersion(ctx context.Context, project int64, modelName, semver string) (*PackageVersion, error)
+
+	// Logged models (MLflow 3)
+
+	// CreateLoggedModel stores lm and fills ID (from the candidates' sequence), LMID (random), Project
+	// (from the model), CreatedAt and UpdatedAt; lm is changed only on success. Params and tags are stored
+	// sorted by key; later ones of a key replace earlier ones. ErrNotFound for an unknown model, a model
+	// outside a non-zero lm.Project, or a source run that is unknown or of another project; ErrInvalid for
+	// a bad name, model type, status, param or tag.
+	CreateLoggedModel(ctx context.Context, lm *LoggedModel) error
+	// LoggedModel returns a logged model, or ErrNotFound (also for one outside a non-zero ref.Project).
+	// ErrInvalid for a ref that selects nothing or several ways.
+	LoggedModel(ctx context.Context, ref LoggedModelRef) (*LoggedModel, error)
+	// UpdateLoggedModel applies u in one transaction and returns the logged model as stored. ErrNotFound
+	// for an unknown logged model; ErrInvalid for a bad status, message, tag or param, or a param logged
+	// again with another value.
+	UpdateLoggedModel(ctx context.Context, id uint64, u LoggedModelUpdate) (*LoggedModel, error)
+	// DeleteLoggedModel removes a logged model with its metrics and file rows, in one transaction, and
+	// returns the removed file rows so that the caller deletes their blobs. ErrConflict while a version is
+	// backed by it; ErrNotFound for an unknown logged model.
+	DeleteLoggedModel(ctx context.Context, id uint64) ([]*File, error)
+	// SearchLoggedModels lists the logged models of q.ModelIDs newest first, or by the latest value
+	// (highest step, then newest timestamp) of a metric: ascending numbers (descending with Desc), then
+	// NaN, then the logged models without the metric (newest first). ErrInvalid for an empty ModelIDs, a bad
+	// metric key, or a token of another query; ErrNotFound for an unknown model.
+	SearchLoggedModels(ctx context.Context, q LoggedModelQuery) ([]*LoggedModel, string, error)
+	// LoggedModelMetrics returns every point logged to a logged model, each with its Run, ordered by key,
+	// step, timestamp. ErrNotFound for an unknown logged model.
+	LoggedModelMetrics(ctx context.Context, id uint64) ([]Metric, error)
+
+	// Datasets, inputs and outputs (MLflow 3)
+
+	// LogInputs links datasets and logged models to a candidate as its inputs, in one transaction. A
+	// model (experiment) keeps each dataset once, by name and digest: the first description logged is the
+	// one kept, and linking a dataset or logged model again is a no-op. ErrNotFound for an unknown
+	// candidate or logged model; ErrInvalid for an empty or over-long name, digest, source type, source,
+	// schema, profile or input tag.
+	LogInputs(ctx context.Context, candidateID uint64, datasets []DatasetInput, models []LMID) error
+	// LogOutputs links logged models to a candidate as its outputs, in one transaction; a model already
+	// linked keeps its first step. ErrNotFound for an unknown candidate or logged model.
+	LogOutputs(ctx context.Context, candidateID uint64, outputs []ModelOutput) error
+	// SearchDatasets lists the datasets of models, one entry per context an input gave them, ordered by
+	// model, name, digest, context. ErrInvalid for an empty modelIDs.
+	SearchDatasets(ctx context.Context, modelIDs []uint64) ([]DatasetSummary, error)
 
 	// Aliases
 
@@ -175,8 +222,9 @@ type Store interface {
 	// Files
 
 	// CommitFile inserts or replaces the row for (f.CandidateID, f.Path) and returns the replaced row,
-	// if any. ErrConflict if f.Path collides with a directory, has a file as an ancestor, or a row
-	// exists and replace is false. ErrNotFound for an unknown candidate; ErrInvalid for a bad path.
+	// if any. f.CandidateID is the owner: a candidate or a logged model. ErrConflict if f.Path collides
+	// with a directory, has a file as an ancestor, or a row exists and replace is false. ErrNotFound for
+	// an unknown owner; ErrInvalid for a bad path.
 	CommitFile(ctx context.Context, f *File, replace bool) (replaced *File, err error)
 	// File returns one file row, or ErrNotFound.
 	File(ctx context.Context, candidateID uint64, path string) (*File, error)

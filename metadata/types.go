@@ -154,23 +154,33 @@ type Candidate struct {
 	CreatedAt        time.Time `json:"created_at"`
 }
 
-// Version is a semver of a model, backed by exactly one candidate.
+// Version is a semver of a model, backed by exactly one candidate or exactly one logged model: its files
+// are that owner's (under Subpath), so promoting copies no bytes.
 type Version struct {
-	ID          int64     `json:"id"` // unique per project; GitLab's model_version_id
-	Project     int64     `json:"project"`
-	ModelID     uint64    `json:"model_id"`
-	Seq         int64     `json:"seq"`    // per model 1, 2, 3…; MLflow's "version"; never reused
-	Semver      string    `json:"semver"` // strict semver 2.0, unique per model
-	CandidateID uint64    `json:"candidate_id"`
-	Subpath     string    `json:"subpath,omitempty"` // directory inside the candidate's files; "" = root
-	Source      string    `json:"source,omitempty"`
-	RunLink     string    `json:"run_link,omitempty"`
-	Description string    `json:"description,omitempty"`
-	UserID      string    `json:"user_id,omitempty"`
-	Stage       string    `json:"stage,omitempty"`
-	Tags        []Tag     `json:"tags,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	ID            int64     `json:"id"` // unique per project; GitLab's model_version_id
+	Project       int64     `json:"project"`
+	ModelID       uint64    `json:"model_id"`
+	Seq           int64     `json:"seq"`    // per model 1, 2, 3…; MLflow's "version"; never reused
+	Semver        string    `json:"semver"` // strict semver 2.0, unique per model
+	CandidateID   uint64    `json:"candidate_id,omitempty"`
+	LoggedModelID uint64    `json:"logged_model_id,omitempty"` // set instead of CandidateID
+	Subpath       string    `json:"subpath,omitempty"`         // directory inside the owner's files; "" = root
+	Source        string    `json:"source,omitempty"`
+	RunLink       string    `json:"run_link,omitempty"`
+	Description   string    `json:"description,omitempty"`
+	UserID        string    `json:"user_id,omitempty"`
+	Stage         string    `json:"stage,omitempty"`
+	Tags          []Tag     `json:"tags,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// Owner is the ID of the candidate or logged model whose files back the version.
+func (v *Version) Owner() uint64 {
+	if v.LoggedModelID != 0 {
+		return v.LoggedModelID
+	}
+	return v.CandidateID
 }
 
 // Param is an immutable run parameter.
@@ -185,17 +195,28 @@ type Metric struct {
 	Value     float64 `json:"value"`
 	Timestamp int64   `json:"timestamp"` // ms
 	Step      int64   `json:"step"`
+	// MLflow 3 links a point to the logged model it measures and the dataset it was measured on; all
+	// zero otherwise. A point with a LoggedModel is also one of that model's metrics.
+	LoggedModel   LMID   `json:"model_id,omitzero"`
+	DatasetName   string `json:"dataset_name,omitempty"`
+	DatasetDigest string `json:"dataset_digest,omitempty"`
+	// Run is the run that logged the point; set on the points of a logged model's metrics only.
+	Run EID `json:"run_id,omitzero"`
 }
 
-// RunData is what runs/get shows of a candidate: params, tags and the latest value of each metric.
+// RunData is what runs/get shows of a candidate: params, tags, the latest value of each metric, and the
+// run's inputs and outputs.
 type RunData struct {
 	Params  []Param  `json:"params"`
 	Tags    []Tag    `json:"tags"`
 	Metrics []Metric `json:"metrics"` // latest point per key: highest step, then newest timestamp
+	IO      RunIO    `json:"io"`
 }
 
-// File is one stored file of a candidate.
+// File is one stored file of a candidate or a logged model.
 type File struct {
+	// CandidateID is the ID of the file's owner: a candidate, or a logged model (whose IDs are drawn from
+	// the same sequence).
 	CandidateID uint64 `json:"candidate_id"`
 	Path        string `json:"path"` // validated, "/"-separated, relative
 	Size        int64  `json:"size"`

@@ -55,7 +55,25 @@
 //	│                                                                            backend, so no migration is needed
 //	├─ tokens                id → json(Token)                                    API tokens (migration 3);
 //	│                                                                            only the secret's SHA-256
-//	└─ tokens_by_hash        sha256(secret)[32] → id                             unique; authentication
+//	├─ tokens_by_hash        sha256(secret)[32] → id                             unique; authentication
+//	├─ logged_models         u64(lmID) → json(LoggedModel)                       MLflow 3 (migration 4); ids
+//	│                                                                            from the candidates' sequence
+//	├─ logged_models_by_lmid lmid[16] → u64(lmID)                                MLflow model_id
+//	├─ logged_models_by_model u64(modelID) | i64(created ms) | u64(lmID) → ∅     newest first, read backwards
+//	├─ lm_metrics            u64(lmID) | str0(key) | i64(step) | i64(ts) | f64b(value) → json(linkedPoint)
+//	│                                                                            every point, with run and dataset
+//	├─ lm_metrics_latest     u64(lmID) | key → i64(step) | i64(ts) | f64b(value) (24 bytes)
+//	├─ lms_by_metric         u64(modelID) | str0(key) | class | f64s(latest) | u64(lmID) → ∅
+//	├─ datasets              u64(modelID) | str0(name) | digest → json(Dataset)   once per experiment
+//	├─ dataset_contexts      u64(modelID) | str0(name) | str0(digest) | context → ∅
+//	└─ run_io                u64(candID) | 'd' | u64(n) → json(datasetLink)       inputs in logging order
+//	                         u64(candID) | 'D' | str0(name) | digest → u64(n)    …and by dataset, to dedupe
+//	                         u64(candID) | 'm' | lmid[16] → ∅                    model inputs
+//	                         u64(candID) | 'o' | lmid[16] → i64(step)            model outputs
+//
+// History points (metrics) logged with a logged model or a dataset carry json(linkedPoint) as their value;
+// plain points keep the empty value. Files (files) and versions (versions_by_candidate) are keyed by their
+// owner's id, a candidate's or a logged model's: the two share one sequence, so an id names one owner.
 //
 // Why the indexes exist: models_by_iid serves experiments/get and ListModels; models_by_display and
 // models_by_name serve name lookups from MLflow and the package API; candidates_by_eid serves runs/get;
@@ -64,7 +82,10 @@
 // versions_by_id serves GitLab's numeric version routes; versions_by_semver serves <model>/<semver>;
 // versions_order gives the highest semver for the default bump; versions_by_candidate answers "which versions
 // does this run back" for safe deletes; aliases resolves registered-models/alias and models:/name@alias;
-// tokens_by_hash finds the token of a request in one lookup, without the secret ever being stored.
+// tokens_by_hash finds the token of a request in one lookup, without the secret ever being stored;
+// logged_models_by_lmid serves logged-models/get; logged_models_by_model and lms_by_metric order
+// logged-models/search as their candidate twins order runs; datasets and dataset_contexts serve
+// experiments/search-datasets; run_io is the inputs and outputs of runs/get.
 //
 // # Rules
 //
@@ -107,6 +128,15 @@ var (
 	bucketAliases            = []byte("aliases")
 	bucketTokens             = []byte("tokens")
 	bucketTokensByHash       = []byte("tokens_by_hash")
+	bucketLoggedModels       = []byte("logged_models")
+	bucketLoggedModelsByLMID = []byte("logged_models_by_lmid")
+	bucketLoggedModelsByMdl  = []byte("logged_models_by_model")
+	bucketLMMetrics          = []byte("lm_metrics")
+	bucketLMMetricsLatest    = []byte("lm_metrics_latest")
+	bucketLMsByMetric        = []byte("lms_by_metric")
+	bucketDatasets           = []byte("datasets")
+	bucketDatasetContexts    = []byte("dataset_contexts")
+	bucketRunIO              = []byte("run_io")
 )
 
 var keyDBVersion = []byte("db_version")

@@ -37,7 +37,7 @@ func (s *Store) CommitFile(ctx context.Context, f *metadata.File, replace bool) 
 	}
 	var replaced *metadata.File
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		if _, err := getCandidate(tx, out.CandidateID); err != nil {
+		if _, err := ownerProject(tx, out.CandidateID); err != nil {
 			return err
 		}
 		files := bk(tx, bucketFiles)
@@ -149,7 +149,7 @@ func (s *Store) ListFiles(ctx context.Context, candidateID uint64, prefix string
 	var out []*metadata.File
 	var next string
 	err = s.view(ctx, func(tx *bolt.Tx) error {
-		if _, err := getCandidate(tx, candidateID); err != nil {
+		if _, err := ownerProject(tx, candidateID); err != nil {
 			return err
 		}
 		next, err = pg.forward(bk(tx, bucketFiles).Cursor(), func(k, v []byte) error {

@@ -26,6 +26,7 @@ var migrations = []migration{
 	{version: 1, name: "initial layout", migrate: migrate1, verify: verify1},
 	{version: 2, name: "aliases bucket", migrate: migrate2, verify: verify2},
 	{version: 3, name: "token buckets", migrate: migrate3, verify: verify3},
+	{version: 4, name: "logged models, datasets and run inputs/outputs", migrate: migrate4, verify: verify4},
 }
 
 // knownVersion is the newest db_version this binary understands.
@@ -124,6 +125,45 @@ func verify3(tx *bolt.Tx) error {
 		return fmt.Errorf("bucket v1 missing: %w", ErrCorrupt)
 	}
 	for _, name := range v3Buckets {
+		if root.Bucket([]byte(name)) == nil {
+			return fmt.Errorf("bucket v1/%s missing: %w", name, ErrCorrupt)
+		}
+	}
+	return nil
+}
+
+// v4Buckets is frozen: it is what migration 4 adds to v1.
+var v4Buckets = []string{
+	"logged_models", "logged_models_by_lmid", "logged_models_by_model",
+	"lm_metrics", "lm_metrics_latest", "lms_by_metric",
+	"datasets", "dataset_contexts", "run_io",
+}
+
+func migrate4(tx *bolt.Tx) error { return addBuckets(tx, v4Buckets) }
+
+func verify4(tx *bolt.Tx) error { return hasBuckets(tx, v4Buckets) }
+
+// addBuckets creates names under v1, leaving existing buckets and data alone.
+func addBuckets(tx *bolt.Tx, names []string) error {
+	root := tx.Bucket(bucketRoot)
+	if root == nil {
+		return fmt.Errorf("bucket v1 missing: %w", ErrCorrupt)
+	}
+	for _, name := range names {
+		if _, err := root.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// hasBuckets checks that names exist under v1.
+func hasBuckets(tx *bolt.Tx, names []string) error {
+	root := tx.Bucket(bucketRoot)
+	if root == nil {
+		return fmt.Errorf("bucket v1 missing: %w", ErrCorrupt)
+	}
+	for _, name := range names {
 		if root.Bucket([]byte(name)) == nil {
 			return fmt.Errorf("bucket v1/%s missing: %w", name, ErrCorrupt)
 		}

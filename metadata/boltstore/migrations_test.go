@@ -105,6 +105,52 @@ var migrationCases = map[uint64]migrationCase{
 			}))
 		},
 	},
+	4: {
+		// A v3 database with a candidate, a metric point in the history and a file: the migration adds
+		// empty buckets for logged models, datasets and run inputs/outputs; the old points keep their
+		// empty values, which mean "no logged model, no dataset".
+		setup: func(t *testing.T, db *bolt.DB) {
+			must(t, db.Update(func(tx *bolt.Tx) error {
+				root := tx.Bucket(bucketRoot)
+				if err := root.Bucket(bucketCandidates).Put(idKey(7), []byte(`{"id":7}`)); err != nil {
+					return err
+				}
+				if err := root.Bucket(bucketMetrics).Put(metricKey(7, latestMetric{key: "loss", step: 1, ts: 2, value: 0.5}), nil); err != nil {
+					return err
+				}
+				return root.Bucket(bucketFiles).Put(idStrKey(7, "model.bin"), []byte(`{"candidate_id":7}`))
+			}))
+		},
+		check: func(t *testing.T, db *bolt.DB) {
+			must(t, db.View(func(tx *bolt.Tx) error {
+				root := tx.Bucket(bucketRoot)
+				for _, name := range v4Buckets {
+					b := root.Bucket([]byte(name))
+					if b == nil {
+						return fmt.Errorf("%s bucket missing", name)
+					}
+					if k, _ := b.Cursor().First(); k != nil {
+						return fmt.Errorf("%s bucket not empty: %x", name, k)
+					}
+				}
+				if got := root.Bucket(bucketCandidates).Get(idKey(7)); string(got) != `{"id":7}` {
+					return fmt.Errorf("candidate record is now %q", got)
+				}
+				if v, ok := lookup(root.Bucket(bucketMetrics), metricKey(7, latestMetric{key: "loss", step: 1, ts: 2, value: 0.5})); !ok || len(v) != 0 {
+					return fmt.Errorf("history point is now %q (present %v)", v, ok)
+				}
+				if got := root.Bucket(bucketFiles).Get(idStrKey(7, "model.bin")); string(got) != `{"candidate_id":7}` {
+					return fmt.Errorf("file row is now %q", got)
+				}
+				n := 0
+				err := root.ForEachBucket(func([]byte) error { n++; return nil })
+				if want := len(v1Buckets) + len(v2Buckets) + len(v3Buckets) + len(v4Buckets); n != want {
+					return fmt.Errorf("v1 holds %d buckets, want %d", n, want)
+				}
+				return err
+			}))
+		},
+	},
 }
 
 func TestEveryMigrationHasACase(t *testing.T) {

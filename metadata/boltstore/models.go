@@ -438,9 +438,9 @@ func (s *Store) PurgeModel(ctx context.Context, id uint64) error {
 			return err
 		}
 		prefix := idKey(id)
-		for _, b := range [][]byte{bucketCandidatesByModel, bucketVersions} {
+		for _, b := range [][]byte{bucketCandidatesByModel, bucketLoggedModelsByMdl, bucketVersions} {
 			if k, _ := bk(tx, b).Cursor().Seek(prefix); k != nil && hasPrefix(k, prefix) {
-				return fmt.Errorf("model %q still has runs or versions: %w", m.DisplayName, metadata.ErrConflict)
+				return fmt.Errorf("model %q still has runs, logged models or versions: %w", m.DisplayName, metadata.ErrConflict)
 			}
 		}
 		aliases := bk(tx, bucketAliases)

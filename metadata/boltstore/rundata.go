@@ -67,6 +67,10 @@ func (s *Store) LogBatch(ctx context.Context, candidateID uint64, params []metad
 		if err := validateMetricKey(m.Key); err != nil {
 			return err
 		}
+		if len(m.DatasetName) > metadata.MaxDatasetNameLen || len(m.DatasetDigest) > metadata.MaxDatasetDigestLen {
+			return fmt.Errorf("metric %q: dataset name or digest too long (%d, %d bytes): %w",
+				m.Key, metadata.MaxDatasetNameLen, metadata.MaxDatasetDigestLen, metadata.ErrInvalid)
+		}
 	}
 	if err := validateTags(tags); err != nil {
 		return err
@@ -91,7 +95,7 @@ func (s *Store) LogBatch(ctx context.Context, candidateID uint64, params []metad
 			}
 		}
 		for _, m := range metrics {
-			if err := logMetric(tx, c, fromMetric(m)); err != nil {
+			if err := logMetric(tx, c, m); err != nil {
 				return err
 			}
 		}
@@ -124,14 +128,32 @@ func validateMetricKey(k string) error {
 	return nil
 }
 
-// logMetric adds a point to the history and, if it beats the stored latest point, replaces that and its
-// entry in candidates_by_metric.
-func logMetric(tx *bolt.Tx, c *metadata.Candidate, m latestMetric) error {
-	if err := bk(tx, bucketMetrics).Put(metricKey(c.ID, m), nil); err != nil {
+// logMetric adds a point to the candidate's history (with its links to a logged model and a dataset, if
+// any) and, if it beats the stored latest point, replaces that and its entry in candidates_by_metric. A
+// point with a logged model becomes one of that model's metrics too.
+func logMetric(tx *bolt.Tx, c *metadata.Candidate, m metadata.Metric) error {
+	point := fromMetric(m)
+	v, err := encodeLinked(linkedPoint{LoggedModel: m.LoggedModel, DatasetName: m.DatasetName, DatasetDigest: m.DatasetDigest})
+	if err != nil {
 		return err
 	}
-	lb, rank := bk(tx, bucketMetricsLatest), bk(tx, bucketCandidatesByMetric)
-	lk := idStrKey(c.ID, m.key)
+	if err := bk(tx, bucketMetrics).Put(metricKey(c.ID, point), v); err != nil {
+		return err
+	}
+	if err := putLatest(tx, bucketMetricsLatest, bucketCandidatesByMetric, c.ModelID, c.ID, point); err != nil {
+		return err
+	}
+	if !m.LoggedModel.IsZero() {
+		return logLoggedModelMetric(tx, c, m)
+	}
+	return nil
+}
+
+// putLatest makes m the latest point of its key for id (a candidate or a logged model of model modelID)
+// if it beats the stored one, moving id's entry in the rank index with it.
+func putLatest(tx *bolt.Tx, latestBucket, rankBucket []byte, modelID, id uint64, m latestMetric) error {
+	lb, rank := bk(tx, latestBucket), bk(tx, rankBucket)
+	lk := idStrKey(id, m.key)
 	if v := lb.Get(lk); v != nil {
 		old, err := decodeLatest(m.key, v)
 		if err != nil {
@@ -140,14 +162,14 @@ func logMetric(tx *bolt.Tx, c *metadata.Candidate, m latestMetric) error {
 		if !m.greater(old) {
 			return nil
 		}
-		if err := rank.Delete(metricRankKey(c.ModelID, old, c.ID)); err != nil {
+		if err := rank.Delete(metricRankKey(modelID, old, id)); err != nil {
 			return err
 		}
 	}
 	if err := lb.Put(lk, m.encode()); err != nil {
 		return err
 	}
-	return rank.Put(metricRankKey(c.ModelID, m, c.ID), nil)
+	return rank.Put(metricRankKey(modelID, m, id), nil)
 }
 
 func putTags(tx *bolt.Tx, candidateID uint64, tags []metadata.Tag) error {
@@ -164,7 +186,7 @@ func putTags(tx *bolt.Tx, candidateID uint64, tags []metadata.Tag) error {
 // The slices are empty, not nil, when there is nothing. ErrNotFound for an unknown candidate.
 func (s *Store) RunData(ctx context.Context, candidateID uint64) (*metadata.RunData, error) {
 	rd := &metadata.RunData{Params: []metadata.Param{}, Tags: []metadata.Tag{}, Metrics: []metadata.Metric{}}
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
 		if _, err := getCandidate(tx, candidateID); err != nil {
 			return err
 		}
@@ -185,7 +207,8 @@ func (s *Store) RunData(ctx context.Context, candidateID uint64) (*metadata.RunD
 			}
 			rd.Metrics = append(rd.Metrics, m.metric())
 		}
-		return nil
+		rd.IO, err = readRunIO(tx, candidateID)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -211,12 +234,17 @@ func (s *Store) MetricHistory(ctx context.Context, candidateID uint64, key strin
 		if _, err := getCandidate(tx, candidateID); err != nil {
 			return err
 		}
-		next, err = pg.forward(bk(tx, bucketMetrics).Cursor(), func(k, _ []byte) error {
+		next, err = pg.forward(bk(tx, bucketMetrics).Cursor(), func(k, v []byte) error {
 			rest := k[len(prefix):]
 			if len(rest) != 24 {
 				return fmt.Errorf("metrics %x: %w", k, ErrCorrupt)
 			}
-			out = append(out, metadata.Metric{Key: key, Step: decodeI64(rest), Timestamp: decodeI64(rest[8:]), Value: decodeF64b(rest[16:])})
+			l, err := decodeLinked(k, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, metadata.Metric{Key: key, Step: decodeI64(rest), Timestamp: decodeI64(rest[8:]), Value: decodeF64b(rest[16:]),
+				LoggedModel: l.LoggedModel, DatasetName: l.DatasetName, DatasetDigest: l.DatasetDigest})
 			return nil
 		})
 		return err

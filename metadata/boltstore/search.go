@@ -22,14 +22,27 @@ type searchPhase struct {
 	without bool
 }
 
+// searchIndexes names the indexes an ordered search over one kind of record walks: candidates or
+// logged models.
+type searchIndexes struct {
+	byModel  []byte // u64(modelID) | i64(time) | u64(id): the default order, newest first
+	byMetric []byte // u64(modelID) | str0(key) | class | f64s(latest) | u64(id)
+	latest   []byte // u64(id) | key → latest point: who has the metric, for the "without" tail
+}
+
+var (
+	candidateIndexes   = searchIndexes{byModel: bucketCandidatesByModel, byMetric: bucketCandidatesByMetric, latest: bucketMetricsLatest}
+	loggedModelIndexes = searchIndexes{byModel: bucketLoggedModelsByMdl, byMetric: bucketLMsByMetric, latest: bucketLMMetricsLatest}
+)
+
 // searchPhases returns the phases of an ordering:
 //
-//	default:    candidates_by_model backwards (newest first)
-//	metric asc: candidates_by_metric forwards (numbers ascending, then class NaN), then the without tail
+//	default:    byModel backwards (newest first)
+//	metric asc: byMetric forwards (numbers ascending, then class NaN), then the without tail
 //	metric desc: class number backwards, class NaN backwards, then the without tail
-func searchPhases(order *metadata.MetricOrder) []searchPhase {
+func (ix searchIndexes) searchPhases(order *metadata.MetricOrder) []searchPhase {
 	byModel := func(without bool) searchPhase {
-		return searchPhase{bucket: bucketCandidatesByModel, prefix: idKey, backward: true, without: without}
+		return searchPhase{bucket: ix.byModel, prefix: idKey, backward: true, without: without}
 	}
 	if order == nil {
 		return []searchPhase{byModel(false)}
@@ -38,13 +51,62 @@ func searchPhases(order *metadata.MetricOrder) []searchPhase {
 		return func(m uint64) []byte { return append(metricRankPrefix(m, order.Key), class...) }
 	}
 	if !order.Desc {
-		return []searchPhase{{bucket: bucketCandidatesByMetric, prefix: ranked()}, byModel(true)}
+		return []searchPhase{{bucket: ix.byMetric, prefix: ranked()}, byModel(true)}
 	}
 	return []searchPhase{
-		{bucket: bucketCandidatesByMetric, prefix: ranked(classNumber), backward: true},
-		{bucket: bucketCandidatesByMetric, prefix: ranked(classNaN), backward: true},
+		{bucket: ix.byMetric, prefix: ranked(classNumber), backward: true},
+		{bucket: ix.byMetric, prefix: ranked(classNaN), backward: true},
 		byModel(true),
 	}
+}
+
+// searchPage walks the phases of an ordered search over models from the position of token and passes
+// the id of every record it meets to accept, which reports whether the record matches (an error stops the
+// walk) and, when inPage, keeps it. After limit matches it looks for one more match (inPage false) and
+// returns the token of the next page only if there is one: "" at the end. hash identifies the query; a
+// token of another is ErrInvalid.
+func searchPage(tx *bolt.Tx, ix searchIndexes, order *metadata.MetricOrder, models []uint64, hash [hashLen]byte,
+	token string, limit int, accept func(id uint64, inPage bool) (bool, error)) (string, error) {
+	phases := ix.searchPhases(order)
+	startPhase, after, err := decodeSearchToken(token, hash, len(phases))
+	if err != nil {
+		return "", err
+	}
+	latest := bk(tx, ix.latest)
+	accepted := 0
+	var lastPhase int
+	var lastSuffix []byte
+	for pi := startPhase; pi < len(phases); pi++ {
+		ph := phases[pi]
+		var from []byte
+		if pi == startPhase {
+			from = after
+		}
+		m := newMerge(tx, ph, models, from)
+		for {
+			suffix, k, ok := m.next()
+			if !ok {
+				break
+			}
+			id := decodeU64(k[len(k)-8:])
+			if ph.without && latest.Get(idStrKey(id, order.Key)) != nil {
+				continue
+			}
+			ok, err := accept(id, accepted < limit)
+			if err != nil {
+				return "", err
+			}
+			if !ok {
+				continue
+			}
+			if accepted == limit { // one more match exists: this page ends at the previous one
+				return encodeSearchToken(hash, lastPhase, lastSuffix), nil
+			}
+			accepted++
+			lastPhase, lastSuffix = pi, suffix
+		}
+	}
+	return "", nil
 }
 
 // SearchCandidates returns the candidates of q.ModelIDs whose lifecycle q.View admits, with the next
@@ -69,12 +131,6 @@ func (s *Store) SearchCandidates(ctx context.Context, q metadata.CandidateQuery)
 	models := slices.Clone(q.ModelIDs)
 	slices.Sort(models)
 	models = slices.Compact(models)
-	phases := searchPhases(q.OrderByMetric)
-	hash := searchHash(models, q)
-	startPhase, after, err := decodeSearchToken(q.Page.Token, hash, len(phases))
-	if err != nil {
-		return nil, "", err
-	}
 	limit := q.Page.Limit
 	if limit <= 0 {
 		limit = defaultLimit
@@ -83,47 +139,28 @@ func (s *Store) SearchCandidates(ctx context.Context, q metadata.CandidateQuery)
 
 	var out []*metadata.Candidate
 	var next string
-	err = s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bolt.Tx) error {
 		for _, id := range models {
 			if _, err := getModel(tx, id); err != nil {
 				return err
 			}
 		}
-		latest := bk(tx, bucketMetricsLatest)
-		var lastPhase int
-		var lastSuffix []byte
-		for pi := startPhase; pi < len(phases); pi++ {
-			ph := phases[pi]
-			var from []byte
-			if pi == startPhase {
-				from = after
-			}
-			m := newMerge(tx, ph, models, from)
-			for {
-				suffix, k, ok := m.next()
-				if !ok {
-					break
-				}
-				candID := decodeU64(k[len(k)-8:])
-				if ph.without && latest.Get(idStrKey(candID, q.OrderByMetric.Key)) != nil {
-					continue
-				}
-				c, err := getCandidate(tx, candID)
+		var err error
+		next, err = searchPage(tx, candidateIndexes, q.OrderByMetric, models, searchHash(models, q, "candidates"), q.Page.Token, limit,
+			func(id uint64, inPage bool) (bool, error) {
+				c, err := getCandidate(tx, id)
 				if err != nil {
-					return indexPointsNowhere(err)
+					return false, indexPointsNowhere(err)
 				}
 				if !q.View.Admits(c.Lifecycle) {
-					continue
+					return false, nil
 				}
-				if len(out) == limit { // one more match exists: this page ends at the previous one
-					next = encodeSearchToken(hash, lastPhase, lastSuffix)
-					return nil
+				if inPage {
+					out = append(out, c)
 				}
-				out = append(out, c)
-				lastPhase, lastSuffix = pi, suffix
-			}
-		}
-		return nil
+				return true, nil
+			})
+		return err
 	})
 	if err != nil {
 		return nil, "", err
@@ -216,8 +253,8 @@ func (m *merge) next() (suffix, k []byte, ok bool) {
 }
 
 // A search token is base64url(queryHash[8] | phase | suffix): the position of the last candidate returned.
-func searchHash(models []uint64, q metadata.CandidateQuery) [hashLen]byte {
-	b := []byte("search\x00")
+func searchHash(models []uint64, q metadata.CandidateQuery, kind string) [hashLen]byte {
+	b := appendStr0([]byte("search\x00"), kind)
 	for _, id := range models {
 		b = appendU64(b, id)
 	}

@@ -41,7 +41,7 @@ func verifyTx(ctx context.Context, tx *bolt.Tx) error {
 		return fmt.Errorf("db_version %d, want %d: %w", ver, knownVersion(), ErrCorrupt)
 	}
 	v := &verifier{tx: tx}
-	for _, check := range []func(){v.projects, v.models, v.candidates, v.runData, v.metricRanks, v.versions, v.aliases, v.files, v.tokens} {
+	for _, check := range []func(){v.projects, v.models, v.candidates, v.runData, v.metricRanks, v.loggedModels, v.versions, v.aliases, v.files, v.tokens} {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -113,6 +113,18 @@ func (v *verifier) candidate(id uint64) *metadata.Candidate {
 	}
 	v.cand = c
 	return c
+}
+
+// owner returns the project of a file or version owner (a candidate or a logged model); ok is false when
+// id names neither.
+func (v *verifier) owner(id uint64) (project int64, ok bool) {
+	if c := v.candidate(id); c != nil {
+		return c.Project, true
+	}
+	if lm, err := getLoggedModel(v.tx, id); err == nil {
+		return lm.Project, true
+	}
+	return 0, false
 }
 
 func (v *verifier) projects() {
@@ -311,8 +323,9 @@ func (v *verifier) versions() {
 		if m, err := getModel(v.tx, ver.ModelID); err != nil || m.Project != ver.Project {
 			v.bad("%s: model missing or in another project (%v)", owner, err)
 		}
-		if c := v.candidate(ver.CandidateID); c == nil || c.Project != ver.Project {
-			v.bad("%s: candidate %d missing or in another project", owner, ver.CandidateID)
+		if p, ok := v.owner(ver.Owner()); !ok || p != ver.Project || (ver.CandidateID != 0) == (ver.LoggedModelID != 0) {
+			v.bad("%s: owner (candidate %d, logged model %d) missing, ambiguous or in another project",
+				owner, ver.CandidateID, ver.LoggedModelID)
 		}
 		sv, err := parseSemver(ver.Semver)
 		if err != nil {
@@ -322,7 +335,7 @@ func (v *verifier) versions() {
 		v.expect(bucketVersionsByID, pairKey(uint64(ver.Project), uint64(ver.ID)), k, owner)
 		v.expect(bucketVersionsBySemver, idStrKey(ver.ModelID, ver.Semver), idKey(uint64(ver.Seq)), owner)
 		v.expect(bucketVersionsOrder, versionOrderKey(ver.ModelID, sv, ver.Seq), nil, owner)
-		v.expect(bucketVersionsByCand, versionByCandidateKey(ver.CandidateID, ver.ModelID, ver.Seq), nil, owner)
+		v.expect(bucketVersionsByCand, versionByCandidateKey(ver.Owner(), ver.ModelID, ver.Seq), nil, owner)
 		v.counterCovers(modelCounterKey(ver.ModelID, counterVersion), ver.Seq, owner)
 		v.counterCovers(projectCounterKey(ver.Project, counterVersion), ver.ID, owner)
 	})
@@ -369,7 +382,7 @@ func (v *verifier) versions() {
 		if len(k) == 24 {
 			ver = version(decodeU64(k[8:]), decodeU64(k[16:]))
 		}
-		if ver == nil || ver.CandidateID != decodeU64(k) {
+		if ver == nil || ver.Owner() != decodeU64(k) {
 			v.bad("versions_by_candidate %x: no matching version", k)
 		}
 	})
@@ -415,8 +428,8 @@ func (v *verifier) tokens() {
 	})
 }
 
-// files checks that each row sits under its own key, belongs to a candidate, and has no file as an
-// ancestor directory.
+// files checks that each row sits under its own key, belongs to a candidate or logged model, and has no
+// file as an ancestor directory.
 func (v *verifier) files() {
 	files := bk(v.tx, bucketFiles)
 	v.each(bucketFiles, func(k, data []byte) {
@@ -424,14 +437,105 @@ func (v *verifier) files() {
 		if !v.decode(bucketFiles, k, data, &f) {
 			return
 		}
-		if !bytes.Equal(k, idStrKey(f.CandidateID, f.Path)) || v.candidate(f.CandidateID) == nil {
-			v.bad("file %x: stored under another key or without candidate", k)
+		if _, ok := v.owner(f.CandidateID); !bytes.Equal(k, idStrKey(f.CandidateID, f.Path)) || !ok {
+			v.bad("file %x: stored under another key or without owner", k)
 			return
 		}
 		for i := strings.IndexByte(f.Path, '/'); i >= 0; i = nextSlash(f.Path, i) {
 			if files.Get(idStrKey(f.CandidateID, f.Path[:i])) != nil {
 				v.bad("file %q of candidate %d: ancestor %q is a file", f.Path, f.CandidateID, f.Path[:i])
 			}
+		}
+	})
+}
+
+// loggedModels checks logged models against their two indexes (both ways), their metrics against their
+// latest points and metric order, and run inputs against the datasets they name.
+func (v *verifier) loggedModels() {
+	seq := bk(v.tx, bucketCandidates).Sequence()
+	v.each(bucketLoggedModels, func(k, data []byte) {
+		var lm metadata.LoggedModel
+		if !v.decode(bucketLoggedModels, k, data, &lm) {
+			return
+		}
+		owner := fmt.Sprintf("logged model %d", lm.ID)
+		if !bytes.Equal(k, idKey(lm.ID)) || lm.ID > seq || v.candidate(lm.ID) != nil {
+			v.bad("%s: stored under key %x, sequence %d, or sharing its id with a candidate", owner, k, seq)
+		}
+		if m, err := getModel(v.tx, lm.ModelID); err != nil || m.Project != lm.Project {
+			v.bad("%s: model %d missing or in another project (%v)", owner, lm.ModelID, err)
+		}
+		v.expect(bucketLoggedModelsByLMID, lm.LMID[:], idKey(lm.ID), owner)
+		v.expect(bucketLoggedModelsByMdl, candidateByModelKey(lm.ModelID, lm.CreatedAt.UnixMilli(), lm.ID), nil, owner)
+	})
+	v.each(bucketLoggedModelsByLMID, func(k, val []byte) {
+		lm, err := getLoggedModel(v.tx, u64Or0(val))
+		if err != nil || !bytes.Equal(lm.LMID[:], k) {
+			v.bad("logged_models_by_lmid %x → %x: no matching logged model (%v)", k, val, err)
+		}
+	})
+	v.each(bucketLoggedModelsByMdl, func(k, _ []byte) {
+		ok := false
+		if len(k) == 24 {
+			lm, err := getLoggedModel(v.tx, decodeU64(k[16:]))
+			ok = err == nil && bytes.Equal(k, candidateByModelKey(lm.ModelID, lm.CreatedAt.UnixMilli(), lm.ID))
+		}
+		if !ok {
+			v.bad("logged_models_by_model %x: no matching logged model", k)
+		}
+	})
+	v.each(bucketLMMetricsLatest, func(k, val []byte) {
+		var lm *metadata.LoggedModel
+		if len(k) > 8 {
+			lm, _ = getLoggedModel(v.tx, decodeU64(k))
+		}
+		m, err := decodeLatest(string(k[min(len(k), 8):]), val)
+		if lm == nil || err != nil {
+			v.bad("lm_metrics_latest %x: no logged model or malformed (%v)", k, err)
+			return
+		}
+		owner := fmt.Sprintf("metric %q of logged model %d", m.key, lm.ID)
+		v.expect(bucketLMMetrics, metricKey(lm.ID, m), nil, owner)
+		v.expect(bucketLMsByMetric, metricRankKey(lm.ModelID, m, lm.ID), nil, owner)
+	})
+	v.each(bucketLMMetrics, func(k, _ []byte) {
+		if len(k) < 8+1+24 || k[len(k)-25] != 0 {
+			v.bad("lm_metrics %x: malformed", k)
+			return
+		}
+		if _, err := getLoggedModel(v.tx, decodeU64(k)); err != nil {
+			v.bad("lm_metrics %x: %v", k, err)
+		}
+	})
+	latest := bk(v.tx, bucketLMMetricsLatest)
+	v.each(bucketLMsByMetric, func(k, _ []byte) {
+		ok := false
+		if n := len(k); n >= 8+1+17 && k[n-18] == 0 {
+			if lm, err := getLoggedModel(v.tx, decodeU64(k[n-8:])); err == nil {
+				key := string(k[8 : n-18])
+				m, err := decodeLatest(key, latest.Get(idStrKey(lm.ID, key)))
+				ok = err == nil && bytes.Equal(k, metricRankKey(lm.ModelID, m, lm.ID))
+			}
+		}
+		if !ok {
+			v.bad("lms_by_metric %x: no matching latest metric", k)
+		}
+	})
+	v.each(bucketRunIO, func(k, val []byte) {
+		if len(k) < 9 || v.candidate(decodeU64(k)) == nil {
+			v.bad("run_io %x: no candidate", k)
+			return
+		}
+		if k[8] != ioDataset {
+			return
+		}
+		var link datasetLink
+		if !v.decode(bucketRunIO, k, val, &link) {
+			return
+		}
+		c := v.candidate(decodeU64(k))
+		if bk(v.tx, bucketDatasets).Get(datasetKey(c.ModelID, link.Name, link.Digest)) == nil {
+			v.bad("run_io %x: dataset %q@%s of model %d missing", k, link.Name, link.Digest, c.ModelID)
 		}
 	})
 }

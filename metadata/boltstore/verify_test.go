@@ -14,7 +14,8 @@ type population struct {
 	p          *metadata.Project
 	m1, m2     *metadata.Model
 	c1, c2, c3 *metadata.Candidate
-	v1, v2     *metadata.Version
+	v1, v2, v3 *metadata.Version
+	lm         *metadata.LoggedModel
 }
 
 func populate(t *testing.T, s *Store) population {
@@ -41,6 +42,16 @@ func populate(t *testing.T, s *Store) population {
 		_, err := s.CommitFile(ctx, &metadata.File{CandidateID: pop.c1.ID, Path: p, SHA256: strings.Repeat("0", 64), BlobKey: "k"}, false)
 		must(t, err)
 	}
+	pop.lm = &metadata.LoggedModel{ModelID: pop.m1.ID, Name: "model", SourceRunID: pop.c1.ID}
+	must(t, s.CreateLoggedModel(ctx, pop.lm))
+	must(t, s.LogBatch(ctx, pop.c1.ID, nil, []metadata.Metric{{Key: "acc", Value: 0.9, LoggedModel: pop.lm.LMID, DatasetName: "eval", DatasetDigest: "d"}}, nil))
+	_, err = s.CommitFile(ctx, &metadata.File{CandidateID: pop.lm.ID, Path: "MLmodel", SHA256: strings.Repeat("0", 64), BlobKey: "k2"}, false)
+	must(t, err)
+	pop.v3 = &metadata.Version{ModelID: pop.m1.ID, LoggedModelID: pop.lm.ID}
+	must(t, s.CreateVersion(ctx, pop.v3))
+	must(t, s.LogInputs(ctx, pop.c1.ID, []metadata.DatasetInput{{Dataset: metadata.Dataset{Name: "eval", Digest: "d", SourceType: "code", Source: "{}"}}},
+		[]metadata.LMID{pop.lm.LMID}))
+	must(t, s.LogOutputs(ctx, pop.c1.ID, []metadata.ModelOutput{{LoggedModel: pop.lm.LMID}}))
 	return pop
 }
 
@@ -103,6 +114,12 @@ func TestVerifyDetectsBrokenIndexes(t *testing.T) {
 		}, "file"},
 		{"missing bucket", func(tx *bolt.Tx) error { return tx.Bucket(bucketRoot).DeleteBucket(bucketTags) }, "v1/tags missing"},
 		{"db_version behind", func(tx *bolt.Tx) error { return writeDBVersion(tx, 0) }, "db_version"},
+		{"logged model without lmid index", del(bucketLoggedModelsByLMID, pop.lm.LMID[:]), "no logged_models_by_lmid entry"},
+		{"logged model order entry to nowhere", put(bucketLoggedModelsByMdl, candidateByModelKey(m1, 0, 999), nil), "logged_models_by_model"},
+		{"logged model metric rank missing", del(bucketLMsByMetric, metricRankKey(m1, latestMetric{key: "acc", value: 0.9}, pop.lm.ID)), "no lms_by_metric entry"},
+		{"version of a logged model without its owner index", del(bucketVersionsByCand, versionByCandidateKey(pop.lm.ID, m1, pop.v3.Seq)), "no versions_by_candidate entry"},
+		{"logged model record gone", del(bucketLoggedModels, idKey(pop.lm.ID)), "logged_models_by_lmid"},
+		{"run input of a missing dataset", func(tx *bolt.Tx) error { return bk(tx, bucketDatasets).Delete(datasetKey(m1, "eval", "d")) }, "dataset"},
 	}
 	rollback := errors.New("rollback")
 	for _, tc := range cases {

@@ -66,12 +66,25 @@ func createVersion(tx *bolt.Tx, v *metadata.Version, now time.Time) error {
 		return fmt.Errorf("model %d in project %d: %w", m.ID, v.Project, metadata.ErrNotFound)
 	}
 	v.Project = m.Project
-	c, err := getCandidate(tx, v.CandidateID)
-	if err != nil {
-		return err
+	if !exactlyOne(v.CandidateID != 0, v.LoggedModelID != 0) {
+		return fmt.Errorf("version of model %q: set exactly one of candidate and logged model: %w", m.Name, metadata.ErrInvalid)
 	}
-	if c.Project != m.Project {
-		return fmt.Errorf("candidate %d in project %d: %w", c.ID, m.Project, metadata.ErrNotFound)
+	if v.CandidateID != 0 {
+		c, err := getCandidate(tx, v.CandidateID)
+		if err != nil {
+			return err
+		}
+		if c.Project != m.Project {
+			return fmt.Errorf("candidate %d in project %d: %w", c.ID, m.Project, metadata.ErrNotFound)
+		}
+	} else {
+		lm, err := getLoggedModel(tx, v.LoggedModelID)
+		if err != nil {
+			return err
+		}
+		if lm.Project != m.Project {
+			return fmt.Errorf("logged model %s in project %d: %w", lm.LMID, m.Project, metadata.ErrNotFound)
+		}
 	}
 	if v.Semver == "" {
 		if v.Semver, err = nextMinor(tx, m.ID); err != nil {
@@ -103,7 +116,7 @@ func createVersion(tx *bolt.Tx, v *metadata.Version, now time.Time) error {
 		{bucketVersionsByID, pairKey(uint64(m.Project), uint64(v.ID)), pairKey(m.ID, uint64(v.Seq))},
 		{bucketVersionsBySemver, idStrKey(m.ID, v.Semver), idKey(uint64(v.Seq))},
 		{bucketVersionsOrder, versionOrderKey(m.ID, sv, v.Seq), nil},
-		{bucketVersionsByCand, versionByCandidateKey(c.ID, m.ID, v.Seq), nil},
+		{bucketVersionsByCand, versionByCandidateKey(v.Owner(), m.ID, v.Seq), nil},
 	}
 	for _, p := range puts {
 		if err := bk(tx, p.b).Put(p.k, p.v); err != nil {
@@ -298,8 +311,10 @@ func (s *Store) EnsurePackageVersion(ctx context.Context, project int64, modelNa
 			if pv.Version, err = getVersion(tx, m.ID, int64(seq)); err != nil {
 				return indexPointsNowhere(err)
 			}
-			if pv.Candidate, err = getCandidate(tx, pv.Version.CandidateID); err != nil {
-				return indexPointsNowhere(err)
+			if pv.Version.CandidateID != 0 { // nil for a version backed by a logged model
+				if pv.Candidate, err = getCandidate(tx, pv.Version.CandidateID); err != nil {
+					return indexPointsNowhere(err)
+				}
 			}
 			pv.Model = m
 			return nil
@@ -391,7 +406,7 @@ func (s *Store) DeleteVersion(ctx context.Context, ref metadata.VersionRef) erro
 			{bucketVersionsByID, pairKey(uint64(v.Project), uint64(v.ID))},
 			{bucketVersionsBySemver, idStrKey(v.ModelID, v.Semver)},
 			{bucketVersionsOrder, versionOrderKey(v.ModelID, sv, v.Seq)},
-			{bucketVersionsByCand, versionByCandidateKey(v.CandidateID, v.ModelID, v.Seq)},
+			{bucketVersionsByCand, versionByCandidateKey(v.Owner(), v.ModelID, v.Seq)},
 		}
 		for _, d := range dels {
 			if err := bk(tx, d.b).Delete(d.k); err != nil {

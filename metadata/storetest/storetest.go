@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"Paging", pagingTests},
 		{"Tokens", tokenTests},
 		{"Transactions", transactionTests},
+		{"LoggedModels", loggedModelTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
