@@ -291,4 +291,3 @@ var loggedModelTests = []test{
 		f.wantErr("SearchDatasets of nothing", err, metadata.ErrInvalid)
 	}},
 }
-
