@@ -115,6 +115,7 @@ type LoggedModel struct {
 	StatusMessage string            `json:"status_message,omitempty"`
 	ModelType     string            `json:"model_type,omitempty"`
 	SourceRunID   uint64            `json:"source_run_id,omitempty"` // candidate ID; 0 = none
+	SourceRun     EID               `json:"source_run,omitzero"`     // its run_id, filled by the store
 	UserID        string            `json:"user_id,omitempty"`
 	Params        []Param           `json:"params,omitempty"` // sorted by key
 	Tags          []Tag             `json:"tags,omitempty"`   // sorted by key

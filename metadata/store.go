@@ -165,7 +165,8 @@ type Store interface {
 	// Logged models (MLflow 3)
 
 	// CreateLoggedModel stores lm and fills ID (from the candidates' sequence), LMID (random), Project
-	// (from the model), CreatedAt and UpdatedAt; lm is changed only on success. Params and tags are stored
+	// (from the model), SourceRun (the source run's EID), CreatedAt and UpdatedAt; lm is changed only on
+	// success. Params and tags are stored
 	// sorted by key; later ones of a key replace earlier ones. ErrNotFound for an unknown model, a model
 	// outside a non-zero lm.Project, or a source run that is unknown or of another project; ErrInvalid for
 	// a bad name, model type, status, param or tag.

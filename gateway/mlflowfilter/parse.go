@@ -106,6 +106,26 @@ var versionGrammar = &grammar{
 	alias: map[string]string{"version": "version_number"},
 }
 
+// MLflow 3's logged-models/search: the attributes of a LoggedModelInfo, with the timestamps under both
+// their message names and the run search's *_time names.
+var loggedModelGrammar = &grammar{
+	what:     "logged model",
+	entities: prefixes(Metric, Param, Tag),
+	attrs: map[string]attrType{
+		"name": attrString, "status": attrString, "model_type": attrString, "model_id": attrID,
+		"source_run_id": attrID, "creation_timestamp": attrNumber, "last_updated_timestamp": attrNumber,
+	},
+	alias: map[string]string{
+		"creation_time": "creation_timestamp", "creation_timestamp_ms": "creation_timestamp",
+		"last_updated_time": "last_updated_timestamp", "last_updated_timestamp_ms": "last_updated_timestamp",
+	},
+	orderBy: map[string]bool{
+		"name": true, "status": true, "model_type": true, "model_id": true, "source_run_id": true,
+		"creation_timestamp": true, "last_updated_timestamp": true,
+	},
+	orderEnt: map[Entity]bool{Metric: true, Param: true, Tag: true},
+}
+
 // ParseRunFilter parses a runs/search filter. Accepted identifiers are
 // metrics.<key>, params.<key>, tags.<key> and attributes.<name> (with
 // MLflow's alternative prefixes) or a bare attribute name. Metrics take a
@@ -136,6 +156,23 @@ func ParseModelFilter(s string) (Filter, error) { return parseFilter(modelGramma
 // version_number), creation_time, last_update_time and tags.<key>. Error
 // contract as for ParseRunFilter.
 func ParseVersionFilter(s string) (Filter, error) { return parseFilter(versionGrammar, s) }
+
+// ParseLoggedModelFilter parses a logged-models/search filter: metrics, params and tags as in
+// ParseRunFilter, and the attributes name, status, model_type (strings), model_id and source_run_id
+// (also IN / NOT IN), creation_timestamp and last_updated_timestamp (numeric; creation_time and
+// last_updated_time are accepted too). Error contract as for ParseRunFilter.
+func ParseLoggedModelFilter(s string) (Filter, error) { return parseFilter(loggedModelGrammar, s) }
+
+// ParseLoggedModelOrderKey parses the field_name of a logged-models/search order_by entry: a metric,
+// param, tag or logged-model attribute, as in ParseLoggedModelFilter. The direction is a field of its
+// own (ascending), so the key takes none. Errors wrap ErrInvalid.
+func ParseLoggedModelOrderKey(field string) (OrderBy, error) {
+	obs, err := parseOrderBy(loggedModelGrammar, []string{field})
+	if err != nil {
+		return OrderBy{}, err
+	}
+	return obs[0], nil
+}
 
 // ParseRunOrderBy parses runs/search order_by clauses of the form
 // `<identifier> [ASC|DESC]` (default ASC). Identifiers are metrics, params,

@@ -1,6 +1,8 @@
 package runquery
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,62 +22,136 @@ func ArtifactURI(m *metadata.Model, c *metadata.Candidate) string {
 // shows it and filters and orderings see it.
 const CandidateIIDTag = "mlgate.candidate_iid"
 
-// MatchesAttributes evaluates the filter's attribute clauses, which need no RunData read.
-func MatchesAttributes(f mlflowfilter.Filter, m *metadata.Model, c *metadata.Candidate) bool {
-	for _, cond := range f {
-		if cond.Entity != mlflowfilter.Attribute {
-			continue
-		}
-		var ok bool
-		switch cond.Key {
-		case "run_name":
-			ok = cond.MatchString(c.Name)
-		case "status":
-			ok = cond.MatchString(c.Status.String())
-		case "user_id":
-			ok = cond.MatchString(c.UserID)
-		case "artifact_uri":
-			ok = cond.MatchString(ArtifactURI(m, c))
-		case "run_id":
-			ok = cond.MatchString(c.EID.String())
-		case "start_time":
-			ok = cond.MatchNumber(float64(c.StartTime))
-		case "end_time":
-			// An unset end_time is SQL NULL in MLflow: no comparison matches it.
-			ok = c.EndTime != 0 && cond.MatchNumber(float64(c.EndTime))
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+// Row is one run of a page with everything needed to show it.
+type Row struct {
+	Model     *metadata.Model
+	Candidate *metadata.Candidate
+	Data      *metadata.RunData // nil until the row is completed
 }
 
-// MatchesData evaluates the filter's metric, param and tag clauses. A run without the metric never
-// matches a metric clause (MLflow compares the latest value in SQL, where a missing row matches
-// nothing); a run without the param or tag matches only the negative comparators (section 9.2 of the
-// MLflow contract).
-func MatchesData(f mlflowfilter.Filter, c *metadata.Candidate, data *metadata.RunData) bool {
-	for _, cond := range f {
-		var ok bool
-		switch cond.Entity {
-		case mlflowfilter.Attribute:
-			continue
-		case mlflowfilter.Metric:
-			v, found := MetricValue(data, cond.Key)
-			ok = found && cond.MatchNumber(v)
-		case mlflowfilter.Param:
-			v, found := ParamValue(data, cond.Key)
-			ok = MatchOptionalString(cond, v, found)
-		case mlflowfilter.Tag:
-			v, found := TagValue(c, data, cond.Key)
-			ok = MatchOptionalString(cond, v, found)
-		}
-		if !ok {
-			return false
-		}
+// Search returns the page of runs of q that token (from a previous Page.Next; "" for the first page)
+// points at. Orderings by nothing, start_time DESC or one metric come from the store's indexes. Errors:
+// httpapi.ErrBadRequest for a token of another query, or an ordering without an index over more than the
+// sort limit of matching runs; metadata.ErrInvalid from the store for a bad metric key; the store's
+// errors otherwise.
+func (e *Engine) Search(ctx context.Context, q Query, token string) (Page[Row], error) {
+	return search[Row](ctx, e, newRuns(e.Store, q), q, "", token)
+}
+
+// runs is the source of candidates.
+type runs struct {
+	store     metadata.Store
+	models    map[uint64]*metadata.Model
+	ids       []uint64
+	attribute func(key string, m *metadata.Model, c *metadata.Candidate) (Value, bool)
+}
+
+func newRuns(store metadata.Store, q Query) *runs {
+	r := &runs{store: store, models: make(map[uint64]*metadata.Model, len(q.Models)), attribute: q.Attribute}
+	for _, m := range q.Models {
+		r.models[m.ID] = m
+		r.ids = append(r.ids, m.ID)
 	}
-	return true
+	return r
+}
+
+func (*runs) kind() string { return "runs" }
+
+func (*runs) indexed(order []mlflowfilter.OrderBy) (bool, *metadata.MetricOrder) {
+	switch {
+	case len(order) == 0:
+		return true, nil
+	case len(order) == 1 && order[0].Entity == mlflowfilter.Metric:
+		return true, &metadata.MetricOrder{Key: order[0].Key, Desc: order[0].Desc}
+	case len(order) == 1 && order[0].Entity == mlflowfilter.Attribute && order[0].Key == "start_time" && order[0].Desc:
+		return true, nil // the store's default order
+	}
+	return false, nil
+}
+
+func (r *runs) index(ctx context.Context, view metadata.ViewType, metric *metadata.MetricOrder, page metadata.Page) ([]Row, string, error) {
+	cs, next, err := r.store.SearchCandidates(ctx, metadata.CandidateQuery{ModelIDs: r.ids, View: view, OrderByMetric: metric, Page: page})
+	if err != nil {
+		return nil, "", fmt.Errorf("searching runs: %w", err)
+	}
+	rows := make([]Row, len(cs))
+	for i, c := range cs {
+		rows[i] = Row{Model: r.models[c.ModelID], Candidate: c}
+	}
+	return rows, next, nil
+}
+
+func (r *runs) complete(ctx context.Context, row Row) (Row, error) {
+	if row.Data != nil {
+		return row, nil
+	}
+	data, err := r.store.RunData(ctx, row.Candidate.ID)
+	if err != nil {
+		return row, fmt.Errorf("run %s: %w", row.Candidate.EID, err)
+	}
+	row.Data = data
+	return row, nil
+}
+
+// tieBreak appends start_time DESC unless the order has start_time, then run_id, as MLflow does.
+func (*runs) tieBreak(order []mlflowfilter.OrderBy) []mlflowfilter.OrderBy {
+	hasStart := slices.ContainsFunc(order, func(o mlflowfilter.OrderBy) bool {
+		return o.Entity == mlflowfilter.Attribute && o.Key == "start_time"
+	})
+	if !hasStart {
+		order = append(order, mlflowfilter.OrderBy{Entity: mlflowfilter.Attribute, Key: "start_time", Desc: true})
+	}
+	return append(order, mlflowfilter.OrderBy{Entity: mlflowfilter.Attribute, Key: "run_id"})
+}
+
+func (r *runs) field(row Row, entity mlflowfilter.Entity, key string) (Value, bool) {
+	c := row.Candidate
+	switch entity {
+	case mlflowfilter.Metric:
+		if row.Data == nil {
+			return missing, false
+		}
+		v, ok := MetricValue(row.Data, key)
+		return Number(v), ok
+	case mlflowfilter.Param:
+		if row.Data == nil {
+			return missing, false
+		}
+		v, ok := ParamValue(row.Data, key)
+		return Text(v), ok
+	case mlflowfilter.Tag:
+		if key == CandidateIIDTag {
+			return Text(strconv.FormatInt(c.IID, 10)), true
+		}
+		if row.Data == nil {
+			return missing, false
+		}
+		v, ok := tagValue(row.Data.Tags, key)
+		return Text(v), ok
+	}
+	switch key {
+	case "run_name":
+		return Text(c.Name), true
+	case "status":
+		return Text(c.Status.String()), true
+	case "user_id":
+		return Text(c.UserID), true
+	case "artifact_uri":
+		return Text(ArtifactURI(row.Model, c)), true
+	case "run_id":
+		return Text(c.EID.String()), true
+	case "start_time":
+		return Number(float64(c.StartTime)), true
+	case "end_time":
+		// An unset end_time is SQL NULL in MLflow: missing, so no comparison matches it.
+		return Number(float64(c.EndTime)), c.EndTime != 0
+	case "duration":
+		return Number(float64(c.EndTime - c.StartTime)), c.EndTime != 0
+	}
+	if r.attribute != nil {
+		return r.attribute(key, row.Model, c)
+	}
+	return missing, false
 }
 
 // MatchOptionalString evaluates a string clause on a key the entity may lack: a missing key matches
@@ -98,23 +174,23 @@ func MetricValue(data *metadata.RunData, key string) (float64, bool) {
 	return data.Metrics[i].Value, true
 }
 
-// ParamValue is a run's param.
+// ParamValue is a param of a run (or of any key-sorted param list's owner).
 func ParamValue(data *metadata.RunData, key string) (string, bool) {
-	i, ok := slices.BinarySearchFunc(data.Params, key, func(p metadata.Param, k string) int { return strings.Compare(p.Key, k) })
-	if !ok {
-		return "", false
-	}
-	return data.Params[i].Value, true
+	return paramValue(data.Params, key)
 }
 
-// TagValue is a run's tag, including the synthetic CandidateIIDTag.
-func TagValue(c *metadata.Candidate, data *metadata.RunData, key string) (string, bool) {
-	if key == CandidateIIDTag {
-		return strconv.FormatInt(c.IID, 10), true
-	}
-	i, ok := slices.BinarySearchFunc(data.Tags, key, func(t metadata.Tag, k string) int { return strings.Compare(t.Key, k) })
+func paramValue(params []metadata.Param, key string) (string, bool) {
+	i, ok := slices.BinarySearchFunc(params, key, func(p metadata.Param, k string) int { return strings.Compare(p.Key, k) })
 	if !ok {
 		return "", false
 	}
-	return data.Tags[i].Value, true
+	return params[i].Value, true
+}
+
+func tagValue(tags []metadata.Tag, key string) (string, bool) {
+	i, ok := slices.BinarySearchFunc(tags, key, func(t metadata.Tag, k string) int { return strings.Compare(t.Key, k) })
+	if !ok {
+		return "", false
+	}
+	return tags[i].Value, true
 }

@@ -1,14 +1,15 @@
-// Package runquery is the one query engine over candidates (MLflow's runs): MLflow's runs/search and the
-// web UI's candidate comparison table both ask it. It evaluates MLflow's filter grammar, orders by any
-// attribute, param, tag or metric, pages with opaque tokens, and bounds what one query may cost.
+// Package runquery is the one query engine over the records MLflow searches with its filter grammar:
+// runs (candidates) and MLflow 3 logged models. MLflow's runs/search, its logged-models/search and the
+// web UI's candidate comparison table all ask it. It evaluates filters, orders by any attribute, param,
+// tag or metric, pages with opaque tokens, and bounds what one query may cost.
 //
-// Orderings the store has an index for (none, start_time DESC, one metric) are paged straight from the
-// index: without a filter a page costs its own rows, whatever the number of runs. A filter is evaluated
-// here on each candidate in index order (a RunData read per candidate when it names params, tags or
-// metrics), so a selective filter costs up to a scan; the scan per page is bounded by DefaultScanBudget and a
-// page may end short with a token to go on. Every other ordering reads and sorts every matching run on
-// each page, at most DefaultSortLimit of them: beyond that the query is refused with a message that says how to
-// narrow it, instead of holding an unbounded set in memory.
+// Orderings the store has an index for (none, one metric; for runs also start_time DESC) are paged
+// straight from the index: without a filter a page costs its own rows, whatever the number of records. A
+// filter is evaluated here on each record in index order (reading its data only when the filter names
+// params, tags or metrics), so a selective filter costs up to a scan; the scan per page is bounded by
+// DefaultScanBudget and a page may end short with a token to go on. Every other ordering reads and sorts
+// every matching record on each page, at most DefaultSortLimit of them: beyond that the query is refused
+// with a message that says how to narrow it, instead of holding an unbounded set in memory.
 package runquery
 
 import (
@@ -27,43 +28,37 @@ import (
 )
 
 const (
-	// DefaultSortLimit bounds the runs one query sorts in memory (orderings the store has no index for).
+	// DefaultSortLimit bounds the records one query sorts in memory (orderings the store has no index
+	// for).
 	DefaultSortLimit = 100000
-	// DefaultScanBudget bounds the candidates one filtered page examines in index order. When it is
-	// spent the page ends early, possibly short or empty, with a token to go on: MLflow's protocol allows
-	// short pages and its client's pagers follow the token.
+	// DefaultScanBudget bounds the records one filtered page examines in index order. When it is spent
+	// the page ends early, possibly short or empty, with a token to go on: MLflow's protocol allows short
+	// pages and its client's pagers follow the token.
 	DefaultScanBudget = 200000
 	// storePage is the page size asked of the store; the bolt store clamps larger pages to 1000.
 	storePage = 1000
 )
 
-// Query is a validated search over the candidates of some models.
+// Query is a validated search over the records of some models.
 type Query struct {
 	// Scope names the surface asking ("runs/search", "ui"), so a token of one is refused by the other.
 	Scope  string
 	Models []*metadata.Model // the models searched; a model appears once
-	View   metadata.ViewType
+	View   metadata.ViewType // runs only; logged models have no lifecycle
 	Filter mlflowfilter.Filter
-	Order  []mlflowfilter.OrderBy // empty: newest start time first
+	Order  []mlflowfilter.OrderBy // empty: newest first
 	Limit  int                    // rows per page, > 0
 	// NumericParams orders param values that parse as numbers by their value, before the others (the
-	// UI's table, where 64 < 128). MLflow's runs/search orders params as strings, as its SQL store does.
+	// UI's table, where 64 < 128). MLflow's searches order params as strings, as its SQL store does.
 	NumericParams bool
-	// Attribute gives the sort value of attribute keys the engine does not know (the UI's version
+	// Attribute gives the sort value of run attribute keys the engine does not know (the UI's version
 	// column); nil, or ok false, makes the value missing.
 	Attribute func(key string, m *metadata.Model, c *metadata.Candidate) (v Value, ok bool)
 }
 
-// Row is one candidate of a page with everything needed to show it.
-type Row struct {
-	Model     *metadata.Model
-	Candidate *metadata.Candidate
-	Data      *metadata.RunData
-}
-
 // Page is one page of results.
-type Page struct {
-	Rows []Row
+type Page[R any] struct {
+	Rows []R
 	Next string // token of the next page; "" on the last
 	// Offset and Total locate a page of a query sorted in memory (Total is -1 for index orders, whose
 	// size is not known without a scan).
@@ -91,21 +86,26 @@ func (e *Engine) scanBudget() int {
 	return DefaultScanBudget
 }
 
-// indexed reports whether the store's indexes produce order, and the metric order to ask for.
-func indexed(order []mlflowfilter.OrderBy) (bool, *metadata.MetricOrder) {
-	switch {
-	case len(order) == 0:
-		return true, nil
-	case len(order) == 1 && order[0].Entity == mlflowfilter.Metric:
-		return true, &metadata.MetricOrder{Key: order[0].Key, Desc: order[0].Desc}
-	case len(order) == 1 && order[0].Entity == mlflowfilter.Attribute && order[0].Key == "start_time" && order[0].Desc:
-		return true, nil // the store's default order
-	}
-	return false, nil
+// source is one kind of record the engine searches. R is the row type its pages hold.
+type source[R any] interface {
+	// kind names the records in page tokens, so a token of runs never pages logged models.
+	kind() string
+	// indexed reports whether the store's indexes produce order, and the metric order to ask for.
+	indexed(order []mlflowfilter.OrderBy) (ok bool, metric *metadata.MetricOrder)
+	// index returns records of the models in index order (nil metric: newest first), with the store's
+	// token of the next page.
+	index(ctx context.Context, view metadata.ViewType, metric *metadata.MetricOrder, page metadata.Page) ([]R, string, error)
+	// complete reads what filters on params, tags or metrics, orderings and results need.
+	complete(ctx context.Context, r R) (R, error)
+	// field is the value of a filter or order key; found is false when the record lacks it. Attributes
+	// that are numbers come as Number values.
+	field(r R, entity mlflowfilter.Entity, key string) (v Value, found bool)
+	// tieBreak is the order that settles ties after the query's own clauses.
+	tieBreak(order []mlflowfilter.OrderBy) []mlflowfilter.OrderBy
 }
 
 // fingerprint identifies q's results and order for its page tokens.
-func (q *Query) fingerprint(stored bool) string {
+func (q *Query) fingerprint(kind string, stored bool, extra string) string {
 	ids := make([]string, len(q.Models))
 	for i, m := range q.Models {
 		ids[i] = strconv.FormatUint(m.ID, 10)
@@ -114,31 +114,30 @@ func (q *Query) fingerprint(stored bool) string {
 	for i, o := range q.Order {
 		orderKey[i] = o.String()
 	}
-	return pagetoken.Fingerprint(q.Scope, strings.Join(ids, ","), strconv.Itoa(int(q.View)), q.Filter.String(),
-		strings.Join(orderKey, "\x01"), strconv.FormatBool(stored), strconv.FormatBool(q.NumericParams))
+	return pagetoken.Fingerprint(kind, q.Scope, strings.Join(ids, ","), strconv.Itoa(int(q.View)), q.Filter.String(),
+		strings.Join(orderKey, "\x01"), strconv.FormatBool(stored), strconv.FormatBool(q.NumericParams), extra)
 }
 
-// Search returns the page of q that token (from a previous Page.Next; "" for the first page) points
-// at. Errors: httpapi.ErrBadRequest for a token of another query, or an ordering without an index
-// over more than the sort limit of matching runs; metadata.ErrInvalid from the store for a bad metric key;
-// the store's errors otherwise.
-func (e *Engine) Search(ctx context.Context, q Query, token string) (Page, error) {
-	stored, metric := indexed(q.Order)
-	fp := q.fingerprint(stored)
+// search runs q over src from the page token points at. Errors: httpapi.ErrBadRequest for a token of
+// another query, or an ordering without an index over more than the sort limit of matching records;
+// metadata.ErrInvalid from the store for a bad metric key; the store's errors otherwise.
+func search[R any](ctx context.Context, e *Engine, src source[R], q Query, extra, token string) (Page[R], error) {
+	stored, metric := src.indexed(q.Order)
+	fp := q.fingerprint(src.kind(), stored, extra)
 	tok, err := pagetoken.Parse(token, fp)
 	if err != nil {
-		return Page{}, err
+		return Page[R]{}, err
 	}
 	if len(q.Models) == 0 {
-		return Page{Total: -1}, nil
+		return Page[R]{Total: -1}, nil
 	}
-	s := &search{e: e, q: &q, fp: fp, models: make(map[uint64]*metadata.Model, len(q.Models))}
-	for _, m := range q.Models {
-		s.models[m.ID] = m
-		s.ids = append(s.ids, m.ID)
-	}
+	s := &searcher[R]{e: e, src: src, q: &q, fp: fp}
 	for _, c := range q.Filter {
-		s.needsData = s.needsData || c.Entity != mlflowfilter.Attribute
+		if c.Entity == mlflowfilter.Attribute {
+			s.attrFilter = append(s.attrFilter, c)
+		} else {
+			s.dataFilter = append(s.dataFilter, c)
+		}
 	}
 	if stored {
 		return s.fromIndex(ctx, metric, tok)
@@ -146,51 +145,86 @@ func (e *Engine) Search(ctx context.Context, q Query, token string) (Page, error
 	return s.sorted(ctx, tok)
 }
 
-// search is one running Search.
-type search struct {
-	e         *Engine
-	q         *Query
-	fp        string
-	models    map[uint64]*metadata.Model
-	ids       []uint64
-	needsData bool // the filter reads params, tags or metrics
+// searcher is one running search.
+type searcher[R any] struct {
+	e          *Engine
+	src        source[R]
+	q          *Query
+	fp         string
+	attrFilter mlflowfilter.Filter // clauses on attributes, evaluated before the record's data is read
+	dataFilter mlflowfilter.Filter // clauses on params, tags and metrics
+}
+
+// matches evaluates clauses on r. A record without a metric never matches a metric clause (MLflow
+// compares the latest value in SQL, where a missing row matches nothing); one without a param or tag
+// matches only the negative comparators (section 9.2 of the MLflow contract); an attribute the record
+// lacks (a run's unset end_time, SQL's NULL) matches nothing.
+func (s *searcher[R]) matches(f mlflowfilter.Filter, r R) bool {
+	for _, cond := range f {
+		v, found := s.src.field(r, cond.Entity, cond.Key)
+		var ok bool
+		switch {
+		case cond.Entity == mlflowfilter.Param || cond.Entity == mlflowfilter.Tag:
+			ok = MatchOptionalString(cond, v.str, found)
+		case !found:
+			ok = false
+		case v.numeric:
+			ok = cond.MatchNumber(v.num)
+		default:
+			ok = cond.MatchString(v.str)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// eval evaluates the filter on a record and, when it matches, returns it completed.
+func (s *searcher[R]) eval(ctx context.Context, r R) (R, bool, error) {
+	if !s.matches(s.attrFilter, r) {
+		return r, false, nil
+	}
+	r, err := s.src.complete(ctx, r)
+	if err != nil {
+		return r, false, err
+	}
+	return r, s.matches(s.dataFilter, r), nil
 }
 
 // fromIndex pages through the store's index order, applying the filter here. The store's keyset token
-// after the last row returned becomes the next page's position, so pages neither repeat nor skip runs,
-// even while runs are added.
-func (s *search) fromIndex(ctx context.Context, metric *metadata.MetricOrder, tok pagetoken.Token) (Page, error) {
-	out := Page{Total: -1}
+// after the last row returned becomes the next page's position, so pages neither repeat nor skip
+// records, even while records are added.
+func (s *searcher[R]) fromIndex(ctx context.Context, metric *metadata.MetricOrder, tok pagetoken.Token) (Page[R], error) {
+	out := Page[R]{Total: -1}
 	pos := tok.Store
 	examined := 0
 	for {
 		lim := s.q.Limit - len(out.Rows)
 		if len(s.q.Filter) > 0 {
-			// Some candidates will be filtered out: read bigger store pages than what is left to fill.
+			// Some records will be filtered out: read bigger store pages than what is left to fill.
 			lim = max(lim, 100)
 		}
-		cq := metadata.CandidateQuery{ModelIDs: s.ids, View: s.q.View, OrderByMetric: metric, Page: metadata.Page{Token: pos, Limit: lim}}
-		page, next, err := s.e.Store.SearchCandidates(ctx, cq)
+		page, next, err := s.src.index(ctx, s.q.View, metric, metadata.Page{Token: pos, Limit: lim})
 		if err != nil {
-			return Page{}, fmt.Errorf("searching runs: %w", err)
+			return Page[R]{}, err
 		}
-		for i, c := range page {
-			row, ok, err := s.eval(ctx, c)
+		for i, r := range page {
+			r, ok, err := s.eval(ctx, r)
 			if err != nil {
-				return Page{}, err
+				return Page[R]{}, err
 			}
 			if !ok {
 				continue
 			}
-			out.Rows = append(out.Rows, row)
+			out.Rows = append(out.Rows, r)
 			if len(out.Rows) < s.q.Limit {
 				continue
 			}
 			if i < len(page)-1 {
 				// The store page went on past the last row returned: ask for the position right after it.
-				cq.Page.Limit = i + 1
-				if _, next, err = s.e.Store.SearchCandidates(ctx, cq); err != nil {
-					return Page{}, fmt.Errorf("searching runs: %w", err)
+				if _, next, err = s.src.index(ctx, s.q.View, metric, metadata.Page{Token: pos, Limit: i + 1}); err != nil {
+					return Page[R]{}, err
 				}
 			}
 			if next != "" {
@@ -210,73 +244,47 @@ func (s *search) fromIndex(ctx context.Context, metric *metadata.MetricOrder, to
 	}
 }
 
-// eval evaluates the filter on a candidate and, when it matches, returns its row.
-func (s *search) eval(ctx context.Context, c *metadata.Candidate) (Row, bool, error) {
-	m := s.models[c.ModelID]
-	if !MatchesAttributes(s.q.Filter, m, c) {
-		return Row{}, false, nil
-	}
-	data, err := s.e.Store.RunData(ctx, c.ID)
-	if err != nil {
-		return Row{}, false, fmt.Errorf("run %s: %w", c.EID, err)
-	}
-	if s.needsData && !MatchesData(s.q.Filter, c, data) {
-		return Row{}, false, nil
-	}
-	return Row{Model: m, Candidate: c, Data: data}, true, nil
-}
-
-type sortEntry struct {
-	c    *metadata.Candidate
+type sortEntry[R any] struct {
+	r    R
 	keys []Value
 }
 
-// sorted answers orderings the store has no index for: it reads every candidate the view admits,
-// keeps the matching ones with their sort keys, sorts them (the order clauses, then start_time DESC
-// unless ordered by start_time, then run_id, as MLflow does) and returns one slice of it.
-func (s *search) sorted(ctx context.Context, tok pagetoken.Token) (Page, error) {
-	order := slices.Clone(s.q.Order)
-	hasStart := false
+// sorted answers orderings the store has no index for: it reads every record, keeps the matching ones
+// with their sort keys, sorts them (the order clauses, then the source's tie break) and returns one
+// slice of it. A record's data is read only when the filter or the order needs it, and not kept: the
+// rows of the page returned are completed at the end, so memory holds sort keys, not run data.
+func (s *searcher[R]) sorted(ctx context.Context, tok pagetoken.Token) (Page[R], error) {
+	order := s.src.tieBreak(slices.Clone(s.q.Order))
+	needData := len(s.dataFilter) > 0
 	for _, o := range order {
-		hasStart = hasStart || (o.Entity == mlflowfilter.Attribute && o.Key == "start_time")
+		needData = needData || o.Entity != mlflowfilter.Attribute
 	}
-	if !hasStart {
-		order = append(order, mlflowfilter.OrderBy{Entity: mlflowfilter.Attribute, Key: "start_time", Desc: true})
-	}
-	order = append(order, mlflowfilter.OrderBy{Entity: mlflowfilter.Attribute, Key: "run_id"})
-	orderNeedsData := false
-	for _, o := range order {
-		orderNeedsData = orderNeedsData || o.Entity != mlflowfilter.Attribute
-	}
-
-	var entries []sortEntry
+	var entries []sortEntry[R]
 	for pos := ""; ; {
-		cq := metadata.CandidateQuery{ModelIDs: s.ids, View: s.q.View, Page: metadata.Page{Token: pos, Limit: storePage}}
-		page, next, err := s.e.Store.SearchCandidates(ctx, cq)
+		page, next, err := s.src.index(ctx, s.q.View, nil, metadata.Page{Token: pos, Limit: storePage})
 		if err != nil {
-			return Page{}, fmt.Errorf("searching runs: %w", err)
+			return Page[R]{}, err
 		}
-		for _, c := range page {
-			m := s.models[c.ModelID]
-			if !MatchesAttributes(s.q.Filter, m, c) {
+		for _, r := range page {
+			if !s.matches(s.attrFilter, r) {
 				continue
 			}
-			var data *metadata.RunData
-			if s.needsData || orderNeedsData {
-				if data, err = s.e.Store.RunData(ctx, c.ID); err != nil {
-					return Page{}, fmt.Errorf("run %s: %w", c.EID, err)
+			full := r
+			if needData {
+				if full, err = s.src.complete(ctx, r); err != nil {
+					return Page[R]{}, err
 				}
-				if s.needsData && !MatchesData(s.q.Filter, c, data) {
+				if !s.matches(s.dataFilter, full) {
 					continue
 				}
 			}
 			if len(entries) == s.e.sortLimit() {
-				return Page{}, fmt.Errorf("%w: this search would sort more than %d runs in memory; order by a single metric "+
-					"(or start_time DESC), which is indexed, or narrow the filter", httpapi.ErrBadRequest, s.e.sortLimit())
+				return Page[R]{}, fmt.Errorf("%w: this search would sort more than %d records in memory; order by a single metric "+
+					"(or the default order), which is indexed, or narrow the filter", httpapi.ErrBadRequest, s.e.sortLimit())
 			}
-			e := sortEntry{c: c, keys: make([]Value, len(order))}
+			e := sortEntry[R]{r: r, keys: make([]Value, len(order))}
 			for i, o := range order {
-				e.keys[i] = s.sortKey(o, m, c, data)
+				e.keys[i] = s.sortKey(o, full)
 			}
 			entries = append(entries, e)
 		}
@@ -285,7 +293,7 @@ func (s *search) sorted(ctx context.Context, tok pagetoken.Token) (Page, error) 
 		}
 		pos = next
 	}
-	slices.SortStableFunc(entries, func(a, b sortEntry) int {
+	slices.SortStableFunc(entries, func(a, b sortEntry[R]) int {
 		for i, o := range order {
 			if c := compareValues(a.keys[i], b.keys[i], o.Desc); c != 0 {
 				return c
@@ -296,13 +304,13 @@ func (s *search) sorted(ctx context.Context, tok pagetoken.Token) (Page, error) 
 
 	start := min(tok.Offset, len(entries))
 	end := min(start+s.q.Limit, len(entries))
-	out := Page{Offset: start, Total: len(entries)}
+	out := Page[R]{Offset: start, Total: len(entries)}
 	for _, e := range entries[start:end] {
-		data, err := s.e.Store.RunData(ctx, e.c.ID)
+		r, err := s.src.complete(ctx, e.r)
 		if err != nil {
-			return Page{}, fmt.Errorf("run %s: %w", e.c.EID, err)
+			return Page[R]{}, err
 		}
-		out.Rows = append(out.Rows, Row{Model: s.models[e.c.ModelID], Candidate: e.c, Data: data})
+		out.Rows = append(out.Rows, r)
 	}
 	if end < len(entries) {
 		out.Next = pagetoken.Token{Query: s.fp, Offset: end}.String()
@@ -310,83 +318,41 @@ func (s *search) sorted(ctx context.Context, tok pagetoken.Token) (Page, error) 
 	return out, nil
 }
 
-// Value is one sort value of a run. Missing values sort last in both directions; NaN sorts after
-// numbers in both directions (MLflow's SQL store and the store's metric index agree on both).
-type Value struct {
-	rank int // 0 value, 1 NaN, 2 missing
-	num  float64
-	str  string
+func (s *searcher[R]) sortKey(o mlflowfilter.OrderBy, r R) Value {
+	v, found := s.src.field(r, o.Entity, o.Key)
+	switch {
+	case !found:
+		return missing
+	case o.Entity == mlflowfilter.Param && s.q.NumericParams:
+		if f, err := strconv.ParseFloat(v.str, 64); err == nil && !math.IsNaN(f) {
+			return Value{numeric: true, num: f, str: v.str}
+		}
+		return Value{num: math.Inf(1), str: v.str} // after every number
+	}
+	return v
 }
 
-// Number and Text make sort values for Query.Attribute.
-func Number(v float64) Value { return Value{num: v} }
-func Text(s string) Value    { return Value{str: s} }
+// Value is one filter or sort value of a record. Missing values sort last in both directions; NaN
+// sorts after numbers in both directions (MLflow's SQL store and the store's metric index agree on both).
+type Value struct {
+	rank    int // 0 value, 1 NaN, 2 missing
+	numeric bool
+	num     float64
+	str     string
+}
+
+// Number and Text make values.
+func Number(v float64) Value {
+	if math.IsNaN(v) {
+		return Value{rank: 1, numeric: true, num: v}
+	}
+	return Value{numeric: true, num: v}
+}
+
+// Text is a string value.
+func Text(s string) Value { return Value{str: s} }
 
 var missing = Value{rank: 2}
-
-func (s *search) sortKey(o mlflowfilter.OrderBy, m *metadata.Model, c *metadata.Candidate, data *metadata.RunData) Value {
-	text := func(v string, found bool) Value {
-		if !found {
-			return missing
-		}
-		return Value{str: v}
-	}
-	switch o.Entity {
-	case mlflowfilter.Metric:
-		v, found := MetricValue(data, o.Key)
-		switch {
-		case !found:
-			return missing
-		case math.IsNaN(v):
-			return Value{rank: 1}
-		}
-		return Value{num: v}
-	case mlflowfilter.Param:
-		v, found := ParamValue(data, o.Key)
-		if !found {
-			return missing
-		}
-		if s.q.NumericParams {
-			if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(f) {
-				return Value{num: f, str: v}
-			}
-			return Value{num: math.Inf(1), str: v} // after every number
-		}
-		return Value{str: v}
-	case mlflowfilter.Tag:
-		return text(TagValue(c, data, o.Key))
-	}
-	switch o.Key {
-	case "start_time":
-		return Value{num: float64(c.StartTime)}
-	case "end_time":
-		if c.EndTime == 0 {
-			return missing
-		}
-		return Value{num: float64(c.EndTime)}
-	case "duration":
-		if c.EndTime == 0 {
-			return missing
-		}
-		return Value{num: float64(c.EndTime - c.StartTime)}
-	case "run_name":
-		return Value{str: c.Name}
-	case "status":
-		return Value{str: c.Status.String()}
-	case "user_id":
-		return Value{str: c.UserID}
-	case "artifact_uri":
-		return Value{str: ArtifactURI(m, c)}
-	case "run_id":
-		return Value{str: c.EID.String()}
-	}
-	if s.q.Attribute != nil {
-		if v, ok := s.q.Attribute(o.Key, m, c); ok {
-			return v
-		}
-	}
-	return missing
-}
 
 func compareValues(a, b Value, desc bool) int {
 	if a.rank != b.rank || a.rank != 0 {

@@ -70,6 +70,9 @@ func (s *Store) CreateLoggedModel(ctx context.Context, lm *metadata.LoggedModel)
 			if c.Project != m.Project {
 				return fmt.Errorf("source run %d in project %d: %w", c.ID, c.Project, metadata.ErrNotFound)
 			}
+			out.SourceRun = c.EID
+		} else {
+			out.SourceRun = metadata.EID{}
 		}
 		// Candidates and logged models draw their ids from one sequence: both own files, and a file
 		// row's owner id must name one of them only.

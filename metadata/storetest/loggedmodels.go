@@ -37,7 +37,8 @@ var loggedModelTests = []test{
 		lm := f.loggedModel(m, metadata.LoggedModel{Name: "model", ModelType: "regressor", SourceRunID: c.ID, UserID: "ann",
 			Params: []metadata.Param{{Key: "lr", Value: "0.1"}, {Key: "alpha", Value: "1"}},
 			Tags:   []metadata.Tag{{Key: "team", Value: "a"}, {Key: "family", Value: "linear"}, {Key: "team", Value: "b"}}})
-		if lm.ID == 0 || lm.ID == c.ID || lm.LMID.IsZero() || lm.Project != p.ID || lm.CreatedAt.IsZero() || lm.Status != metadata.LoggedModelPending {
+		if lm.ID == 0 || lm.ID == c.ID || lm.LMID.IsZero() || lm.Project != p.ID || lm.CreatedAt.IsZero() || lm.Status != metadata.LoggedModelPending ||
+			lm.SourceRun != c.EID {
 			f.Errorf("filled fields: %+v", lm)
 		}
 		if s := lm.LMID.String(); !strings.HasPrefix(s, "m-") || len(s) != 34 {
