@@ -100,11 +100,12 @@ func mlflowRoute(escapedPath, api string) (string, bool) {
 
 // isMLflowPath reports whether errors on path use MLflow's {"error_code","message"} body.
 func isMLflowPath(escapedPath string) bool {
-	_, ok := mlflowRoute(escapedPath, "/api/2.0/mlflow/")
-	if !ok {
-		_, ok = mlflowRoute(escapedPath, "/api/2.0/mlflow-artifacts/")
+	for _, api := range []string{"/api/2.0/mlflow/", "/api/2.0/mlflow-artifacts/", "/api/3.0/mlflow/"} {
+		if _, ok := mlflowRoute(escapedPath, api); ok {
+			return true
+		}
 	}
-	return ok
+	return false
 }
 
 // mlflowPartPathPrefix is where the mlflow-artifacts proxy serves multipart part uploads; those URLs carry

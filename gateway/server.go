@@ -83,7 +83,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) routes() *httprouter.Router {
 	files := artifact.New(artifact.Deps{Store: s.store, Current: s.CurrentStorage, Log: s.log, MaxFileSize: s.cfg.MaxFileSize})
 	pkgs := packages.New(packages.Deps{Store: s.store, Artifacts: files, Log: s.log})
-	tracking := mlflow.New(mlflow.Deps{Store: s.store, Log: s.log})
+	tracking := mlflow.New(mlflow.Deps{Store: s.store, Artifacts: files, Log: s.log})
 	reg := registry.New(registry.Deps{Store: s.store})
 	proxy := artifactproxy.New(artifactproxy.Deps{Store: s.store, Artifacts: files, Log: s.log})
 	rpcs := rpc.NewDispatcher(s.store, s.log, append(tracking.Routes(), reg.Routes()...), mlflow.NotFound)
@@ -123,6 +123,18 @@ func (s *Server) routes() *httprouter.Router {
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete} {
 		r.Handle(m, "/api/2.0/mlflow-artifacts/*rest", proxy.Handler(rpc.DefaultProject))
 		r.Handle(m, "/api/v4/projects/:project/ml/mlflow/api/2.0/mlflow-artifacts/*rest", proxy.Handler(""))
+	}
+	// MLflow 3's tracing and GenAI routes: an MLflow error body saying mlgate does not store traces, so
+	// that the client's @mlflow.trace code warns and goes on instead of seeing a non-MLflow body.
+	traces := func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+		httpapi.WriteMLflowError(w, req, s.log, mlflow.TracesUnsupported(req.Method, req.URL.Path))
+	}
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		for _, prefix := range []string{"", "/api/v4/projects/:project/ml/mlflow"} {
+			r.Handle(m, prefix+"/api/3.0/mlflow/*rpc", traces)
+			r.Handle(m, prefix+"/v1/traces", traces)
+			r.Handle(m, prefix+"/version", traces)
+		}
 	}
 	web.Routes(r)
 	return r

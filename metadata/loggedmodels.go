@@ -1,7 +1,9 @@
 package metadata
 
 import (
+	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -187,4 +189,21 @@ type DatasetSummary struct {
 	Name    string
 	Digest  string
 	Context string
+}
+
+// ModelOfOwner returns the ID of the model whose candidate or logged model has the ID owner, the owner
+// of a File. An ID that is neither is ErrNotFound; other errors are the store's.
+func ModelOfOwner(ctx context.Context, s Store, owner uint64) (uint64, error) {
+	c, err := s.Candidate(ctx, CandidateRef{ID: owner})
+	if err == nil {
+		return c.ModelID, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return 0, err
+	}
+	lm, err := s.LoggedModel(ctx, LoggedModelRef{ID: owner})
+	if err != nil {
+		return 0, fmt.Errorf("file owner %d: %w", owner, err)
+	}
+	return lm.ModelID, nil
 }

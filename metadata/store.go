@@ -157,6 +157,9 @@ type Store interface {
 	DeleteVersion(ctx context.Context, ref VersionRef) error
 	// ListVersions returns a model's versions in Seq order.
 	ListVersions(ctx context.Context, modelID uint64, p Page) ([]*Version, string, error)
+	// VersionsBackedBy returns every version, of any model, backed by the candidate or logged model
+	// with the ID owner, ordered by model ID then Seq; none is an empty list, not an error.
+	VersionsBackedBy(ctx context.Context, owner uint64) ([]*Version, error)
 	// EnsurePackageVersion resolves <modelName>/<semver> in project, creating the model (in the
 	// registry), a fresh backing candidate and the version in one transaction when they are missing.
 	// ErrInvalid for a bad name or semver.

@@ -215,9 +215,9 @@ type RunData struct {
 
 // File is one stored file of a candidate or a logged model.
 type File struct {
-	// CandidateID is the ID of the file's owner: a candidate, or a logged model (whose IDs are drawn from
+	// OwnerID is the ID of the file's owner: a candidate, or a logged model (whose IDs are drawn from
 	// the same sequence).
-	CandidateID uint64 `json:"candidate_id"`
+	OwnerID     uint64 `json:"candidate_id"`
 	Path        string `json:"path"` // validated, "/"-separated, relative
 	Size        int64  `json:"size"`
 	SHA256      string `json:"sha256"` // lowercase hex

@@ -51,6 +51,8 @@ func escapeRoute(t Target) string {
 		head = "candidate:" + strconv.FormatInt(t.Ref.CandidateIID, 10) + "/files"
 	case VersionID:
 		head = strconv.FormatInt(t.Ref.VersionID, 10) + "/files"
+	case LoggedModelRef:
+		head = t.Ref.LoggedModelID + "/files"
 	default:
 		n, v := Format(t.Ref)
 		head = url.PathEscape(n) + "/" + url.PathEscape(v)
@@ -70,6 +72,7 @@ func FuzzParseRoute(f *testing.F) {
 		"candidate%3A7/files/a%20b", "12/files/x", "0/files/x", "fraud/1.0.0", "fraud/1.0.0/a%2Fb",
 		"fraud/1.0.0/%2E%2E", "-/uploads/1", "", "/", "fraud%2F/1.0.0/x", "fraud/1.0.0+b%2Fc/x",
 		"fraud/1.0.0/a%00b", "fraud/1.0.0/a%20", "ml_experiment_1/1", "12/fil%65s/x",
+		"m-0123456789abcdef0123456789abcdef/files/a", "m-0123456789abcdef0123456789abcdef/1.0.0/a", "m-01/files/x",
 	} {
 		f.Add(seed)
 	}
@@ -113,6 +116,10 @@ func FuzzParseRoute(f *testing.F) {
 			}
 		case VersionID:
 			if r != (Ref{Kind: VersionID, VersionID: r.VersionID}) || r.VersionID <= 0 {
+				t.Fatalf("ParseRoute(%q) gave %+v", rest, r)
+			}
+		case LoggedModelRef:
+			if r != (Ref{Kind: LoggedModelRef, LoggedModelID: r.LoggedModelID}) || !isLoggedModelID(r.LoggedModelID) {
 				t.Fatalf("ParseRoute(%q) gave %+v", rest, r)
 			}
 		default:

@@ -41,6 +41,7 @@ const (
 	LegacyCandidate                 // ml_experiment_<model iid>/<candidate iid>  (version may also be candidate_<iid>)
 	CandidateRef                    // route form candidate:<iid>/files/<path>
 	VersionID                       // route form <numeric version id>/files/<path>
+	LoggedModelRef                  // route form m-<32 hex>/files/<path>: an MLflow 3 logged model's files
 )
 
 // String returns the constant's Go name, or Kind(n) for an unknown value.
@@ -56,6 +57,8 @@ func (k Kind) String() string {
 		return "CandidateRef"
 	case VersionID:
 		return "VersionID"
+	case LoggedModelRef:
+		return "LoggedModelRef"
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -69,6 +72,8 @@ type Ref struct {
 	ModelIID     int64  // LegacyCandidate
 	CandidateIID int64  // LegacyCandidate, ModelCandidate, CandidateRef
 	VersionID    int64  // VersionID
+	// LoggedModelID is MLflow's model_id, "m-" and 32 lowercase hex characters (LoggedModelRef).
+	LoggedModelID string
 	// LegacyCandidatePrefix marks a LegacyCandidate whose version was written "candidate_<iid>" rather
 	// than "<iid>", so that Format gives back the name the client used.
 	LegacyCandidatePrefix bool
@@ -119,6 +124,24 @@ func Parse(name, version string) (Ref, error) {
 	return Ref{Kind: ModelVersion, Model: name, Version: version}, nil
 }
 
+// loggedModelIDPrefix starts MLflow 3's logged model ids.
+const loggedModelIDPrefix = "m-"
+
+// isLoggedModelID reports whether s is "m-" and 32 lowercase hex characters. Only lowercase is taken, as
+// MLflow writes it, so that each logged model has one package address.
+func isLoggedModelID(s string) bool {
+	h, ok := strings.CutPrefix(s, loggedModelIDPrefix)
+	if !ok || len(h) != 32 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if !isDigit(h[i]) && (h[i] < 'a' || h[i] > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // parseIID parses a positive decimal without leading zeros that fits in an int64. Leading zeros are
 // refused so that every number has exactly one spelling and Format round-trips.
 func parseIID(s string) (int64, bool) {
@@ -130,7 +153,8 @@ func parseIID(s string) (int64, bool) {
 }
 
 // PackageName returns the package name of r: the model name, or "ml_experiment_<model iid>" for a
-// LegacyCandidate. It is "" for CandidateRef and VersionID, whose package name needs a lookup.
+// LegacyCandidate. It is "" for CandidateRef, VersionID and LoggedModelRef, whose package name needs a
+// lookup.
 func (r Ref) PackageName() string {
 	switch r.Kind {
 	case ModelVersion, ModelCandidate:
@@ -142,7 +166,7 @@ func (r Ref) PackageName() string {
 }
 
 // PackageVersion returns the package version of r: the semver, "candidate_<iid>", or "<iid>" for a
-// LegacyCandidate written without the prefix. It is "" for CandidateRef and VersionID.
+// LegacyCandidate written without the prefix. It is "" for CandidateRef, VersionID and LoggedModelRef.
 func (r Ref) PackageVersion() string {
 	switch r.Kind {
 	case ModelVersion:
@@ -159,13 +183,15 @@ func (r Ref) PackageVersion() string {
 }
 
 // Format is the inverse of Parse: for any r that Parse returned, Parse(Format(r)) == r, and the strings
-// are exactly the ones parsed. For CandidateRef and VersionID it returns "", "", which Parse refuses.
+// are exactly the ones parsed. For CandidateRef, VersionID and LoggedModelRef it returns "", "", which
+// Parse refuses.
 func Format(r Ref) (name, version string) {
 	return r.PackageName(), r.PackageVersion()
 }
 
 // String returns a human-readable form for logs and messages, such as "fraud/xgb/1.2.0",
-// "ml_experiment_12/7", "candidate:7" or "version:12". It is not a URL: model names are not escaped.
+// "ml_experiment_12/7", "candidate:7", "version:12" or "m-<32 hex>". It is not a URL: model names are not
+// escaped.
 func (r Ref) String() string {
 	switch r.Kind {
 	case ModelVersion, ModelCandidate, LegacyCandidate:
@@ -174,6 +200,8 @@ func (r Ref) String() string {
 		return "candidate:" + strconv.FormatInt(r.CandidateIID, 10)
 	case VersionID:
 		return "version:" + strconv.FormatInt(r.VersionID, 10)
+	case LoggedModelRef:
+		return r.LoggedModelID
 	}
 	return "invalid(" + r.Kind.String() + ")"
 }
@@ -184,6 +212,7 @@ func (r Ref) String() string {
 //
 //   - candidate:<iid>/files[/<path>] → CandidateRef
 //   - <digits>/files[/<path>] → VersionID
+//   - m-<32 lowercase hex>/files[/<path>] → LoggedModelRef (MLflow's model_id, as in models:/m-…)
 //   - <name>/<version>[/<path>] → whatever Parse gives for name and version
 //
 // The path is "" when the route ends right after the version (or after "files"), with or without one
@@ -215,6 +244,11 @@ func ParseRoute(escapedRest string) (Target, error) {
 			return Target{}, invalid(ErrInvalidName, name, "the version id must be a positive decimal without leading zeros")
 		}
 		ref = Ref{Kind: VersionID, VersionID: n}
+	case strings.HasPrefix(name, loggedModelIDPrefix) && version == "files":
+		if !isLoggedModelID(name) {
+			return Target{}, invalid(ErrInvalidName, name, "a logged model id is m- and 32 lowercase hex characters, as in models:/m-<id>")
+		}
+		ref = Ref{Kind: LoggedModelRef, LoggedModelID: name}
 	default:
 		ref, err = Parse(name, version)
 		if errors.Is(err, ErrInvalidVersion) && !IsReservedModelName(name) && looksLikeNameSegment(version) {

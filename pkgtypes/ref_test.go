@@ -12,8 +12,9 @@ func TestKindString(t *testing.T) {
 		LegacyCandidate: "LegacyCandidate",
 		CandidateRef:    "CandidateRef",
 		VersionID:       "VersionID",
+		LoggedModelRef:  "LoggedModelRef",
 		0:               "Kind(0)",
-		6:               "Kind(6)",
+		7:               "Kind(7)",
 	} {
 		if got := k.String(); got != want {
 			t.Errorf("Kind(%d).String() = %q, want %q", int(k), got, want)
@@ -96,6 +97,7 @@ func TestRefAccessors(t *testing.T) {
 		{Ref{Kind: LegacyCandidate, ModelIID: 12, CandidateIID: 7, LegacyCandidatePrefix: true}, "ml_experiment_12", "candidate_7", "ml_experiment_12/candidate_7"},
 		{Ref{Kind: CandidateRef, CandidateIID: 7}, "", "", "candidate:7"},
 		{Ref{Kind: VersionID, VersionID: 12}, "", "", "version:12"},
+		{Ref{Kind: LoggedModelRef, LoggedModelID: "m-0123456789abcdef0123456789abcdef"}, "", "", "m-0123456789abcdef0123456789abcdef"},
 		{Ref{}, "", "", "invalid(Kind(0))"},
 	}
 	for _, tt := range tests {
@@ -113,7 +115,7 @@ func TestRefAccessors(t *testing.T) {
 		}
 	}
 	// Format of the route-only kinds must not parse, so they cannot be mistaken for a package.
-	for _, r := range []Ref{{Kind: CandidateRef, CandidateIID: 7}, {Kind: VersionID, VersionID: 1}, {}} {
+	for _, r := range []Ref{{Kind: CandidateRef, CandidateIID: 7}, {Kind: VersionID, VersionID: 1}, {Kind: LoggedModelRef, LoggedModelID: "m-0123456789abcdef0123456789abcdef"}, {}} {
 		if _, err := Parse(Format(r)); err == nil {
 			t.Errorf("Parse(Format(%+v)) succeeded", r)
 		}
@@ -166,6 +168,7 @@ func TestParseRouteArchitectureTable(t *testing.T) {
 }
 
 func TestParseRoute(t *testing.T) {
+	const lmid = "m-0123456789abcdef0123456789abcdef"
 	fraud := Ref{Kind: ModelVersion, Model: "fraud", Version: "1.0.0"}
 	runRouteTests(t, ParseRoute, []routeTest{
 		// Package roots.
@@ -175,6 +178,10 @@ func TestParseRoute(t *testing.T) {
 		{rest: "candidate:7/files/", want: Target{Ref{Kind: CandidateRef, CandidateIID: 7}, ""}},
 		{rest: "12/files/", want: Target{Ref{Kind: VersionID, VersionID: 12}, ""}},
 		{rest: "ml_experiment_12/7", want: Target{Ref{Kind: LegacyCandidate, ModelIID: 12, CandidateIID: 7}, ""}},
+		{rest: lmid + "/files", want: Target{Ref{Kind: LoggedModelRef, LoggedModelID: lmid}, ""}},
+		{rest: lmid + "/files/", want: Target{Ref{Kind: LoggedModelRef, LoggedModelID: lmid}, ""}},
+		{rest: lmid + "/files/model/MLmodel", want: Target{Ref{Kind: LoggedModelRef, LoggedModelID: lmid}, "model/MLmodel"}},
+		{rest: lmid + "/1.0.0/a", want: Target{Ref{Kind: ModelVersion, Model: lmid, Version: "1.0.0"}, "a"}}, // a model named like an id
 
 		// Decoding happens per segment, after splitting.
 		{rest: "candidate%3A7/files/a.txt", want: Target{Ref{Kind: CandidateRef, CandidateIID: 7}, "a.txt"}},
@@ -206,6 +213,11 @@ func TestParseRoute(t *testing.T) {
 		{rest: "012/files/x", err: ErrInvalidName, hint: "version id"},
 		{rest: "99999999999999999999/files/x", err: ErrInvalidName, hint: "version id"},
 		{rest: "Candidate:7/files/x", err: ErrInvalidName, hint: "':'"},
+		{rest: "m-0123/files/x", err: ErrInvalidName, hint: "32 lowercase hex"},
+		{rest: strings.ToUpper(lmid[2:]) + "/files/x", err: ErrInvalidVersion, hint: "%2F"},
+		{rest: "m-" + strings.ToUpper(lmid[2:]) + "/files/x", err: ErrInvalidName, hint: "32 lowercase hex"},
+		{rest: lmid + "0/files/x", err: ErrInvalidName, hint: "32 lowercase hex"},
+		{rest: "m-0123456789abcdef0123456789abcdeg/files/x", err: ErrInvalidName, hint: "32 lowercase hex"},
 
 		// Versions.
 		{rest: "fraud", err: ErrInvalidVersion, hint: "empty"},
@@ -253,6 +265,7 @@ func TestParseGenericRoute(t *testing.T) {
 		{rest: "fraud/1.0.0/x", err: ErrInvalidName, hint: "generic packages"},
 		{rest: "fraud/7/x", err: ErrInvalidName, hint: "generic packages"},
 		{rest: "candidate:7/files/x", err: ErrInvalidName, hint: "generic packages"},
+		{rest: "m-0123456789abcdef0123456789abcdef/files/x", err: ErrInvalidName, hint: "generic packages"},
 		{rest: "12/files/x", err: ErrInvalidName, hint: "generic packages"},
 		{rest: "", err: ErrInvalidName, hint: "generic packages"},
 		{rest: "%zz/7/x", err: ErrInvalidName, hint: "malformed"},

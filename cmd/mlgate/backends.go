@@ -206,7 +206,7 @@ func runBackendsMigrate(ctx context.Context, args []string, stdout, stderr io.Wr
 	}
 	if dryRun {
 		for _, m := range moves {
-			fmt.Fprintf(stdout, "would move\t%s\t%s\tcandidate %d\t%s\t%d bytes\n", m.Project, m.Model, m.File.CandidateID, m.File.Path, m.File.Size)
+			fmt.Fprintf(stdout, "would move\t%s\t%s\tcandidate %d\t%s\t%d bytes\n", m.Project, m.Model, m.File.OwnerID, m.File.Path, m.File.Size)
 		}
 		fmt.Fprintf(stdout, "dry run: would move %d files, %d bytes, from %s to %s\n", len(moves), total, from, to)
 		return nil

@@ -24,11 +24,11 @@ type Multipart struct {
 // defaultMaxParts applies when a backend does not say: S3's limit.
 const defaultMaxParts = 10000
 
-// CreateMultipart starts an upload of the file at path of a candidate in parts parts, on the backend the
+// CreateMultipart starts an upload of the file at path of a candidate or logged model in parts parts, on the backend the
 // routes choose for it. Errors: httpapi.ErrBadRequest for parts outside 1..the backend's part limit,
-// the store's for an unknown candidate, the backend's.
-func (a *Service) CreateMultipart(ctx context.Context, candidateID uint64, path string, parts int64) (Multipart, error) {
-	name, backend, err := a.route(ctx, candidateID)
+// the store's for an unknown owner, the backend's.
+func (a *Service) CreateMultipart(ctx context.Context, owner uint64, path string, parts int64) (Multipart, error) {
+	name, backend, err := a.route(ctx, owner)
 	if err != nil {
 		return Multipart{}, err
 	}
@@ -39,7 +39,7 @@ func (a *Service) CreateMultipart(ctx context.Context, candidateID uint64, path 
 	if parts < 1 || parts > int64(maxParts) {
 		return Multipart{}, fmt.Errorf("%w: num_parts must be 1..%d, got %d", httpapi.ErrBadRequest, maxParts, parts)
 	}
-	key := blobkey.File(candidateID)
+	key := blobkey.File(owner)
 	id, err := backend.CreateMultipart(ctx, key, backends.PutOptions{ContentType: CleanContentType("", path)})
 	if err != nil {
 		return Multipart{}, err
@@ -61,20 +61,20 @@ func (a *Service) PutPart(ctx context.Context, m Multipart, n int, body io.Reade
 	return backend.PutPart(ctx, m.Key, m.UploadID, n, ClientErrors(body), size)
 }
 
-// CompleteMultipart assembles m's parts and commits the file at path of a candidate with Store's
+// CompleteMultipart assembles m's parts and commits the file at path of an owner with Store's
 // semantics (identical bytes change nothing; a replaced blob is deleted). A retry of a complete that
 // went through finds the file already committed and succeeds again. Errors: backends.ErrInvalidPart for
 // a missing or mismatched part, httpapi.ErrTooLarge for a file above the limit (its blob is deleted),
 // backends.ErrUploadNotFound for an upload that was aborted, metadata.ErrConflict for a file/directory
 // clash, backends.ErrUnavailable when m's backend is no longer configured.
-func (a *Service) CompleteMultipart(ctx context.Context, candidateID uint64, path string, m Multipart, parts []backends.Part) (*metadata.File, error) {
+func (a *Service) CompleteMultipart(ctx context.Context, owner uint64, path string, m Multipart, parts []backends.Part) (*metadata.File, error) {
 	backend, err := a.Storage(ctx).Get(m.Backend)
 	if err != nil {
 		return nil, err
 	}
 	info, err := backend.CompleteMultipart(ctx, m.Key, m.UploadID, parts)
 	if errors.Is(err, backends.ErrUploadNotFound) {
-		if f, ferr := a.store.File(ctx, candidateID, path); ferr == nil && f.BlobKey == m.Key {
+		if f, ferr := a.store.File(ctx, owner, path); ferr == nil && f.BlobKey == m.Key {
 			return f, nil // a retry of a complete that went through
 		}
 		return nil, fmt.Errorf("multipart upload of %q was aborted or expired: %w", path, err)
@@ -95,7 +95,7 @@ func (a *Service) CompleteMultipart(ctx context.Context, candidateID uint64, pat
 		}
 	}
 	return a.commit(ctx, backend, &metadata.File{
-		CandidateID: candidateID,
+		OwnerID:     owner,
 		Path:        path,
 		Size:        info.Size,
 		SHA256:      sum,

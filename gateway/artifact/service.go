@@ -1,6 +1,6 @@
 // Package artifact is the one service that stores, replaces, deletes and serves the files of
-// candidates, for every surface that touches them (the package API, the mlflow-artifacts proxy, the web
-// UI). It owns the order of writes that keeps files whole: bytes are stored, verified and only then
+// candidates and logged models, for every surface that touches them (the package API, the
+// mlflow-artifacts proxy, the web UI). It owns the order of writes that keeps files whole: bytes are stored, verified and only then
 // committed in one metadata transaction, and a blob that lost its row is deleted, now or after the
 // downloads still reading it end.
 package artifact
@@ -31,7 +31,7 @@ type Deps struct {
 	MaxFileSize int64
 }
 
-// Service stores and serves candidate files. It is safe for concurrent use.
+// Service stores and serves the files of candidates and logged models. It is safe for concurrent use.
 type Service struct {
 	store       metadata.Store
 	current     func() Storage
@@ -59,14 +59,14 @@ func (a *Service) Storage(ctx context.Context) Storage {
 	return a.current()
 }
 
-// route picks the backend a new file of a candidate is stored on: Storage.ForUpload with the candidate's
-// project path and model slug. Errors are the store's (ErrNotFound for a candidate deleted meanwhile).
-func (a *Service) route(ctx context.Context, candidateID uint64) (string, *backends.CheckedBackend, error) {
-	c, err := a.store.Candidate(ctx, metadata.CandidateRef{ID: candidateID})
+// route picks the backend a new file of a candidate or logged model is stored on: Storage.ForUpload with
+// its model's project path and slug. Errors are the store's (ErrNotFound for an owner deleted meanwhile).
+func (a *Service) route(ctx context.Context, owner uint64) (string, *backends.CheckedBackend, error) {
+	modelID, err := metadata.ModelOfOwner(ctx, a.store, owner)
 	if err != nil {
 		return "", nil, err
 	}
-	m, err := a.store.Model(ctx, metadata.ModelRef{ID: c.ModelID})
+	m, err := a.store.Model(ctx, metadata.ModelRef{ID: modelID})
 	if err != nil {
 		return "", nil, err
 	}
@@ -90,8 +90,8 @@ func (a *Service) backendOf(ctx context.Context, f *metadata.File) (*backends.Ch
 
 // Upload is one incoming file.
 type Upload struct {
-	CandidateID uint64
-	Path        string    // validated file path inside the candidate
+	OwnerID     uint64    // the candidate or logged model the file belongs to
+	Path        string    // validated file path inside the owner (candidate or logged model)
 	Body        io.Reader // already limited to the configured maximum size (OpenUpload does)
 	Size        int64     // -1 when unknown
 	ContentType string
@@ -106,17 +106,17 @@ type Upload struct {
 // and its row records that backend. Storage hands out only backends behind backends.Checked, which
 // hashes every upload, so the row's sha256 is always the one of the bytes stored.
 func (a *Service) Store(ctx context.Context, u Upload) (*metadata.File, error) {
-	name, backend, err := a.route(ctx, u.CandidateID)
+	name, backend, err := a.route(ctx, u.OwnerID)
 	if err != nil {
 		return nil, err
 	}
-	key := blobkey.File(u.CandidateID)
+	key := blobkey.File(u.OwnerID)
 	info, err := backend.Put(ctx, key, u.Body, u.Size, backends.PutOptions{ContentType: u.ContentType, SHA256: u.SHA256})
 	if err != nil {
 		return nil, err
 	}
 	return a.commit(ctx, backend, &metadata.File{
-		CandidateID: u.CandidateID,
+		OwnerID:     u.OwnerID,
 		Path:        u.Path,
 		Size:        info.Size,
 		SHA256:      info.SHA256,
@@ -133,7 +133,7 @@ func (a *Service) Store(ctx context.Context, u Upload) (*metadata.File, error) {
 // the store's: metadata.ErrConflict for a file/directory clash, ErrNotFound for a candidate deleted
 // meanwhile.
 func (a *Service) commit(ctx context.Context, backend backends.Backend, f *metadata.File) (*metadata.File, error) {
-	if existing, err := a.store.File(ctx, f.CandidateID, f.Path); err == nil &&
+	if existing, err := a.store.File(ctx, f.OwnerID, f.Path); err == nil &&
 		existing.SHA256 == f.SHA256 && existing.Size == f.Size {
 		a.discardBlob(backend, f.BlobKey)
 		return existing, nil
@@ -174,8 +174,8 @@ func (a *Service) discardBlob(b backends.Backend, key string) {
 // Delete removes a file row, then its blob from the backend the row records. A row whose backend is no
 // longer configured is still deleted (the user asked for it gone); its blob stays for fsck to find.
 // metadata.ErrNotFound for a file that does not exist.
-func (a *Service) Delete(ctx context.Context, candidateID uint64, filePath string) error {
-	f, err := a.store.DeleteFile(ctx, candidateID, filePath)
+func (a *Service) Delete(ctx context.Context, owner uint64, filePath string) error {
+	f, err := a.store.DeleteFile(ctx, owner, filePath)
 	if err != nil {
 		return err
 	}
@@ -186,24 +186,24 @@ func (a *Service) Delete(ctx context.Context, candidateID uint64, filePath strin
 // deletePage is how many rows one round of DeleteTree removes.
 const deletePage = 1000
 
-// DeleteTree deletes the file at p, or every file under the directory p ("" = the whole candidate). A
+// DeleteTree deletes the file at p, or every file under the directory p ("" = all the owner's files). A
 // path that holds nothing is not an error, so a retried delete answers like the first one. Errors are
 // the store's and Delete's.
-func (a *Service) DeleteTree(ctx context.Context, candidateID uint64, p string) error {
+func (a *Service) DeleteTree(ctx context.Context, owner uint64, p string) error {
 	if p != "" {
-		err := a.Delete(ctx, candidateID, p)
+		err := a.Delete(ctx, owner, p)
 		if !errors.Is(err, metadata.ErrNotFound) {
 			return err
 		}
 	}
 	for {
 		// Always the first page: the rows it returned are gone by the next round.
-		files, _, err := a.store.ListFiles(ctx, candidateID, p, metadata.Page{Limit: deletePage})
+		files, _, err := a.store.ListFiles(ctx, owner, p, metadata.Page{Limit: deletePage})
 		if err != nil || len(files) == 0 {
 			return err
 		}
 		for _, f := range files {
-			if err := a.Delete(ctx, candidateID, f.Path); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+			if err := a.Delete(ctx, owner, f.Path); err != nil && !errors.Is(err, metadata.ErrNotFound) {
 				return err
 			}
 		}
@@ -222,4 +222,12 @@ func (a *Service) hashBlob(ctx context.Context, backend backends.Backend, key st
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// DiscardRows deletes the blobs of file rows that the store has already removed (a deleted logged
+// model's files), each once no download reads it. A failure leaves an orphan that fsck finds.
+func (a *Service) DiscardRows(ctx context.Context, rows []*metadata.File) {
+	for _, f := range rows {
+		a.discardReplaced(ctx, f)
+	}
 }

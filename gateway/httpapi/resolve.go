@@ -75,3 +75,17 @@ func CandidateOf(ctx context.Context, store metadata.Store, project int64, iid i
 	}
 	return c, nil
 }
+
+// LoggedModelOf finds a project's MLflow 3 logged model by its model_id ("m-" and 32 hex). A malformed or
+// unknown id is metadata.ErrNotFound, worded as MLflow words it.
+func LoggedModelOf(ctx context.Context, store metadata.Store, project int64, modelID string) (*metadata.LoggedModel, error) {
+	lmid, ok := metadata.ParseLMID(modelID)
+	if !ok {
+		return nil, fmt.Errorf("logged model with ID '%s' not found: %w", modelID, metadata.ErrNotFound)
+	}
+	lm, err := store.LoggedModel(ctx, metadata.LoggedModelRef{LMID: lmid, Project: project})
+	if err != nil {
+		return nil, fmt.Errorf("logged model with ID '%s' not found: %w", modelID, err)
+	}
+	return lm, nil
+}

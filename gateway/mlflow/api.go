@@ -7,6 +7,7 @@ package mlflow
 import (
 	"log/slog"
 
+	"github.com/mlgate/mlgate/gateway/artifact"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
 	"github.com/mlgate/mlgate/gateway/runquery"
 	"github.com/mlgate/mlgate/metadata"
@@ -14,15 +15,17 @@ import (
 
 // Deps is what the tracking API needs.
 type Deps struct {
-	Store metadata.Store
-	Log   *slog.Logger
+	Store     metadata.Store
+	Artifacts *artifact.Service // deletes a deleted logged model's files, lists its directories
+	Log       *slog.Logger
 }
 
 // Tracking serves experiments/*, runs/*, metrics/* and logged-models/*.
 type Tracking struct {
-	store  metadata.Store
-	log    *slog.Logger
-	search *runquery.Engine
+	store     metadata.Store
+	artifacts *artifact.Service
+	log       *slog.Logger
+	search    *runquery.Engine
 }
 
 // New builds the tracking API.
@@ -30,7 +33,7 @@ func New(d Deps) *Tracking {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Tracking{store: d.Store, log: d.Log, search: &runquery.Engine{Store: d.Store}}
+	return &Tracking{store: d.Store, artifacts: d.Artifacts, log: d.Log, search: &runquery.Engine{Store: d.Store}}
 }
 
 // Routes is the tracking API's part of the RPC table.

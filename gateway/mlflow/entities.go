@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/mlgate/mlgate/gateway/artifact"
 	"github.com/mlgate/mlgate/gateway/httpapi"
 	"github.com/mlgate/mlgate/gateway/mlflow/message"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
@@ -28,11 +29,19 @@ func toExperiment(m *metadata.Model) message.Experiment {
 	}
 }
 
-// toMetrics converts stored points to MLflow's Metric messages.
+// toMetrics converts stored points to MLflow's Metric messages, with the logged model, dataset and run
+// a point was linked to, where it was.
 func toMetrics(ms []metadata.Metric) []message.Metric {
 	out := make([]message.Metric, len(ms))
 	for i, m := range ms {
-		out[i] = message.Metric{Key: m.Key, Value: rpc.F64(m.Value), Timestamp: m.Timestamp, Step: m.Step}
+		out[i] = message.Metric{Key: m.Key, Value: rpc.F64(m.Value), Timestamp: m.Timestamp, Step: m.Step,
+			DatasetName: m.DatasetName, DatasetDigest: m.DatasetDigest}
+		if !m.LoggedModel.IsZero() {
+			out[i].ModelID = m.LoggedModel.String()
+		}
+		if m.Run != (metadata.EID{}) {
+			out[i].RunID = m.Run.String()
+		}
 	}
 	return out
 }
@@ -61,9 +70,31 @@ func toRun(m *metadata.Model, c *metadata.Candidate, data *metadata.RunData) mes
 		out.Data.Metrics = toMetrics(data.Metrics)
 		out.Data.Params = data.Params
 		out.Data.Tags = data.Tags
+		out.Inputs, out.Outputs = toRunIO(data.IO)
 	}
 	out.Data.Tags = append(out.Data.Tags, metadata.Tag{Key: runquery.CandidateIIDTag, Value: strconv.FormatInt(c.IID, 10)})
 	return out
+}
+
+// toRunIO converts a run's inputs and outputs; outputs is nil when the run produced no logged model.
+func toRunIO(io metadata.RunIO) (message.RunInputs, *message.RunOutputs) {
+	var in message.RunInputs
+	for _, d := range io.Datasets {
+		in.DatasetInputs = append(in.DatasetInputs, message.DatasetInput{Tags: d.Tags, Dataset: message.Dataset{
+			Name: d.Dataset.Name, Digest: d.Dataset.Digest, SourceType: d.Dataset.SourceType, Source: d.Dataset.Source,
+			Schema: d.Dataset.Schema, Profile: d.Dataset.Profile}})
+	}
+	for _, l := range io.ModelInputs {
+		in.ModelInputs = append(in.ModelInputs, message.ModelInput{ModelID: l.String()})
+	}
+	if len(io.Outputs) == 0 {
+		return in, nil
+	}
+	out := &message.RunOutputs{}
+	for _, o := range io.Outputs {
+		out.ModelOutputs = append(out.ModelOutputs, message.ModelOutput{ModelID: o.LoggedModel.String(), Step: o.Step})
+	}
+	return in, out
 }
 
 // Experiment resolves an experiment_id of a project: "0" is the project's default model, created on
@@ -121,4 +152,17 @@ func Run(ctx context.Context, store metadata.Store, project int64, runID, runUUI
 		return nil, fmt.Errorf("run with id=%s not found: %w", runID, err)
 	}
 	return c, nil
+}
+
+// FileInfos converts a directory listing into MLflow's FileInfo messages.
+func FileInfos(entries []artifact.DirEntry) []message.FileInfo {
+	out := make([]message.FileInfo, len(entries))
+	for i, e := range entries {
+		out[i] = message.FileInfo{Path: e.Name, IsDir: e.IsDir}
+		if !e.IsDir {
+			size := e.Size
+			out[i].FileSize = &size
+		}
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,6 +24,8 @@ func (s *Tracking) experimentRPCs() []rpc.Route {
 		rpc.Handle(http.MethodPost, "experiments/delete", s.deleteExperiment),
 		rpc.Handle(http.MethodPost, "experiments/restore", s.restoreExperiment),
 		rpc.Handle(http.MethodPost, "experiments/set-experiment-tag", s.setExperimentTag),
+		rpc.Handle(http.MethodPost, "experiments/delete-experiment-tag", s.deleteExperimentTag),
+		rpc.Handle(http.MethodPost, "experiments/search-datasets", s.searchDatasets),
 	}
 }
 
@@ -216,4 +219,84 @@ func (s *Tracking) getExperimentByName(ctx context.Context, call *rpc.Call, in *
 		return nil, fmt.Errorf("could not find experiment with name '%s': %w", in.Name, err)
 	}
 	return map[string]any{"experiment": toExperiment(m)}, nil
+}
+
+// deleteExperimentTagRequest is the input of deleteExperimentTag.
+type deleteExperimentTagRequest struct {
+	experimentIDRequest
+	Key string `json:"key"`
+}
+
+// Validate refuses a missing key and the read-only mlgate.* tags but mlgate.semver_bump
+// (httpapi.ErrBadRequest).
+func (in *deleteExperimentTagRequest) Validate() error {
+	if in.Key == "" {
+		return rpc.Required("key")
+	}
+	if strings.HasPrefix(in.Key, readOnlyPrefix) && in.Key != SemverBumpTag {
+		return fmt.Errorf("%w: tag %q is read-only: tags starting with %q are set by mlgate", httpapi.ErrBadRequest, in.Key, readOnlyPrefix)
+	}
+	return nil
+}
+
+// deleteExperimentTag removes a model tag (MLflow 3). 404 for an unknown experiment or a key it has no
+// tag for; 400 for a deleted experiment or a read-only key.
+func (s *Tracking) deleteExperimentTag(ctx context.Context, call *rpc.Call, in *deleteExperimentTagRequest) (any, error) {
+	m, err := Experiment(ctx, s.store, call.Project.ID, string(in.ExperimentID))
+	if err != nil {
+		return nil, err
+	}
+	if err := checkActiveExperiment(m); err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(m.Tags, func(t metadata.Tag) bool { return t.Key == in.Key }) {
+		return nil, fmt.Errorf("no tag with name: %s in experiment with id %d: %w", in.Key, m.IID, metadata.ErrNotFound)
+	}
+	if _, err := s.store.UpdateModel(ctx, m.ID, metadata.ModelUpdate{DeleteTags: []string{in.Key}}); err != nil {
+		return nil, fmt.Errorf("experiment %d: %w", m.IID, err)
+	}
+	return struct{}{}, nil
+}
+
+// searchDatasetsRequest is the input of searchDatasets.
+type searchDatasetsRequest struct {
+	ExperimentIDs rpc.Strs `json:"experiment_ids"`
+}
+
+// datasetSummary is MLflow's DatasetSummary.
+type datasetSummary struct {
+	ExperimentID string `json:"experiment_id"`
+	Name         string `json:"name"`
+	Digest       string `json:"digest"`
+	Context      string `json:"context,omitempty"`
+}
+
+// searchDatasets lists the datasets runs of the experiments logged as inputs, one entry per context
+// (mlflow.data.context) they were used in; MLflow's UI calls it. Unknown experiments contribute nothing.
+// 400 for an experiment id that is not a non-negative integer.
+func (s *Tracking) searchDatasets(ctx context.Context, call *rpc.Call, in *searchDatasetsRequest) (any, error) {
+	models, err := s.searchedModels(ctx, call, in.ExperimentIDs)
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		Summaries []datasetSummary `json:"dataset_summaries,omitempty"`
+	}{}
+	if len(models) == 0 {
+		return out, nil
+	}
+	iids := make(map[uint64]int64, len(models))
+	ids := make([]uint64, len(models))
+	for i, m := range models {
+		iids[m.ID], ids[i] = m.IID, m.ID
+	}
+	sums, err := s.store.SearchDatasets(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("searching datasets: %w", err)
+	}
+	for _, d := range sums {
+		out.Summaries = append(out.Summaries, datasetSummary{ExperimentID: strconv.FormatInt(iids[d.ModelID], 10),
+			Name: d.Name, Digest: d.Digest, Context: d.Context})
+	}
+	return out, nil
 }

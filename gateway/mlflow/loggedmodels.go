@@ -2,105 +2,499 @@ package mlflow
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 
 	"github.com/mlgate/mlgate/gateway/httpapi"
+	"github.com/mlgate/mlgate/gateway/mlflow/message"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
+	"github.com/mlgate/mlgate/gateway/mlflowfilter"
+	"github.com/mlgate/mlgate/gateway/runquery"
+	"github.com/mlgate/mlgate/metadata"
 )
 
-// MLflow 3.x logged models. mlgate has no logged-model entity yet: the 3.x client's artifact calls only
-// need logged-models/search to answer (RunsArtifactRepository looks for a logged model named like the
-// first path component, without error handling), so search answers an empty result and every other
-// logged-model RPC answers 501 NOT_IMPLEMENTED with a message that says what to do instead.
+// MLflow 3 logged models. A logged model belongs to the model (experiment) it was logged in and owns its
+// files, which live at mlflow-artifacts:/<experiment id>/models/<model id>/artifacts and are served by
+// the mlflow-artifacts proxy like a run's. A version can be backed by one (model-versions/create with
+// model_id), copying no bytes.
 
-// loggedModelsUnsupported is the message of every logged-model RPC mlgate does not serve.
-const loggedModelsUnsupported = "logged models (MLflow 3 log_model) are not supported by mlgate yet; " +
-	"log model files as run artifacts (mlflow.log_artifacts) and register them with model-versions/create"
-
-// loggedModelRPCs serves logged-models/*: the routes without a path parameter. The ones with a model id
-// in the path cannot be rows of the exact-match table; loggedModelRouteError answers them.
+// loggedModelRPCs serves logged-models/*.
 func (s *Tracking) loggedModelRPCs() []rpc.Route {
 	return []rpc.Route{
+		rpc.Handle(http.MethodPost, "logged-models", s.createLoggedModel),
 		rpc.Handle(http.MethodPost, "logged-models/search", s.searchLoggedModels),
-		rpc.Handle(http.MethodPost, "logged-models", func(context.Context, *rpc.Call, *struct{}) (any, error) {
-			return nil, fmt.Errorf("%w: POST logged-models: %s", httpapi.ErrNotImplemented, loggedModelsUnsupported)
-		}),
+		rpc.Handle(http.MethodGet, "logged-models/{model_id}", s.getLoggedModel),
+		rpc.Handle(http.MethodPatch, "logged-models/{model_id}", s.finalizeLoggedModel),
+		rpc.Handle(http.MethodDelete, "logged-models/{model_id}", s.deleteLoggedModel),
+		rpc.Handle(http.MethodPatch, "logged-models/{model_id}/tags", s.setLoggedModelTags),
+		rpc.Handle(http.MethodDelete, "logged-models/{model_id}/tags/{tag_key...}", s.deleteLoggedModelTag),
+		rpc.Handle(http.MethodPost, "logged-models/{model_id}/params", s.logLoggedModelParams),
+		rpc.Handle(http.MethodGet, "logged-models/{model_id}/artifacts/directories", s.listLoggedModelArtifacts),
 	}
+}
+
+// LoggedModelArtifactURI is where a logged model's files live for the client: the mlflow-artifacts
+// proxy, resolved against the tracking URI as a run's artifact_uri is.
+func LoggedModelArtifactURI(m *metadata.Model, lm *metadata.LoggedModel) string {
+	return "mlflow-artifacts:/" + strconv.FormatInt(m.IID, 10) + "/models/" + lm.LMID.String() + "/artifacts"
+}
+
+// loggedModelMessage builds the LoggedModel message: metrics (every point, with its run) and the
+// versions the logged model backs come from the store.
+func (s *Tracking) loggedModelMessage(ctx context.Context, lm *metadata.LoggedModel, metrics []metadata.Metric) (message.LoggedModel, error) {
+	m, err := s.store.Model(ctx, metadata.ModelRef{ID: lm.ModelID})
+	if err != nil {
+		return message.LoggedModel{}, fmt.Errorf("experiment of logged model %s: %w", lm.LMID, err)
+	}
+	if metrics == nil {
+		if metrics, err = s.store.LoggedModelMetrics(ctx, lm.ID); err != nil {
+			return message.LoggedModel{}, fmt.Errorf("metrics of logged model %s: %w", lm.LMID, err)
+		}
+	}
+	out := message.LoggedModel{
+		Info: message.LoggedModelInfo{
+			ModelID:                lm.LMID.String(),
+			ExperimentID:           strconv.FormatInt(m.IID, 10),
+			Name:                   lm.Name,
+			CreationTimestampMs:    lm.CreatedAt.UnixMilli(),
+			LastUpdatedTimestampMs: lm.UpdatedAt.UnixMilli(),
+			ArtifactURI:            LoggedModelArtifactURI(m, lm),
+			Status:                 lm.Status.String(),
+			StatusMessage:          lm.StatusMessage,
+			ModelType:              lm.ModelType,
+			Tags:                   lm.Tags,
+		},
+		Data: message.LoggedModelData{Params: lm.Params, Metrics: toMetrics(metrics)},
+	}
+	if lm.SourceRunID != 0 {
+		out.Info.SourceRunID = lm.SourceRun.String()
+	}
+	if err := s.addRegistrations(ctx, lm, &out.Info); err != nil {
+		return message.LoggedModel{}, fmt.Errorf("versions backed by logged model %s: %w", lm.LMID, err)
+	}
+	return out, nil
+}
+
+// ModelVersionsTag lists, on a logged model, the registered versions it backs. MLflow's server writes
+// it when a version is created, and the 3.x client then rewrites it with its own entry appended. mlgate
+// derives it from the versions that exist, unless a client has set it: then the client's value is
+// shown, as MLflow's server shows it.
+const ModelVersionsTag = "mlflow.modelVersions"
+
+// addRegistrations fills the registered versions that lm backs into info: as the message's
+// registrations, and as the mlflow.modelVersions tag MLflow's UI reads, written as MLflow's server
+// writes it (Python's json.dumps) when no client has set it.
+func (s *Tracking) addRegistrations(ctx context.Context, lm *metadata.LoggedModel, info *message.LoggedModelInfo) error {
+	versions, err := s.store.VersionsBackedBy(ctx, lm.ID)
+	if err != nil || len(versions) == 0 {
+		return err
+	}
+	var tag strings.Builder
+	tag.WriteByte('[')
+	names := map[uint64]string{}
+	for i, v := range versions {
+		name, ok := names[v.ModelID]
+		if !ok {
+			m, err := s.store.Model(ctx, metadata.ModelRef{ID: v.ModelID})
+			if err != nil {
+				return err
+			}
+			name, names[v.ModelID] = m.DisplayName, m.DisplayName
+		}
+		if i > 0 {
+			tag.WriteString(", ")
+		}
+		fmt.Fprintf(&tag, `{"name": %s, "version": %d}`, asciiJSONString(name), v.Seq)
+		info.Registrations = append(info.Registrations, message.Registration{Name: name, Version: strconv.FormatInt(v.Seq, 10)})
+	}
+	tag.WriteByte(']')
+	if slices.ContainsFunc(info.Tags, func(t metadata.Tag) bool { return t.Key == ModelVersionsTag }) {
+		return nil
+	}
+	info.Tags = append(slices.Clone(info.Tags), metadata.Tag{Key: ModelVersionsTag, Value: tag.String()})
+	slices.SortFunc(info.Tags, func(a, b metadata.Tag) int { return strings.Compare(a.Key, b.Key) })
+	return nil
+}
+
+// asciiJSONString quotes s as Python's json.dumps does by default: non-ASCII characters as \uXXXX
+// escapes (surrogate pairs beyond the BMP).
+func asciiJSONString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\b':
+			b.WriteString(`\b`)
+		case r == '\f':
+			b.WriteString(`\f`)
+		case r < 0x20 || (r >= 0x7f && r < 0x10000):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		case r >= 0x10000:
+			hi, lo := utf16.EncodeRune(r)
+			fmt.Fprintf(&b, `\u%04x\u%04x`, hi, lo)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// createLoggedModelRequest is the input of createLoggedModel.
+type createLoggedModelRequest struct {
+	ExperimentID rpc.FlexString `json:"experiment_id"`
+	Name         string         `json:"name"`
+	ModelType    string         `json:"model_type"`
+	SourceRunID  string         `json:"source_run_id"`
+	Params       []keyValue     `json:"params"`
+	Tags         []keyValue     `json:"tags"`
+
+	params []metadata.Param
+	tags   []metadata.Tag
+}
+
+// Validate checks the params and tags as a run's are checked (httpapi.ErrBadRequest).
+func (in *createLoggedModelRequest) Validate() error {
+	var err error
+	if in.params, in.tags, err = paramsAndTags(in.Params, in.Tags); err != nil {
+		return err
+	}
+	if len(in.Name) > metadata.MaxLoggedModelNameLen || len(in.ModelType) > metadata.MaxModelTypeLen {
+		return fmt.Errorf("%w: name and model_type are limited to %d bytes", httpapi.ErrBadRequest, metadata.MaxLoggedModelNameLen)
+	}
+	return nil
+}
+
+func paramsAndTags(ps, ts []keyValue) ([]metadata.Param, []metadata.Tag, error) {
+	params := make([]metadata.Param, len(ps))
+	for i, p := range ps {
+		v, err := paramOf(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		params[i] = v
+	}
+	tags := make([]metadata.Tag, len(ts))
+	for i, t := range ts {
+		v, err := tagOf(t)
+		if err != nil {
+			return nil, nil, err
+		}
+		tags[i] = v
+	}
+	return params, tags, nil
+}
+
+// createLoggedModel creates a logged model, PENDING until finalized, in an experiment (default "0"),
+// optionally from a run of the project. Its name defaults to a generated one. Errors: 400 for bad params
+// or tags, a deleted experiment, or a deleted source run; 404 for an unknown experiment or run.
+func (s *Tracking) createLoggedModel(ctx context.Context, call *rpc.Call, in *createLoggedModelRequest) (any, error) {
+	if in.ExperimentID == "" {
+		in.ExperimentID = "0"
+	}
+	m, err := Experiment(ctx, s.store, call.Project.ID, string(in.ExperimentID))
+	if err != nil {
+		return nil, err
+	}
+	if err := checkActiveExperiment(m); err != nil {
+		return nil, err
+	}
+	lm := &metadata.LoggedModel{ModelID: m.ID, Name: in.Name, ModelType: in.ModelType, Params: in.params, Tags: in.tags,
+		UserID: userOf(ctx, "")}
+	if lm.Name == "" {
+		lm.Name = randomRunName()
+	}
+	if in.SourceRunID != "" {
+		c, err := Run(ctx, s.store, call.Project.ID, in.SourceRunID, "")
+		if err != nil {
+			return nil, err
+		}
+		if err := checkActiveRun(c); err != nil {
+			return nil, err
+		}
+		lm.SourceRunID = c.ID
+	}
+	if err := s.store.CreateLoggedModel(ctx, lm); err != nil {
+		return nil, fmt.Errorf("creating logged model %q: %w", lm.Name, err)
+	}
+	msg, err := s.loggedModelMessage(ctx, lm, []metadata.Metric{})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"model": msg}, nil
+}
+
+// modelIDRequest is the input of the RPCs that only name a logged model (in the path).
+type modelIDRequest struct{}
+
+func (s *Tracking) loggedModelOf(ctx context.Context, call *rpc.Call) (*metadata.LoggedModel, error) {
+	return httpapi.LoggedModelOf(ctx, s.store, call.Project.ID, call.Params["model_id"])
+}
+
+// getLoggedModel answers {"model": LoggedModel}; 404 for an unknown logged model.
+func (s *Tracking) getLoggedModel(ctx context.Context, call *rpc.Call, _ *modelIDRequest) (any, error) {
+	lm, err := s.loggedModelOf(ctx, call)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := s.loggedModelMessage(ctx, lm, nil)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"model": msg}, nil
+}
+
+// finalizeLoggedModelRequest is the input of finalizeLoggedModel.
+type finalizeLoggedModelRequest struct {
+	Status *rpc.FlexString `json:"status"`
+
+	status metadata.LoggedModelStatus
+}
+
+// Validate reads the status, by name or proto number: READY or UPLOAD_FAILED (httpapi.ErrBadRequest
+// otherwise; PENDING is where a model starts, not where it is finalized).
+func (in *finalizeLoggedModelRequest) Validate() error {
+	if in.Status == nil {
+		return rpc.Required("status")
+	}
+	st, ok := metadata.ParseLoggedModelStatus(string(*in.Status))
+	if !ok || st == metadata.LoggedModelPending {
+		return fmt.Errorf("%w: invalid value %q for parameter 'status': use LOGGED_MODEL_READY or LOGGED_MODEL_UPLOAD_FAILED",
+			httpapi.ErrBadRequest, string(*in.Status))
+	}
+	in.status = st
+	return nil
+}
+
+// finalizeLoggedModel sets the status of a logged model once its files are uploaded (READY) or failed
+// (UPLOAD_FAILED), and answers the logged model. 404 for an unknown logged model.
+func (s *Tracking) finalizeLoggedModel(ctx context.Context, call *rpc.Call, in *finalizeLoggedModelRequest) (any, error) {
+	lm, err := s.loggedModelOf(ctx, call)
+	if err != nil {
+		return nil, err
+	}
+	if lm, err = s.store.UpdateLoggedModel(ctx, lm.ID, metadata.LoggedModelUpdate{Status: &in.status}); err != nil {
+		return nil, fmt.Errorf("logged model %s: %w", call.Params["model_id"], err)
+	}
+	msg, err := s.loggedModelMessage(ctx, lm, nil)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"model": msg}, nil
+}
+
+// deleteLoggedModel deletes a logged model, its metrics and its files; downloads already running finish
+// on the old bytes first. A logged model that backs a version is kept: 400 INVALID_PARAMETER_VALUE
+// saying so. 404 for an unknown logged model.
+func (s *Tracking) deleteLoggedModel(ctx context.Context, call *rpc.Call, _ *modelIDRequest) (any, error) {
+	lm, err := s.loggedModelOf(ctx, call)
+	if err != nil {
+		return nil, err
+	}
+	files, err := s.store.DeleteLoggedModel(ctx, lm.ID)
+	if errors.Is(err, metadata.ErrConflict) {
+		return nil, fmt.Errorf("%w: logged model %s backs a registered model version: delete the version first (%v)",
+			httpapi.ErrBadRequest, lm.LMID, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("logged model %s: %w", lm.LMID, err)
+	}
+	s.artifacts.DiscardRows(ctx, files)
+	return struct{}{}, nil
+}
+
+// loggedModelTagsRequest is the input of setLoggedModelTags.
+type loggedModelTagsRequest struct {
+	Tags []keyValue `json:"tags"`
+	tags []metadata.Tag
+}
+
+// Validate checks the tags as run tags are checked (httpapi.ErrBadRequest).
+func (in *loggedModelTagsRequest) Validate() (err error) {
+	_, in.tags, err = paramsAndTags(nil, in.Tags)
+	return err
+}
+
+// setLoggedModelTags sets tags of a logged model. 400 for a bad tag; 404 for an unknown logged model.
+func (s *Tracking) setLoggedModelTags(ctx context.Context, call *rpc.Call, in *loggedModelTagsRequest) (any, error) {
+	return s.updateLoggedModel(ctx, call, metadata.LoggedModelUpdate{SetTags: in.tags})
+}
+
+// deleteLoggedModelTag removes a tag of a logged model; an absent tag is not an error. 404 for an unknown
+// logged model.
+func (s *Tracking) deleteLoggedModelTag(ctx context.Context, call *rpc.Call, _ *modelIDRequest) (any, error) {
+	return s.updateLoggedModel(ctx, call, metadata.LoggedModelUpdate{DeleteTags: []string{call.Params["tag_key"]}})
+}
+
+// loggedModelParamsRequest is the input of logLoggedModelParams.
+type loggedModelParamsRequest struct {
+	Params []keyValue `json:"params"`
+	params []metadata.Param
+}
+
+// Validate checks the params as run params are checked (httpapi.ErrBadRequest).
+func (in *loggedModelParamsRequest) Validate() (err error) {
+	in.params, _, err = paramsAndTags(in.Params, nil)
+	return err
+}
+
+// logLoggedModelParams logs params of a logged model; they are immutable as a run's are (the same value
+// again is a no-op, another value 400). 404 for an unknown logged model.
+func (s *Tracking) logLoggedModelParams(ctx context.Context, call *rpc.Call, in *loggedModelParamsRequest) (any, error) {
+	return s.updateLoggedModel(ctx, call, metadata.LoggedModelUpdate{Params: in.params})
+}
+
+func (s *Tracking) updateLoggedModel(ctx context.Context, call *rpc.Call, u metadata.LoggedModelUpdate) (any, error) {
+	lm, err := s.loggedModelOf(ctx, call)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.store.UpdateLoggedModel(ctx, lm.ID, u); err != nil {
+		return nil, fmt.Errorf("logged model %s: %w", lm.LMID, err)
+	}
+	return struct{}{}, nil
+}
+
+// listLoggedModelArtifactsRequest is the input of listLoggedModelArtifacts.
+type listLoggedModelArtifactsRequest struct {
+	Path string `json:"artifact_directory_path"`
+}
+
+// listLoggedModelArtifacts lists one level of a logged model's files, as the mlflow-artifacts proxy lists
+// a run's. 400 for a bad path; 404 for an unknown logged model.
+func (s *Tracking) listLoggedModelArtifacts(ctx context.Context, call *rpc.Call, in *listLoggedModelArtifactsRequest) (any, error) {
+	lm, err := s.loggedModelOf(ctx, call)
+	if err != nil {
+		return nil, err
+	}
+	dir := strings.Trim(in.Path, "/")
+	entries, err := s.artifacts.ListDir(ctx, lm.ID, dir)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.store.Model(ctx, metadata.ModelRef{ID: lm.ModelID})
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		RootURI string             `json:"root_uri"`
+		Files   []message.FileInfo `json:"files,omitempty"`
+	}{LoggedModelArtifactURI(m, lm), FileInfos(entries)}, nil
 }
 
 // searchLoggedModelsRequest is the input of searchLoggedModels.
 type searchLoggedModelsRequest struct {
-	ExperimentIDs rpc.Strs       `json:"experiment_ids"`
-	Filter        rpc.FlexString `json:"filter"`
-	MaxResults    rpc.I64        `json:"max_results"`
-	PageToken     rpc.FlexString `json:"page_token"`
+	ExperimentIDs rpc.Strs `json:"experiment_ids"`
+	Filter        string   `json:"filter"`
+	Datasets      []struct {
+		Name   string `json:"dataset_name"`
+		Digest string `json:"dataset_digest"`
+	} `json:"datasets"`
+	OrderBy []struct {
+		FieldName     string `json:"field_name"`
+		Ascending     *bool  `json:"ascending"`
+		DatasetName   string `json:"dataset_name"`
+		DatasetDigest string `json:"dataset_digest"`
+	} `json:"order_by"`
+	MaxResults rpc.I64 `json:"max_results"`
+	PageToken  string  `json:"page_token"`
+
+	query runquery.LoggedModelQuery
 }
 
-// Validate refuses an experiment id that is not a non-negative integer, or a negative max_results
-// (httpapi.ErrBadRequest).
+// Validate parses the search: experiment ids, the filter, datasets, order_by and max_results
+// (httpapi.ErrBadRequest for any that is malformed).
 func (in *searchLoggedModelsRequest) Validate() error {
 	for _, id := range in.ExperimentIDs {
 		if v, err := strconv.ParseInt(id, 10, 64); err != nil || v < 0 {
 			return fmt.Errorf("%w: experiment_ids: %q is not a valid experiment id", httpapi.ErrBadRequest, id)
 		}
 	}
-	if in.MaxResults.Set && in.MaxResults.V < 0 {
-		return fmt.Errorf("%w: max_results must be positive, got %d", httpapi.ErrBadRequest, in.MaxResults.V)
+	q := &in.query
+	q.Scope = "logged-models/search"
+	var err error
+	if q.Limit, err = maxResultsOf(in.MaxResults); err != nil {
+		return err
+	}
+	if q.Filter, err = mlflowfilter.ParseLoggedModelFilter(in.Filter); err != nil {
+		return fmt.Errorf("%w: invalid filter: %w", httpapi.ErrBadRequest, err)
+	}
+	for i, d := range in.Datasets {
+		if d.Name == "" {
+			return fmt.Errorf("%w: datasets[%d]: missing value for required parameter 'dataset_name'", httpapi.ErrBadRequest, i)
+		}
+		q.Datasets = append(q.Datasets, runquery.Dataset{Name: d.Name, Digest: d.Digest})
+	}
+	for i, o := range in.OrderBy {
+		if o.FieldName == "" {
+			return fmt.Errorf("%w: order_by[%d]: missing value for required parameter 'field_name'", httpapi.ErrBadRequest, i)
+		}
+		ob, err := mlflowfilter.ParseLoggedModelOrderKey(o.FieldName)
+		if err != nil {
+			return fmt.Errorf("%w: order_by[%d]: %w", httpapi.ErrBadRequest, i, err)
+		}
+		ob.Desc = o.Ascending != nil && !*o.Ascending
+		q.Order = append(q.Order, ob)
+		q.OrderDatasets = append(q.OrderDatasets, runquery.Dataset{Name: o.DatasetName, Digest: o.DatasetDigest})
 	}
 	return nil
 }
 
-// searchLoggedModels answers POST logged-models/search. There are no logged models, so the answer is
-// always an empty list; the request is still checked (Validate) so a malformed one is a 400, as it will
-// be once logged models exist.
-func (s *Tracking) searchLoggedModels(context.Context, *rpc.Call, *searchLoggedModelsRequest) (any, error) {
-	return struct {
-		Models []struct{} `json:"models"`
-	}{Models: []struct{}{}}, nil
-}
-
-// loggedModelRoutes are MLflow 3.6's logged-model routes with a model id in the path ("*" is one
-// segment, a trailing "**" any rest), as method and pattern after /api/2.0/mlflow/.
-var loggedModelRoutes = []struct{ method, pattern string }{
-	{http.MethodGet, "logged-models/*"},
-	{http.MethodPatch, "logged-models/*"},  // finalize
-	{http.MethodDelete, "logged-models/*"}, // delete
-	{http.MethodPatch, "logged-models/*/tags"},
-	{http.MethodDelete, "logged-models/*/tags/**"},
-	{http.MethodGet, "logged-models/*/artifacts/directories"},
-	{http.MethodGet, "logged-models/*/artifacts/files"},
-	{http.MethodPost, "logged-models/*/params"},
-}
-
-// NotFound answers the calls the RPC table cannot hold (logged-model routes with an id in the path):
-// ErrNotImplemented for those, nil for every other method and path (after /api/2.0/mlflow/, without
-// surrounding "/").
-func NotFound(method, path string) error { return loggedModelRouteError(method, path) }
-
-// loggedModelRouteError returns the 501 answer (httpapi.ErrNotImplemented) for a logged-model RPC with a path
-// parameter, or nil when method and path (after /api/2.0/mlflow/, without surrounding "/") are not one.
-// The dispatcher calls it for requests its table does not hold.
-func loggedModelRouteError(method, path string) error {
-	segs := strings.Split(path, "/")
-	for _, rt := range loggedModelRoutes {
-		if rt.method == method && matchLoggedModelRoute(strings.Split(rt.pattern, "/"), segs) {
-			return fmt.Errorf("%w: %s %s: %s", httpapi.ErrNotImplemented, method, path, loggedModelsUnsupported)
+// searchLoggedModels answers logged-models/search through the query engine runs/search uses: the filter
+// grammar on metrics, params, tags and the logged-model attributes, dataset restrictions, order_by on
+// any of them, several experiments and page tokens. Unknown experiment ids contribute nothing. Errors:
+// 400 for a malformed search or a token of another one. Answers {} when nothing matches.
+func (s *Tracking) searchLoggedModels(ctx context.Context, call *rpc.Call, in *searchLoggedModelsRequest) (any, error) {
+	var err error
+	if in.query.Models, err = s.searchedModels(ctx, call, in.ExperimentIDs); err != nil {
+		return nil, err
+	}
+	page, err := s.search.SearchLoggedModels(ctx, in.query, in.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		Models        []message.LoggedModel `json:"models,omitempty"`
+		NextPageToken string                `json:"next_page_token,omitempty"`
+	}{NextPageToken: page.Next}
+	for _, row := range page.Rows {
+		msg, err := s.loggedModelMessage(ctx, row.LoggedModel, row.Metrics)
+		if err != nil {
+			return nil, err
 		}
+		out.Models = append(out.Models, msg)
+	}
+	return out, nil
+}
+
+// NotFound answers the calls no RPC serves: MLflow's tracing and GenAI routes under /api/2.0/mlflow/
+// (traces, assessments, evaluation datasets, scorers) get ENDPOINT_NOT_FOUND saying that mlgate does not
+// store traces, so that the client's tracing warns and goes on; nil for every other method and path
+// (after /api/2.0/mlflow/, without surrounding "/").
+func NotFound(method, path string) error {
+	first, _, _ := strings.Cut(path, "/")
+	if slices.Contains([]string{"traces", "unified-traces", "get-online-trace-details", "datasets", "scorers"}, first) {
+		return TracesUnsupported(method, path)
 	}
 	return nil
 }
 
-func matchLoggedModelRoute(pattern, segs []string) bool {
-	for i, p := range pattern {
-		if p == "**" {
-			return len(segs) > i
-		}
-		if i >= len(segs) || segs[i] == "" || (p != "*" && p != segs[i]) {
-			return false
-		}
-	}
-	return len(segs) == len(pattern)
+// TracesUnsupported is the answer to every tracing and GenAI evaluation route (ENDPOINT_NOT_FOUND).
+func TracesUnsupported(method, path string) error {
+	return fmt.Errorf("%w: %s %s: mlgate stores models, runs and their artifacts; it does not store traces, "+
+		"assessments, evaluation datasets or scorers (MLflow GenAI observability)", httpapi.ErrRouteNotFound, method, path)
 }

@@ -35,6 +35,7 @@ func (s *Tracking) runRPCs() []rpc.Route {
 		rpc.Handle(http.MethodPost, "runs/log-batch", s.logBatch),
 		rpc.Handle(http.MethodPost, "runs/log-model", s.logModel),
 		rpc.Handle(http.MethodPost, "runs/log-inputs", s.logInputs),
+		rpc.Handle(http.MethodPost, "runs/outputs", s.logOutputs),
 		rpc.Handle(http.MethodGet, "metrics/get-history", s.getMetricHistory),
 	}
 }
@@ -76,6 +77,10 @@ type metricIn struct {
 	Value     *rpc.F64 `json:"value"`
 	Timestamp rpc.I64  `json:"timestamp"`
 	Step      rpc.I64  `json:"step"`
+	// MLflow 3: the logged model and dataset the point measures.
+	ModelID       string `json:"model_id"`
+	DatasetName   string `json:"dataset_name"`
+	DatasetDigest string `json:"dataset_digest"`
 }
 
 // validateKey checks a metric, param or tag key the way MLflow does: at most 250 bytes of letters,
@@ -147,7 +152,20 @@ func metricOf(in metricIn, timestampRequired bool) (metadata.Metric, error) {
 	if in.Timestamp.V < 0 {
 		return metadata.Metric{}, fmt.Errorf("%w: metric %q: invalid timestamp %d", httpapi.ErrBadRequest, in.Key, in.Timestamp.V)
 	}
-	return metadata.Metric{Key: in.Key, Value: float64(*in.Value), Timestamp: in.Timestamp.V, Step: in.Step.V}, nil
+	m := metadata.Metric{Key: in.Key, Value: float64(*in.Value), Timestamp: in.Timestamp.V, Step: in.Step.V,
+		DatasetName: in.DatasetName, DatasetDigest: in.DatasetDigest}
+	if in.ModelID != "" {
+		lmid, ok := metadata.ParseLMID(in.ModelID)
+		if !ok {
+			return metadata.Metric{}, fmt.Errorf("logged model with ID '%s' not found: %w", in.ModelID, metadata.ErrNotFound)
+		}
+		m.LoggedModel = lmid
+	}
+	if len(m.DatasetName) > metadata.MaxDatasetNameLen || len(m.DatasetDigest) > metadata.MaxDatasetDigestLen {
+		return metadata.Metric{}, fmt.Errorf("%w: metric %q: dataset_name is limited to %d bytes, dataset_digest to %d",
+			httpapi.ErrBadRequest, in.Key, metadata.MaxDatasetNameLen, metadata.MaxDatasetDigestLen)
+	}
+	return m, nil
 }
 
 // validateRunName checks a run name against the candidate name limit. The error wraps httpapi.ErrBadRequest.
@@ -690,37 +708,130 @@ func (s *Tracking) logModel(ctx context.Context, call *rpc.Call, in *logModelReq
 type logInputsRequest struct {
 	runIDs
 	Datasets []struct {
+		Tags    []keyValue `json:"tags"`
 		Dataset *struct {
 			Name       string `json:"name"`
 			Digest     string `json:"digest"`
 			SourceType string `json:"source_type"`
 			Source     string `json:"source"`
+			Schema     string `json:"schema"`
+			Profile    string `json:"profile"`
 		} `json:"dataset"`
 	} `json:"datasets"`
+	Models []struct {
+		ModelID string `json:"model_id"`
+	} `json:"models"`
+
+	datasets []metadata.DatasetInput
+	models   []metadata.LMID
 }
 
-// logInputs accepts dataset inputs and drops them: mlgate has no dataset entity yet, runs/get shows
-// "inputs": {}, and storing datasets as tags would fill the run's tags with schemas and profiles that
-// easily exceed the tag value limit. The request is still checked (run exists and is active, each
-// dataset has its mandatory fields) so that mistakes surface as they would against MLflow.
-func (s *Tracking) logInputs(ctx context.Context, call *rpc.Call, in *logInputsRequest) (any, error) {
+// Validate checks each dataset's mandatory fields and MLflow's size limits (schema, profile, source,
+// input tags), and that every model input names a logged model id (httpapi.ErrBadRequest).
+func (in *logInputsRequest) Validate() error {
 	if in.RunID == "" && in.RunUUID == "" {
-		return nil, rpc.Required("run_id")
+		return rpc.Required("run_id")
 	}
 	for i, d := range in.Datasets {
 		if d.Dataset == nil {
-			return nil, fmt.Errorf("%w: datasets[%d]: missing value for required parameter 'dataset'", httpapi.ErrBadRequest, i)
+			return fmt.Errorf("%w: datasets[%d]: missing value for required parameter 'dataset'", httpapi.ErrBadRequest, i)
 		}
-		for _, f := range []struct{ name, v string }{
-			{"name", d.Dataset.Name}, {"digest", d.Dataset.Digest}, {"source_type", d.Dataset.SourceType}, {"source", d.Dataset.Source},
+		for _, f := range []struct {
+			name, v string
+			max     int
+		}{
+			{"name", d.Dataset.Name, metadata.MaxDatasetNameLen}, {"digest", d.Dataset.Digest, metadata.MaxDatasetDigestLen},
+			{"source_type", d.Dataset.SourceType, metadata.MaxDatasetSourceType}, {"source", d.Dataset.Source, metadata.MaxDatasetSourceLen},
 		} {
 			if f.v == "" {
-				return nil, fmt.Errorf("%w: datasets[%d].dataset: missing value for required parameter '%s'", httpapi.ErrBadRequest, i, f.name)
+				return fmt.Errorf("%w: datasets[%d].dataset: missing value for required parameter '%s'", httpapi.ErrBadRequest, i, f.name)
+			}
+			if len(f.v) > f.max {
+				return fmt.Errorf("%w: datasets[%d].dataset: '%s' is %d bytes long, which exceeds the limit of %d",
+					httpapi.ErrBadRequest, i, f.name, len(f.v), f.max)
 			}
 		}
+		if len(d.Dataset.Schema) > metadata.MaxDatasetSchemaLen || len(d.Dataset.Profile) > metadata.MaxDatasetProfileLen {
+			return fmt.Errorf("%w: datasets[%d].dataset: schema is limited to %d bytes and profile to %d",
+				httpapi.ErrBadRequest, i, metadata.MaxDatasetSchemaLen, metadata.MaxDatasetProfileLen)
+		}
+		in2 := metadata.DatasetInput{Dataset: metadata.Dataset{Name: d.Dataset.Name, Digest: d.Dataset.Digest,
+			SourceType: d.Dataset.SourceType, Source: d.Dataset.Source, Schema: d.Dataset.Schema, Profile: d.Dataset.Profile}}
+		for _, t := range d.Tags {
+			if t.Key == "" || t.Value == nil || len(t.Key) > metadata.MaxInputTagKeyLen || len(*t.Value) > metadata.MaxInputTagValueLen {
+				return fmt.Errorf("%w: datasets[%d]: input tag %.60q: key must be 1–%d bytes and value at most %d",
+					httpapi.ErrBadRequest, i, t.Key, metadata.MaxInputTagKeyLen, metadata.MaxInputTagValueLen)
+			}
+			in2.Tags = append(in2.Tags, metadata.Tag{Key: t.Key, Value: string(*t.Value)})
+		}
+		in.datasets = append(in.datasets, in2)
 	}
-	if _, err := s.activeRun(ctx, call, in.runIDs); err != nil {
+	for i, m := range in.Models {
+		lmid, ok := metadata.ParseLMID(m.ModelID)
+		if !ok {
+			return fmt.Errorf("%w: models[%d]: %q is not a logged model id", httpapi.ErrBadRequest, i, m.ModelID)
+		}
+		in.models = append(in.models, lmid)
+	}
+	return nil
+}
+
+// logInputs links datasets (stored once per experiment, by name and digest) and logged models to a run
+// as its inputs; runs/get shows them as inputs.dataset_inputs and inputs.model_inputs. Logging the same
+// input again changes nothing. 400 for a malformed dataset or a deleted run; 404 for an unknown run or
+// logged model.
+func (s *Tracking) logInputs(ctx context.Context, call *rpc.Call, in *logInputsRequest) (any, error) {
+	c, err := s.activeRun(ctx, call, in.runIDs)
+	if err != nil {
 		return nil, err
+	}
+	if len(in.datasets)+len(in.models) == 0 {
+		return struct{}{}, nil
+	}
+	if err := s.store.LogInputs(ctx, c.ID, in.datasets, in.models); err != nil {
+		return nil, fmt.Errorf("run %s: %w", c.EID, err)
+	}
+	return struct{}{}, nil
+}
+
+// logOutputsRequest is the input of logOutputs.
+type logOutputsRequest struct {
+	runIDs
+	Models []struct {
+		ModelID string  `json:"model_id"`
+		Step    rpc.I64 `json:"step"`
+	} `json:"models"`
+
+	outputs []metadata.ModelOutput
+}
+
+// Validate checks that every output names a logged model id (httpapi.ErrBadRequest).
+func (in *logOutputsRequest) Validate() error {
+	if in.RunID == "" && in.RunUUID == "" {
+		return rpc.Required("run_id")
+	}
+	for i, m := range in.Models {
+		lmid, ok := metadata.ParseLMID(m.ModelID)
+		if !ok {
+			return fmt.Errorf("%w: models[%d]: %q is not a logged model id", httpapi.ErrBadRequest, i, m.ModelID)
+		}
+		in.outputs = append(in.outputs, metadata.ModelOutput{LoggedModel: lmid, Step: m.Step.V})
+	}
+	return nil
+}
+
+// logOutputs links logged models to a run as its outputs (runs/get shows outputs.model_outputs). 400 for
+// a malformed model id or a deleted run; 404 for an unknown run or logged model.
+func (s *Tracking) logOutputs(ctx context.Context, call *rpc.Call, in *logOutputsRequest) (any, error) {
+	c, err := s.activeRun(ctx, call, in.runIDs)
+	if err != nil {
+		return nil, err
+	}
+	if len(in.outputs) == 0 {
+		return struct{}{}, nil
+	}
+	if err := s.store.LogOutputs(ctx, c.ID, in.outputs); err != nil {
+		return nil, fmt.Errorf("run %s: %w", c.EID, err)
 	}
 	return struct{}{}, nil
 }

@@ -356,3 +356,50 @@ func TestMatch(t *testing.T) {
 		t.Error("string condition matched a number")
 	}
 }
+
+// The logged-models/search grammar: every filter the 3.6 trace sent, the attribute aliases, and keys
+// of other searches refused.
+func TestParseLoggedModelFilterAndOrderKey(t *testing.T) {
+	attr := func(k string, op Comparator, v Value) Condition { return Condition{Attribute, k, op, v} }
+	runOK(t, "ParseLoggedModelFilter", ParseLoggedModelFilter, []okCase{
+		{"name = 'model'", Filter{attr("name", OpEq, str("model"))}},
+		{"metrics.acc > 0.5", Filter{{Metric, "acc", OpGt, num("0.5", 0.5)}}},
+		{"metrics.acc >= 0.7", Filter{{Metric, "acc", OpGe, num("0.7", 0.7)}}},
+		{"params.factor = '3.0'", Filter{{Param, "factor", OpEq, str("3.0")}}},
+		{"tags.stage = 'candidate'", Filter{{Tag, "stage", OpEq, str("candidate")}}},
+		{"name = 'external-model' AND model_type = 'agent'",
+			Filter{attr("name", OpEq, str("external-model")), attr("model_type", OpEq, str("agent"))}},
+		{"status = 'LOGGED_MODEL_READY'", Filter{attr("status", OpEq, str("LOGGED_MODEL_READY"))}},
+		{"creation_time > 5", Filter{attr("creation_timestamp", OpGt, num("5", 5))}},
+		{"creation_timestamp_ms > 5", Filter{attr("creation_timestamp", OpGt, num("5", 5))}},
+		{"last_updated_timestamp <= 5", Filter{attr("last_updated_timestamp", OpLe, num("5", 5))}},
+		{"source_run_id = 'abc'", Filter{attr("source_run_id", OpEq, str("abc"))}},
+		{"attributes.name LIKE 'm%'", Filter{attr("name", OpLike, str("m%"))}},
+	})
+	runBad(t, "ParseLoggedModelFilter", ParseLoggedModelFilter, []badCase{
+		{"start_time > 0", "start_time"},
+		{"run_name = 'x'", "run_name"},
+		{"metrics.acc = 'x'", ""},
+		{"creation_timestamp = 'yesterday'", ""},
+		{"datasets.name = 'x'", ""},
+	})
+
+	for field, want := range map[string]OrderBy{
+		"metrics.acc":   {Metric, "acc", false},
+		"params.lr":     {Param, "lr", false},
+		"tags.`a b`":    {Tag, "a b", false},
+		"name":          {Attribute, "name", false},
+		"creation_time": {Attribute, "creation_timestamp", false},
+		"model_id":      {Attribute, "model_id", false},
+	} {
+		got, err := ParseLoggedModelOrderKey(field)
+		if err != nil || got != want {
+			t.Errorf("ParseLoggedModelOrderKey(%q) = %v, %v; want %v", field, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "start_time", "metrics.", "bogus.x", "name DESC x"} {
+		if _, err := ParseLoggedModelOrderKey(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseLoggedModelOrderKey(%q): want ErrInvalid, got %v", bad, err)
+		}
+	}
+}

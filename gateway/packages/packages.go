@@ -1,7 +1,8 @@
 // Package packages serves the package-registry routes of ml_model packages, GitLab-style: uploads,
 // downloads, listings and deletes of a model version's or a candidate's files under every naming GitLab
 // clients use (<model>/<semver>, <model>/candidate_<iid>, candidate:<iid>, a version id, and the legacy
-// ml_experiment_<iid>/<candidate iid>, also as a generic package).
+// ml_experiment_<iid>/<candidate iid>, also as a generic package), and an MLflow 3 logged model's files
+// (m-<32 hex>/files/<path>).
 package packages
 
 import (
@@ -24,7 +25,7 @@ import (
 type Kind int
 
 const (
-	MLModels Kind = iota // …/packages/ml_models/<name>/<version>/files/<path>, <id>/files/<path>
+	MLModels Kind = iota // …/packages/ml_models/<name>/<version>/files/<path>, <id>/files/<path>, m-<hex>/files/<path>
 	Generic              // …/packages/generic/ml_experiment_<iid>/<candidate iid>/<path>
 )
 
@@ -53,17 +54,33 @@ func New(d Deps) *API {
 // filesSegment separates a package from the file path in the canonical ml_models form.
 const filesSegment = "files"
 
-// packageRequest is a package URL resolved down to the candidate whose files it addresses.
+// packageRequest is a package URL resolved down to the owner of the files it addresses: a candidate, or
+// an MLflow 3 logged model.
 type packageRequest struct {
-	project   *metadata.Project
-	target    pkgtypes.Target
-	list      bool // the URL names the package's file list, not one file
-	write     bool // the request changes files
-	candidate *metadata.Candidate
-	subpath   string // directory inside the candidate that the package's paths are relative to
+	project *metadata.Project
+	target  pkgtypes.Target
+	list    bool // the URL names the package's file list, not one file
+	write   bool // the request changes files
+	owner   fileOwner
+	subpath string // directory inside the owner that the package's paths are relative to
 }
 
-// filePath is the candidate-relative path of the requested file.
+// fileOwner is the candidate or logged model whose files a package request reads or writes.
+type fileOwner struct {
+	id          uint64 // the owner id files are stored under
+	description string // "candidate 7" or "logged model m-…", for messages
+	deleted     bool   // a soft-deleted candidate: readable, not writable
+}
+
+func candidateOwner(c *metadata.Candidate) fileOwner {
+	return fileOwner{id: c.ID, description: "candidate " + strconv.FormatInt(c.IID, 10), deleted: c.Lifecycle == metadata.Deleted}
+}
+
+func loggedModelOwner(lm *metadata.LoggedModel) fileOwner {
+	return fileOwner{id: lm.ID, description: "logged model " + lm.LMID.String()}
+}
+
+// filePath is the owner-relative path of the requested file.
 func (p *packageRequest) filePath() string {
 	if p.subpath == "" {
 		return p.target.Path
@@ -86,13 +103,13 @@ func (s *API) Handler(kind Kind) httprouter.Handle {
 		case r.Method == http.MethodPut:
 			s.putPackageFile(w, r, req)
 		case r.Method == http.MethodDelete:
-			if err := s.artifacts.Delete(r.Context(), req.candidate.ID, req.filePath()); err != nil {
+			if err := s.artifacts.Delete(r.Context(), req.owner.id, req.filePath()); err != nil {
 				httpapi.WriteError(w, r, s.log, err)
 				return
 			}
 			w.WriteHeader(http.StatusNoContent)
 		default:
-			f, err := s.store.File(r.Context(), req.candidate.ID, req.filePath())
+			f, err := s.store.File(r.Context(), req.owner.id, req.filePath())
 			if err != nil {
 				httpapi.WriteError(w, r, s.log, err)
 				return
@@ -102,8 +119,8 @@ func (s *API) Handler(kind Kind) httprouter.Handle {
 	}
 }
 
-// resolvePackage parses a package URL and finds its candidate. A PUT of <model>/<semver> creates the
-// model, the version and its backing candidate when missing; every other form needs them to exist.
+// resolvePackage parses a package URL and finds the owner of its files. A PUT of <model>/<semver> creates
+// the model, the version and its backing candidate when missing; every other form needs them to exist.
 func (s *API) resolvePackage(r *http.Request, ps httprouter.Params, kind Kind) (*packageRequest, error) {
 	ctx := r.Context()
 	write := r.Method == http.MethodPut
@@ -130,21 +147,33 @@ func (s *API) resolvePackage(r *http.Request, ps httprouter.Params, kind Kind) (
 		if err != nil {
 			return nil, fmt.Errorf("model %q: %w", ref.Model, err)
 		}
-		if req.candidate, err = httpapi.CandidateOf(ctx, s.store, project.ID, ref.CandidateIID, model); err != nil {
+		c, err := httpapi.CandidateOf(ctx, s.store, project.ID, ref.CandidateIID, model)
+		if err != nil {
 			return nil, err
 		}
+		req.owner = candidateOwner(c)
 	case pkgtypes.LegacyCandidate:
 		model, err := s.store.Model(ctx, metadata.ModelRef{Project: project.ID, IID: ref.ModelIID})
 		if err != nil {
 			return nil, fmt.Errorf("ml_experiment_%d: %w", ref.ModelIID, err)
 		}
-		if req.candidate, err = httpapi.CandidateOf(ctx, s.store, project.ID, ref.CandidateIID, model); err != nil {
+		c, err := httpapi.CandidateOf(ctx, s.store, project.ID, ref.CandidateIID, model)
+		if err != nil {
 			return nil, err
 		}
+		req.owner = candidateOwner(c)
 	case pkgtypes.CandidateRef:
-		if req.candidate, err = httpapi.CandidateOf(ctx, s.store, project.ID, ref.CandidateIID, nil); err != nil {
+		c, err := httpapi.CandidateOf(ctx, s.store, project.ID, ref.CandidateIID, nil)
+		if err != nil {
 			return nil, err
 		}
+		req.owner = candidateOwner(c)
+	case pkgtypes.LoggedModelRef:
+		lm, err := httpapi.LoggedModelOf(ctx, s.store, project.ID, ref.LoggedModelID)
+		if err != nil {
+			return nil, err
+		}
+		req.owner = loggedModelOwner(lm)
 	case pkgtypes.VersionID:
 		v, err := s.store.Version(ctx, metadata.VersionRef{Project: project.ID, ID: ref.VersionID})
 		if err != nil {
@@ -156,8 +185,8 @@ func (s *API) resolvePackage(r *http.Request, ps httprouter.Params, kind Kind) (
 	default:
 		return nil, fmt.Errorf("%w: unsupported package reference", pkgtypes.ErrInvalidName)
 	}
-	if write && req.candidate.Lifecycle == metadata.Deleted {
-		return nil, fmt.Errorf("candidate %d is deleted: %w", req.candidate.IID, metadata.ErrConflict)
+	if write && req.owner.deleted {
+		return nil, fmt.Errorf("%s is deleted: %w", req.owner.description, metadata.ErrConflict)
 	}
 	return req, nil
 }
@@ -175,7 +204,7 @@ func parsePackageRoute(rest string, kind Kind) (pkgtypes.Target, bool, error) {
 		return t, false, err
 	}
 	switch t.Ref.Kind {
-	case pkgtypes.CandidateRef, pkgtypes.VersionID:
+	case pkgtypes.CandidateRef, pkgtypes.VersionID, pkgtypes.LoggedModelRef:
 		return t, t.Path == "", nil
 	}
 	switch {
@@ -193,7 +222,7 @@ func parsePackageRoute(rest string, kind Kind) (pkgtypes.Target, bool, error) {
 	}
 }
 
-// resolveModelVersion binds a <model>/<semver> request to the version's candidate, creating the
+// resolveModelVersion binds a <model>/<semver> request to the owner of the version's files, creating the
 // model, version and candidate first when create is set.
 func (s *API) resolveModelVersion(ctx context.Context, req *packageRequest, create bool) error {
 	ref := req.target.Ref
@@ -202,7 +231,7 @@ func (s *API) resolveModelVersion(ctx context.Context, req *packageRequest, crea
 		if err != nil {
 			return fmt.Errorf("package %s/%s: %w", ref.Model, ref.Version, err)
 		}
-		if pv.Created {
+		if pv.Created && pv.Candidate != nil {
 			s.log.Info("created model version", "project", req.project.Path, "model", ref.Model,
 				"version", ref.Version, "candidate_iid", pv.Candidate.IID)
 		}
@@ -219,19 +248,29 @@ func (s *API) resolveModelVersion(ctx context.Context, req *packageRequest, crea
 	return s.bindVersion(ctx, req, v)
 }
 
-// bindVersion points req at a version's backing candidate and sub-path.
+// bindVersion points req at the candidate or logged model backing a version, and its sub-path.
 func (s *API) bindVersion(ctx context.Context, req *packageRequest, v *metadata.Version) error {
-	c, err := s.store.Candidate(ctx, metadata.CandidateRef{ID: v.CandidateID})
-	if err != nil {
-		return fmt.Errorf("candidate backing version %s: %w", v.Semver, err)
+	var ownerModel uint64
+	if v.LoggedModelID != 0 {
+		lm, err := s.store.LoggedModel(ctx, metadata.LoggedModelRef{ID: v.LoggedModelID})
+		if err != nil {
+			return fmt.Errorf("logged model backing version %s: %w", v.Semver, err)
+		}
+		req.owner, ownerModel = loggedModelOwner(lm), lm.ModelID
+	} else {
+		c, err := s.store.Candidate(ctx, metadata.CandidateRef{ID: v.CandidateID})
+		if err != nil {
+			return fmt.Errorf("candidate backing version %s: %w", v.Semver, err)
+		}
+		req.owner, ownerModel = candidateOwner(c), c.ModelID
 	}
-	if req.write && c.ModelID != v.ModelID {
-		// A version promoted from another model's run shares that run's files; writing through the
-		// version would silently change the other model's run.
-		return fmt.Errorf("version %s is backed by a run of another model and is read-only here: %w",
-			v.Semver, metadata.ErrConflict)
+	if req.write && ownerModel != v.ModelID {
+		// A version promoted from another model's run or logged model shares its files; writing through
+		// the version would silently change the other model's files.
+		return fmt.Errorf("version %s is backed by %s of another model and is read-only here: %w",
+			v.Semver, req.owner.description, metadata.ErrConflict)
 	}
-	req.candidate, req.subpath = c, v.Subpath
+	req.subpath = v.Subpath
 	return nil
 }
 
@@ -261,7 +300,7 @@ func (s *API) listPackageFiles(w http.ResponseWriter, r *http.Request, req *pack
 		}
 		limit = n
 	}
-	files, next, err := s.store.ListFiles(r.Context(), req.candidate.ID, req.subpath,
+	files, next, err := s.store.ListFiles(r.Context(), req.owner.id, req.subpath,
 		metadata.Page{Token: q.Get("page_token"), Limit: limit})
 	if err != nil {
 		httpapi.WriteError(w, r, s.log, err)
@@ -281,7 +320,7 @@ func (s *API) listPackageFiles(w http.ResponseWriter, r *http.Request, req *pack
 	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
-// putPackageFile streams the request body (raw or the multipart "file" field) into the candidate.
+// putPackageFile streams the request body (raw or the multipart "file" field) into the owner's files.
 func (s *API) putPackageFile(w http.ResponseWriter, r *http.Request, req *packageRequest) {
 	if req.target.Path == "" {
 		httpapi.WriteError(w, r, s.log, fmt.Errorf("%w: a file path is required", pkgtypes.ErrInvalidPath))
@@ -295,7 +334,7 @@ func (s *API) putPackageFile(w http.ResponseWriter, r *http.Request, req *packag
 	}
 	if expected != "" {
 		// A retry of an upload that already landed needs no bytes: answer before reading the body.
-		if f, err := s.store.File(r.Context(), req.candidate.ID, filePath); err == nil && f.SHA256 == expected {
+		if f, err := s.store.File(r.Context(), req.owner.id, filePath); err == nil && f.SHA256 == expected {
 			httpapi.WriteJSON(w, http.StatusCreated, fileJSON{Path: req.target.Path, Size: f.Size, SHA256: f.SHA256})
 			return
 		}
@@ -306,7 +345,7 @@ func (s *API) putPackageFile(w http.ResponseWriter, r *http.Request, req *packag
 		return
 	}
 	f, err := s.artifacts.Store(r.Context(), artifact.Upload{
-		CandidateID: req.candidate.ID,
+		OwnerID:     req.owner.id,
 		Path:        filePath,
 		Body:        body.Reader,
 		Size:        body.Size,

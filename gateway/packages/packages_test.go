@@ -355,3 +355,111 @@ type fileJSON struct {
 	SHA256    string    `json:"sha256"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
 }
+
+// mlflowCall posts an MLflow RPC to the team/vision tracking URI and decodes a 200 answer into out.
+func mlflowCall(t *testing.T, env *gatewaytest.Env, rpc, body string, out any) {
+	t.Helper()
+	r := env.MLflowPost(env.Srv.URL+"/api/v4/projects/team%2Fvision/ml/mlflow", rpc, body)
+	gatewaytest.WantStatus(t, r, http.StatusOK)
+	if out != nil {
+		r.JSON(t, out)
+	}
+}
+
+// An MLflow 3 logged model's files have their own package address, m-<id>/files/<path>; a version
+// registered from the logged model lists exactly those files, while its source run keeps its own.
+func TestLoggedModelFilesAndTheVersionsTheyBack(t *testing.T) {
+	env := gatewaytest.New(t, gateway.Config{})
+	var exp struct {
+		ExperimentID string `json:"experiment_id"`
+	}
+	mlflowCall(t, env, "experiments/create", `{"name":"lm-test"}`, &exp)
+	var run struct {
+		Run struct {
+			Info struct {
+				RunID string `json:"run_id"`
+			} `json:"info"`
+		} `json:"run"`
+	}
+	mlflowCall(t, env, "runs/create", `{"experiment_id":"`+exp.ExperimentID+`"}`, &run)
+	var created struct {
+		Model struct {
+			Info struct {
+				ModelID string `json:"model_id"`
+			} `json:"info"`
+		} `json:"model"`
+	}
+	mlflowCall(t, env, "logged-models", fmt.Sprintf(`{"experiment_id":%q,"name":"model","source_run_id":%q}`,
+		exp.ExperimentID, run.Run.Info.RunID), &created)
+	lmid := created.Model.Info.ModelID
+	if !regexp.MustCompile(`^m-[0-9a-f]{32}$`).MatchString(lmid) {
+		t.Fatalf("model_id %q", lmid)
+	}
+
+	weights := gatewaytest.Payload(50_000)
+	gatewaytest.WantStatus(t, env.Put(env.PkgURL(lmid+"/files/model.pkl"), weights), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Put(env.PkgURL(lmid+"/files/MLmodel"), []byte("flavors: {}\n")), http.StatusCreated)
+	gatewaytest.WantStatus(t, env.Put(env.PkgURL("candidate:1/files/metrics.json"), []byte(`{}`)), http.StatusCreated)
+
+	mlflowCall(t, env, "registered-models/create", `{"name":"lm-reg"}`, nil)
+	var mv struct {
+		ModelVersion struct {
+			Version string `json:"version"`
+			ModelID string `json:"model_id"`
+		} `json:"model_version"`
+	}
+	mlflowCall(t, env, "model-versions/create", fmt.Sprintf(`{"name":"lm-reg","source":"models:/%s","model_id":%q,"run_id":%q}`,
+		lmid, lmid, run.Run.Info.RunID), &mv)
+	if mv.ModelVersion.ModelID != lmid {
+		t.Fatalf("version answer %+v", mv)
+	}
+
+	listing := func(rest string) string {
+		t.Helper()
+		r := env.Get(env.PkgURL(rest))
+		gatewaytest.WantStatus(t, r, http.StatusOK)
+		var files []fileJSON
+		r.JSON(t, &files)
+		var paths []string
+		for _, f := range files {
+			paths = append(paths, f.Path)
+		}
+		return strings.Join(paths, ",")
+	}
+	for _, rest := range []string{lmid + "/files", "lm-reg/1.0.0/files"} {
+		if got := listing(rest); got != "MLmodel,model.pkl" {
+			t.Fatalf("%s lists %q, want the logged model's files", rest, got)
+		}
+	}
+	for _, rest := range []string{"candidate:1/files", "lm-test/candidate_1/files", "ml_experiment_1/1/files"} {
+		if got := listing(rest); got != "metrics.json" {
+			t.Fatalf("%s lists %q, want only the run's own files", rest, got)
+		}
+	}
+	for _, rest := range []string{lmid + "/files/model.pkl", "lm-reg/1.0.0/files/model.pkl"} {
+		r := env.Get(env.PkgURL(rest))
+		gatewaytest.WantStatus(t, r, http.StatusOK)
+		if !bytes.Equal(r.Body, weights) {
+			t.Fatalf("%s: %d bytes that differ", rest, len(r.Body))
+		}
+	}
+	// Registering copied nothing: one blob per stored file.
+	if keys := env.BlobKeys(); len(keys) != 3 {
+		t.Fatalf("blobs %v, want 3", keys)
+	}
+
+	// The version's model is not the logged model's: writing through the version is refused, since it
+	// would change another model's files.
+	r := env.Put(env.PkgURL("lm-reg/1.0.0/files/extra.txt"), []byte("x"))
+	gatewaytest.WantStatus(t, r, http.StatusConflict)
+
+	// Unknown and malformed ids.
+	gatewaytest.WantStatus(t, env.Get(env.PkgURL("m-00000000000000000000000000000001/files/model.pkl")), http.StatusNotFound)
+	r = env.Get(env.PkgURL("m-0123/files/model.pkl"))
+	gatewaytest.WantStatus(t, r, http.StatusBadRequest)
+	if r.ErrorCode(t) == "" {
+		t.Fatal("no error code")
+	}
+	// Another project does not see the logged model.
+	gatewaytest.WantStatus(t, env.Get(env.Srv.URL+"/api/v4/projects/other/packages/ml_models/"+lmid+"/files/model.pkl"), http.StatusNotFound)
+}

@@ -10,13 +10,15 @@ import (
 	"github.com/mlgate/mlgate/metadata"
 )
 
-// Dataset names a dataset by name and digest; an empty digest matches every digest of the name.
+// Dataset names a dataset by name and digest. Both must equal a point's: an empty digest matches only
+// points logged without one, which is what MLflow's server does (a restriction by name alone finds no
+// point logged with a digest, as the recorded 3.6 reference shows).
 type Dataset struct {
 	Name, Digest string
 }
 
 func (d Dataset) matches(m metadata.Metric) bool {
-	return m.DatasetName == d.Name && (d.Digest == "" || m.DatasetDigest == d.Digest)
+	return m.DatasetName == d.Name && m.DatasetDigest == d.Digest
 }
 
 // LoggedModelQuery is a logged-models/search: Query's fields (View does not apply), plus MLflow's

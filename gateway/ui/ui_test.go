@@ -93,7 +93,7 @@ func TestUIPagesRenderAndEscape(t *testing.T) {
 	env := gatewaytest.New(t, gateway.Config{})
 	p, m, cs := uiSeed(t, env.Store, 6)
 	ctx := context.Background()
-	if _, err := env.Store.CommitFile(ctx, &metadata.File{CandidateID: cs[1].ID, Path: "model/weights.bin", Size: 2048,
+	if _, err := env.Store.CommitFile(ctx, &metadata.File{OwnerID: cs[1].ID, Path: "model/weights.bin", Size: 2048,
 		SHA256: strings.Repeat("ab", 32), BlobKey: "k1"}, false); err != nil {
 		_ = err // the store may refuse a blob-less row in future; the page still renders without it
 	}

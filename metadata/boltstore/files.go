@@ -37,20 +37,20 @@ func (s *Store) CommitFile(ctx context.Context, f *metadata.File, replace bool) 
 	}
 	var replaced *metadata.File
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		if _, err := ownerProject(tx, out.CandidateID); err != nil {
+		if _, err := ownerProject(tx, out.OwnerID); err != nil {
 			return err
 		}
 		files := bk(tx, bucketFiles)
 		for i := strings.IndexByte(out.Path, '/'); i >= 0; i = nextSlash(out.Path, i) {
-			if files.Get(idStrKey(out.CandidateID, out.Path[:i])) != nil {
+			if files.Get(idStrKey(out.OwnerID, out.Path[:i])) != nil {
 				return fmt.Errorf("file %q: ancestor %q is a file: %w", out.Path, out.Path[:i], metadata.ErrConflict)
 			}
 		}
-		dir := idStrKey(out.CandidateID, out.Path+"/")
+		dir := idStrKey(out.OwnerID, out.Path+"/")
 		if k, _ := files.Cursor().Seek(dir); k != nil && hasPrefix(k, dir) {
 			return fmt.Errorf("file %q: is a directory (holds %q): %w", out.Path, k[8:], metadata.ErrConflict)
 		}
-		key := idStrKey(out.CandidateID, out.Path)
+		key := idStrKey(out.OwnerID, out.Path)
 		var old metadata.File
 		ok, err := getJSON(files, key, &old)
 		if err != nil {

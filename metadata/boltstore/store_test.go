@@ -60,7 +60,7 @@ func TestPersistenceAcrossReopen(t *testing.T) {
 	must(t, s.LogBatch(ctx, c.ID, []metadata.Param{{Key: "lr", Value: "1"}}, []metadata.Metric{{Key: "loss", Value: 2, Step: 3}}, nil))
 	v := &metadata.Version{ModelID: m.ID, CandidateID: c.ID}
 	must(t, s.CreateVersion(ctx, v))
-	_, err := s.CommitFile(ctx, &metadata.File{CandidateID: c.ID, Path: "a/b", SHA256: strings.Repeat("0", 64), BlobKey: "k"}, false)
+	_, err := s.CommitFile(ctx, &metadata.File{OwnerID: c.ID, Path: "a/b", SHA256: strings.Repeat("0", 64), BlobKey: "k"}, false)
 	must(t, err)
 	must(t, s.Close())
 
@@ -161,7 +161,7 @@ func TestForEachFileBatches(t *testing.T) {
 	must(t, s.db.Update(func(tx *bolt.Tx) error {
 		for _, c := range cands[:2] {
 			for i := range perCand {
-				f := &metadata.File{CandidateID: c, Path: fmt.Sprintf("f/%05d", i), SHA256: strings.Repeat("a", 64), BlobKey: "k"}
+				f := &metadata.File{OwnerID: c, Path: fmt.Sprintf("f/%05d", i), SHA256: strings.Repeat("a", 64), BlobKey: "k"}
 				if err := putJSON(bk(tx, bucketFiles), idStrKey(c, f.Path), f); err != nil {
 					return err
 				}
@@ -174,9 +174,9 @@ func TestForEachFileBatches(t *testing.T) {
 		if n := s.db.Stats().OpenTxN; n != 0 {
 			return fmt.Errorf("%d read transactions open inside fn", n)
 		}
-		seen = append(seen, fmt.Sprint(f.CandidateID, f.Path))
+		seen = append(seen, fmt.Sprint(f.OwnerID, f.Path))
 		if len(seen) == 1 { // behind no position yet: a row of the last candidate is ahead of the walk
-			_, err := s.CommitFile(ctx, &metadata.File{CandidateID: cands[2], Path: "late", SHA256: strings.Repeat("b", 64), BlobKey: "k"}, false)
+			_, err := s.CommitFile(ctx, &metadata.File{OwnerID: cands[2], Path: "late", SHA256: strings.Repeat("b", 64), BlobKey: "k"}, false)
 			return err
 		}
 		return nil

@@ -437,13 +437,13 @@ func (v *verifier) files() {
 		if !v.decode(bucketFiles, k, data, &f) {
 			return
 		}
-		if _, ok := v.owner(f.CandidateID); !bytes.Equal(k, idStrKey(f.CandidateID, f.Path)) || !ok {
+		if _, ok := v.owner(f.OwnerID); !bytes.Equal(k, idStrKey(f.OwnerID, f.Path)) || !ok {
 			v.bad("file %x: stored under another key or without owner", k)
 			return
 		}
 		for i := strings.IndexByte(f.Path, '/'); i >= 0; i = nextSlash(f.Path, i) {
-			if files.Get(idStrKey(f.CandidateID, f.Path[:i])) != nil {
-				v.bad("file %q of candidate %d: ancestor %q is a file", f.Path, f.CandidateID, f.Path[:i])
+			if files.Get(idStrKey(f.OwnerID, f.Path[:i])) != nil {
+				v.bad("file %q of candidate %d: ancestor %q is a file", f.Path, f.OwnerID, f.Path[:i])
 			}
 		}
 	})

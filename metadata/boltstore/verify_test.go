@@ -39,13 +39,13 @@ func populate(t *testing.T, s *Store) population {
 	must(t, s.CreateVersion(ctx, pop.v1))
 	must(t, s.CreateVersion(ctx, pop.v2))
 	for _, p := range []string{"a/b", "c"} {
-		_, err := s.CommitFile(ctx, &metadata.File{CandidateID: pop.c1.ID, Path: p, SHA256: strings.Repeat("0", 64), BlobKey: "k"}, false)
+		_, err := s.CommitFile(ctx, &metadata.File{OwnerID: pop.c1.ID, Path: p, SHA256: strings.Repeat("0", 64), BlobKey: "k"}, false)
 		must(t, err)
 	}
 	pop.lm = &metadata.LoggedModel{ModelID: pop.m1.ID, Name: "model", SourceRunID: pop.c1.ID}
 	must(t, s.CreateLoggedModel(ctx, pop.lm))
 	must(t, s.LogBatch(ctx, pop.c1.ID, nil, []metadata.Metric{{Key: "acc", Value: 0.9, LoggedModel: pop.lm.LMID, DatasetName: "eval", DatasetDigest: "d"}}, nil))
-	_, err = s.CommitFile(ctx, &metadata.File{CandidateID: pop.lm.ID, Path: "MLmodel", SHA256: strings.Repeat("0", 64), BlobKey: "k2"}, false)
+	_, err = s.CommitFile(ctx, &metadata.File{OwnerID: pop.lm.ID, Path: "MLmodel", SHA256: strings.Repeat("0", 64), BlobKey: "k2"}, false)
 	must(t, err)
 	pop.v3 = &metadata.Version{ModelID: pop.m1.ID, LoggedModelID: pop.lm.ID}
 	must(t, s.CreateVersion(ctx, pop.v3))
@@ -107,10 +107,10 @@ func TestVerifyDetectsBrokenIndexes(t *testing.T) {
 		{"missing aliases bucket", func(tx *bolt.Tx) error { return tx.Bucket(bucketRoot).DeleteBucket(bucketAliases) }, "v1/aliases missing"},
 		{"counter behind", put(bucketCounters, projectCounterKey(pop.p.ID, counterModel), idKey(1)), "counter"},
 		{"file under a file", func(tx *bolt.Tx) error {
-			return putJSON(bk(tx, bucketFiles), idStrKey(c1, "c/x"), &metadata.File{CandidateID: c1, Path: "c/x"})
+			return putJSON(bk(tx, bucketFiles), idStrKey(c1, "c/x"), &metadata.File{OwnerID: c1, Path: "c/x"})
 		}, "ancestor"},
 		{"file under another key", func(tx *bolt.Tx) error {
-			return putJSON(bk(tx, bucketFiles), idStrKey(c1, "d"), &metadata.File{CandidateID: c1, Path: "e"})
+			return putJSON(bk(tx, bucketFiles), idStrKey(c1, "d"), &metadata.File{OwnerID: c1, Path: "e"})
 		}, "file"},
 		{"missing bucket", func(tx *bolt.Tx) error { return tx.Bucket(bucketRoot).DeleteBucket(bucketTags) }, "v1/tags missing"},
 		{"db_version behind", func(tx *bolt.Tx) error { return writeDBVersion(tx, 0) }, "db_version"},

@@ -12,7 +12,7 @@ var backendTests = []test{
 		if got, err := f.s.File(f.ctx, c.ID, "legacy"); err != nil || got.Backend != "" {
 			f.Errorf("legacy row %+v, %v: want an empty backend", got, err)
 		}
-		row := &metadata.File{CandidateID: c.ID, Path: "w", Size: 1, SHA256: sha("x"), BlobKey: "c/w/a", Backend: "fast"}
+		row := &metadata.File{OwnerID: c.ID, Path: "w", Size: 1, SHA256: sha("x"), BlobKey: "c/w/a", Backend: "fast"}
 		if _, err := f.s.CommitFile(f.ctx, row, false); err != nil {
 			f.Fatal(err)
 		}

@@ -25,7 +25,7 @@ var fileTests = []test{
 		}
 		got, err := f.s.File(f.ctx, c.ID, "model/MLmodel")
 		if err != nil || got.Size != 3 || got.SHA256 != sha("one") || got.BlobKey != "c/model/MLmodel/one" ||
-			got.ContentType != "text/plain" || got.CandidateID != c.ID || got.CreatedAt.IsZero() {
+			got.ContentType != "text/plain" || got.OwnerID != c.ID || got.CreatedAt.IsZero() {
 			f.Errorf("stored row %+v, %v", got, err)
 		}
 		_, err = f.commit(c.ID, "model/MLmodel", "two", false)
@@ -74,11 +74,11 @@ var fileTests = []test{
 		}
 		f.mustCommit(c.ID, "ok dir/A-b_c+d.e f")
 		bad := []metadata.File{
-			{CandidateID: c.ID, Path: "x", Size: -1, SHA256: sha(""), BlobKey: "k"},
-			{CandidateID: c.ID, Path: "x", SHA256: "ABC", BlobKey: "k"},
-			{CandidateID: c.ID, Path: "x", SHA256: strings.ToUpper(sha("")), BlobKey: "k"},
-			{CandidateID: c.ID, Path: "x", SHA256: sha(""), BlobKey: ""},
-			{CandidateID: c.ID, Path: "x", SHA256: sha(""), BlobKey: "k", ContentType: strings.Repeat("t", 256)},
+			{OwnerID: c.ID, Path: "x", Size: -1, SHA256: sha(""), BlobKey: "k"},
+			{OwnerID: c.ID, Path: "x", SHA256: "ABC", BlobKey: "k"},
+			{OwnerID: c.ID, Path: "x", SHA256: strings.ToUpper(sha("")), BlobKey: "k"},
+			{OwnerID: c.ID, Path: "x", SHA256: sha(""), BlobKey: ""},
+			{OwnerID: c.ID, Path: "x", SHA256: sha(""), BlobKey: "k", ContentType: strings.Repeat("t", 256)},
 		}
 		for i := range bad {
 			_, err := f.s.CommitFile(f.ctx, &bad[i], false)
@@ -150,7 +150,7 @@ var fileTests = []test{
 		}
 		var got []string
 		err := f.s.ForEachFile(f.ctx, func(row *metadata.File) error {
-			got = append(got, fmt.Sprint(row.CandidateID, ":", row.Path))
+			got = append(got, fmt.Sprint(row.OwnerID, ":", row.Path))
 			return nil
 		})
 		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {

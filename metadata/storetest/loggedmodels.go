@@ -213,12 +213,42 @@ var loggedModelTests = []test{
 		if err != nil || pv.Created || pv.Candidate != nil || pv.Version.LoggedModelID != lm.ID {
 			f.Errorf("package version backed by a logged model: %+v, %v", pv, err)
 		}
+		// Another model's version may reference the same logged model; each owner lists its own.
+		reg := f.model(p.ID, "reg", "")
+		v2 := &metadata.Version{ModelID: reg.ID, LoggedModelID: lm.ID}
+		f.wantErr("version of another model", f.s.CreateVersion(f.ctx, v2), nil)
+		vc := &metadata.Version{ModelID: reg.ID, CandidateID: c.ID}
+		f.wantErr("version backed by the run", f.s.CreateVersion(f.ctx, vc), nil)
+		backed := func(owner uint64) string {
+			vs, err := f.s.VersionsBackedBy(f.ctx, owner)
+			if err != nil {
+				f.Fatalf("VersionsBackedBy(%d): %v", owner, err)
+			}
+			var out []string
+			for _, v := range vs {
+				out = append(out, fmt.Sprintf("%d/%s", v.ModelID, v.Semver))
+			}
+			return strings.Join(out, ",")
+		}
+		if got, want := backed(lm.ID), fmt.Sprintf("%d/1.0.0,%d/1.0.0", m.ID, reg.ID); got != want {
+			f.Errorf("versions backed by the logged model: %s, want %s", got, want)
+		}
+		if got, want := backed(c.ID), fmt.Sprintf("%d/1.1.0", reg.ID); got != want {
+			f.Errorf("versions backed by the run: %s, want %s", got, want)
+		}
+		if got := backed(lm.ID + 1000); got != "" {
+			f.Errorf("versions backed by an unknown owner: %s", got)
+		}
+		f.wantErr("DeleteVersion of the other model", f.s.DeleteVersion(f.ctx, metadata.VersionRef{ModelID: reg.ID, Seq: v2.Seq}), nil)
 		_, err = f.s.DeleteLoggedModel(f.ctx, lm.ID)
 		f.wantErr("delete while a version is backed by it", err, metadata.ErrConflict)
 		f.wantErr("purge of a model with a logged model", f.s.PurgeModel(f.ctx, m.ID), metadata.ErrConflict)
 		f.wantErr("DeleteVersion", f.s.DeleteVersion(f.ctx, metadata.VersionRef{ModelID: m.ID, Seq: v.Seq}), nil)
+		if got := backed(lm.ID); got != "" {
+			f.Errorf("versions backed by the logged model after deletes: %s", got)
+		}
 		gone, err := f.s.DeleteLoggedModel(f.ctx, lm.ID)
-		if err != nil || len(gone) != 2 || gone[0].CandidateID != lm.ID {
+		if err != nil || len(gone) != 2 || gone[0].OwnerID != lm.ID {
 			f.Fatalf("DeleteLoggedModel: %v, %v", gone, err)
 		}
 		_, err = f.s.LoggedModel(f.ctx, metadata.LoggedModelRef{LMID: lm.LMID})

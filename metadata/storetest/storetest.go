@@ -106,7 +106,7 @@ func (f *fx) version(m *metadata.Model, c *metadata.Candidate, semver string) *m
 }
 
 func (f *fx) commit(candID uint64, path, content string, replace bool) (*metadata.File, error) {
-	row := &metadata.File{CandidateID: candID, Path: path, Size: int64(len(content)), SHA256: sha(content),
+	row := &metadata.File{OwnerID: candID, Path: path, Size: int64(len(content)), SHA256: sha(content),
 		ContentType: "text/plain", BlobKey: "c/" + path + "/" + content}
 	return f.s.CommitFile(f.ctx, row, replace)
 }

@@ -16,7 +16,6 @@
 package artifactproxy
 
 import (
-	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -38,6 +37,8 @@ import (
 	"github.com/mlgate/mlgate/backends"
 	"github.com/mlgate/mlgate/gateway/artifact"
 	"github.com/mlgate/mlgate/gateway/httpapi"
+	"github.com/mlgate/mlgate/gateway/mlflow"
+	"github.com/mlgate/mlgate/gateway/mlflow/message"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
 	"github.com/mlgate/mlgate/metadata"
 	"github.com/mlgate/mlgate/pkgtypes"
@@ -65,11 +66,12 @@ func New(d Deps) *Proxy {
 	return &Proxy{store: d.Store, artifacts: d.Artifacts, log: d.Log}
 }
 
-// runArtifactsSegment is the literal between the run id and the file path of every proxy path.
+// runArtifactsSegment is the literal between the run id (or logged model id) and the file path of
+// every proxy path.
 const runArtifactsSegment = "artifacts"
 
-// artifactListPage is how many rows one ListFiles call of a directory listing reads.
-const artifactListPage = 1000
+// loggedModelsSegment is the literal between the experiment id and a logged model's id.
+const loggedModelsSegment = "models"
 
 // mpuPartTTL is how long a part URL stays valid. The client asks for every URL at create time and then
 // uploads the parts from a thread pool, so this bounds the duration of the whole transfer: an hour is
@@ -131,12 +133,30 @@ type artifactRequest struct {
 	rest       string // the escaped catch-all, with its leading "/"
 }
 
-// runArtifacts is a proxy path resolved to a candidate.
+// runArtifacts is a proxy path resolved to the owner of the files it names: a run (candidate), or an
+// MLflow 3 logged model.
 type runArtifacts struct {
 	project   *metadata.Project
 	model     *metadata.Model
-	candidate *metadata.Candidate
-	path      string // validated file or directory path inside the candidate; "" = the run's root
+	candidate *metadata.Candidate   // nil for a logged model's files
+	logged    *metadata.LoggedModel // nil for a run's files
+	path      string                // validated file or directory path inside the owner; "" = its root
+}
+
+// owner is the id the files are stored under.
+func (ra *runArtifacts) owner() uint64 {
+	if ra.logged != nil {
+		return ra.logged.ID
+	}
+	return ra.candidate.ID
+}
+
+// String names the owner in messages.
+func (ra *runArtifacts) String() string {
+	if ra.logged != nil {
+		return "logged model " + ra.logged.LMID.String()
+	}
+	return "run " + ra.candidate.EID.String()
 }
 
 // escapedSegments decodes the "/"-separated escaped segments of a routed path one by one, so that an
@@ -159,20 +179,25 @@ func escapedSegments(escaped string) ([]string, error) {
 	return segs, nil
 }
 
-// resolveRun parses <experiment id>/<run id>/artifacts[/<path>] (decoded segments) and finds the run.
-// write lets the request create the project. A malformed path is httpapi.ErrBadRequest or ErrInvalidPath; an
-// unknown experiment or run, or a run of another experiment, is metadata.ErrNotFound.
+// resolveRun parses <experiment id>/<run id>/artifacts[/<path>], or a logged model's
+// <experiment id>/models/<model id>/artifacts[/<path>] (decoded segments), and finds the owner. write
+// lets the request create the project. A malformed path is httpapi.ErrBadRequest or ErrInvalidPath; an
+// unknown experiment, run or logged model, or one of another experiment, is metadata.ErrNotFound.
 func (q *artifactRequest) resolveRun(segs []string, write bool) (*runArtifacts, error) {
 	ctx := q.r.Context()
-	if len(segs) < 3 || segs[2] != runArtifactsSegment {
-		return nil, fmt.Errorf("%w: artifact path %q is not <experiment id>/<run id>/artifacts[/<path>]",
-			httpapi.ErrBadRequest, strings.Join(segs, "/"))
+	rootLen := 3
+	if len(segs) >= 4 && segs[1] == loggedModelsSegment {
+		rootLen = 4
+	}
+	if len(segs) < rootLen || segs[rootLen-1] != runArtifactsSegment {
+		return nil, fmt.Errorf("%w: artifact path %q is neither <experiment id>/<run id>/artifacts[/<path>] nor "+
+			"<experiment id>/models/<model id>/artifacts[/<path>]", httpapi.ErrBadRequest, strings.Join(segs, "/"))
 	}
 	iid, err := strconv.ParseInt(segs[0], 10, 64)
 	if err != nil || iid < 0 {
 		return nil, fmt.Errorf("%w: experiment id %q in the artifact path is not a valid experiment id", httpapi.ErrBadRequest, segs[0])
 	}
-	out := &runArtifacts{path: strings.Join(segs[3:], "/")}
+	out := &runArtifacts{path: strings.Join(segs[rootLen:], "/")}
 	if out.path != "" {
 		if err := pkgtypes.ValidateFilePath(out.path); err != nil {
 			return nil, err
@@ -188,6 +213,15 @@ func (q *artifactRequest) resolveRun(segs []string, write bool) (*runArtifacts, 
 	}
 	if err != nil {
 		return nil, fmt.Errorf("experiment with id=%d: %w", iid, err)
+	}
+	if rootLen == 4 {
+		if out.logged, err = httpapi.LoggedModelOf(ctx, q.p.store, out.project.ID, segs[2]); err != nil {
+			return nil, err
+		}
+		if out.logged.ModelID != out.model.ID {
+			return nil, fmt.Errorf("logged model %s not found in experiment %d: %w", segs[2], iid, metadata.ErrNotFound)
+		}
+		return out, nil
 	}
 	eid, ok := metadata.ParseEID(segs[1])
 	if !ok || eid == (metadata.EID{}) { // the zero EID means "unset" to the store
@@ -205,7 +239,7 @@ func (q *artifactRequest) resolveRun(segs []string, write bool) (*runArtifacts, 
 
 // writable refuses new files in a deleted run, as logging to a deleted run is refused.
 func (ra *runArtifacts) writable() error {
-	if ra.candidate.Lifecycle == metadata.Deleted {
+	if ra.candidate != nil && ra.candidate.Lifecycle == metadata.Deleted {
 		return fmt.Errorf("%w: run %s is deleted; restore it before logging artifacts", httpapi.ErrBadRequest, ra.candidate.EID)
 	}
 	return nil
@@ -230,9 +264,9 @@ func (q *artifactRequest) artifacts(tail string) error {
 		if ra.path == "" {
 			return fmt.Errorf("artifact path %q is a directory, not a file: %w", tail, metadata.ErrNotFound)
 		}
-		f, err := q.p.store.File(r.Context(), ra.candidate.ID, ra.path)
+		f, err := q.p.store.File(r.Context(), ra.owner(), ra.path)
 		if err != nil {
-			return fmt.Errorf("artifact %q of run %s: %w", ra.path, ra.candidate.EID, err)
+			return fmt.Errorf("artifact %q of %s: %w", ra.path, ra, err)
 		}
 		q.p.artifacts.Serve(q.w, r, f, httpapi.WriteMLflowError)
 		return nil
@@ -256,7 +290,7 @@ func (q *artifactRequest) artifacts(tail string) error {
 		if err != nil {
 			return err
 		}
-		if err := q.p.artifacts.DeleteTree(r.Context(), ra.candidate.ID, ra.path); err != nil {
+		if err := q.p.artifacts.DeleteTree(r.Context(), ra.owner(), ra.path); err != nil {
 			return err
 		}
 		httpapi.WriteJSON(q.w, http.StatusOK, struct{}{})
@@ -284,7 +318,7 @@ func (q *artifactRequest) put(ra *runArtifacts) error {
 		return err
 	}
 	_, err = q.p.artifacts.Store(r.Context(), artifact.Upload{
-		CandidateID: ra.candidate.ID,
+		OwnerID:     ra.owner(),
 		Path:        ra.path,
 		Body:        body.Reader,
 		Size:        body.Size,
@@ -296,14 +330,6 @@ func (q *artifactRequest) put(ra *runArtifacts) error {
 	}
 	httpapi.WriteJSON(q.w, http.StatusOK, struct{}{})
 	return nil
-}
-
-// artifactFileInfo is MLflow's FileInfo: a basename relative to the listed directory; directories
-// carry no size.
-type artifactFileInfo struct {
-	Path     string `json:"path"`
-	IsDir    bool   `json:"is_dir"`
-	FileSize *int64 `json:"file_size,omitempty"`
 }
 
 // list answers GET artifacts?path=<run root>[/<dir>] with one level of the directory. A file, a missing
@@ -319,48 +345,14 @@ func (q *artifactRequest) list() error {
 	if err != nil {
 		return err
 	}
-	files, err := q.p.listRunArtifacts(q.r.Context(), ra.candidate.ID, ra.path)
+	entries, err := q.p.artifacts.ListDir(q.r.Context(), ra.owner(), ra.path)
 	if err != nil {
 		return err
 	}
 	httpapi.WriteJSON(q.w, http.StatusOK, struct {
-		Files []artifactFileInfo `json:"files,omitempty"`
-	}{files})
+		Files []message.FileInfo `json:"files,omitempty"`
+	}{mlflow.FileInfos(entries)})
 	return nil
-}
-
-// listRunArtifacts lists one level of dir ("" = the run's root), folding deeper files into directory
-// entries. The store lists recursively, so this reads every row under dir: O(files below dir) per
-// listing, in pages of artifactListPage rows with no transaction held between pages. Rows of one
-// subdirectory are contiguous in path order, so comparing with the previous entry is enough to fold them.
-func (p *Proxy) listRunArtifacts(ctx context.Context, candidateID uint64, dir string) ([]artifactFileInfo, error) {
-	prefix := ""
-	if dir != "" {
-		prefix = dir + "/"
-	}
-	var out []artifactFileInfo
-	token := ""
-	for {
-		files, next, err := p.store.ListFiles(ctx, candidateID, dir, metadata.Page{Token: token, Limit: artifactListPage})
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range files {
-			rel := strings.TrimPrefix(f.Path, prefix)
-			if sub, _, isDeeper := strings.Cut(rel, "/"); isDeeper {
-				if n := len(out); n == 0 || !out[n-1].IsDir || out[n-1].Path != sub {
-					out = append(out, artifactFileInfo{Path: sub, IsDir: true})
-				}
-				continue
-			}
-			size := f.Size
-			out = append(out, artifactFileInfo{Path: rel, FileSize: &size})
-		}
-		if next == "" {
-			return out, nil
-		}
-		token = next
-	}
 }
 
 // Multipart uploads.
@@ -536,12 +528,12 @@ func (q *artifactRequest) mpuCreate(tail string) error {
 	if err := ra.writable(); err != nil {
 		return err
 	}
-	mp, err := q.p.artifacts.CreateMultipart(q.r.Context(), ra.candidate.ID, filePath, in.NumParts.V)
+	mp, err := q.p.artifacts.CreateMultipart(q.r.Context(), ra.owner(), filePath, in.NumParts.V)
 	if err != nil {
 		return err
 	}
 	token := sealMPUToken(mpuToken{
-		Project: ra.project.ID, Candidate: ra.candidate.ID, Path: filePath,
+		Project: ra.project.ID, Candidate: ra.owner(), Path: filePath,
 		Key: mp.Key, Upload: mp.UploadID, Parts: int(in.NumParts.V), Backend: mp.Backend,
 	})
 	// The part route is under the same prefix (and so the same project) as this request.
@@ -620,9 +612,9 @@ func (q *artifactRequest) mpuUpload(tail, localPath, uploadID string) (*runArtif
 	if err != nil {
 		return nil, t, err
 	}
-	if t.Project != ra.project.ID || t.Candidate != ra.candidate.ID || t.Path != filePath {
-		return nil, t, fmt.Errorf("%w: upload_id was created for another artifact than %q of run %s",
-			httpapi.ErrBadRequest, filePath, ra.candidate.EID)
+	if t.Project != ra.project.ID || t.Candidate != ra.owner() || t.Path != filePath {
+		return nil, t, fmt.Errorf("%w: upload_id was created for another artifact than %q of %s",
+			httpapi.ErrBadRequest, filePath, ra)
 	}
 	return ra, t, nil
 }
@@ -666,7 +658,7 @@ func (q *artifactRequest) mpuComplete(tail string) error {
 				backends.ErrInvalidPart, t.Parts, t.Parts)
 		}
 	}
-	if _, err := q.p.artifacts.CompleteMultipart(q.r.Context(), ra.candidate.ID, t.Path, t.multipart(), parts); err != nil {
+	if _, err := q.p.artifacts.CompleteMultipart(q.r.Context(), ra.owner(), t.Path, t.multipart(), parts); err != nil {
 		return err
 	}
 	httpapi.WriteJSON(q.w, http.StatusOK, struct{}{})

@@ -149,6 +149,7 @@ type versionInfo struct {
 	model   *metadata.Model
 	aliases map[int64][]string // seq → real aliases, sorted
 	cands   map[uint64]*metadata.Candidate
+	logged  map[uint64]*metadata.LoggedModel
 }
 
 // versionInfoOf loads the aliases of m for rendering its versions.
@@ -157,7 +158,8 @@ func (s *Registry) versionInfoOf(ctx context.Context, m *metadata.Model) (*versi
 	if err != nil {
 		return nil, fmt.Errorf("aliases of model %q: %w", m.DisplayName, err)
 	}
-	info := &versionInfo{model: m, aliases: map[int64][]string{}, cands: map[uint64]*metadata.Candidate{}}
+	info := &versionInfo{model: m, aliases: map[int64][]string{}, cands: map[uint64]*metadata.Candidate{},
+		logged: map[uint64]*metadata.LoggedModel{}}
 	for _, a := range list {
 		info.aliases[a.Seq] = append(info.aliases[a.Seq], a.Alias)
 	}
@@ -179,8 +181,41 @@ func (s *Registry) candidateOf(ctx context.Context, info *versionInfo, id uint64
 
 // toModelVersion renders v. Its semver is listed after its real aliases so that models:/name@<semver>
 // reads as an alias to the user, and it is added as the read-only tag mlgate.semver.
-func (s *Registry) toModelVersion(ctx context.Context, info *versionInfo, v *metadata.Version) (message.ModelVersion, error) {
+// loggedModelOf returns a logged model backing a version, read once per reply.
+func (s *Registry) loggedModelOf(ctx context.Context, info *versionInfo, id uint64) (*metadata.LoggedModel, error) {
+	if lm, ok := info.logged[id]; ok {
+		return lm, nil
+	}
+	lm, err := s.store.LoggedModel(ctx, metadata.LoggedModelRef{ID: id})
+	if err != nil {
+		return nil, fmt.Errorf("logged model backing a version of %q: %w", info.model.DisplayName, err)
+	}
+	info.logged[id] = lm
+	return lm, nil
+}
+
+// runAndModelOf returns the run_id and model_id a version shows: its candidate's run id, or its logged
+// model's id and source run (none when the logged model has no source run).
+func (s *Registry) runAndModelOf(ctx context.Context, info *versionInfo, v *metadata.Version) (runID, modelID string, err error) {
+	if v.LoggedModelID != 0 {
+		lm, err := s.loggedModelOf(ctx, info, v.LoggedModelID)
+		if err != nil {
+			return "", "", err
+		}
+		if lm.SourceRunID != 0 {
+			runID = lm.SourceRun.String()
+		}
+		return runID, lm.LMID.String(), nil
+	}
 	c, err := s.candidateOf(ctx, info, v.CandidateID)
+	if err != nil {
+		return "", "", err
+	}
+	return c.EID.String(), "", nil
+}
+
+func (s *Registry) toModelVersion(ctx context.Context, info *versionInfo, v *metadata.Version) (message.ModelVersion, error) {
+	runID, modelID, err := s.runAndModelOf(ctx, info, v)
 	if err != nil {
 		return message.ModelVersion{}, err
 	}
@@ -195,11 +230,12 @@ func (s *Registry) toModelVersion(ctx context.Context, info *versionInfo, v *met
 		CurrentStage:         stageOf(v),
 		Description:          v.Description,
 		Source:               v.Source,
-		RunID:                c.EID.String(),
+		RunID:                runID,
 		Status:               "READY",
 		Tags:                 tags,
 		RunLink:              v.RunLink,
 		Aliases:              aliases,
+		ModelID:              modelID,
 	}, nil
 }
 
@@ -1069,18 +1105,92 @@ func (s *Registry) bumpedSemver(ctx context.Context, modelID uint64) (string, er
 	return semver, nil
 }
 
+// backing is what a new version's files are: a candidate's or a logged model's, under subpath.
+type backing struct {
+	candidateID, loggedModelID uint64
+	subpath                    string
+}
+
+// backingOf resolves the source of model-versions/create: a logged model (model_id, or source
+// models:/m-<id>), another version (models:/<name>/<version>, models:/<name>@<alias>), a run's artifacts
+// (runs:/<run id>/<path>, mlflow-artifacts:/<exp>/<run id>/artifacts/<path>), or a run_id with any
+// source. INVALID_PARAMETER_VALUE for a source that names nothing mlgate stores or contradicts run_id or
+// model_id; RESOURCE_DOES_NOT_EXIST for an unknown run, version or logged model.
+func (s *Registry) backingOf(ctx context.Context, call *rpc.Call, in *createModelVersionRequest) (backing, error) {
+	var b backing
+	modelID := in.ModelID
+	if rest, found := strings.CutPrefix(in.Source, "models:/"); found {
+		if id := strings.Trim(rest, "/"); strings.HasPrefix(id, metadata.LMIDPrefix) && !strings.Contains(id, "/") {
+			if modelID != "" && modelID != id {
+				return b, mlflowErrorf(httpapi.ErrBadRequest, "source %s names logged model %s, but model_id is %s", in.Source, id, modelID)
+			}
+			modelID = id
+		}
+	}
+	if modelID != "" {
+		lm, err := httpapi.LoggedModelOf(ctx, s.store, call.Project.ID, modelID)
+		if err != nil {
+			return b, err
+		}
+		b.loggedModelID = lm.ID
+		return b, nil
+	}
+	if from, isModels, err := s.sourceOfModelsURI(ctx, call, in.Source); err != nil {
+		return b, err
+	} else if isModels {
+		b.candidateID, b.loggedModelID, b.subpath = from.CandidateID, from.LoggedModelID, from.Subpath
+		return b, nil
+	}
+	var cand *metadata.Candidate
+	var err error
+	if src, ok := parseRunSource(in.Source); ok {
+		if in.RunID != "" && in.RunID != src.runID {
+			return b, mlflowErrorf(httpapi.ErrBadRequest, "source %s names run %s, but run_id is %s", in.Source, src.runID, in.RunID)
+		}
+		if cand, err = mlflow.Run(ctx, s.store, call.Project.ID, src.runID, ""); err != nil {
+			return b, err
+		}
+		b.subpath = src.subpath
+	} else if in.RunID != "" {
+		if cand, err = mlflow.Run(ctx, s.store, call.Project.ID, in.RunID, ""); err != nil {
+			return b, err
+		}
+		// A source inside the run's artifact root (its artifact_uri plus a path) selects that directory;
+		// any other source is kept as given and the version is the whole run.
+		owner, err := s.store.Model(ctx, metadata.ModelRef{ID: cand.ModelID})
+		if err != nil {
+			return b, fmt.Errorf("model of run %s: %w", in.RunID, err)
+		}
+		if rest, found := strings.CutPrefix(in.Source, runquery.ArtifactURI(owner, cand)); found && (rest == "" || rest[0] == '/') {
+			b.subpath = rest
+		}
+	} else {
+		return b, mlflowErrorf(httpapi.ErrBadRequest,
+			"Invalid source %q: give runs:/<run_id>/<path>, models:/<model_id>, or the run_id of a run stored by mlgate", in.Source)
+	}
+	b.candidateID = cand.ID
+	b.subpath = strings.Trim(b.subpath, "/")
+	if b.subpath != "" {
+		if err := pkgtypes.ValidateFilePath(b.subpath); err != nil {
+			return b, fmt.Errorf("source %s: %w", in.Source, err)
+		}
+	}
+	return b, nil
+}
+
 // createModelVersionRequest is the input of createModelVersion.
 type createModelVersionRequest struct {
 	Name        string         `json:"name"`
 	Source      string         `json:"source"`
 	RunID       string         `json:"run_id"`
+	ModelID     string         `json:"model_id"` // MLflow 3: the logged model whose files the version is
 	Tags        []metadata.Tag `json:"tags"`
 	RunLink     string         `json:"run_link"`
 	Description string         `json:"description"`
 }
 
-// createModelVersion promotes a run (candidate) into a version of the named model, copying no bytes: the
-// version points at the candidate and a directory inside its files. The run may belong to another model
+// createModelVersion promotes a run (candidate) or an MLflow 3 logged model into a version of the named
+// model, copying no bytes: the version points at the owner of the files and a directory inside them. The run may belong to another model
 // of the project. The model must exist (404 RESOURCE_DOES_NOT_EXIST otherwise, as in MLflow, which wants
 // registered-models/create first); an experiment that is not yet in the registry is adopted.
 // The semver comes from the tag mlgate.version or gitlab.version, else from the model's tag
@@ -1112,58 +1222,23 @@ func (s *Registry) createModelVersion(ctx context.Context, call *rpc.Call, in *c
 		return nil, mlflowErrorf(httpapi.ErrBadRequest, "Experiment '%s' is deleted: restore it before registering versions", in.Name)
 	}
 
-	var cand *metadata.Candidate
-	var subpath string
-	if from, isModels, err := s.sourceOfModelsURI(ctx, call, in.Source); err != nil {
+	backing, err := s.backingOf(ctx, call, in)
+	if err != nil {
 		return nil, err
-	} else if isModels {
-		if cand, err = s.store.Candidate(ctx, metadata.CandidateRef{ID: from.CandidateID}); err != nil {
-			return nil, fmt.Errorf("candidate of source %s: %w", in.Source, err)
-		}
-		subpath = from.Subpath
-	} else if src, ok := parseRunSource(in.Source); ok {
-		if in.RunID != "" && in.RunID != src.runID {
-			return nil, mlflowErrorf(httpapi.ErrBadRequest, "source %s names run %s, but run_id is %s", in.Source, src.runID, in.RunID)
-		}
-		if cand, err = mlflow.Run(ctx, s.store, call.Project.ID, src.runID, ""); err != nil {
-			return nil, err
-		}
-		subpath = src.subpath
-	} else if in.RunID != "" {
-		if cand, err = mlflow.Run(ctx, s.store, call.Project.ID, in.RunID, ""); err != nil {
-			return nil, err
-		}
-		// A source inside the run's artifact root (its artifact_uri plus a path) selects that directory;
-		// any other source is kept as given and the version is the whole run.
-		owner, err := s.store.Model(ctx, metadata.ModelRef{ID: cand.ModelID})
-		if err != nil {
-			return nil, fmt.Errorf("model of run %s: %w", in.RunID, err)
-		}
-		if rest, found := strings.CutPrefix(in.Source, runquery.ArtifactURI(owner, cand)); found && (rest == "" || rest[0] == '/') {
-			subpath = rest
-		}
-	} else {
-		return nil, mlflowErrorf(httpapi.ErrBadRequest,
-			"Invalid source %q: give runs:/<run_id>/<path> or the run_id of a run stored by mlgate", in.Source)
-	}
-	subpath = strings.Trim(subpath, "/")
-	if subpath != "" {
-		if err := pkgtypes.ValidateFilePath(subpath); err != nil {
-			return nil, fmt.Errorf("source %s: %w", in.Source, err)
-		}
 	}
 
 	tags := slices.DeleteFunc(slices.Clone(in.Tags), func(t metadata.Tag) bool { return t.Key == versionTag })
 	v := &metadata.Version{
-		Project:     call.Project.ID,
-		ModelID:     m.ID,
-		Semver:      semver,
-		CandidateID: cand.ID,
-		Subpath:     subpath,
-		Source:      in.Source,
-		RunLink:     in.RunLink,
-		Description: in.Description,
-		Tags:        tags,
+		Project:       call.Project.ID,
+		ModelID:       m.ID,
+		Semver:        semver,
+		CandidateID:   backing.candidateID,
+		LoggedModelID: backing.loggedModelID,
+		Subpath:       backing.subpath,
+		Source:        in.Source,
+		RunLink:       in.RunLink,
+		Description:   in.Description,
+		Tags:          tags,
 	}
 	// The semver is chosen and taken in one transaction: concurrent creates with automatic semvers get
 	// distinct ones instead of racing for the same.
@@ -1266,14 +1341,14 @@ func (s *Registry) searchModelVersions(ctx context.Context, call *rpc.Call, in *
 		if !modelMayMatch(filter, mr.model) {
 			continue
 		}
-		info := &versionInfo{model: mr.model, cands: map[uint64]*metadata.Candidate{}}
+		info := &versionInfo{model: mr.model, cands: map[uint64]*metadata.Candidate{}, logged: map[uint64]*metadata.LoggedModel{}}
 		infos[mr.model.ID] = info
 		for _, v := range mr.versions {
-			c, err := s.candidateOf(ctx, info, v.CandidateID)
+			runID, _, err := s.runAndModelOf(ctx, info, v)
 			if err != nil {
 				return nil, err
 			}
-			row := versionRow{model: mr.model, version: v, runID: c.EID.String()}
+			row := versionRow{model: mr.model, version: v, runID: runID}
 			if versionMatches(filter, row) {
 				rows = append(rows, row)
 			}
@@ -1388,15 +1463,28 @@ func (s *Registry) getModelVersionDownloadURI(ctx context.Context, call *rpc.Cal
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.store.Candidate(ctx, metadata.CandidateRef{ID: v.CandidateID})
-	if err != nil {
-		return nil, fmt.Errorf("run backing version %s of %q: %w", in.Version, in.Name, err)
+	var uri string
+	if v.LoggedModelID != 0 {
+		lm, err := s.store.LoggedModel(ctx, metadata.LoggedModelRef{ID: v.LoggedModelID})
+		if err != nil {
+			return nil, fmt.Errorf("logged model backing version %s of %q: %w", in.Version, in.Name, err)
+		}
+		owner, err := s.store.Model(ctx, metadata.ModelRef{ID: lm.ModelID})
+		if err != nil {
+			return nil, fmt.Errorf("model of the logged model backing version %s of %q: %w", in.Version, in.Name, err)
+		}
+		uri = mlflow.LoggedModelArtifactURI(owner, lm)
+	} else {
+		c, err := s.store.Candidate(ctx, metadata.CandidateRef{ID: v.CandidateID})
+		if err != nil {
+			return nil, fmt.Errorf("run backing version %s of %q: %w", in.Version, in.Name, err)
+		}
+		owner, err := s.store.Model(ctx, metadata.ModelRef{ID: c.ModelID})
+		if err != nil {
+			return nil, fmt.Errorf("model of the run backing version %s of %q: %w", in.Version, in.Name, err)
+		}
+		uri = runquery.ArtifactURI(owner, c)
 	}
-	owner, err := s.store.Model(ctx, metadata.ModelRef{ID: c.ModelID})
-	if err != nil {
-		return nil, fmt.Errorf("model of the run backing version %s of %q: %w", in.Version, in.Name, err)
-	}
-	uri := runquery.ArtifactURI(owner, c)
 	if v.Subpath != "" {
 		uri += "/" + v.Subpath
 	}

@@ -27,10 +27,11 @@ const DefaultProject = "default"
 // MaxBody bounds the JSON body of one MLflow RPC; log-batch of 1000 metrics is about 100 KB.
 const MaxBody = 16 << 20
 
-// Call is one MLflow RPC call: its project and request.
+// Call is one MLflow RPC call: its project, request, and the values of the route's path parameters.
 type Call struct {
 	Project *metadata.Project
 	Request *http.Request
+	Params  map[string]string // path parameters ({model_id} → value), unescaped
 }
 
 // Validator is implemented by request types that check themselves before their handler runs. Its error
@@ -42,7 +43,9 @@ type Validator interface {
 // Route is one row of an RPC table. Build it with Handle.
 type Route struct {
 	Method string
-	Path   string // after /api/2.0/mlflow/
+	// Path is after /api/2.0/mlflow/. A segment in braces ({model_id}) is a path parameter matching one
+	// segment; a last one written {key...} matches the rest of the path, slashes included.
+	Path string
 	// CreatesProject lets the call create its project on first use; other calls on an unknown project
 	// are 404. The unprefixed routes always may, as their project is implicit.
 	CreatesProject bool
@@ -124,27 +127,83 @@ func Required(name string) error {
 // Dispatcher serves a table of routes. Calls that match no row get MLflow's ENDPOINT_NOT_FOUND (or what
 // NotFound says), which the client treats as "not supported" rather than retrying.
 type Dispatcher struct {
-	store metadata.Store
-	log   *slog.Logger
-	table map[string]Route
+	store    metadata.Store
+	log      *slog.Logger
+	table    map[string]Route // routes without parameters, by "METHOD path"
+	patterns []Route          // routes with parameters, tried in order
 	// notFound answers a method and path (after /api/2.0/mlflow/, without surrounding "/") that no row
 	// matches; nil means ENDPOINT_NOT_FOUND.
 	notFound func(method, path string) error
 }
 
 // NewDispatcher builds a dispatcher over routes. notFound, when not nil, may claim calls no row
-// matches (routes with an id inside the path) by returning a non-nil error. It panics on two routes with
-// the same method and path: a programming error that the first test run shows.
+// matches by returning a non-nil error. It panics on two routes with the same method and path: a
+// programming error that the first test run shows.
 func NewDispatcher(store metadata.Store, log *slog.Logger, routes []Route, notFound func(method, path string) error) *Dispatcher {
 	d := &Dispatcher{store: store, log: log, table: make(map[string]Route, len(routes)), notFound: notFound}
+	seen := map[string]bool{}
 	for _, rt := range routes {
 		key := rt.Method + " " + rt.Path
-		if _, dup := d.table[key]; dup {
+		if seen[key] {
 			panic("mlflow: RPC registered twice: " + key)
 		}
-		d.table[key] = rt
+		seen[key] = true
+		if strings.Contains(rt.Path, "{") {
+			d.patterns = append(d.patterns, rt)
+		} else {
+			d.table[key] = rt
+		}
 	}
 	return d
+}
+
+// match finds the route of a method and a path (decoded, as the router gives it), with its path
+// parameters. An empty parameter makes the route not match.
+func (d *Dispatcher) match(method, path string) (Route, map[string]string, bool) {
+	if rt, ok := d.table[method+" "+path]; ok {
+		return rt, nil, true
+	}
+	segs := strings.Split(path, "/")
+	for _, rt := range d.patterns {
+		if rt.Method != method {
+			continue
+		}
+		if params, ok := matchPattern(strings.Split(rt.Path, "/"), segs); ok {
+			return rt, params, true
+		}
+	}
+	return Route{}, nil, false
+}
+
+// matchPattern matches path segments against a route's pattern segments. The router has already
+// decoded the path, so a parameter's value is taken as it is: a tag key with a "/" (sent as %2F) reaches
+// a {key...} parameter whole.
+func matchPattern(pattern, segs []string) (map[string]string, bool) {
+	params := map[string]string{}
+	for i, p := range pattern {
+		name, isParam := strings.CutPrefix(p, "{")
+		name, _ = strings.CutSuffix(name, "}")
+		name, isRest := strings.CutSuffix(name, "...")
+		switch {
+		case i >= len(segs):
+			return nil, false
+		case isParam && isRest:
+			v := strings.Join(segs[i:], "/")
+			if v == "" {
+				return nil, false
+			}
+			params[name] = v
+			return params, true
+		case isParam:
+			if segs[i] == "" {
+				return nil, false
+			}
+			params[name] = segs[i]
+		case p != segs[i]:
+			return nil, false
+		}
+	}
+	return params, len(segs) == len(pattern)
 }
 
 // Handler serves one MLflow prefix (the catch-all parameter "rpc" holds the RPC path). fixedProject is
@@ -152,7 +211,7 @@ func NewDispatcher(store metadata.Store, log *slog.Logger, routes []Route, notFo
 func (d *Dispatcher) Handler(fixedProject string) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		path := strings.Trim(ps.ByName("rpc"), "/")
-		rt, ok := d.table[r.Method+" "+path]
+		rt, params, ok := d.match(r.Method, path)
 		if !ok {
 			var err error
 			if d.notFound != nil {
@@ -187,7 +246,7 @@ func (d *Dispatcher) Handler(fixedProject string) httprouter.Handle {
 			httpapi.WriteMLflowError(w, r, d.log, err)
 			return
 		}
-		resp, err := rt.serve(r.Context(), &Call{Project: project, Request: r}, body)
+		resp, err := rt.serve(r.Context(), &Call{Project: project, Request: r, Params: params}, body)
 		if err != nil {
 			httpapi.WriteMLflowError(w, r, d.log, err)
 			return

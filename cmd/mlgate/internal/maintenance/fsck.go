@@ -129,7 +129,7 @@ func FsckBackend(ctx context.Context, store FileRows, backend backends.Backend, 
 				if it.Size != r.file.Size {
 					rep.Problems = append(rep.Problems, Problem{Kind: "size_mismatch", Key: it.Key,
 						Detail: fmt.Sprintf("file %q of candidate %d: row says %d bytes, blob has %d",
-							r.file.Path, r.file.CandidateID, r.file.Size, it.Size)})
+							r.file.Path, r.file.OwnerID, r.file.Size, it.Size)})
 				}
 				continue
 			}
@@ -155,7 +155,7 @@ func FsckBackend(ctx context.Context, store FileRows, backend backends.Backend, 
 	for key, r := range refs {
 		if !r.seen {
 			rep.Problems = append(rep.Problems, Problem{Kind: "missing_blob", Key: key,
-				Detail: fmt.Sprintf("file %q of candidate %d has no blob", r.file.Path, r.file.CandidateID)})
+				Detail: fmt.Sprintf("file %q of candidate %d has no blob", r.file.Path, r.file.OwnerID)})
 		}
 	}
 
@@ -224,7 +224,7 @@ func Fsck(ctx context.Context, s Storage, opts FsckOptions) (*FsckResult, error)
 			res.Total.FilesChecked++
 			res.Total.Problems = append(res.Total.Problems, Problem{Kind: "unknown_backend", Key: f.BlobKey,
 				Detail: fmt.Sprintf("file %q of candidate %d is on backend %q, which the config does not declare",
-					f.Path, f.CandidateID, name)})
+					f.Path, f.OwnerID, name)})
 		}
 		return nil
 	})

@@ -62,7 +62,7 @@ func (f *fixture) addFile(t *testing.T, key, path string, data []byte, commit bo
 		return
 	}
 	sum := sha256.Sum256(data)
-	row := &metadata.File{CandidateID: f.cand.ID, Path: path, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), BlobKey: key}
+	row := &metadata.File{OwnerID: f.cand.ID, Path: path, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), BlobKey: key}
 	if _, err := f.store.CommitFile(ctx, row, true); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestFsckChecksEveryBackendAgainstItsRows(t *testing.T) {
 			}
 		}
 		sum := sha256.Sum256(data)
-		r := &metadata.File{CandidateID: f.cand.ID, Path: path, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), BlobKey: key, Backend: recorded}
+		r := &metadata.File{OwnerID: f.cand.ID, Path: path, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), BlobKey: key, Backend: recorded}
 		if _, err := f.store.CommitFile(ctx, r, false); err != nil {
 			t.Fatal(err)
 		}

@@ -60,13 +60,13 @@ func PlanMigration(ctx context.Context, s Storage, from string, f Filter) ([]Mov
 		if s.resolve(file.Backend) != from {
 			return nil
 		}
-		o, ok := owners[file.CandidateID]
+		o, ok := owners[file.OwnerID]
 		if !ok {
-			c, err := s.Store.Candidate(ctx, metadata.CandidateRef{ID: file.CandidateID})
+			modelID, err := metadata.ModelOfOwner(ctx, s.Store, file.OwnerID)
 			if err != nil {
 				return err
 			}
-			m, err := s.Store.Model(ctx, metadata.ModelRef{ID: c.ModelID})
+			m, err := s.Store.Model(ctx, metadata.ModelRef{ID: modelID})
 			if err != nil {
 				return err
 			}
@@ -75,7 +75,7 @@ func PlanMigration(ctx context.Context, s Storage, from string, f Filter) ([]Mov
 				return err
 			}
 			o = owner{p.Path, m.Name}
-			owners[file.CandidateID] = o
+			owners[file.OwnerID] = o
 		}
 		if !f.match(o.project, o.model) {
 			return nil
@@ -130,7 +130,7 @@ func Migrate(ctx context.Context, store metadata.Store, src, dst Backend, moves 
 		ok, err := moveFile(ctx, store, src, dst, m.File, opts)
 		if err != nil {
 			return res, fmt.Errorf("migrating %s/%s candidate %d %q: %w (%d files moved so far; run again to resume)",
-				m.Project, m.Model, m.File.CandidateID, m.File.Path, err, res.Moved)
+				m.Project, m.Model, m.File.OwnerID, m.File.Path, err, res.Moved)
 		}
 		if ok {
 			res.Moved++
@@ -153,7 +153,7 @@ func moveFile(ctx context.Context, store metadata.Store, src, dst Backend, f *me
 	if opts.Progress != nil {
 		body = io.TeeReader(rc, progressWriter(opts.Progress))
 	}
-	newKey := blobkey.File(f.CandidateID) // fsck sees the copy as one of the candidate's blobs
+	newKey := blobkey.File(f.OwnerID) // fsck sees the copy as one of the candidate's blobs
 	// Checked hashes the stream into dst and fails (leaving nothing) unless it matches the row's sha256:
 	// this verifies the source read and the copy in one pass.
 	info, err := dst.Blobs.Put(ctx, newKey, body, f.Size, backends.PutOptions{ContentType: f.ContentType, SHA256: f.SHA256})
@@ -164,7 +164,7 @@ func moveFile(ctx context.Context, store metadata.Store, src, dst Backend, f *me
 		_ = dst.Blobs.Delete(context.WithoutCancel(ctx), newKey)
 		return false, fmt.Errorf("copy has %d bytes and sha256 %s, the row says %d and %s", info.Size, info.SHA256, f.Size, f.SHA256)
 	}
-	err = store.SwitchFileBackend(ctx, f.CandidateID, f.Path, f.BlobKey, dst.Name, newKey)
+	err = store.SwitchFileBackend(ctx, f.OwnerID, f.Path, f.BlobKey, dst.Name, newKey)
 	if errors.Is(err, metadata.ErrConflict) || errors.Is(err, metadata.ErrNotFound) {
 		_ = dst.Blobs.Delete(context.WithoutCancel(ctx), newKey)
 		return false, nil

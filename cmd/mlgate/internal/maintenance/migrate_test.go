@@ -102,7 +102,7 @@ func (f *migrateFixture) addFile(t *testing.T, on *hooked, recorded string, c *m
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(data)
-	row := &metadata.File{CandidateID: c.ID, Path: path, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
+	row := &metadata.File{OwnerID: c.ID, Path: path, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
 		ContentType: "application/octet-stream", BlobKey: key, Backend: recorded}
 	if _, err := f.store.CommitFile(ctx, row, true); err != nil {
 		t.Fatal(err)
@@ -112,7 +112,7 @@ func (f *migrateFixture) addFile(t *testing.T, on *hooked, recorded string, c *m
 
 func (f *migrateFixture) row(t *testing.T, file *metadata.File) *metadata.File {
 	t.Helper()
-	r, err := f.store.File(context.Background(), file.CandidateID, file.Path)
+	r, err := f.store.File(context.Background(), file.OwnerID, file.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestMigrateMovesVerifiedCopies(t *testing.T) {
 	}
 	for _, old := range files {
 		r := f.row(t, old)
-		if id, ok := blobkey.ParseFile(r.BlobKey); r.Backend != "b" || r.BlobKey == old.BlobKey || !ok || id != old.CandidateID {
+		if id, ok := blobkey.ParseFile(r.BlobKey); r.Backend != "b" || r.BlobKey == old.BlobKey || !ok || id != old.OwnerID {
 			t.Fatalf("row %q after migrate: backend %q, key %q (was %q)", r.Path, r.Backend, r.BlobKey, old.BlobKey)
 		}
 		if r.SHA256 != old.SHA256 || r.Size != old.Size {
@@ -203,7 +203,7 @@ func TestMigrateSkipsRowsThatChanged(t *testing.T) {
 			f.b.afterPut = func(string) {
 				f.b.afterPut = nil
 				if change == "deleted" {
-					if _, err := f.store.DeleteFile(ctx, old.CandidateID, old.Path); err != nil {
+					if _, err := f.store.DeleteFile(ctx, old.OwnerID, old.Path); err != nil {
 						t.Error(err)
 					}
 					return
@@ -217,7 +217,7 @@ func TestMigrateSkipsRowsThatChanged(t *testing.T) {
 			if left := f.b.keys(t); len(left) != 0 {
 				t.Fatalf("the copy of a changed row stayed on b: %v", left)
 			}
-			r, err := f.store.File(ctx, old.CandidateID, old.Path)
+			r, err := f.store.File(ctx, old.OwnerID, old.Path)
 			switch change {
 			case "deleted":
 				if !errors.Is(err, metadata.ErrNotFound) {
