@@ -523,3 +523,71 @@ func TestMLflowArtifactsMultipartRefusals(t *testing.T) {
 	bogus.root = fmt.Sprintf("%d/%s/artifacts", run.model.IID, strings.Repeat("0", 32))
 	wantMLflowError(t, bogus.mpu(t, "create", "", map[string]any{"path": "x.bin", "num_parts": 1}), http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST")
 }
+
+// newLoggedModelArtifacts creates a logged model in run's experiment, from run, and addresses its files
+// (<iid>/models/<model id>/artifacts) with run's helpers.
+func newLoggedModelArtifacts(t *testing.T, run *artifactRun) (*artifactRun, *metadata.LoggedModel) {
+	t.Helper()
+	lm := &metadata.LoggedModel{ModelID: run.model.ID, Name: "model", SourceRunID: run.cand.ID}
+	if err := run.env.Store.CreateLoggedModel(context.Background(), lm); err != nil {
+		t.Fatal(err)
+	}
+	out := *run
+	out.root = fmt.Sprintf("%d/models/%s/artifacts", run.model.IID, lm.LMID)
+	return &out, lm
+}
+
+// A logged model's artifact location works as a run's does — PUT, GET with Range, listings, multipart,
+// delete — and holds files of its own, apart from its source run's.
+func TestLoggedModelArtifacts(t *testing.T) {
+	env := gatewaytest.New(t, gateway.Config{})
+	run := newArtifactRun(t, env, "team/vision", "exp", "/api/v4/projects/team%2Fvision/ml/mlflow/api/2.0/mlflow-artifacts")
+	lmRun, lm := newLoggedModelArtifacts(t, run)
+
+	wantEmptyObject(t, env.Put(lmRun.url("MLmodel"), []byte("flavors: {}\n")))
+	wantEmptyObject(t, env.Put(lmRun.url("data/model.pkl"), gatewaytest.Payload(3000)))
+	wantEmptyObject(t, env.Put(run.url("metrics.json"), []byte(`{}`)))
+	if got, want := lmRun.list(t, ""), listing([]any{"MLmodel", 12}, []any{"data"}); !reflect.DeepEqual(got, want) {
+		t.Fatalf("logged model root: %v", got)
+	}
+	if got, want := run.list(t, ""), listing([]any{"metrics.json", 2}); !reflect.DeepEqual(got, want) {
+		t.Fatalf("the run's root lists the logged model's files: %v", got)
+	}
+	r := env.Do(http.MethodGet, lmRun.url("data/model.pkl"), nil, map[string]string{"Range": "bytes=1000-1009"})
+	gatewaytest.WantStatus(t, r, http.StatusPartialContent)
+	if !bytes.Equal(r.Body, gatewaytest.Payload(3000)[1000:1010]) {
+		t.Fatalf("range: %q", r.Body)
+	}
+
+	const partSize = 5 << 20
+	data := gatewaytest.Payload(partSize + 123)
+	created := lmRun.mpuCreate(t, "weights", "/tmp/w.bin", 2)
+	parts := putParts(t, env, created, data, partSize)
+	wantEmptyObject(t, lmRun.mpu(t, "complete", "weights", map[string]any{"path": "/tmp/w.bin", "upload_id": created.UploadID, "parts": parts}))
+	r = env.Get(lmRun.url("weights/w.bin"))
+	if r.Status != http.StatusOK || !bytes.Equal(r.Body, data) {
+		t.Fatalf("multipart download: %d, %d bytes", r.Status, len(r.Body))
+	}
+	// The package API reaches the same files by the logged model's id.
+	r = env.Get(env.Srv.URL + "/api/v4/projects/team%2Fvision/packages/ml_models/" + lm.LMID.String() + "/files/weights/w.bin")
+	if r.Status != http.StatusOK || !bytes.Equal(r.Body, data) {
+		t.Fatalf("package API download: %d, %d bytes", r.Status, len(r.Body))
+	}
+
+	wantEmptyObject(t, env.Do(http.MethodDelete, lmRun.url("data"), nil, nil))
+	wantMLflowError(t, env.Get(lmRun.url("data/model.pkl")), http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST")
+	gatewaytest.WantStatus(t, env.Get(lmRun.url("MLmodel")), http.StatusOK)
+
+	// Unknown, malformed and misplaced ids are 404; a path that fits neither form is 400.
+	other := newArtifactRun(t, env, "team/vision", "other-exp", run.prefix[len(env.Srv.URL):])
+	for _, u := range []string{
+		fmt.Sprintf("%s/artifacts/%d/models/m-00000000000000000000000000000001/artifacts/MLmodel", run.prefix, run.model.IID),
+		fmt.Sprintf("%s/artifacts/%d/models/m-xyz/artifacts/MLmodel", run.prefix, run.model.IID),
+		fmt.Sprintf("%s/artifacts/%d/models/%s/artifacts/MLmodel", run.prefix, other.model.IID, lm.LMID),
+		fmt.Sprintf("%s/api/2.0/mlflow-artifacts/artifacts/%d/models/%s/artifacts/MLmodel", env.Srv.URL, run.model.IID, lm.LMID), // another project
+	} {
+		gatewaytest.WantStatus(t, env.Get(u), http.StatusNotFound)
+	}
+	wantMLflowError(t, env.Get(fmt.Sprintf("%s/artifacts/%d/models/%s/files/MLmodel", run.prefix, run.model.IID, lm.LMID)),
+		http.StatusBadRequest, "INVALID_PARAMETER_VALUE")
+}

@@ -25,9 +25,12 @@ func TestDispatcherMatchesFixedRoutesThenPatterns(t *testing.T) {
 		{"GET", "logged-models/m-1", "logged-models/{model_id}", map[string]string{"model_id": "m-1"}},
 		{"DELETE", "logged-models/m-1/tags/owner", "logged-models/{model_id}/tags/{tag_key...}",
 			map[string]string{"model_id": "m-1", "tag_key": "owner"}},
-		// A tag key with slashes (sent as %2F, decoded by the router) reaches the rest parameter whole.
-		{"DELETE", "logged-models/m-1/tags/a/b c/%", "logged-models/{model_id}/tags/{tag_key...}",
+		// A tag key with slashes reaches the rest parameter whole, encoded or not; escapes are undone.
+		{"DELETE", "logged-models/m-1/tags/a%2Fb%20c/%25", "logged-models/{model_id}/tags/{tag_key...}",
 			map[string]string{"model_id": "m-1", "tag_key": "a/b c/%"}},
+		{"DELETE", "logged-models/m-1/tags/a/b", "logged-models/{model_id}/tags/{tag_key...}",
+			map[string]string{"model_id": "m-1", "tag_key": "a/b"}},
+		{"GET", "logged-models/m%2D1", "logged-models/{model_id}", map[string]string{"model_id": "m-1"}},
 		{"GET", "logged-models/m-1/artifacts/directories", "logged-models/{model_id}/artifacts/directories",
 			map[string]string{"model_id": "m-1"}},
 	} {

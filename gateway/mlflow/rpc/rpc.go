@@ -157,13 +157,14 @@ func NewDispatcher(store metadata.Store, log *slog.Logger, routes []Route, notFo
 	return d
 }
 
-// match finds the route of a method and a path (decoded, as the router gives it), with its path
-// parameters. An empty parameter makes the route not match.
-func (d *Dispatcher) match(method, path string) (Route, map[string]string, bool) {
-	if rt, ok := d.table[method+" "+path]; ok {
+// match finds the route of a method and an escaped path (the gateway routes on escaped paths, so that
+// an encoded "/" stays inside its segment), with its path parameters unescaped. A parameter that does
+// not unescape, or is empty, makes the route not match.
+func (d *Dispatcher) match(method, escaped string) (Route, map[string]string, bool) {
+	if rt, ok := d.table[method+" "+escaped]; ok {
 		return rt, nil, true
 	}
-	segs := strings.Split(path, "/")
+	segs := strings.Split(escaped, "/")
 	for _, rt := range d.patterns {
 		if rt.Method != method {
 			continue
@@ -175,32 +176,34 @@ func (d *Dispatcher) match(method, path string) (Route, map[string]string, bool)
 	return Route{}, nil, false
 }
 
-// matchPattern matches path segments against a route's pattern segments. The router has already
-// decoded the path, so a parameter's value is taken as it is: a tag key with a "/" (sent as %2F) reaches
-// a {key...} parameter whole.
+// matchPattern matches escaped path segments against a route's pattern segments. A {key...} parameter
+// takes the rest of the path, so a tag key with a "/" reaches it whole however the client encoded it.
 func matchPattern(pattern, segs []string) (map[string]string, bool) {
 	params := map[string]string{}
 	for i, p := range pattern {
 		name, isParam := strings.CutPrefix(p, "{")
 		name, _ = strings.CutSuffix(name, "}")
 		name, isRest := strings.CutSuffix(name, "...")
-		switch {
-		case i >= len(segs):
+		if i >= len(segs) {
 			return nil, false
-		case isParam && isRest:
-			v := strings.Join(segs[i:], "/")
-			if v == "" {
+		}
+		if !isParam {
+			if p != segs[i] {
 				return nil, false
 			}
-			params[name] = v
+			continue
+		}
+		escapedValue := segs[i]
+		if isRest {
+			escapedValue = strings.Join(segs[i:], "/")
+		}
+		v, err := url.PathUnescape(escapedValue)
+		if err != nil || v == "" {
+			return nil, false
+		}
+		params[name] = v
+		if isRest {
 			return params, true
-		case isParam:
-			if segs[i] == "" {
-				return nil, false
-			}
-			params[name] = segs[i]
-		case p != segs[i]:
-			return nil, false
 		}
 	}
 	return params, len(segs) == len(pattern)
