@@ -154,11 +154,17 @@ func Run(ctx context.Context, store metadata.Store, project int64, runID, runUUI
 	return c, nil
 }
 
-// FileInfos converts a directory listing into MLflow's FileInfo messages.
-func FileInfos(entries []artifact.DirEntry) []message.FileInfo {
+// FileInfos converts a listing of directory dir into MLflow's FileInfo messages, with paths under dir
+// ("" gives bare names, as the mlflow-artifacts proxy lists; the tracking API's listings give paths
+// from the artifact root).
+func FileInfos(dir string, entries []artifact.DirEntry) []message.FileInfo {
 	out := make([]message.FileInfo, len(entries))
 	for i, e := range entries {
-		out[i] = message.FileInfo{Path: e.Name, IsDir: e.IsDir}
+		p := e.Name
+		if dir != "" {
+			p = dir + "/" + e.Name
+		}
+		out[i] = message.FileInfo{Path: p, IsDir: e.IsDir}
 		if !e.IsDir {
 			size := e.Size
 			out[i].FileSize = &size

@@ -393,7 +393,7 @@ func (s *Tracking) listLoggedModelArtifacts(ctx context.Context, call *rpc.Call,
 	return struct {
 		RootURI string             `json:"root_uri"`
 		Files   []message.FileInfo `json:"files,omitempty"`
-	}{LoggedModelArtifactURI(m, lm), FileInfos(entries)}, nil
+	}{LoggedModelArtifactURI(m, lm), FileInfos(dir, entries)}, nil
 }
 
 // searchLoggedModelsRequest is the input of searchLoggedModels.

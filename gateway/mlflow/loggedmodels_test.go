@@ -479,3 +479,49 @@ func TestTracingRoutesAreNotServed(t *testing.T) {
 		}
 	}
 }
+
+// artifacts/directories lists one level of a logged model's files, as the proxy lists a run's.
+func TestListLoggedModelArtifacts(t *testing.T) {
+	e := newLMEnv(t)
+	lm := e.create(`{"experiment_id": "` + e.expID + `"}`).Info
+	base := e.Srv.URL + "/api/2.0/mlflow-artifacts/artifacts/" + strings.TrimPrefix(lm.ArtifactURI, "mlflow-artifacts:/")
+	for p, body := range map[string]string{"MLmodel": "m", "data/model.pkl": "pickle", "data/sub/x.json": "{}"} {
+		gatewaytest.WantStatus(t, e.Put(base+"/"+p, []byte(body)), http.StatusOK)
+	}
+	list := func(dir string) string {
+		t.Helper()
+		var out struct {
+			RootURI string             `json:"root_uri"`
+			Files   []message.FileInfo `json:"files"`
+		}
+		q := ""
+		if dir != "" {
+			q = "?artifact_directory_path=" + url.QueryEscape(dir)
+		}
+		e.ok(http.MethodGet, "logged-models/"+lm.ModelID+"/artifacts/directories", q, &out)
+		if out.RootURI != lm.ArtifactURI {
+			t.Fatalf("root_uri %q, want %q", out.RootURI, lm.ArtifactURI)
+		}
+		var parts []string
+		for _, f := range out.Files {
+			size := int64(-1)
+			if f.FileSize != nil {
+				size = *f.FileSize
+			}
+			parts = append(parts, fmt.Sprintf("%s:%v:%d", f.Path, f.IsDir, size))
+		}
+		return strings.Join(parts, " ")
+	}
+	for dir, want := range map[string]string{
+		"":         "MLmodel:false:1 data:true:-1",
+		"data":     "data/model.pkl:false:6 data/sub:true:-1",
+		"data/sub": "data/sub/x.json:false:2",
+		"nothing":  "",
+	} {
+		if got := list(dir); got != want {
+			t.Errorf("list %q: %q, want %q", dir, got, want)
+		}
+	}
+	e.fails(http.MethodGet, "logged-models/"+lm.ModelID+"/artifacts/directories", "?artifact_directory_path=..%2Fx", http.StatusBadRequest, "INVALID_PARAMETER_VALUE")
+	e.fails(http.MethodGet, "logged-models/m-00000000000000000000000000000001/artifacts/directories", "", http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST")
+}

@@ -351,7 +351,7 @@ func (q *artifactRequest) list() error {
 	}
 	httpapi.WriteJSON(q.w, http.StatusOK, struct {
 		Files []message.FileInfo `json:"files,omitempty"`
-	}{mlflow.FileInfos(entries)})
+	}{mlflow.FileInfos("", entries)})
 	return nil
 }
 
