@@ -34,18 +34,47 @@ type fileRow struct {
 }
 
 type candidateData struct {
-	P          *metadata.Project
-	M          *metadata.Model
-	C          *metadata.Candidate
-	ModelHref  string
-	Duration   string
-	Data       *metadata.RunData
-	Charts     []*chart
-	Files      []fileRow
-	FilesMore  bool
-	Versions   []*metadata.Version
-	NextSemver string
-	PromoteErr string
+	P            *metadata.Project
+	M            *metadata.Model
+	C            *metadata.Candidate
+	ModelHref    string
+	Duration     string
+	Data         *metadata.RunData
+	Charts       []*chart
+	Files        []fileRow
+	FilesMore    bool
+	Versions     []link
+	Datasets     []datasetRow
+	LoggedModels []runLoggedModel
+	NextSemver   string
+	PromoteErr   string
+}
+
+// datasetRow is a dataset input of a run, with MLflow's context tag (training, eval…) taken out of
+// the input's other tags.
+type datasetRow struct {
+	metadata.Dataset
+	Context string
+	Tags    []metadata.Tag
+}
+
+// contextTag is the input tag under which MLflow records what a dataset was used for.
+const contextTag = "mlflow.data.context"
+
+func datasetRows(inputs []metadata.DatasetInput) []datasetRow {
+	out := make([]datasetRow, 0, len(inputs))
+	for _, in := range inputs {
+		row := datasetRow{Dataset: in.Dataset}
+		for _, t := range in.Tags {
+			if t.Key == contextTag {
+				row.Context = t.Value
+			} else {
+				row.Tags = append(row.Tags, t)
+			}
+		}
+		out = append(out, row)
+	}
+	return out
 }
 
 // candidateOf resolves :project, :name and :iid.
@@ -84,6 +113,14 @@ func (s *UI) renderCandidate(r *http.Request, p *metadata.Project, m *metadata.M
 		return err
 	}
 	d.Data = data
+	d.Datasets = datasetRows(data.IO.Datasets)
+	l := s.linker(ctx, p)
+	if d.LoggedModels, err = s.runLoggedModels(l, c, data.IO); err != nil {
+		return err
+	}
+	if d.Versions, err = l.versionsBackedBy(c.ID); err != nil {
+		return err
+	}
 	for _, mt := range data.Metrics {
 		series, err := s.history(ctx, c, mt.Key)
 		if err != nil {
@@ -103,9 +140,6 @@ func (s *UI) renderCandidate(r *http.Request, p *metadata.Project, m *metadata.M
 	}
 	highest := ""
 	for _, ver := range versions {
-		if ver.CandidateID == c.ID {
-			d.Versions = append(d.Versions, ver)
-		}
 		if highest == "" || pkgtypes.CompareSemver(ver.Semver, highest) > 0 {
 			highest = ver.Semver
 		}
@@ -228,17 +262,22 @@ func (s *UI) promote(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 // The version page.
 
 type versionData struct {
-	P         *metadata.Project
-	M         *metadata.Model
-	V         *metadata.Version
-	C         *metadata.Candidate
-	ModelHref string
-	Aliases   []string
-	Files     []fileRow
-	FilesMore bool
-	Curl      string
-	MLflow    string
-	Tracking  string
+	P *metadata.Project
+	M *metadata.Model
+	V *metadata.Version
+	// Source is the candidate or logged model whose files back the version (SourceKind says which),
+	// SourceID its MLflow id; Run is the logged model's source run, if any.
+	Source     link
+	SourceKind string
+	SourceID   string
+	Run        link
+	ModelHref  string
+	Aliases    []string
+	Files      []fileRow
+	FilesMore  bool
+	Curl       string
+	MLflow     string
+	Tracking   string
 }
 
 func (s *UI) version(w http.ResponseWriter, r *http.Request, ps httprouter.Params, v *view) error {
@@ -255,11 +294,10 @@ func (s *UI) version(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 	if err != nil {
 		return fmt.Errorf("version %q: %w", semver, err)
 	}
-	c, err := s.store.Candidate(ctx, metadata.CandidateRef{ID: ver.CandidateID})
-	if err != nil {
-		return fmt.Errorf("candidate of version %s: %w", semver, err)
+	d := &versionData{P: p, M: m, V: ver, ModelHref: modelHref(p, m)}
+	if err := s.versionSource(s.linker(ctx, p), ver, d); err != nil {
+		return err
 	}
-	d := &versionData{P: p, M: m, V: ver, C: c, ModelHref: modelHref(p, m)}
 	aliases, err := s.store.Aliases(ctx, m.ID)
 	if err != nil {
 		return err
@@ -270,7 +308,7 @@ func (s *UI) version(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 		}
 	}
 	pkgBase := baseURL(r) + "/api/v4/projects/" + strconv.FormatInt(p.ID, 10) + "/packages/ml_models/" + strconv.FormatInt(ver.ID, 10) + "/files/"
-	if d.Files, d.FilesMore, err = s.fileTree(ctx, c.ID, ver.Subpath, func(rel string) string {
+	if d.Files, d.FilesMore, err = s.fileTree(ctx, ver.Owner(), ver.Subpath, func(rel string) string {
 		return pkgBase + escapePath(rel)
 	}); err != nil {
 		return err
@@ -293,6 +331,36 @@ func (s *UI) version(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 	v.Crumbs = []crumb{{"Projects", "/ui/projects"}, {p.Path, "/ui/projects/" + url.PathEscape(p.Path) + "/models"},
 		{m.DisplayName, d.ModelHref}, {ver.Semver, ""}}
 	return nil
+}
+
+// versionSource fills d with the candidate or logged model backing ver, which may be another model's.
+// Errors are the store's.
+func (s *UI) versionSource(l *linker, ver *metadata.Version, d *versionData) error {
+	if ver.LoggedModelID == 0 {
+		d.SourceKind = "Candidate"
+		c, err := l.store.Candidate(l.ctx, metadata.CandidateRef{ID: ver.CandidateID})
+		if errors.Is(err, metadata.ErrNotFound) {
+			d.Source = link{Label: "deleted run"}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		d.SourceID = c.EID.String()
+		d.Source, err = l.candidateLink(c)
+		return err
+	}
+	d.SourceKind = "Logged model"
+	var lm *metadata.LoggedModel
+	var err error
+	if d.Source, lm, err = l.loggedModelByID(ver.LoggedModelID); err != nil || lm == nil {
+		return err
+	}
+	d.SourceID = lm.LMID.String()
+	if lm.SourceRunID != 0 {
+		d.Run, err = l.candidate(lm.SourceRunID)
+	}
+	return err
 }
 
 func shellQuote(s string) string {

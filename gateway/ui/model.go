@@ -263,36 +263,40 @@ type column struct {
 }
 
 type modelData struct {
-	P           *metadata.Project
-	M           *metadata.Model
-	Href        string
-	TrackingURI string
-	Versions    []versionRow
-	Columns     []column
-	Visible     []column
-	ParamKeys   []string
-	MetricKeys  []string
-	Rows        []candRow
-	Filter      string
-	FilterError string
-	Sort        string
-	Order       string
-	Hidden      map[string]bool
-	NextHref    string
-	FirstHref   string
-	CSVHref     string
-	Chart       *chart
-	ChartKeys   []string
-	ChartChosen map[string]bool
-	PageNote    string
+	P                *metadata.Project
+	M                *metadata.Model
+	Href             string
+	TrackingURI      string
+	Versions         []versionRow
+	LoggedModels     []loggedModelRow
+	LoggedModelsMore bool
+	Columns          []column
+	Visible          []column
+	ParamKeys        []string
+	MetricKeys       []string
+	Rows             []candRow
+	Filter           string
+	FilterError      string
+	Sort             string
+	Order            string
+	Hidden           map[string]bool
+	NextHref         string
+	FirstHref        string
+	CSVHref          string
+	Chart            *chart
+	ChartKeys        []string
+	ChartChosen      map[string]bool
+	PageNote         string
 }
 
 type versionRow struct {
-	V         *metadata.Version
-	Aliases   []string
-	Candidate int64
-	Files     int
-	Size      int64
+	V       *metadata.Version
+	Aliases []string
+	// Source is the candidate or logged model whose files back the version; SourceKind says which.
+	Source     link
+	SourceKind string
+	Files      int
+	Size       int64
 }
 
 func (s *UI) model(w http.ResponseWriter, r *http.Request, ps httprouter.Params, v *view) error {
@@ -318,29 +322,22 @@ func (s *UI) model(w http.ResponseWriter, r *http.Request, ps httprouter.Params,
 	if err != nil {
 		return err
 	}
+	l := s.linker(ctx, p)
 	versionOf := map[uint64]string{}
 	for _, ver := range versions {
-		row := versionRow{V: ver}
-		for _, a := range aliases {
-			if a.Seq == ver.Seq {
-				row.Aliases = append(row.Aliases, a.Alias)
-			}
-		}
-		if c, err := s.store.Candidate(ctx, metadata.CandidateRef{ID: ver.CandidateID}); err == nil {
-			row.Candidate = c.IID
-		}
-		files, _, err := s.store.ListFiles(ctx, ver.CandidateID, ver.Subpath, metadata.Page{Limit: 1000})
+		row, err := s.versionRowOf(l, ver, aliases)
 		if err != nil {
 			return err
 		}
-		for _, f := range files {
-			row.Files++
-			row.Size += f.Size
-		}
 		d.Versions = append(d.Versions, row)
-		versionOf[ver.CandidateID] = ver.Semver
+		if ver.CandidateID != 0 {
+			versionOf[ver.CandidateID] = ver.Semver
+		}
 	}
 	slices.Reverse(d.Versions) // newest first
+	if d.LoggedModels, d.LoggedModelsMore, err = s.loggedModelsSection(l, m); err != nil {
+		return err
+	}
 
 	sort, err := parseSort(q)
 	if err == nil {
@@ -374,6 +371,37 @@ func (s *UI) model(w http.ResponseWriter, r *http.Request, ps httprouter.Params,
 	}
 	d.chart(q)
 	return nil
+}
+
+// versionRowOf summarizes a version: its aliases, the candidate or logged model backing it (which may
+// belong to another model), and the count and size of its first 1000 files. Errors are the store's.
+func (s *UI) versionRowOf(l *linker, ver *metadata.Version, aliases []metadata.ModelAlias) (versionRow, error) {
+	row := versionRow{V: ver}
+	for _, a := range aliases {
+		if a.Seq == ver.Seq {
+			row.Aliases = append(row.Aliases, a.Alias)
+		}
+	}
+	var err error
+	if ver.LoggedModelID != 0 {
+		row.SourceKind = "logged model"
+		row.Source, _, err = l.loggedModelByID(ver.LoggedModelID)
+	} else {
+		row.SourceKind = "run"
+		row.Source, err = l.candidate(ver.CandidateID)
+	}
+	if err != nil {
+		return row, err
+	}
+	files, _, err := s.store.ListFiles(l.ctx, ver.Owner(), ver.Subpath, metadata.Page{Limit: 1000})
+	if err != nil {
+		return row, err
+	}
+	for _, f := range files {
+		row.Files++
+		row.Size += f.Size
+	}
+	return row, nil
 }
 
 // candidatesPage fills d.Rows with one page of candidates from the run query engine, the one

@@ -70,7 +70,7 @@ func New(d Deps) *UI {
 // IsUIPath reports whether path is served by the UI, which authenticates on its own (a cookie, with a
 // login page) instead of through the API's credential headers.
 func IsUIPath(escapedPath string) bool {
-	return escapedPath == "/" || escapedPath == "/ui" || strings.HasPrefix(escapedPath, "/ui/")
+	return escapedPath == "/" || escapedPath == "/ui" || strings.HasPrefix(escapedPath, "/ui/") || isTrackingRoot(escapedPath)
 }
 
 // Routes registers the UI on r.
@@ -92,6 +92,8 @@ func (s *UI) Routes(r *httprouter.Router) {
 	r.GET("/ui/login", s.public(ui, s.loginForm))
 	r.POST("/ui/login", s.public(ui, s.login))
 	r.POST("/ui/logout", s.public(ui, s.logout))
+	r.GET(MLflowLinkPath, s.mlflowLink(ui))
+	r.GET(trackingRootPattern, trackingRoot)
 	r.GET("/ui/projects", s.page(ui, s.projects))
 	r.GET("/ui/projects/:project/models", s.page(ui, s.models))
 	r.GET("/ui/projects/:project/models/:name", s.page(ui, s.model))
@@ -99,6 +101,7 @@ func (s *UI) Routes(r *httprouter.Router) {
 	r.GET("/ui/projects/:project/models/:name/candidates/:iid", s.page(ui, s.candidate))
 	r.POST("/ui/projects/:project/models/:name/candidates/:iid/promote", s.page(ui, s.promote))
 	r.GET("/ui/projects/:project/models/:name/versions/:semver", s.page(ui, s.version))
+	r.GET("/ui/projects/:project/models/:name/logged-models/:model_id", s.page(ui, s.loggedModelPage))
 }
 
 // templates holds one parsed template set per page, each with the shared layout.
@@ -111,6 +114,8 @@ var templateFuncs = template.FuncMap{
 	"bytes":      formatBytes,
 	"num":        formatNum,
 	"short":      func(s string) string { return s[:min(len(s), 12)] },
+	// lmStatus drops the LOGGED_MODEL_ prefix that every logged-model status shares.
+	"lmStatus": func(st metadata.LoggedModelStatus) string { return strings.TrimPrefix(st.String(), "LOGGED_MODEL_") },
 }
 
 func newUITemplates() templates {

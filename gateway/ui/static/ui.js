@@ -28,3 +28,19 @@ document.addEventListener("click", function (ev) {
   Array.prototype.forEach.call(th.parentNode.children, function (h) { h.removeAttribute("aria-sort"); });
   th.setAttribute("aria-sort", desc ? "descending" : "ascending");
 });
+// MLflow's client prints links into MLflow's single-page UI (http://host/#/experiments/1/runs/<id>). The
+// fragment survives the redirects that bring the browser here; the server resolves it to mlgate's page.
+// The MLflow link page (#mlflow-link) names the project of a prefixed tracking URI and hands over any
+// route; other pages hand over MLflow's routes only, in the project of the unprefixed MLflow API.
+(function () {
+  var landing = document.getElementById("mlflow-link");
+  var hash = location.hash;
+  var isRoute = landing ? /^#\/./.test(hash) : /^#\/(experiments|models|compare-runs|metric)(\/|\?|$)/.test(hash);
+  if (!isRoute) {
+    if (landing) location.replace(landing.dataset.home);
+    return;
+  }
+  var project = landing ? landing.dataset.project : "default";
+  location.replace("/ui/mlflow-link?project=" + encodeURIComponent(project) +
+    "&fragment=" + encodeURIComponent(hash.slice(1)));
+})();
