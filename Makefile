@@ -31,7 +31,7 @@ bench: build
 # Regenerates the README's screenshots with headless Chromium against a real mlgate.
 screenshots:
 	./.ci/install-chromium.sh
-	MLGATE_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestUIInBrowser$$' -v ./cmd/mlgate/
+	MLGATE_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestUI(InBrowser|LoggedModelsAndMLflowLinksInBrowser)$$' -v ./cmd/mlgate/
 
 # A short fuzzing pass over every fuzz target (the seed corpora already run in `make test`).
 fuzz:
