@@ -42,8 +42,9 @@ func main() {
 	maxRSS := flag.Int64("max-rss-mib", 100, "target peak RSS of the gateway, MiB")
 	runs := flag.Int("runs", 3, "runs per size; medians are reported")
 	flag.BoolVar(&verbose, "v", false, "print every run")
-	mlflowBench := flag.Bool("mlflow", true, "also measure MLflow API latencies (log-metric, log-batch, runs/search)")
+	mlflowBench := flag.Bool("mlflow", true, "also measure MLflow API latencies (log-metric, log-batch, runs/search, logged-models/search)")
 	candidates := flag.Int("candidates", 100_000, "candidates seeded for the runs/search benchmark")
+	loggedModels := flag.Int("logged-models", -1, "logged models seeded for the logged-models/search benchmark, each from its own candidate (at most -candidates; -1: as many as -candidates)")
 	s3Bench := flag.Bool("s3", true, "also measure PUT/GET through the minio backend, in process and as a plugin, against direct minio-go on MinIO and versitygw")
 	s3Runs := flag.Int("s3-runs", 5, "runs of each S3 measurement; medians are reported")
 	s3Size := flag.String("s3-size", "1GiB", "object size of the S3 measurements")
@@ -53,7 +54,10 @@ func main() {
 
 	failed := false
 	if *mlflowBench {
-		ok, err := benchMLflow(*bin, *dir, *candidates)
+		if *loggedModels < 0 {
+			*loggedModels = *candidates
+		}
+		ok, err := benchMLflow(*bin, *dir, *candidates, *loggedModels)
 		if err != nil {
 			fatal(err)
 		}

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -26,24 +29,41 @@ const (
 	targetLogMetricP50 = time.Millisecond
 	targetLogBatch     = 10 * time.Millisecond
 	targetSearch       = 20 * time.Millisecond
+	// Issue 10: the first page of logged-models/search ordered by a metric over 100 000 logged models.
+	targetLoggedModelSearch = 20 * time.Millisecond
 )
 
-// benchMLflow seeds a data dir with `candidates` runs carrying a metric, starts a real mlgate on it and
+// searchCalls is how many times each search is measured. The two searches alternate, so that both see
+// the same cache and machine conditions and their ratio compares like with like.
+const searchCalls = 50
+
+// benchMLflow seeds a data dir with `candidates` runs carrying a metric, the first `loggedModels` of them
+// each the source run of a logged model carrying the same metric, starts a real mlgate on it and
 // measures, over keep-alive HTTP on loopback: 1000 sequential log-metric calls, 1000-metric log-batch
-// calls, and runs/search ordered by the metric (first page of 100). Latencies are round trips seen by
-// the client, so they bound the server-side time from above. It reports whether every target was met.
-func benchMLflow(bin, dir string, candidates int) (bool, error) {
+// calls, and runs/search and logged-models/search ordered by the metric (first page of 100), the latter
+// also as a ratio to the former. Latencies are round trips seen by the client, so they bound the
+// server-side time from above. It reports whether every target was met; errors are failures to seed,
+// to run mlgate, or answers that are wrong (a status other than 200, a page out of order).
+func benchMLflow(bin, dir string, candidates, loggedModels int) (bool, error) {
+	if candidates < 1 || loggedModels < 0 || loggedModels > candidates {
+		return false, fmt.Errorf("need 1 or more candidates and 0..candidates logged models (each has its own source run), not %d and %d",
+			candidates, loggedModels)
+	}
 	dataDir := filepath.Join(dir, "mlflow-data")
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return false, err
 	}
 	defer os.RemoveAll(dir)
-	start := time.Now()
-	searchIID, err := seedCandidates(filepath.Join(dataDir, "mlgate.db"), candidates)
+	seeded, err := seedSearch(filepath.Join(dataDir, "mlgate.db"), candidates, loggedModels)
 	if err != nil {
 		return false, fmt.Errorf("seeding: %w", err)
 	}
-	fmt.Printf("seeded %d candidates with metric \"acc\" in %s\n", candidates, time.Since(start).Round(time.Millisecond))
+	searchIID := seeded.iid
+	fmt.Printf("seeded %d candidates with metric \"acc\" in %s\n", candidates, seeded.candidates.Round(time.Millisecond))
+	if loggedModels > 0 {
+		fmt.Printf("seeded %d logged models, each from one of those runs with its \"acc\" linked (log_metric with model_id), in %s\n",
+			loggedModels, seeded.loggedModels.Round(time.Millisecond))
+	}
 
 	addr, err := freeAddr()
 	if err != nil {
@@ -123,39 +143,66 @@ func benchMLflow(bin, dir string, candidates int) (bool, error) {
 		logBatch = append(logBatch, d)
 	}
 
-	var search []time.Duration
-	for range 20 {
-		var out struct {
-			Runs []struct {
-				Data struct {
-					Metrics []struct {
-						Key   string  `json:"key"`
-						Value float64 `json:"value"`
-					} `json:"metrics"`
-				} `json:"data"`
-			} `json:"runs"`
-			NextPageToken string `json:"next_page_token"`
+	ids := []string{strconv.FormatInt(searchIID, 10)}
+	runsReq := map[string]any{"experiment_ids": ids, "order_by": []string{"metrics.acc DESC"}, "max_results": 100}
+	lmReq := map[string]any{"experiment_ids": ids, "max_results": 100,
+		"order_by": []map[string]any{{"field_name": "metrics.acc", "ascending": false}}}
+	var search, lmSearch []time.Duration
+	var lmFirst searchPage
+	for i := range searchCalls {
+		runs := func() error {
+			var out searchPage
+			d, err := call("runs/search", runsReq, &out)
+			if err != nil {
+				return err
+			}
+			if _, err := checkPage("runs/search", out.Runs, out.NextPageToken, candidates, math.Inf(1)); err != nil {
+				return err
+			}
+			search = append(search, d)
+			return nil
 		}
-		d, err := call("runs/search", map[string]any{"experiment_ids": []string{strconv.FormatInt(searchIID, 10)},
-			"order_by": []string{"metrics.acc DESC"}, "max_results": 100}, &out)
-		if err != nil {
+		models := func() error {
+			if loggedModels == 0 {
+				return nil
+			}
+			var out searchPage
+			d, err := call("logged-models/search", lmReq, &out)
+			if err != nil {
+				return err
+			}
+			if _, err := checkPage("logged-models/search", out.Models, out.NextPageToken, loggedModels, math.Inf(1)); err != nil {
+				return err
+			}
+			lmSearch, lmFirst = append(lmSearch, d), out
+			return nil
+		}
+		first, second := runs, models
+		if i%2 == 1 {
+			first, second = models, runs
+		}
+		if err := first(); err != nil {
 			return false, err
 		}
-		if len(out.Runs) != min(100, candidates) || out.NextPageToken == "" && candidates > 100 {
-			return false, fmt.Errorf("runs/search returned %d runs, token %q", len(out.Runs), out.NextPageToken)
+		if err := second(); err != nil {
+			return false, err
 		}
-		prev := 2.0
-		for _, r := range out.Runs {
-			for _, m := range r.Data.Metrics {
-				if m.Key == "acc" {
-					if m.Value > prev {
-						return false, fmt.Errorf("runs/search is not ordered by acc descending")
-					}
-					prev = m.Value
-				}
-			}
+	}
+	if lmFirst.NextPageToken != "" {
+		// The token leads on: the second page continues the order where the first one stopped.
+		last, _ := checkPage("logged-models/search", lmFirst.Models, lmFirst.NextPageToken, loggedModels, math.Inf(1))
+		var out searchPage
+		req := maps.Clone(lmReq)
+		req["page_token"] = lmFirst.NextPageToken
+		if _, err := call("logged-models/search", req, &out); err != nil {
+			return false, err
 		}
-		search = append(search, d)
+		if _, err := checkPage("logged-models/search, second page", out.Models, out.NextPageToken, loggedModels-100, last); err != nil {
+			return false, err
+		}
+		if out.Models[0].Info.ModelID == lmFirst.Models[0].Info.ModelID {
+			return false, errors.New("logged-models/search: the second page starts with the first page's first model")
+		}
 	}
 
 	ok := true
@@ -169,13 +216,69 @@ func benchMLflow(bin, dir string, candidates int) (bool, error) {
 		if got > target {
 			verdict, ok = "MISSED", false
 		}
-		fmt.Printf("%-44s p50 %8s  p99 %8s  max %8s  target %s %s ≤ %s\n", name, p50.Round(time.Microsecond),
+		fmt.Printf("%-66s p50 %8s  p99 %8s  max %8s  target %s %s ≤ %s\n", name, p50.Round(time.Microsecond),
 			p99.Round(time.Microsecond), mx.Round(time.Microsecond), verdict, stat, target)
 	}
 	report("log-metric, 1000 sequential calls", logMetric, targetLogMetricP50, "p50")
 	report("log-batch of 1000 metrics, 10 calls", logBatch, targetLogBatch, "p50")
 	report(fmt.Sprintf("runs/search by metric, %d runs, page of 100", candidates), search, targetSearch, "p50")
+	if loggedModels > 0 {
+		report(fmt.Sprintf("logged-models/search by metric, %d logged models, page of 100", loggedModels), lmSearch,
+			targetLoggedModelSearch, "p50")
+		fmt.Printf("%-66s p50 ×%.2f  p99 ×%.2f  (%d calls each, alternating)\n", "  logged-models/search against runs/search in the same run",
+			ratio(lmSearch, search, 50), ratio(lmSearch, search, 99), searchCalls)
+	}
 	return ok, nil
+}
+
+// ratio is percentile p of a over percentile p of b.
+func ratio(a, b []time.Duration, p int) float64 {
+	return float64(percentile(a, p)) / float64(percentile(b, p))
+}
+
+// searchPage is what the benchmark reads of a runs/search or logged-models/search answer.
+type searchPage struct {
+	Runs          []searchItem `json:"runs"`
+	Models        []searchItem `json:"models"`
+	NextPageToken string       `json:"next_page_token"`
+}
+
+// searchItem is a run or a logged model of a search page.
+type searchItem struct {
+	Info struct {
+		RunID   string `json:"run_id"`
+		ModelID string `json:"model_id"`
+	} `json:"info"`
+	Data struct {
+		Metrics []struct {
+			Key   string  `json:"key"`
+			Value float64 `json:"value"`
+		} `json:"metrics"`
+	} `json:"data"`
+}
+
+// checkPage checks a page of a search by acc descending over total items, whose acc values are at most
+// below: min(100, total) items, each with acc, none higher than the one before, and a next_page_token
+// exactly when more remain. It returns the last acc, or an error saying what is wrong.
+func checkPage(what string, items []searchItem, next string, total int, below float64) (float64, error) {
+	if len(items) != min(100, total) || (next == "") != (total <= 100) {
+		return 0, fmt.Errorf("%s returned %d of %d items, next_page_token %q", what, len(items), total, next)
+	}
+	prev := below
+	for i, it := range items {
+		acc := math.NaN()
+		for _, m := range it.Data.Metrics {
+			if m.Key == "acc" {
+				acc = m.Value
+			}
+		}
+		if math.IsNaN(acc) || acc > prev {
+			return 0, fmt.Errorf("%s is not ordered by acc descending: item %d (%s%s) has acc %v after %v",
+				what, i, it.Info.RunID, it.Info.ModelID, acc, prev)
+		}
+		prev = acc
+	}
+	return prev, nil
 }
 
 func percentile(ds []time.Duration, p int) time.Duration {
@@ -185,36 +288,67 @@ func percentile(ds []time.Duration, p int) time.Duration {
 	return s[max(0, min(len(s)-1, i-1))]
 }
 
-// seedCandidates writes n candidates of one model in the default project, each with a random "acc",
+// seeded is what seedSearch wrote.
+type seeded struct {
+	iid                      int64         // the model's experiment id
+	candidates, loggedModels time.Duration // how long each part took
+}
+
+// seedSearch writes n candidates of one model in the default project, each with a random "acc",
 // straight into the database without fsync (a bulk load; the server opens it normally afterwards).
-// It returns the model's experiment id.
-func seedCandidates(path string, n int) (int64, error) {
+// Then the first lms of them each become the source run of a READY logged model and log their "acc"
+// again linked to it, as log_metric(..., model_id=…) does: the run's point is unchanged, and the logged
+// model gets it as its metric. Errors are the store's.
+func seedSearch(path string, n, lms int) (seeded, error) {
+	var out seeded
 	store, err := boltstore.Open(path, boltstore.WithoutSync())
 	if err != nil {
-		return 0, err
+		return out, err
 	}
 	defer store.Close()
 	ctx := context.Background()
 	p, err := store.EnsureProject(ctx, "default")
 	if err != nil {
-		return 0, err
+		return out, err
 	}
 	m := &metadata.Model{Project: p.ID, DisplayName: "search-bench"}
 	if err := store.CreateModel(ctx, m); err != nil {
-		return 0, err
+		return out, err
 	}
+	out.iid = m.IID
+	t0 := time.Now()
 	rng := rand.New(rand.NewPCG(1, 2))
 	start := time.Now().UnixMilli() - int64(n)
+	runs := make([]uint64, lms)
+	accs := make([]float64, lms)
 	for i := range n {
 		c := &metadata.Candidate{Project: p.ID, ModelID: m.ID, Name: "run-" + strconv.Itoa(i), Status: metadata.Finished, StartTime: start + int64(i)}
 		if err := store.CreateCandidate(ctx, c, nil); err != nil {
-			return 0, err
+			return out, err
 		}
+		acc := rng.Float64()
 		err := store.LogBatch(ctx, c.ID, []metadata.Param{{Key: "lr", Value: "0.01"}},
-			[]metadata.Metric{{Key: "acc", Value: rng.Float64(), Timestamp: start, Step: 0}}, nil)
+			[]metadata.Metric{{Key: "acc", Value: acc, Timestamp: start, Step: 0}}, nil)
 		if err != nil {
-			return 0, err
+			return out, err
+		}
+		if i < lms {
+			runs[i], accs[i] = c.ID, acc
 		}
 	}
-	return m.IID, nil
+	out.candidates = time.Since(t0)
+	t0 = time.Now()
+	for i := range lms {
+		lm := &metadata.LoggedModel{ModelID: m.ID, Name: "model", Status: metadata.LoggedModelReady, ModelType: "regressor",
+			SourceRunID: runs[i], Params: []metadata.Param{{Key: "lr", Value: "0.01"}}}
+		if err := store.CreateLoggedModel(ctx, lm); err != nil {
+			return out, err
+		}
+		err := store.LogBatch(ctx, runs[i], nil, []metadata.Metric{{Key: "acc", Value: accs[i], Timestamp: start, Step: 0, LoggedModel: lm.LMID}}, nil)
+		if err != nil {
+			return out, err
+		}
+	}
+	out.loggedModels = time.Since(t0)
+	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -382,4 +383,194 @@ func TestMLflowWorkflowAgainstRealProcess(t *testing.T) {
 func sha256Of(b []byte) []byte {
 	s := sha256.Sum256(b)
 	return s[:]
+}
+
+// mlflowErrorCode is the error_code of an MLflow error body, "" for anything else.
+func mlflowErrorCode(body []byte) string {
+	var e struct {
+		ErrorCode string `json:"error_code"`
+	}
+	_ = json.Unmarshal(body, &e)
+	return e.ErrorCode
+}
+
+// fileSum is a downloaded file as a test checks it: its length and sha256 (hex).
+type fileSum struct {
+	Size   int64
+	SHA256 string
+}
+
+// fetch GETs url with the given header lines ("Name: value") and hashes the body as it streams, so a
+// big download is never held in memory. It returns the status, the body's length and sha256, and the
+// response headers.
+func fetch(t *testing.T, url string, header ...string) (int, fileSum, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range header {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Set(k, strings.TrimSpace(v))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: body after %d bytes: %v", url, n, err)
+	}
+	return resp.StatusCode, fileSum{n, fmt.Sprintf("%x", h.Sum(nil))}, resp.Header
+}
+
+// downloadTree downloads every file under an mlflow-artifacts: URI as the client's download_artifacts
+// does: it lists one level, descends into directories and GETs each file. It returns the files by path
+// relative to uri; any status but 200 fails the test.
+func (c *mlflowClient) downloadTree(uri string) map[string]fileSum {
+	c.t.Helper()
+	out := map[string]fileSum{}
+	var walk func(dir string)
+	walk = func(dir string) {
+		for _, f := range c.listArtifacts(uri, dir) {
+			// The proxy lists names relative to the listed directory, as MLflow's server does; the
+			// client joins them.
+			p := f.Path
+			if dir != "" {
+				p = dir + "/" + f.Path
+			}
+			if f.IsDir {
+				walk(p)
+				continue
+			}
+			code, sum, _ := fetch(c.t, c.artifactURL(uri, p))
+			if code != http.StatusOK {
+				c.t.Fatalf("GET %s of %s: %d", p, uri, code)
+			}
+			if sum.Size != f.FileSize {
+				c.t.Fatalf("%s of %s: listed with %d bytes, downloaded %d", p, uri, f.FileSize, sum.Size)
+			}
+			out[p] = sum
+		}
+	}
+	walk("")
+	return out
+}
+
+// mpuCreated is the answer of mpu/create: the upload id and one signed part URL per part.
+type mpuCreated struct {
+	UploadID    string `json:"upload_id"`
+	Credentials []struct {
+		URL        string            `json:"url"`
+		PartNumber int               `json:"part_number"`
+		Headers    map[string]string `json:"headers"`
+	} `json:"credentials"`
+}
+
+// mpuPart is one uploaded part as mpu/complete lists it.
+type mpuPart struct {
+	PartNumber int    `json:"part_number"`
+	ETag       string `json:"etag"`
+}
+
+// mpuCall POSTs body to mlflow-artifacts/mpu/<op>/<root>[/<dir>] of an mlflow-artifacts: URI, as the
+// client's HttpArtifactRepository does, and returns the status and the body.
+func (c *mlflowClient) mpuCall(op, uri, dir string, body any) (int, []byte) {
+	c.t.Helper()
+	u := c.base + "/api/2.0/mlflow-artifacts/mpu/" + op + "/" + strings.TrimPrefix(uri, "mlflow-artifacts:/")
+	if dir != "" {
+		u += "/" + dir
+	}
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(u, "application/json", bytes.NewReader(b))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return resp.StatusCode, data
+}
+
+// mpuCreate starts a multipart upload of <dir>/<base name of localPath> (the client sends its local
+// path; the server keeps the base name) with numParts parts.
+func (c *mlflowClient) mpuCreate(uri, dir, localPath string, numParts int) mpuCreated {
+	c.t.Helper()
+	code, body := c.mpuCall("create", uri, dir, map[string]any{"path": localPath, "num_parts": numParts})
+	var out mpuCreated
+	if code != http.StatusOK || json.Unmarshal(body, &out) != nil || out.UploadID == "" || len(out.Credentials) != numParts {
+		c.t.Fatalf("mpu/create of %s in %s/%s with %d parts: %d %s", localPath, uri, dir, numParts, code, body)
+	}
+	return out
+}
+
+// putPart PUTs one part to a URL that mpu/create handed out, with the headers it gave, and returns the
+// status and the part's ETag. It reports failures instead of failing the test, so that parts can be
+// sent from several goroutines as the client's thread pool sends them.
+func putPart(url string, headers map[string]string, body io.Reader, size int64) (int, string, error) {
+	req, err := http.NewRequest(http.MethodPut, url, body)
+	if err != nil {
+		return 0, "", err
+	}
+	req.ContentLength = size
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header.Get("ETag"), nil
+}
+
+// multipartUpload uploads size bytes, which open(off, n) reads part by part, to <dir>/<base name of
+// localPath> under an mlflow-artifacts: URI the way the MLflow client does with
+// MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD: mpu/create with ceil(size/partSize) parts, the parts PUT
+// concurrently (out of order, as from the client's thread pool) to the signed URLs, then mpu/complete
+// with every part's ETag. Any failure fails the test.
+func (c *mlflowClient) multipartUpload(uri, dir, localPath string, size, partSize int64, open func(off, n int64) io.Reader) {
+	c.t.Helper()
+	numParts := int((size + partSize - 1) / partSize)
+	created := c.mpuCreate(uri, dir, localPath, numParts)
+	parts := make([]mpuPart, numParts)
+	errs := make([]error, numParts)
+	next := make(chan int, numParts)
+	for i := range numParts {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(3, numParts) {
+		wg.Go(func() {
+			for i := range next {
+				cred := created.Credentials[i]
+				off := int64(cred.PartNumber-1) * partSize
+				n := min(partSize, size-off)
+				code, etag, err := putPart(cred.URL, cred.Headers, open(off, n), n)
+				if err == nil && (code != http.StatusOK || etag == "") {
+					err = fmt.Errorf("answered %d with ETag %q", code, etag)
+				}
+				if err != nil {
+					errs[i] = fmt.Errorf("part %d (%d bytes at %d): %w", cred.PartNumber, n, off, err)
+				}
+				parts[i] = mpuPart{cred.PartNumber, etag}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			c.t.Fatalf("multipart upload of %s: %v", localPath, err)
+		}
+	}
+	code, body := c.mpuCall("complete", uri, dir, map[string]any{"path": localPath, "upload_id": created.UploadID, "parts": parts})
+	if code != http.StatusOK {
+		c.t.Fatalf("mpu/complete of %s: %d %s", localPath, code, body)
+	}
 }
