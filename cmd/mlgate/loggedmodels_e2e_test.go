@@ -501,13 +501,14 @@ func loggedModelWorkflow(t *testing.T, prefix, project string) {
 		t.Fatalf("the run artifact changed the logged model's files: %q, want %q", got, want)
 	}
 
-	// The logged model's listing RPC, which MLflow's UI uses.
+	// The logged model's listing RPC, which MLflow's UI uses: paths from the artifact root, as MLflow's
+	// server lists them.
 	var dir struct {
 		RootURI string     `json:"root_uri"`
 		Files   []fileInfo `json:"files"`
 	}
 	c.ok(http.MethodGet, "logged-models/"+lm.ModelID+"/artifacts/directories", map[string]any{"artifact_directory_path": "data"}, &dir)
-	if dir.RootURI != lm.ArtifactURI || names(dir.Files) != fmt.Sprintf("model.bin(%d)", bigModelSize) {
+	if dir.RootURI != lm.ArtifactURI || names(dir.Files) != fmt.Sprintf("data/model.bin(%d)", bigModelSize) {
 		t.Fatalf("artifacts/directories of data: %+v", dir)
 	}
 
