@@ -310,3 +310,25 @@ func TestPlanMigrationFilters(t *testing.T) {
 		t.Fatalf("good patterns: %v", err)
 	}
 }
+
+// A logged model's files are planned under its model, as a candidate's are, and moved like them.
+func TestMigrationMovesLoggedModelFiles(t *testing.T) {
+	f := newMigrateFixture(t)
+	ctx := context.Background()
+	lm := &metadata.LoggedModel{ModelID: f.vision.ModelID, Name: "model"}
+	if err := f.store.CreateLoggedModel(ctx, lm); err != nil {
+		t.Fatal(err)
+	}
+	file := f.addFile(t, f.a, "", &metadata.Candidate{ID: lm.ID}, "MLmodel", []byte("flavors: {}"))
+	f.addFile(t, f.a, "", f.other, "o.bin", []byte("o"))
+	moves, _, err := PlanMigration(ctx, f.s, "a", Filter{Project: "team/vision", Model: "m"})
+	if err != nil || len(moves) != 1 || moves[0].File.OwnerID != lm.ID {
+		t.Fatalf("plan: %+v, %v", moves, err)
+	}
+	if _, err := Migrate(ctx, f.store, *f.s.Backend("a"), *f.s.Backend("b"), moves, MigrateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if row := f.row(t, file); row.Backend != "b" {
+		t.Fatalf("row after the move: %+v", row)
+	}
+}
