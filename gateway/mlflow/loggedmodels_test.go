@@ -8,10 +8,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlgate/mlgate/gateway"
 	"github.com/mlgate/mlgate/gateway/gatewaytest"
 	"github.com/mlgate/mlgate/gateway/mlflow/message"
+	"github.com/mlgate/mlgate/metadata/boltstore"
 )
 
 // lmEnv is a server with one experiment and one run in it, for logged-model tests.
@@ -23,9 +25,11 @@ type lmEnv struct {
 	prefix string // the MLflow RPC prefix, .../api/2.0/mlflow/
 }
 
+// newLMEnv's store clock ticks on every reading, so logged models created one after another have
+// distinct creation times and orders by time do not fall to the random-id tie break.
 func newLMEnv(t *testing.T) *lmEnv {
 	t.Helper()
-	env := gatewaytest.New(t, gateway.Config{})
+	env := gatewaytest.New(t, gateway.Config{}, boltstore.WithClock(gatewaytest.TickingClock(time.UnixMilli(1_800_000_000_000))))
 	e := &lmEnv{Env: env, t: t, prefix: env.Srv.URL + "/api/2.0/mlflow/"}
 	var exp struct {
 		ExperimentID string `json:"experiment_id"`
