@@ -44,6 +44,9 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	storage atomic.Pointer[storageGen] // see SwapStorage
+
+	routeList []httpapi.RouteInfo // every route of the router, with its declared access
+	rpcList   []httpapi.RouteInfo // every MLflow RPC behind the /api/2.0/mlflow/ catch-alls
 }
 
 // SingleBackendName is the name New records on files of its one backend.
@@ -86,10 +89,16 @@ func (s *Server) routes() *httprouter.Router {
 	tracking := mlflow.New(mlflow.Deps{Store: s.store, Artifacts: files, Log: s.log})
 	reg := registry.New(registry.Deps{Store: s.store})
 	proxy := artifactproxy.New(artifactproxy.Deps{Store: s.store, Artifacts: files, Log: s.log})
-	rpcs := rpc.NewDispatcher(s.store, s.log, append(tracking.Routes(), reg.Routes()...), mlflow.NotFound)
+	rpcRoutes := append(tracking.Routes(), reg.Routes()...)
+	for _, rt := range rpcRoutes {
+		s.rpcList = append(s.rpcList, httpapi.RouteInfo{Method: rt.Method, Pattern: rt.Path, Access: httpapi.AccessToken})
+	}
+	rpcs := rpc.NewDispatcher(s.store, s.log, rpcRoutes, mlflow.NotFound)
 	web := ui.New(ui.Deps{Store: s.store, Log: s.log, Auth: s.cfg.Auth})
 
 	r := httprouter.New()
+	t := &routeTable{router: r}
+	defer func() { s.routeList = t.routes }()
 	// A PUT must never be answered with a redirect: clients would re-send (or drop) a multi-GB body.
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
@@ -101,28 +110,32 @@ func (s *Server) routes() *httprouter.Router {
 		httpapi.WriteError(w, req, s.log, httpapi.ErrMethodNotAllowed)
 	})
 
-	r.GET("/health", s.health)
-	r.HEAD("/health", s.health)
+	t.Handle(http.MethodGet, "/health", httpapi.AccessPublic, s.health)
+	t.Handle(http.MethodHead, "/health", httpapi.AccessPublic, s.health)
 	if s.cfg.Metrics != nil {
-		r.Handler(http.MethodGet, "/metrics", s.cfg.Metrics)
+		metrics := s.cfg.Metrics
+		t.Handle(http.MethodGet, "/metrics", httpapi.AccessToken, func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+			metrics.ServeHTTP(w, req)
+		})
 	}
 
 	const models = "/api/v4/projects/:project/packages/ml_models/*rest"
 	const generic = "/api/v4/projects/:project/packages/generic/*rest"
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete} {
-		r.Handle(m, models, pkgs.Handler(packages.MLModels))
-		r.Handle(m, generic, pkgs.Handler(packages.Generic))
+		t.Handle(m, models, httpapi.AccessToken, pkgs.Handler(packages.MLModels))
+		t.Handle(m, generic, httpapi.AccessToken, pkgs.Handler(packages.Generic))
 	}
 
 	// MLflow tracking and registry RPCs: unprefixed in the default project, and per project in GitLab's layout.
 	// Every method reaches the dispatcher, so an unserved one gets MLflow's ENDPOINT_NOT_FOUND body.
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-		r.Handle(m, "/api/2.0/mlflow/*rpc", rpcs.Handler(rpc.DefaultProject))
-		r.Handle(m, "/api/v4/projects/:project/ml/mlflow/api/2.0/mlflow/*rpc", rpcs.Handler(""))
+		t.Handle(m, "/api/2.0/mlflow/*rpc", httpapi.AccessToken, rpcs.Handler(rpc.DefaultProject))
+		t.Handle(m, "/api/v4/projects/:project/ml/mlflow/api/2.0/mlflow/*rpc", httpapi.AccessToken, rpcs.Handler(""))
 	}
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete} {
-		r.Handle(m, "/api/2.0/mlflow-artifacts/*rest", proxy.Handler(rpc.DefaultProject))
-		r.Handle(m, "/api/v4/projects/:project/ml/mlflow/api/2.0/mlflow-artifacts/*rest", proxy.Handler(""))
+		// PUTs of multipart parts (…/mpu/part/…) carry their own URL signature instead of a token.
+		t.Handle(m, "/api/2.0/mlflow-artifacts/*rest", httpapi.AccessToken, proxy.Handler(rpc.DefaultProject))
+		t.Handle(m, "/api/v4/projects/:project/ml/mlflow/api/2.0/mlflow-artifacts/*rest", httpapi.AccessToken, proxy.Handler(""))
 	}
 	// MLflow 3's tracing and GenAI routes: an MLflow error body saying mlgate does not store traces, so
 	// that the client's @mlflow.trace code warns and goes on instead of seeing a non-MLflow body.
@@ -131,12 +144,12 @@ func (s *Server) routes() *httprouter.Router {
 	}
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		for _, prefix := range []string{"", "/api/v4/projects/:project/ml/mlflow"} {
-			r.Handle(m, prefix+"/api/3.0/mlflow/*rpc", traces)
-			r.Handle(m, prefix+"/v1/traces", traces)
-			r.Handle(m, prefix+"/version", traces)
+			t.Handle(m, prefix+"/api/3.0/mlflow/*rpc", httpapi.AccessToken, traces)
+			t.Handle(m, prefix+"/v1/traces", httpapi.AccessToken, traces)
+			t.Handle(m, prefix+"/version", httpapi.AccessToken, traces)
 		}
 	}
-	web.Routes(r)
+	web.Routes(t)
 	return r
 }
 

@@ -36,6 +36,7 @@ type Env struct {
 	Store   metadata.Store
 	Blobs   *memory.Backend
 	Backend *backends.CheckedBackend // Blobs behind backends.Checked, as the gateway sees it
+	Gateway *gateway.Server
 }
 
 // New starts a gateway with cfg over a store opened with opts; it stops when the test ends. With -v
@@ -48,7 +49,8 @@ func New(t testing.TB, cfg gateway.Config, opts ...boltstore.Option) *Env {
 	}
 	blobs := memory.New()
 	env := &Env{T: t, Store: store, Blobs: blobs, Backend: backends.Checked("memory", blobs)}
-	env.Srv = httptest.NewServer(gateway.New(cfg, store, env.Backend, Logger()).Handler())
+	env.Gateway = gateway.New(cfg, store, env.Backend, Logger())
+	env.Srv = httptest.NewServer(env.Gateway.Handler())
 	t.Cleanup(func() {
 		env.Srv.Close()
 		_ = store.Close()

@@ -74,7 +74,7 @@ func IsUIPath(escapedPath string) bool {
 }
 
 // Routes registers the UI on r.
-func (s *UI) Routes(r *httprouter.Router) {
+func (s *UI) Routes(r httpapi.Registrar) {
 	ui := newUITemplates()
 	static, _ := fs.Sub(assets, "static")
 	fileServer := http.StripPrefix("/ui/static/", http.FileServer(http.FS(static)))
@@ -82,26 +82,30 @@ func (s *UI) Routes(r *httprouter.Router) {
 	redirect := func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
 		http.Redirect(w, req, "/ui/projects", http.StatusFound)
 	}
-	r.GET("/", redirect)
-	r.GET("/ui", redirect)
-	r.GET("/ui/", redirect)
-	r.GET("/ui/static/*file", func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+	get, post := http.MethodGet, http.MethodPost
+	public, session := httpapi.AccessPublic, httpapi.AccessSession
+	r.Handle(get, "/", public, redirect)
+	r.Handle(get, "/ui", public, redirect)
+	r.Handle(get, "/ui/", public, redirect)
+	r.Handle(get, "/ui/static/*file", public, func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		fileServer.ServeHTTP(w, req)
 	})
-	r.GET("/ui/login", s.public(ui, s.loginForm))
-	r.POST("/ui/login", s.public(ui, s.login))
-	r.POST("/ui/logout", s.public(ui, s.logout))
-	r.GET(MLflowLinkPath, s.mlflowLink(ui))
-	r.GET(trackingRootPattern, trackingRoot)
-	r.GET("/ui/projects", s.page(ui, s.projects))
-	r.GET("/ui/projects/:project/models", s.page(ui, s.models))
-	r.GET("/ui/projects/:project/models/:name", s.page(ui, s.model))
-	r.GET("/ui/projects/:project/models/:name/compare", s.page(ui, s.compare))
-	r.GET("/ui/projects/:project/models/:name/candidates/:iid", s.page(ui, s.candidate))
-	r.POST("/ui/projects/:project/models/:name/candidates/:iid/promote", s.page(ui, s.promote))
-	r.GET("/ui/projects/:project/models/:name/versions/:semver", s.page(ui, s.version))
-	r.GET("/ui/projects/:project/models/:name/logged-models/:model_id", s.page(ui, s.loggedModelPage))
+	r.Handle(get, "/ui/login", public, s.public(ui, s.loginForm))
+	r.Handle(post, "/ui/login", public, s.public(ui, s.login))
+	r.Handle(post, "/ui/logout", public, s.public(ui, s.logout))
+	// The MLflow link page is public without ?fragment= (it shows only its own query) and resolves
+	// links, behind the session like every page, with it.
+	r.Handle(get, MLflowLinkPath, public, s.mlflowLink(ui))
+	r.Handle(get, trackingRootPattern, public, trackingRoot)
+	r.Handle(get, "/ui/projects", session, s.page(ui, s.projects))
+	r.Handle(get, "/ui/projects/:project/models", session, s.page(ui, s.models))
+	r.Handle(get, "/ui/projects/:project/models/:name", session, s.page(ui, s.model))
+	r.Handle(get, "/ui/projects/:project/models/:name/compare", session, s.page(ui, s.compare))
+	r.Handle(get, "/ui/projects/:project/models/:name/candidates/:iid", session, s.page(ui, s.candidate))
+	r.Handle(post, "/ui/projects/:project/models/:name/candidates/:iid/promote", session, s.page(ui, s.promote))
+	r.Handle(get, "/ui/projects/:project/models/:name/versions/:semver", session, s.page(ui, s.version))
+	r.Handle(get, "/ui/projects/:project/models/:name/logged-models/:model_id", session, s.page(ui, s.loggedModelPage))
 }
 
 // templates holds one parsed template set per page, each with the shared layout.
