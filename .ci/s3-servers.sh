@@ -4,7 +4,9 @@
 #   .ci/s3-servers.sh install        build minio and versitygw into .tools/bin (git-ignored) if missing
 #   eval "$(.ci/s3-servers.sh start)" start both on free 127.0.0.1 ports, create the test bucket, and
 #                                    export MLGATE_TEST_MINIO_ENDPOINT, MLGATE_TEST_VERSITYGW_ENDPOINT,
-#                                    MLGATE_TEST_S3_ACCESS_KEY, MLGATE_TEST_S3_SECRET_KEY, MLGATE_TEST_S3_BUCKET
+#                                    MLGATE_TEST_S3_ACCESS_KEY, MLGATE_TEST_S3_SECRET_KEY, MLGATE_TEST_S3_BUCKET,
+#                                    and MLGATE_TEST_MINIO_BIN (the minio binary, for tests that run, kill
+#                                    and restart a MinIO of their own)
 #   .ci/s3-servers.sh stop           kill them (by pid file) and remove their data
 #
 # start writes only the export lines to stdout; progress and errors go to stderr, server logs to the
@@ -136,6 +138,7 @@ export MLGATE_TEST_VERSITYGW_ENDPOINT=$vgw
 export MLGATE_TEST_S3_ACCESS_KEY=$ACCESS_KEY
 export MLGATE_TEST_S3_SECRET_KEY=$SECRET_KEY
 export MLGATE_TEST_S3_BUCKET=$BUCKET
+export MLGATE_TEST_MINIO_BIN=$BIN/minio
 EOF
 }
 

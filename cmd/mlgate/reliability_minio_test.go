@@ -1,0 +1,355 @@
+//go:build reliability
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	mgo "github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/mlgate/mlgate/backends/backendtest/poll"
+)
+
+// minioBinEnv names the MinIO server binary the MinIO fault test runs. `.ci/s3-servers.sh install`
+// builds it into .tools/bin/minio, and `.ci/s3-servers.sh start` exports this variable.
+const minioBinEnv = "MLGATE_TEST_MINIO_BIN"
+
+// The MinIO fault test's credentials: its MinIO is its own, and mlgate reads them from these
+// variables (set for the test, inherited by the mlgate process).
+const (
+	relMinioAccessKey = "mlgatereliability"
+	relMinioSecretKey = "mlgatereliability-secret"
+	relMinioAKEnv     = "MLGATE_RELIABILITY_S3_ACCESS_KEY"
+	relMinioSKEnv     = "MLGATE_RELIABILITY_S3_SECRET_KEY"
+	relMinioBucket    = "reliability"
+)
+
+// Sizes of the MinIO fault test. The transfers in flight at the kill are far larger than every
+// buffer between the client and MinIO (socket buffers on both hops, a splice pipe), so that the kill
+// lands in their middle, not after MinIO has handed over every byte.
+const (
+	minioBigFile     = 128 << 20
+	minioReadFirst   = 8 << 20  // what the in-flight download reads before the kill
+	minioWriteFirst  = 32 << 20 // what the in-flight upload sends before the kill
+	minioSmallFile   = 1 << 20
+	minioFaultWaitUp = 60 * time.Second // bound on each wait for an answer around the outage
+)
+
+// TestReliabilityMinIOStoppedMidTransfer runs mlgate on a minio backend against a MinIO of its own,
+// starts a 128 MB download and a 128 MB upload, and kills MinIO (SIGKILL) in the middle of both. It
+// asserts that the upload in flight is answered 503 with Retry-After, that the download in flight
+// ends short of its Content-Length with an error (cut detectably, never a complete-looking body),
+// that new downloads and uploads are answered 503 with Retry-After while listings still work and
+// show no partial file. Then it starts MinIO again on the same address and data dir and asserts
+// that, without restarting mlgate, the old files download whole, the interrupted upload and a new
+// one succeed, and that fsck then finds the store clean (or clean after removing crash leftovers).
+func TestReliabilityMinIOStoppedMidTransfer(t *testing.T) {
+	bin := os.Getenv(minioBinEnv)
+	if bin == "" {
+		t.Skipf("%s is unset: build MinIO with .ci/s3-servers.sh install, then eval \"$(.ci/s3-servers.sh start)\" or set %s=.tools/bin/minio", minioBinEnv, minioBinEnv)
+	}
+	dir := t.TempDir()
+	m := startMinio(t, bin, filepath.Join(dir, "minio"))
+	t.Setenv(relMinioAKEnv, relMinioAccessKey)
+	t.Setenv(relMinioSKEnv, relMinioSecretKey)
+	cfg := filepath.Join(dir, "mlgate.yaml")
+	yaml := fmt.Sprintf(`backends:
+  - name: objects
+    type: minio
+    config: {endpoint: "http://%s", bucket: %s, prefix: "mlgate/", path_style: true, access_key_env: %s, secret_key_env: %s}
+default_backend: objects
+`, m.addr, relMinioBucket, relMinioAKEnv, relMinioSKEnv)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(dir, "data")
+	p, logs := startServeWatched(t, dataDir, "--config", cfg, "--log-level", "warn")
+	hc := newPoolClient(8)
+	ctx := context.Background()
+	fileURL := func(name string) string { return pkgURL(p.base, "faults/minio", "m", "1.0.0", name) }
+
+	sums := map[string]string{}
+	sizes := map[string]int64{"small.bin": minioSmallFile, "big.bin": minioBigFile}
+	for i, name := range []string{"small.bin", "big.bin"} {
+		sum, err := uploadGen(ctx, hc, fileURL(name), uint64(i+1), sizes[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums[name] = sum
+	}
+
+	// The download in flight: headers and the first 8 MB, then the test stops reading.
+	dctx, dcancel := context.WithTimeout(ctx, minioFaultWaitUp)
+	defer dcancel()
+	dreq, _ := http.NewRequestWithContext(dctx, http.MethodGet, fileURL("big.bin"), nil)
+	dresp, err := hc.Do(dreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dresp.Body.Close()
+	if dresp.StatusCode != http.StatusOK || dresp.ContentLength != minioBigFile {
+		t.Fatalf("download before the outage: %s, Content-Length %d", dresp.Status, dresp.ContentLength)
+	}
+	if _, err := io.CopyN(io.Discard, dresp.Body, minioReadFirst); err != nil {
+		t.Fatalf("download before the outage: %v", err)
+	}
+
+	// The upload in flight: its first 32 MB, then the rest once MinIO is dead.
+	up := startPipedUpload(ctx, hc, fileURL("inflight.bin"), 3, minioBigFile)
+	if err := up.send(minioWriteFirst); err != nil {
+		t.Fatalf("upload before the outage: %v", err)
+	}
+
+	m.kill()
+
+	go up.sendRest()
+	select {
+	case res := <-up.result:
+		if res.err != nil {
+			t.Fatalf("upload in flight when MinIO died: no answer: %v", res.err)
+		}
+		if res.status != http.StatusServiceUnavailable || res.retryAfter == "" {
+			t.Fatalf("upload in flight when MinIO died: %d (Retry-After %q) %s; want 503 with Retry-After", res.status, res.retryAfter, res.body)
+		}
+	case <-time.After(minioFaultWaitUp):
+		t.Fatal("upload in flight when MinIO died: no answer")
+	}
+
+	n, _, err := readHashed(dresp.Body)
+	if err == nil || minioReadFirst+n >= minioBigFile {
+		t.Fatalf("download in flight when MinIO died: ended with %v after %d of %d bytes; want an error short of Content-Length",
+			err, minioReadFirst+n, minioBigFile)
+	}
+	t.Logf("download in flight was cut after %d of %d bytes: %v", minioReadFirst+n, minioBigFile, err)
+
+	// New requests while MinIO is down.
+	for _, name := range []string{"small.bin", "big.bin"} {
+		expect503(t, hc, http.MethodGet, fileURL(name), nil)
+	}
+	expect503(t, hc, http.MethodPut, fileURL("new.bin"), newGenBody(4, minioSmallFile))
+	expectListing(t, hc, pkgURL(p.base, "faults/minio", "m", "1.0.0", ""), sizes, sums)
+	if code, _ := get(t, fileURL("inflight.bin")); code != http.StatusNotFound {
+		t.Fatalf("the interrupted upload answers %d, want 404", code)
+	}
+
+	m.start()
+	// minio-go's pooled connections died with MinIO: the first requests after the restart may go to
+	// them, so wait for a download to succeed, then require everything else to.
+	poll.UntilOK(t, 60*time.Second, "mlgate to serve from the restarted MinIO", func() error {
+		return downloadCheck(ctx, hc, fileURL("small.bin"), minioSmallFile, sums["small.bin"])
+	})
+	if err := downloadCheck(ctx, hc, fileURL("big.bin"), minioBigFile, sums["big.bin"]); err != nil {
+		t.Fatalf("after MinIO came back: %v", err)
+	}
+	for i, name := range []string{"inflight.bin", "new.bin"} {
+		sizes[name] = 16 << 20
+		sum, err := uploadGen(ctx, hc, fileURL(name), uint64(10+i), sizes[name])
+		if err != nil {
+			t.Fatalf("after MinIO came back: %v", err)
+		}
+		sums[name] = sum
+		if err := downloadCheck(ctx, hc, fileURL(name), sizes[name], sum); err != nil {
+			t.Fatalf("after MinIO came back: %v", err)
+		}
+	}
+	expectListing(t, hc, pkgURL(p.base, "faults/minio", "m", "1.0.0", ""), sizes, sums)
+	t.Logf("mlgate's warnings and errors during the test:\n%s", logs)
+
+	if err := p.stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	if n := fsckAfterCrash(t, "--data-dir", dataDir, "--config", cfg); n > 0 {
+		t.Logf("fsck --repair removed %d leftovers of the interrupted upload", n)
+	}
+}
+
+// expect503 sends one request and asserts a 503 with a Retry-After header: storage is down.
+func expect503(t *testing.T, hc *http.Client, method, u string, body io.Reader) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), minioFaultWaitUp)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, method, u, body)
+	if g, ok := body.(*genBody); ok {
+		req.ContentLength = g.left
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s while MinIO is down: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("%s %s while MinIO is down: %s (Retry-After %q) %s; want 503 with Retry-After",
+			method, u, resp.Status, resp.Header.Get("Retry-After"), b)
+	}
+}
+
+// expectListing asserts that the version's listing is exactly the files of sizes, with their sums.
+func expectListing(t *testing.T, hc *http.Client, u string, sizes map[string]int64, sums map[string]string) {
+	t.Helper()
+	files, err := listFiles(context.Background(), hc, u, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want []string
+	for _, f := range files {
+		got = append(got, fmt.Sprintf("%s %d %s", f.Path, f.Size, f.SHA256))
+	}
+	for name, size := range sizes {
+		want = append(want, fmt.Sprintf("%s %d %s", name, size, sums[name]))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("listing:\n%v\nwant:\n%v", got, want)
+	}
+}
+
+// pipedUpload is an upload whose body the test sends in steps, so that it can stop MinIO in the
+// middle.
+type pipedUpload struct {
+	pw     *io.PipeWriter
+	gen    *genBody
+	result chan uploadAnswer
+}
+
+type uploadAnswer struct {
+	status     int
+	retryAfter string
+	body       []byte
+	err        error
+}
+
+// startPipedUpload starts a PUT of the genBody of seed and size to u; nothing is sent until send.
+func startPipedUpload(ctx context.Context, hc *http.Client, u string, seed uint64, size int64) *pipedUpload {
+	pr, pw := io.Pipe()
+	up := &pipedUpload{pw: pw, gen: newGenBody(seed, size), result: make(chan uploadAnswer, 1)}
+	ctx, cancel := context.WithTimeout(ctx, minioFaultWaitUp*2)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, u, pr)
+	req.ContentLength = size
+	go func() {
+		defer cancel()
+		resp, err := hc.Do(req)
+		if err != nil {
+			up.result <- uploadAnswer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		up.result <- uploadAnswer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), body: b}
+	}()
+	return up
+}
+
+// send writes the body's next n bytes; it returns once the client's transport has taken them.
+func (u *pipedUpload) send(n int64) error {
+	_, err := io.CopyN(u.pw, u.gen, n)
+	return err
+}
+
+// sendRest writes the rest of the body, stopping at the first error: the transport closes the pipe
+// once the server has answered.
+func (u *pipedUpload) sendRest() {
+	_, err := io.Copy(u.pw, u.gen)
+	u.pw.CloseWithError(err)
+}
+
+// minioProc is a MinIO server run by the test, so that it can be killed and started again on the
+// same address and data dir.
+type minioProc struct {
+	t             *testing.T
+	bin, dataDir  string
+	addr          string
+	cmd           *exec.Cmd
+	done          chan error
+	logs          *syncBuffer
+	client        *mgo.Client
+	bucketCreated bool
+}
+
+// startMinio starts MinIO on a free 127.0.0.1 port with dataDir, waits until it serves S3, and
+// creates the test bucket. MinIO is killed when the test ends.
+func startMinio(t *testing.T, bin, dataDir string) *minioProc {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	client, err := mgo.New(addr, &mgo.Options{Creds: credentials.NewStaticV4(relMinioAccessKey, relMinioSecretKey, ""), MaxRetries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &minioProc{t: t, bin: bin, dataDir: dataDir, addr: addr, client: client}
+	t.Cleanup(func() {
+		if m.cmd != nil && m.cmd.ProcessState == nil {
+			_ = m.cmd.Process.Kill()
+			<-m.done
+		}
+		if t.Failed() && m.logs != nil {
+			t.Logf("MinIO logs:\n%s", m.logs)
+		}
+	})
+	m.start()
+	return m
+}
+
+// start runs MinIO (again) and waits until it answers S3 requests: its health endpoint answers before
+// it can serve them. The first start creates the bucket.
+func (m *minioProc) start() {
+	m.t.Helper()
+	m.logs = &syncBuffer{}
+	m.cmd = exec.Command(m.bin, "server", "--quiet", "--address", m.addr, m.dataDir)
+	m.cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+relMinioAccessKey, "MINIO_ROOT_PASSWORD="+relMinioSecretKey,
+		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
+	m.cmd.Stdout, m.cmd.Stderr = m.logs, m.logs
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	m.done = make(chan error, 1)
+	go func() { m.done <- m.cmd.Wait() }()
+	poll.UntilOK(m.t, 60*time.Second, "MinIO to serve S3 requests", func() error {
+		select {
+		case err := <-m.done:
+			m.t.Fatalf("MinIO exited during startup: %v\n%s", err, m.logs)
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if !m.bucketCreated {
+			err := m.client.MakeBucket(ctx, relMinioBucket, mgo.MakeBucketOptions{})
+			if err != nil && mgo.ToErrorResponse(err).Code != "BucketAlreadyOwnedByYou" {
+				return err
+			}
+			m.bucketCreated = true
+		}
+		ok, err := m.client.BucketExists(ctx, relMinioBucket)
+		if err == nil && !ok {
+			err = errors.New("the bucket is gone")
+		}
+		return err
+	})
+}
+
+// kill stops MinIO with SIGKILL and waits for it to exit.
+func (m *minioProc) kill() {
+	m.t.Helper()
+	if err := m.cmd.Process.Kill(); err != nil {
+		m.t.Fatal(err)
+	}
+	<-m.done
+}
