@@ -657,3 +657,14 @@ func fsckProblems(out, state string) []string {
 	}
 	return kinds
 }
+
+// logLines returns the lines of a text log that contain s (such as "level=ERROR").
+func logLines(log, s string) []string {
+	var out []string
+	for line := range strings.Lines(log) {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
