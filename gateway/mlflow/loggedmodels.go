@@ -27,7 +27,7 @@ import (
 func (s *Tracking) loggedModelRPCs() []rpc.Route {
 	return []rpc.Route{
 		rpc.Handle(http.MethodPost, "logged-models", s.createLoggedModel),
-		rpc.Handle(http.MethodPost, "logged-models/search", s.searchLoggedModels),
+		rpc.Handle(http.MethodPost, "logged-models/search", s.searchLoggedModels).Limits(searchBody),
 		rpc.Handle(http.MethodGet, "logged-models/{model_id}", s.getLoggedModel),
 		rpc.Handle(http.MethodPatch, "logged-models/{model_id}", s.finalizeLoggedModel),
 		rpc.Handle(http.MethodDelete, "logged-models/{model_id}", s.deleteLoggedModel),

@@ -32,9 +32,9 @@ func (s *Tracking) runRPCs() []rpc.Route {
 		rpc.Handle(http.MethodPost, "runs/log-parameter", s.logParam),
 		rpc.Handle(http.MethodPost, "runs/set-tag", s.setRunTag),
 		rpc.Handle(http.MethodPost, "runs/delete-tag", s.deleteRunTag),
-		rpc.Handle(http.MethodPost, "runs/log-batch", s.logBatch),
+		rpc.Handle(http.MethodPost, "runs/log-batch", s.logBatch).Limits(logBatchBody),
 		rpc.Handle(http.MethodPost, "runs/log-model", s.logModel),
-		rpc.Handle(http.MethodPost, "runs/log-inputs", s.logInputs),
+		rpc.Handle(http.MethodPost, "runs/log-inputs", s.logInputs).Limits(logInputsBody),
 		rpc.Handle(http.MethodPost, "runs/outputs", s.logOutputs),
 		rpc.Handle(http.MethodGet, "metrics/get-history", s.getMetricHistory),
 	}
@@ -54,6 +54,22 @@ const (
 	batchMaxParams  = 100
 	batchMaxTags    = 100
 	batchMaxTotal   = 1000
+)
+
+// Body limits of the logging calls that may carry more than the default 1 MiB (httpapi's defaults bound
+// every other call).
+var (
+	// A log-batch holds at most 1000 entries (MLflow's MAX_ENTITIES_PER_BATCH), the largest a 5000-byte
+	// tag value; 100 such tags JSON-escaped as Python's client writes non-ASCII text (\uXXXX) stay under
+	// 4 MiB, while MLflow's declared 1 MB (MAX_BATCH_LOG_REQUEST_SIZE) would refuse them. The list limit
+	// is ten times MLflow's, so that a batch a little too long gets MLflow's own message (Validate) while
+	// a hostile list is refused before it is decoded.
+	logBatchBody = httpapi.BodyLimits{MaxBytes: 4 << 20, MaxItems: 10 * batchMaxTotal}
+	// A log-inputs call carries up to 1000 datasets (MAX_DATASETS_PER_BATCH), one profile may have 16 MiB
+	// (MAX_DATASET_PROFILE_SIZE) and a schema 1 MiB (MAX_DATASET_SCHEMA_SIZE): the largest body mlgate
+	// accepts. A profile is held about six times at the peak (the body, the decoded string, the store's
+	// JSON record and bbolt's page copy, with growth), so such calls run one at a time.
+	logInputsBody = httpapi.BodyLimits{MaxBytes: 24 << 20, MaxItems: 1000, Amplification: 6}
 )
 
 // historyMaxResults is the most points metrics/get-history answers at once: what the client asks for.

@@ -8,6 +8,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"regexp"
 	"strings"
 	"testing"
@@ -256,6 +257,38 @@ func TestMultipartUpload(t *testing.T) {
 	_ = mw.Close()
 	r = env.Do(http.MethodPut, url, bytes.NewReader(body.Bytes()), map[string]string{"Content-Type": mw.FormDataContentType()})
 	gatewaytest.WantStatus(t, r, http.StatusBadRequest)
+}
+
+// TestMultipartFramingIsBounded checks that what precedes the file in a multipart upload (part headers,
+// other fields), which is parsed into memory, is held to a small allowance: 413, never megabytes of
+// headers held per upload.
+func TestMultipartFramingIsBounded(t *testing.T) {
+	env := gatewaytest.New(t, gateway.Config{})
+	url := env.PkgURL("m/1.0.0/files/model.onnx")
+	for name, write := range map[string]func(mw *multipart.Writer){
+		"a 2 MiB part header": func(mw *multipart.Writer) {
+			h := textproto.MIMEHeader{}
+			h.Set("Content-Disposition", `form-data; name="status"`)
+			h.Set("X-Padding", strings.Repeat("h", 2<<20))
+			w, _ := mw.CreatePart(h)
+			_, _ = w.Write([]byte("default"))
+		},
+		"a 2 MiB field": func(mw *multipart.Writer) { _ = mw.WriteField("status", strings.Repeat("s", 2<<20)) },
+	} {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		write(mw)
+		fw, _ := mw.CreateFormFile("file", "model.onnx")
+		_, _ = fw.Write([]byte("weights"))
+		_ = mw.Close()
+		r := env.Do(http.MethodPut, url, bytes.NewReader(body.Bytes()), map[string]string{"Content-Type": mw.FormDataContentType()})
+		if r.Status != http.StatusRequestEntityTooLarge || r.ErrorCode(t) != "too_large" {
+			t.Errorf("%s before the file: %d %s, want 413 too_large", name, r.Status, r.Body)
+		}
+	}
+	if r := env.Get(url); r.Status != http.StatusNotFound {
+		t.Fatalf("a refused upload stored a file: %d", r.Status)
+	}
 }
 
 func TestSizeLimit(t *testing.T) {

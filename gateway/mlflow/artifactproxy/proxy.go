@@ -49,6 +49,8 @@ type Deps struct {
 	Store     metadata.Store
 	Artifacts *artifact.Service
 	Log       *slog.Logger
+	// Budget bounds the large JSON bodies (multipart completions) read at once, with the MLflow RPCs'.
+	Budget *httpapi.BodyBudget
 }
 
 // Proxy serves the mlflow-artifacts API.
@@ -56,6 +58,7 @@ type Proxy struct {
 	store     metadata.Store
 	artifacts *artifact.Service
 	log       *slog.Logger
+	budget    *httpapi.BodyBudget
 }
 
 // New builds the proxy.
@@ -63,7 +66,7 @@ func New(d Deps) *Proxy {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Proxy{store: d.Store, artifacts: d.Artifacts, log: d.Log}
+	return &Proxy{store: d.Store, artifacts: d.Artifacts, log: d.Log, budget: d.Budget}
 }
 
 // runArtifactsSegment is the literal between the run id (or logged model id) and the file path of
@@ -491,12 +494,19 @@ func (q *artifactRequest) mpuTarget(tail, localPath string) (*runArtifacts, stri
 	return ra, filePath, nil
 }
 
-// decodeBody reads the JSON body of an mpu call into v.
+// mpuBodyLimits bound the JSON body of an mpu call: a completion lists up to one part per S3 part
+// number (10000), each {"part_number", "etag"}.
+var mpuBodyLimits = httpapi.BodyLimits{MaxBytes: 1 << 20, MaxItems: 10000}
+
+// decodeBody reads the JSON body of an mpu call into v. Errors are httpapi.ReadJSONBody's and
+// rpc.Decode's.
 func (q *artifactRequest) decodeBody(v any) error {
-	body, err := rpc.ReadBody(q.w, q.r)
+	body, release, err := httpapi.ReadJSONBody(q.w, q.r, mpuBodyLimits, q.p.budget)
 	if err != nil {
 		return err
 	}
+	// What v holds of the body is bounded by the limits: the budget only covers reading and decoding.
+	defer release()
 	return rpc.Decode(body, v)
 }
 
