@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
 
 	"github.com/mlgate/mlgate/metadata"
 )
@@ -20,18 +19,24 @@ func UnescapeParam(s string) (string, error) {
 	return v, nil
 }
 
-// ResolveProject finds the project an escaped URL segment names: a numeric id or a URL-encoded path.
-// Without auth, the first write (create) to an unknown path creates the project; an unknown numeric id
-// is always metadata.ErrNotFound. With auth (a Principal in ctx), a project other than the token's is
-// ErrNotFound with the same message as a real miss, so a token learns nothing about other projects; only
-// a write or admin token creates its own project. A malformed segment is ErrBadRequest.
+// ResolveProject finds the project an escaped URL segment names: a numeric id or a URL-encoded path
+// (metadata.ParseProjectRef tells them apart). Without auth, the first write (create) to an unknown path
+// creates the project; an unknown numeric id is always metadata.ErrNotFound. With auth (a Principal in
+// ctx), a project other than the token's is ErrNotFound with the same message as a real miss, so a
+// token learns nothing about other projects; only a write or admin token creates its own project. A
+// malformed segment, or one that is neither an id nor a path ("0", "007", an overflowing number, a
+// leading "-"), is ErrBadRequest.
 func ResolveProject(ctx context.Context, store metadata.Store, escaped string, create bool) (*metadata.Project, error) {
 	ref, err := UnescapeParam(escaped)
 	if err != nil {
 		return nil, err
 	}
+	parsed, err := metadata.ParseProjectRef(ref)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
 	tok := Principal(ctx)
-	if id, err := strconv.ParseInt(ref, 10, 64); err == nil && id > 0 {
+	if id := parsed.ID; id != 0 {
 		notFound := fmt.Errorf("project %d: %w", id, metadata.ErrNotFound)
 		p, err := store.Project(ctx, metadata.ProjectRef{ID: id})
 		if errors.Is(err, metadata.ErrNotFound) || (err == nil && tok != nil && p.Path != tok.ProjectPath) {

@@ -122,6 +122,53 @@ func TestProjects(t *testing.T) {
 	gatewaytest.WantStatus(t, env.Put(env.Srv.URL+"/api/v4/projects/bad%20path!/packages/ml_models/n/1.0.0/files/b", []byte("b")), http.StatusBadRequest)
 }
 
+// TestProjectReferences checks how a URL names a project (issue 11, defect 9): a positive int64
+// without leading zeros is an id (404 when unknown, never created); "0", leading zeros, overflowing
+// numbers and references starting with "-" are neither an id nor a path a project may have, and are
+// 400 on every surface instead of being created on first write.
+func TestProjectReferences(t *testing.T) {
+	env := gatewaytest.New(t, gateway.Config{})
+	gatewaytest.WantStatus(t, env.Put(env.PkgURL("m/1.0.0/files/a"), []byte("a")), http.StatusCreated)
+	project := func(ref string) string { return env.Srv.URL + "/api/v4/projects/" + ref }
+	for _, ref := range []string{"0", "00", "007", "01", "99999999999999999999", "9223372036854775808", "-1", "-x", "%2Dx", "-team%2Fvision"} {
+		r := env.Put(project(ref)+"/packages/ml_models/m/1.0.0/files/a", []byte("a"))
+		if r.Status != http.StatusBadRequest || r.ErrorCode(t) != "invalid_argument" {
+			t.Errorf("package upload to project %s: %d %s, want 400", ref, r.Status, r.Body)
+		}
+		r = env.MLflowPost(project(ref)+"/ml/mlflow", "experiments/create", `{"name": "e"}`)
+		if r.Status != http.StatusBadRequest || r.MLflowError(t) != "INVALID_PARAMETER_VALUE" {
+			t.Errorf("experiments/create in project %s: %d %s, want 400", ref, r.Status, r.Body)
+		}
+		r = env.Do(http.MethodPut, project(ref)+"/ml/mlflow/api/2.0/mlflow-artifacts/artifacts/0/"+strings.Repeat("a", 32)+"/artifacts/x",
+			strings.NewReader("x"), nil)
+		if r.Status != http.StatusBadRequest {
+			t.Errorf("artifact upload to project %s: %d %s, want 400", ref, r.Status, r.Body)
+		}
+		if r := env.Get(env.Srv.URL + "/ui/projects/" + ref + "/models"); r.Status != http.StatusBadRequest {
+			t.Errorf("UI page of project %s: %d, want 400", ref, r.Status)
+		}
+	}
+	// Ids: known ones reach the project, unknown ones are 404 even for writes, which never create.
+	gatewaytest.WantStatus(t, env.Get(project("1")+"/packages/ml_models/m/1.0.0/files/a"), http.StatusOK)
+	gatewaytest.WantStatus(t, env.Put(project("5")+"/packages/ml_models/m/1.0.0/files/a", []byte("a")), http.StatusNotFound)
+	gatewaytest.WantStatus(t, env.Put(project("9223372036854775807")+"/packages/ml_models/m/1.0.0/files/a", []byte("a")), http.StatusNotFound)
+	// Paths that merely contain digits or a "-" are paths.
+	for _, ref := range []string{"team%2F0", "0a", "team%2F-x", "team%2Fvision"} {
+		gatewaytest.WantStatus(t, env.Put(project(ref)+"/packages/ml_models/m/1.0.0/files/a", []byte("a")), http.StatusCreated)
+	}
+	ps, err := env.Store.ListProjects(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, p := range ps {
+		paths = append(paths, p.Path)
+	}
+	if strings.Join(paths, " ") != "team/vision team/0 0a team/-x" {
+		t.Fatalf("projects %q", paths)
+	}
+}
+
 func TestRanges(t *testing.T) {
 	env := gatewaytest.New(t, gateway.Config{})
 	data := gatewaytest.Payload(10_000)
