@@ -9,14 +9,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/backends/memory"
 	"github.com/mlgate/mlgate/gateway"
 	"github.com/mlgate/mlgate/gateway/gatewaytest"
+	"github.com/mlgate/mlgate/metadata/boltstore"
 )
 
 // The first model's version 1.0.0 is backed by candidate iid 1, so every naming reaches the same bytes.
@@ -542,4 +545,152 @@ func TestLoggedModelFilesAndTheVersionsTheyBack(t *testing.T) {
 	}
 	// Another project does not see the logged model.
 	gatewaytest.WantStatus(t, env.Get(env.Srv.URL+"/api/v4/projects/other/packages/ml_models/"+lmid+"/files/model.pkl"), http.StatusNotFound)
+}
+
+// failingBody yields n bytes, then fails: a client whose body breaks off.
+type failingBody struct{ n int }
+
+func (b *failingBody) Read(p []byte) (int, error) {
+	if b.n == 0 {
+		return 0, fmt.Errorf("client gave up")
+	}
+	n := min(len(p), b.n)
+	for i := range p[:n] {
+		p[i] = 'x'
+	}
+	b.n -= n
+	return n, nil
+}
+
+// observedBackend reports the outcome of every Put, so that a test knows when the server is done with
+// an upload whose client could not see the answer.
+type observedBackend struct {
+	*memory.Backend
+	puts chan error
+}
+
+func (b observedBackend) Put(ctx context.Context, key string, r io.Reader, size int64, opts backends.PutOptions) (backends.Info, error) {
+	info, err := b.Backend.Put(ctx, key, r, size, opts)
+	b.puts <- err
+	return info, err
+}
+
+// TestFailedFirstUploadCreatesNoVersion checks issue 11's defect 4: a PUT to a version that does not
+// exist yet creates it only with its first committed file. A checksum mismatch, a broken multipart body
+// or a body that breaks off leaves no model, version or candidate anywhere (package listings, MLflow's
+// registry and experiments, the UI), so "latest" never points at an empty version; the next good upload
+// creates the version with its file, and concurrent first uploads of one version share it.
+func TestFailedFirstUploadCreatesNoVersion(t *testing.T) {
+	store, err := boltstore.Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := observedBackend{Backend: memory.New(), puts: make(chan error, 100)}
+	env := &gatewaytest.Env{T: t, Store: store, Blobs: blobs.Backend, Backend: backends.Checked("memory", blobs)}
+	env.Srv = httptest.NewServer(gateway.New(gateway.Config{}, store, env.Backend, gatewaytest.Logger()).Handler())
+	t.Cleanup(func() {
+		env.Srv.Close()
+		_ = store.Close()
+	})
+	url := env.PkgURL("ghost/2.0.0/files/x.bin")
+	// Another model in the project, so that listings are not empty by accident.
+	gatewaytest.WantStatus(t, env.Put(env.PkgURL("real/1.0.0/files/a"), []byte("a")), http.StatusCreated)
+	// nextPut takes the outcome of the backend's next Put.
+	nextPut := func(ok bool, what string) {
+		t.Helper()
+		select {
+		case err := <-blobs.puts:
+			if (err == nil) != ok {
+				t.Fatalf("%s: the backend's Put returned %v", what, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the server did not store or fail its blob", what)
+		}
+	}
+	nextPut(true, "the other model's upload")
+	mlflow := env.Srv.URL + "/api/v4/projects/team%2Fvision/ml/mlflow"
+	wantNoGhost := func(after string) {
+		t.Helper()
+		if r := env.Get(env.PkgURL("ghost/2.0.0/files")); r.Status != http.StatusNotFound {
+			t.Errorf("after %s: the version lists with %d: %s", after, r.Status, r.Body)
+		}
+		for _, call := range []string{"registered-models/search?max_results=100", "experiments/search?max_results=100"} {
+			r := env.Get(mlflow + "/api/2.0/mlflow/" + call)
+			if r.Status != http.StatusOK || strings.Contains(string(r.Body), "ghost") {
+				t.Errorf("after %s: %s shows the model: %d %s", after, call, r.Status, r.Body)
+			}
+		}
+		if r := env.Get(mlflow + "/api/2.0/mlflow/registered-models/get-latest-versions?name=ghost"); r.Status != http.StatusNotFound {
+			t.Errorf("after %s: the latest versions of the model: %d %s", after, r.Status, r.Body)
+		}
+		if r := env.Get(env.Srv.URL + "/ui/projects/team%2Fvision/models"); r.Status != http.StatusOK || strings.Contains(string(r.Body), "ghost") {
+			t.Errorf("after %s: the UI lists the model (%d)", after, r.Status)
+		}
+		if n := len(env.BlobKeys()); n != 1 {
+			t.Errorf("after %s: %d blobs, want only the other model's", after, n)
+		}
+	}
+
+	r := env.Do(http.MethodPut, url, bytes.NewReader([]byte("weights")), map[string]string{"X-Checksum-SHA256": strings.Repeat("0", 64)})
+	gatewaytest.WantStatus(t, r, http.StatusBadRequest)
+	nextPut(false, "the upload with a checksum mismatch")
+	wantNoGhost("a checksum mismatch")
+
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	fw, _ := mw.CreateFormFile("file", "x.bin")
+	_, _ = fw.Write([]byte("weights"))
+	broken := form.Bytes() // no closing boundary
+	r = env.Do(http.MethodPut, url, bytes.NewReader(broken), map[string]string{"Content-Type": mw.FormDataContentType()})
+	gatewaytest.WantStatus(t, r, http.StatusBadRequest)
+	nextPut(false, "the upload of a broken multipart body")
+	wantNoGhost("a broken multipart body")
+
+	req, _ := http.NewRequest(http.MethodPut, url, &failingBody{n: 1 << 20})
+	req.ContentLength = 4 << 20
+	if resp, err := env.Srv.Client().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a body that broke off: %d", resp.StatusCode)
+	}
+	// The server notices the broken body on its own time: wait until its upload has failed.
+	nextPut(false, "the upload whose body broke off")
+	wantNoGhost("a body that broke off")
+
+	// Concurrent first uploads of one version: one version, one candidate, every file in it.
+	const n = 8
+	errs := make(chan error, n)
+	go func() {
+		for range n {
+			<-blobs.puts
+		}
+	}()
+	for i := range n {
+		go func() {
+			r := env.Put(env.PkgURL(fmt.Sprintf("ghost/2.0.0/files/part-%d.bin", i)), []byte{byte(i)})
+			if r.Status != http.StatusCreated {
+				errs <- fmt.Errorf("upload %d: %d %s", i, r.Status, r.Body)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var files []fileJSON
+	r = env.Get(env.PkgURL("ghost/2.0.0/files"))
+	gatewaytest.WantStatus(t, r, http.StatusOK)
+	r.JSON(t, &files)
+	if len(files) != n {
+		t.Fatalf("the new version lists %d files, want %d: %s", len(files), n, r.Body)
+	}
+	r = env.Get(mlflow + "/api/2.0/mlflow/registered-models/get-latest-versions?name=ghost")
+	if r.Status != http.StatusOK || strings.Count(string(r.Body), `"version"`) != 1 {
+		t.Fatalf("latest versions of ghost: %d %s", r.Status, r.Body)
+	}
+	// Its one candidate is iid 2 (after the other model's 1): the failed uploads created none.
+	gatewaytest.WantStatus(t, env.Get(env.Srv.URL+"/api/v4/projects/team%2Fvision/packages/ml_models/candidate:2/files/part-0.bin"), http.StatusOK)
+	gatewaytest.WantStatus(t, env.Get(env.Srv.URL+"/api/v4/projects/team%2Fvision/packages/ml_models/candidate:3/files"), http.StatusNotFound)
 }
