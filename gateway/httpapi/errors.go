@@ -42,6 +42,9 @@ type Class struct {
 	// MLflowStatus overrides the status MLflow gives MLflowCode (0: MLflow's, from mlflowStatus).
 	MLflowStatus int
 	RetryAfter   bool
+	// Message is what a client is told about an error of the row that carries no message for clients
+	// (see ClientMessage); "" is the status text.
+	Message string
 }
 
 // errorTable is the one place where errors become HTTP statuses. It is walked in order with errors.Is,
@@ -54,25 +57,39 @@ var errorTable = []struct {
 	{[]error{ErrPermissionDenied, ErrBadSignature}, Class{Status: http.StatusForbidden, Code: "permission_denied", MLflowCode: "PERMISSION_DENIED"}},
 	{[]error{ErrRouteNotFound}, Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "ENDPOINT_NOT_FOUND"}},
 	{[]error{ErrMethodNotAllowed}, Class{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", MLflowCode: "ENDPOINT_NOT_FOUND"}},
-	{[]error{metadata.ErrAliasNotFound}, Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "INVALID_PARAMETER_VALUE"}},
-	{[]error{metadata.ErrNotFound, backends.ErrNotFound, backends.ErrUploadNotFound},
-		Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "RESOURCE_DOES_NOT_EXIST"}},
-	{[]error{metadata.ErrExists}, Class{Status: http.StatusConflict, Code: "already_exists", MLflowCode: "RESOURCE_ALREADY_EXISTS"}},
-	{[]error{metadata.ErrConflict}, Class{Status: http.StatusConflict, Code: "conflict", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{metadata.ErrAliasNotFound}, Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "INVALID_PARAMETER_VALUE",
+		Message: "alias not found"}},
+	{[]error{backends.ErrUploadNotFound}, Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "RESOURCE_DOES_NOT_EXIST",
+		Message: "multipart upload not found: it was completed, aborted or has expired"}},
+	{[]error{metadata.ErrNotFound, backends.ErrNotFound},
+		Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "RESOURCE_DOES_NOT_EXIST", Message: "not found"}},
+	{[]error{metadata.ErrExists}, Class{Status: http.StatusConflict, Code: "already_exists", MLflowCode: "RESOURCE_ALREADY_EXISTS",
+		Message: "already exists"}},
+	{[]error{metadata.ErrConflict}, Class{Status: http.StatusConflict, Code: "conflict", MLflowCode: "INVALID_PARAMETER_VALUE",
+		Message: "conflict"}},
 	// On MLflow routes an oversize file is INVALID_PARAMETER_VALUE (400): MLflow's RESOURCE_EXHAUSTED would
 	// be a 429, which the client retries for a minute.
-	{[]error{ErrTooLarge}, Class{Status: http.StatusRequestEntityTooLarge, Code: "too_large", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{ErrTooLarge}, Class{Status: http.StatusRequestEntityTooLarge, Code: "too_large", MLflowCode: "INVALID_PARAMETER_VALUE",
+		Message: "request body too large"}},
 	{[]error{ErrLengthRequired}, Class{Status: http.StatusLengthRequired, Code: "length_required", MLflowCode: "INVALID_PARAMETER_VALUE",
 		MLflowStatus: http.StatusLengthRequired}},
-	{[]error{backends.ErrChecksum}, Class{Status: http.StatusBadRequest, Code: "checksum_mismatch", MLflowCode: "INVALID_PARAMETER_VALUE"}},
-	{[]error{backends.ErrSizeMismatch}, Class{Status: http.StatusBadRequest, Code: "size_mismatch", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{backends.ErrChecksum}, Class{Status: http.StatusBadRequest, Code: "checksum_mismatch", MLflowCode: "INVALID_PARAMETER_VALUE",
+		Message: "checksum mismatch: the bytes received do not have the sha256 the request declared"}},
+	{[]error{backends.ErrSizeMismatch}, Class{Status: http.StatusBadRequest, Code: "size_mismatch", MLflowCode: "INVALID_PARAMETER_VALUE",
+		Message: "size mismatch: the bytes received are not as many as the request declared"}},
+	{[]error{backends.ErrInvalidPart}, Class{Status: http.StatusBadRequest, Code: "invalid_argument", MLflowCode: "INVALID_PARAMETER_VALUE",
+		Message: "invalid multipart upload: every part must be listed with its ETag, and every part but the last must " +
+			"have at least the backend's minimum part size"}},
 	{[]error{metadata.ErrInvalid, pkgtypes.ErrInvalidName, pkgtypes.ErrInvalidVersion, pkgtypes.ErrInvalidPath,
-		backends.ErrInvalidPart, ErrBadRequest, mlflowfilter.ErrInvalid},
-		Class{Status: http.StatusBadRequest, Code: "invalid_argument", MLflowCode: "INVALID_PARAMETER_VALUE"}},
-	{[]error{backends.ErrInvalidRange}, Class{Status: http.StatusRequestedRangeNotSatisfiable, Code: "invalid_range", MLflowCode: "INVALID_PARAMETER_VALUE"}},
-	{[]error{ErrNotImplemented, backends.ErrUnsupported}, Class{Status: http.StatusNotImplemented, Code: "not_implemented", MLflowCode: "NOT_IMPLEMENTED"}},
+		ErrBadRequest, mlflowfilter.ErrInvalid},
+		Class{Status: http.StatusBadRequest, Code: "invalid_argument", MLflowCode: "INVALID_PARAMETER_VALUE", Message: "invalid argument"}},
+	{[]error{backends.ErrInvalidRange}, Class{Status: http.StatusRequestedRangeNotSatisfiable, Code: "invalid_range", MLflowCode: "INVALID_PARAMETER_VALUE",
+		Message: "the requested range is not satisfiable"}},
+	{[]error{ErrNotImplemented, backends.ErrUnsupported}, Class{Status: http.StatusNotImplemented, Code: "not_implemented", MLflowCode: "NOT_IMPLEMENTED",
+		Message: "not supported by the storage backend"}},
 	{[]error{backends.ErrUnavailable, context.DeadlineExceeded},
-		Class{Status: http.StatusServiceUnavailable, Code: "unavailable", MLflowCode: "TEMPORARILY_UNAVAILABLE", RetryAfter: true}},
+		Class{Status: http.StatusServiceUnavailable, Code: "unavailable", MLflowCode: "TEMPORARILY_UNAVAILABLE", RetryAfter: true,
+			Message: "storage is unavailable; retry later"}},
 }
 
 var internalError = Class{Status: http.StatusInternalServerError, Code: "internal", MLflowCode: "INTERNAL_ERROR"}
@@ -93,20 +110,23 @@ func Classify(err error) (class Class, known bool) {
 const retryAfterSeconds = 5
 
 // PrepareError classifies err for a response: it logs internal errors with the request id (hiding
-// their text from the client), logs backend outages, and sets Retry-After. send is false when the client
-// went away and nothing should be written.
+// their text from the client), logs backend outages, and sets Retry-After. The message is ClientMessage's:
+// when it tells less than err, err is logged with the request id. send is false when the client went
+// away and nothing should be written.
 func PrepareError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) (class Class, msg string, send bool) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		log.Debug("client went away", "err", err, "request_id", RequestID(r))
 		return class, "", false
 	}
 	class, known := Classify(err)
-	msg = err.Error()
+	msg = ClientMessage(err, class)
 	if !known {
 		log.Error("internal error", "err", err, "method", r.Method, "path", r.URL.EscapedPath(), "request_id", RequestID(r))
 		msg = "internal error, request id " + RequestID(r)
 	} else if class.Status == http.StatusServiceUnavailable {
 		log.Warn("backend unavailable", "err", err, "request_id", RequestID(r))
+	} else if msg != err.Error() {
+		log.Info("request refused", "status", class.Status, "message", msg, "err", err, "request_id", RequestID(r))
 	}
 	if class.RetryAfter {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))

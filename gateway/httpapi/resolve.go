@@ -37,7 +37,7 @@ func ResolveProject(ctx context.Context, store metadata.Store, escaped string, c
 	}
 	tok := Principal(ctx)
 	if id := parsed.ID; id != 0 {
-		notFound := fmt.Errorf("project %d: %w", id, metadata.ErrNotFound)
+		notFound := NotFound("project %d not found", id)
 		p, err := store.Project(ctx, metadata.ProjectRef{ID: id})
 		if errors.Is(err, metadata.ErrNotFound) || (err == nil && tok != nil && p.Path != tok.ProjectPath) {
 			return nil, notFound
@@ -47,7 +47,7 @@ func ResolveProject(ctx context.Context, store metadata.Store, escaped string, c
 		}
 		return p, nil
 	}
-	notFound := fmt.Errorf("project %q: %w", ref, metadata.ErrNotFound)
+	notFound := NotFound("project %q not found", ref)
 	if tok != nil {
 		if ref != tok.ProjectPath {
 			return nil, notFound
@@ -69,28 +69,47 @@ func ResolveProject(ctx context.Context, store metadata.Store, escaped string, c
 }
 
 // CandidateOf finds a project's candidate by iid and, when model is given, checks that it belongs to
-// that model. An unknown candidate, or one of another model, is metadata.ErrNotFound.
+// that model. An unknown candidate, or one of another model, is metadata.ErrNotFound, with one message
+// for both.
 func CandidateOf(ctx context.Context, store metadata.Store, project int64, iid int64, model *metadata.Model) (*metadata.Candidate, error) {
+	notFound := func(err error) error {
+		if model != nil {
+			return WithClientMessage(err, "candidate %d of model %q not found", iid, model.Name)
+		}
+		return WithClientMessage(err, "candidate %d not found", iid)
+	}
 	c, err := store.Candidate(ctx, metadata.CandidateRef{Project: project, IID: iid})
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, notFound(err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("candidate %d: %w", iid, err)
 	}
 	if model != nil && c.ModelID != model.ID {
-		return nil, fmt.Errorf("candidate %d does not belong to model %q: %w", iid, model.Name, metadata.ErrNotFound)
+		return nil, notFound(fmt.Errorf("candidate %d belongs to model %d: %w", iid, c.ModelID, metadata.ErrNotFound))
 	}
 	return c, nil
 }
 
 // LoggedModelOf finds a project's MLflow 3 logged model by its model_id ("m-" and 32 hex). A malformed or
-// unknown id is metadata.ErrNotFound, worded as MLflow words it.
+// unknown id, or one of another project, is metadata.ErrNotFound, worded as MLflow words it.
 func LoggedModelOf(ctx context.Context, store metadata.Store, project int64, modelID string) (*metadata.LoggedModel, error) {
 	lmid, ok := metadata.ParseLMID(modelID)
 	if !ok {
-		return nil, fmt.Errorf("logged model with ID '%s' not found: %w", modelID, metadata.ErrNotFound)
+		return nil, LoggedModelNotFound(modelID, metadata.ErrNotFound)
 	}
 	lm, err := store.LoggedModel(ctx, metadata.LoggedModelRef{LMID: lmid, Project: project})
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, LoggedModelNotFound(modelID, err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("logged model with ID '%s' not found: %w", modelID, err)
+		return nil, fmt.Errorf("logged model %s: %w", modelID, err)
 	}
 	return lm, nil
+}
+
+// LoggedModelNotFound is MLflow's answer for a model_id that names no logged model the caller may see;
+// err (a metadata.ErrNotFound) is kept for the log.
+func LoggedModelNotFound(modelID string, err error) error {
+	return WithClientMessage(err, "Logged model with ID '%s' not found", modelID)
 }

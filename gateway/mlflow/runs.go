@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -173,7 +174,7 @@ func metricOf(in metricIn, timestampRequired bool) (metadata.Metric, error) {
 	if in.ModelID != "" {
 		lmid, ok := metadata.ParseLMID(in.ModelID)
 		if !ok {
-			return metadata.Metric{}, fmt.Errorf("logged model with ID '%s' not found: %w", in.ModelID, metadata.ErrNotFound)
+			return metadata.Metric{}, httpapi.LoggedModelNotFound(in.ModelID, metadata.ErrNotFound)
 		}
 		m.LoggedModel = lmid
 	}
@@ -243,10 +244,26 @@ func (s *Tracking) logToRun(ctx context.Context, c *metadata.Candidate, params [
 			}
 		}
 		if err := s.store.LogBatch(ctx, c.ID, params, metrics, tags); err != nil {
+			if ids := loggedModelsOf(metrics); errors.Is(err, metadata.ErrNotFound) && ids != "" {
+				// The run was just resolved: what is missing is a logged model the points name.
+				return httpapi.WithClientMessage(err, "Logged model not found: the metrics name model_id %s, "+
+					"which must be logged models of this project", ids)
+			}
 			return fmt.Errorf("run %s: %w", c.EID, err)
 		}
 		return nil
 	})
+}
+
+// loggedModelsOf lists the distinct logged models metric points name, for messages.
+func loggedModelsOf(metrics []metadata.Metric) string {
+	var ids []string
+	for _, m := range metrics {
+		if id := m.LoggedModel.String(); !m.LoggedModel.IsZero() && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return strings.Join(ids, ", ")
 }
 
 // createRunRequest is the input of createRun.
@@ -566,7 +583,7 @@ func (s *Tracking) deleteRunTag(ctx context.Context, call *rpc.Call, in *deleteR
 	}
 	if err := s.store.DeleteTag(ctx, c.ID, in.Key); err != nil {
 		if errors.Is(err, metadata.ErrNotFound) {
-			return nil, fmt.Errorf("no tag with name: %s in run with id %s: %w", in.Key, c.EID, metadata.ErrNotFound)
+			return nil, httpapi.NotFound("No tag with name: %s in run with id %s", in.Key, c.EID)
 		}
 		return nil, fmt.Errorf("run %s: %w", c.EID, err)
 	}

@@ -132,6 +132,15 @@ func loggedModelOwner(lm *metadata.LoggedModel) fileOwner {
 	return fileOwner{id: lm.ID, description: "logged model " + lm.LMID.String()}
 }
 
+// fileError words a miss of the requested file with what the client asked for; other errors pass
+// unchanged.
+func (p *packageRequest) fileError(err error) error {
+	if !errors.Is(err, metadata.ErrNotFound) {
+		return err
+	}
+	return httpapi.WithClientMessage(err, "file %q not found in package %s", p.target.Path, p.target.Ref)
+}
+
 // filePath is the owner-relative path of the requested file.
 func (p *packageRequest) filePath() string {
 	if p.subpath == "" {
@@ -159,14 +168,14 @@ func (s *API) Handler(kind Kind) httprouter.Handle {
 			s.putPackageFile(w, r, req)
 		case r.Method == http.MethodDelete:
 			if err := s.artifacts.Delete(r.Context(), req.owner.id, req.filePath()); err != nil {
-				httpapi.WriteError(w, r, s.log, err)
+				httpapi.WriteError(w, r, s.log, req.fileError(err))
 				return
 			}
 			w.WriteHeader(http.StatusNoContent)
 		default:
 			f, err := s.store.File(r.Context(), req.owner.id, req.filePath())
 			if err != nil {
-				httpapi.WriteError(w, r, s.log, err)
+				httpapi.WriteError(w, r, s.log, req.fileError(err))
 				return
 			}
 			s.artifacts.Serve(w, r, f, httpapi.WriteError)
@@ -201,7 +210,7 @@ func (s *API) resolvePackage(r *http.Request, ps httprouter.Params, kind Kind) (
 	case pkgtypes.ModelCandidate:
 		model, err := s.store.Model(ctx, metadata.ModelRef{Project: project.ID, Name: ref.Model})
 		if err != nil {
-			return nil, fmt.Errorf("model %q: %w", ref.Model, err)
+			return nil, modelNotFound(ref.Model, err)
 		}
 		c, err := httpapi.CandidateOf(ctx, s.store, project.ID, ref.CandidateIID, model)
 		if err != nil {
@@ -211,7 +220,7 @@ func (s *API) resolvePackage(r *http.Request, ps httprouter.Params, kind Kind) (
 	case pkgtypes.LegacyCandidate:
 		model, err := s.store.Model(ctx, metadata.ModelRef{Project: project.ID, IID: ref.ModelIID})
 		if err != nil {
-			return nil, fmt.Errorf("ml_experiment_%d: %w", ref.ModelIID, err)
+			return nil, modelNotFound(fmt.Sprintf("ml_experiment_%d", ref.ModelIID), err)
 		}
 		c, err := httpapi.CandidateOf(ctx, s.store, project.ID, ref.CandidateIID, model)
 		if err != nil {
@@ -232,6 +241,9 @@ func (s *API) resolvePackage(r *http.Request, ps httprouter.Params, kind Kind) (
 		req.owner = loggedModelOwner(lm)
 	case pkgtypes.VersionID:
 		v, err := s.store.Version(ctx, metadata.VersionRef{Project: project.ID, ID: ref.VersionID})
+		if errors.Is(err, metadata.ErrNotFound) {
+			return nil, httpapi.WithClientMessage(err, "model version %d not found", ref.VersionID)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("model version %d: %w", ref.VersionID, err)
 		}
@@ -278,6 +290,14 @@ func parsePackageRoute(rest string, kind Kind) (pkgtypes.Target, bool, error) {
 	}
 }
 
+// modelNotFound words a miss of the model a package URL names; other errors pass unchanged.
+func modelNotFound(name string, err error) error {
+	if !errors.Is(err, metadata.ErrNotFound) {
+		return fmt.Errorf("model %q: %w", name, err)
+	}
+	return httpapi.WithClientMessage(err, "model %q not found", name)
+}
+
 // resolveModelVersion binds a <model>/<semver> request to the owner of the version's files. When create
 // is set and the version does not exist, the request joins the pending version (see pendingVersions):
 // the model, version and candidate are created with the file, by createVersion. A model that is deleted,
@@ -291,14 +311,17 @@ func (s *API) resolveModelVersion(ctx context.Context, req *packageRequest, crea
 		if err == nil {
 			return s.bindVersion(ctx, req, v)
 		}
-		if !create || !errors.Is(err, metadata.ErrNotFound) {
+		if errors.Is(err, metadata.ErrNotFound) && !create {
+			return httpapi.WithClientMessage(err, "version %s of model %q not found", ref.Version, ref.Model)
+		}
+		if !errors.Is(err, metadata.ErrNotFound) {
 			return fmt.Errorf("model %q version %s: %w", ref.Model, ref.Version, err)
 		}
 		if model.Lifecycle == metadata.Deleted {
 			return fmt.Errorf("package %q: model is deleted: %w", ref.Model, metadata.ErrConflict)
 		}
 	} else if !create || !errors.Is(err, metadata.ErrNotFound) {
-		return fmt.Errorf("model %q: %w", ref.Model, err)
+		return modelNotFound(ref.Model, err)
 	} else if _, err := s.store.Model(ctx, metadata.ModelRef{Project: req.project.ID, DisplayName: ref.Model}); err == nil {
 		return fmt.Errorf("package %q: another model has this display name: %w", ref.Model, metadata.ErrConflict)
 	}

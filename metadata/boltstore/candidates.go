@@ -122,10 +122,10 @@ func (s *Store) ReserveOwnerID(ctx context.Context) (uint64, error) {
 // or logged model has it. ErrInvalid for an id never issued; ErrExists for one in use.
 func checkReservedID(tx *bolt.Tx, id uint64) error {
 	if id > bk(tx, bucketCandidates).Sequence() {
-		return fmt.Errorf("owner id %d was never reserved: %w", id, metadata.ErrInvalid)
+		return fmt.Errorf("the candidate's id was never reserved: %w", metadata.ErrInvalid)
 	}
 	if bk(tx, bucketCandidates).Get(idKey(id)) != nil || bk(tx, bucketLoggedModels).Get(idKey(id)) != nil {
-		return fmt.Errorf("owner id %d is taken: %w", id, metadata.ErrExists)
+		return fmt.Errorf("the candidate's reserved id is taken: %w", metadata.ErrExists)
 	}
 	return nil
 }

@@ -153,7 +153,7 @@ func nextMinor(tx *bolt.Tx, modelID uint64) (string, error) {
 	}
 	next := pkgtypes.NextMinor(highest.String())
 	if next == "" {
-		return "", fmt.Errorf("model %d: no version above %s can be derived; give a semver: %w", modelID, highest, metadata.ErrInvalid)
+		return "", fmt.Errorf("no version above %s can be derived; give a semver: %w", highest, metadata.ErrInvalid)
 	}
 	return next, nil
 }

@@ -23,6 +23,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -214,28 +215,36 @@ func (q *artifactRequest) resolveRun(segs []string, write bool) (*runArtifacts, 
 	} else {
 		out.model, err = q.p.store.Model(ctx, metadata.ModelRef{Project: out.project.ID, IID: iid})
 	}
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, mlflow.ExperimentNotFound(segs[0], err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("experiment with id=%d: %w", iid, err)
+		return nil, fmt.Errorf("experiment %d: %w", iid, err)
 	}
 	if rootLen == 4 {
 		if out.logged, err = httpapi.LoggedModelOf(ctx, q.p.store, out.project.ID, segs[2]); err != nil {
 			return nil, err
 		}
 		if out.logged.ModelID != out.model.ID {
-			return nil, fmt.Errorf("logged model %s not found in experiment %d: %w", segs[2], iid, metadata.ErrNotFound)
+			return nil, httpapi.LoggedModelNotFound(segs[2],
+				fmt.Errorf("logged model %s is not in experiment %d: %w", segs[2], iid, metadata.ErrNotFound))
 		}
 		return out, nil
 	}
+	// One answer whether the run exists in another experiment, in another project, or not at all.
 	eid, ok := metadata.ParseEID(segs[1])
 	if !ok || eid == (metadata.EID{}) { // the zero EID means "unset" to the store
-		return nil, fmt.Errorf("run with id=%s not found: %w", segs[1], metadata.ErrNotFound)
+		return nil, mlflow.RunNotFound(segs[1], metadata.ErrNotFound)
 	}
 	out.candidate, err = q.p.store.Candidate(ctx, metadata.CandidateRef{EID: eid, Project: out.project.ID})
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, mlflow.RunNotFound(segs[1], err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("run with id=%s not found: %w", segs[1], err)
+		return nil, fmt.Errorf("run %s: %w", segs[1], err)
 	}
 	if out.candidate.Project != out.project.ID || out.candidate.ModelID != out.model.ID {
-		return nil, fmt.Errorf("run with id=%s not found in experiment %d: %w", segs[1], iid, metadata.ErrNotFound)
+		return nil, mlflow.RunNotFound(segs[1], fmt.Errorf("run %s is not in experiment %d: %w", segs[1], iid, metadata.ErrNotFound))
 	}
 	return out, nil
 }
@@ -265,9 +274,12 @@ func (q *artifactRequest) artifacts(tail string) error {
 			return err
 		}
 		if ra.path == "" {
-			return fmt.Errorf("artifact path %q is a directory, not a file: %w", tail, metadata.ErrNotFound)
+			return httpapi.NotFound("artifact path %q is a directory, not a file", tail)
 		}
 		f, err := q.p.store.File(r.Context(), ra.owner(), ra.path)
+		if errors.Is(err, metadata.ErrNotFound) {
+			return httpapi.WithClientMessage(err, "artifact %q of %s not found", ra.path, ra)
+		}
 		if err != nil {
 			return fmt.Errorf("artifact %q of %s: %w", ra.path, ra, err)
 		}
