@@ -175,11 +175,8 @@ func ReadJSONBody(w http.ResponseWriter, r *http.Request, lim BodyLimits, budget
 	}
 	// Only a budgeted body is allocated whole up front; a small one grows with what actually arrives,
 	// so that idle connections that declared a body hold no buffer for it.
-	preallocate := int64(0)
-	if length > SmallJSONBody {
-		preallocate = r.ContentLength
-	}
-	body, err := readAtMost(http.MaxBytesReader(w, r.Body, maxBytes), preallocate, maxBytes)
+	whole := length > SmallJSONBody && r.ContentLength > 0
+	body, err := readAtMost(http.MaxBytesReader(w, r.Body, maxBytes), r.ContentLength, whole, maxBytes)
 	if err == nil {
 		body = bytes.TrimSpace(body)
 		err = checkJSONShape(body, lim.maxItems(), MaxJSONDepth)
@@ -191,11 +188,12 @@ func ReadJSONBody(w http.ResponseWriter, r *http.Request, lim BodyLimits, budget
 	return body, release, nil
 }
 
-// readAtMost reads a body limited by http.MaxBytesReader to limit bytes. A body of declared length
-// (preallocate > 0) is read into one allocation of its size; one of unknown length is read in blocks and
-// joined once, so that it costs twice its size at most, where append's growth would allocate five times
-// its size on the way. ErrTooLarge past limit; ErrBadRequest when the body cannot be read.
-func readAtMost(body io.Reader, preallocate, limit int64) ([]byte, error) {
+// readAtMost reads a body limited by http.MaxBytesReader to limit bytes, of declared length (-1:
+// unknown). With whole, it is read into one allocation of its declared length; otherwise in blocks (the
+// first no larger than a small declared length) joined once, so that it costs twice its size at most,
+// where append's growth would allocate five times its size on the way. ErrTooLarge past limit;
+// ErrBadRequest when the body cannot be read.
+func readAtMost(body io.Reader, declared int64, whole bool, limit int64) ([]byte, error) {
 	fail := func(err error) error {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -204,8 +202,8 @@ func readAtMost(body io.Reader, preallocate, limit int64) ([]byte, error) {
 		return fmt.Errorf("%w: reading request body: %w", ErrBadRequest, err)
 	}
 	const slack = 512 // room to see the end of a body of declared length without growing
-	if preallocate > 0 {
-		buf := make([]byte, 0, preallocate+slack)
+	if whole {
+		buf := make([]byte, 0, declared+slack)
 		for {
 			if len(buf) == cap(buf) {
 				buf = append(buf, 0)[:len(buf)]
@@ -220,9 +218,14 @@ func readAtMost(body io.Reader, preallocate, limit int64) ([]byte, error) {
 			}
 		}
 	}
+	const firstBlock = 4 << 10
+	size := firstBlock
+	if declared >= 0 && declared < firstBlock {
+		size = int(declared) + 1 // one more byte than declared, to see the end in the first read
+	}
 	var blocks [][]byte
 	total := 0
-	for size := 4 << 10; ; size = min(size*2, 1<<20) {
+	for ; ; size = min(size*2, 1<<20) {
 		block := make([]byte, size)
 		n, err := io.ReadFull(body, block)
 		if n > 0 {
