@@ -256,6 +256,16 @@ func TestForeignAndMissingAnswerAlike(t *testing.T) {
 			func(id string) string {
 				return `{"run_id":"` + runA + `","key":"m","value":1,"timestamp":1,"model_id":"` + id + `"}`
 			}, 404, ""},
+		{"runs/log-inputs with a model input", lm, http.MethodPost, func(string) string { return a.mlflow() + "runs/log-inputs" },
+			func(id string) string { return `{"run_id":"` + runA + `","models":[{"model_id":"` + id + `"}]}` }, 404, "Logged model not found"},
+		{"runs/outputs", lm, http.MethodPost, func(string) string { return a.mlflow() + "runs/outputs" },
+			func(id string) string {
+				return `{"run_id":"` + runA + `","models":[{"model_id":"` + id + `","step":0}]}`
+			}, 404, "Logged model not found"},
+		{"model-versions/create from a logged model", lm, http.MethodPost, func(string) string { return a.mlflow() + "model-versions/create" },
+			func(id string) string {
+				return `{"name":"a-model","source":"models:/` + id + `","model_id":"` + id + `"}`
+			}, 404, "Logged model with ID"},
 		{"experiments/get", exp, http.MethodGet, func(id string) string { return a.mlflow() + "experiments/get?experiment_id=" + id }, nil, 404, "No Experiment with id="},
 		{"runs/create", exp, http.MethodPost, func(string) string { return a.mlflow() + "runs/create" },
 			func(id string) string { return `{"experiment_id":"` + id + `"}` }, 404, ""},

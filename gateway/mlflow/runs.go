@@ -244,10 +244,15 @@ func (s *Tracking) logToRun(ctx context.Context, c *metadata.Candidate, params [
 			}
 		}
 		if err := s.store.LogBatch(ctx, c.ID, params, metrics, tags); err != nil {
-			if ids := loggedModelsOf(metrics); errors.Is(err, metadata.ErrNotFound) && ids != "" {
+			var named []metadata.LMID
+			for _, m := range metrics {
+				if !m.LoggedModel.IsZero() {
+					named = append(named, m.LoggedModel)
+				}
+			}
+			if errors.Is(err, metadata.ErrNotFound) && len(named) > 0 {
 				// The run was just resolved: what is missing is a logged model the points name.
-				return httpapi.WithClientMessage(err, "Logged model not found: the metrics name model_id %s, "+
-					"which must be logged models of this project", ids)
+				return loggedModelsNotFound(err, named)
 			}
 			return fmt.Errorf("run %s: %w", c.EID, err)
 		}
@@ -255,15 +260,17 @@ func (s *Tracking) logToRun(ctx context.Context, c *metadata.Candidate, params [
 	})
 }
 
-// loggedModelsOf lists the distinct logged models metric points name, for messages.
-func loggedModelsOf(metrics []metadata.Metric) string {
+// loggedModelsNotFound words a miss of one of the logged models a call names (the store does not say
+// which, nor whether it exists in another project); err is kept for the log.
+func loggedModelsNotFound(err error, named []metadata.LMID) error {
 	var ids []string
-	for _, m := range metrics {
-		if id := m.LoggedModel.String(); !m.LoggedModel.IsZero() && !slices.Contains(ids, id) {
-			ids = append(ids, id)
+	for _, id := range named {
+		if s := id.String(); !slices.Contains(ids, s) {
+			ids = append(ids, s)
 		}
 	}
-	return strings.Join(ids, ", ")
+	return httpapi.WithClientMessage(err, "Logged model not found: the call names model_id %s, which must be "+
+		"logged models of this project", strings.Join(ids, ", "))
 }
 
 // createRunRequest is the input of createRun.
@@ -822,6 +829,9 @@ func (s *Tracking) logInputs(ctx context.Context, call *rpc.Call, in *logInputsR
 		return struct{}{}, nil
 	}
 	if err := s.store.LogInputs(ctx, c.ID, in.datasets, in.models); err != nil {
+		if errors.Is(err, metadata.ErrNotFound) && len(in.models) > 0 {
+			return nil, loggedModelsNotFound(err, in.models)
+		}
 		return nil, fmt.Errorf("run %s: %w", c.EID, err)
 	}
 	return struct{}{}, nil
@@ -864,6 +874,13 @@ func (s *Tracking) logOutputs(ctx context.Context, call *rpc.Call, in *logOutput
 		return struct{}{}, nil
 	}
 	if err := s.store.LogOutputs(ctx, c.ID, in.outputs); err != nil {
+		if errors.Is(err, metadata.ErrNotFound) {
+			ids := make([]metadata.LMID, len(in.outputs))
+			for i, o := range in.outputs {
+				ids[i] = o.LoggedModel
+			}
+			return nil, loggedModelsNotFound(err, ids)
+		}
 		return nil, fmt.Errorf("run %s: %w", c.EID, err)
 	}
 	return struct{}{}, nil
