@@ -42,9 +42,6 @@ type Class struct {
 	// MLflowStatus overrides the status MLflow gives MLflowCode (0: MLflow's, from mlflowStatus).
 	MLflowStatus int
 	RetryAfter   bool
-	// Message is what a client is told about an error of the row that carries no message for clients
-	// (see ClientMessage); "" is the status text.
-	Message string
 }
 
 // errorTable is the one place where errors become HTTP statuses. It is walked in order with errors.Is,
@@ -57,39 +54,25 @@ var errorTable = []struct {
 	{[]error{ErrPermissionDenied, ErrBadSignature}, Class{Status: http.StatusForbidden, Code: "permission_denied", MLflowCode: "PERMISSION_DENIED"}},
 	{[]error{ErrRouteNotFound}, Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "ENDPOINT_NOT_FOUND"}},
 	{[]error{ErrMethodNotAllowed}, Class{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", MLflowCode: "ENDPOINT_NOT_FOUND"}},
-	{[]error{metadata.ErrAliasNotFound}, Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "INVALID_PARAMETER_VALUE",
-		Message: "alias not found"}},
-	{[]error{backends.ErrUploadNotFound}, Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "RESOURCE_DOES_NOT_EXIST",
-		Message: "multipart upload not found: it was completed, aborted or has expired"}},
-	{[]error{metadata.ErrNotFound, backends.ErrNotFound},
-		Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "RESOURCE_DOES_NOT_EXIST", Message: "not found"}},
-	{[]error{metadata.ErrExists}, Class{Status: http.StatusConflict, Code: "already_exists", MLflowCode: "RESOURCE_ALREADY_EXISTS",
-		Message: "already exists"}},
-	{[]error{metadata.ErrConflict}, Class{Status: http.StatusConflict, Code: "conflict", MLflowCode: "INVALID_PARAMETER_VALUE",
-		Message: "conflict"}},
+	{[]error{metadata.ErrAliasNotFound}, Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{metadata.ErrNotFound, backends.ErrNotFound, backends.ErrUploadNotFound},
+		Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "RESOURCE_DOES_NOT_EXIST"}},
+	{[]error{metadata.ErrExists}, Class{Status: http.StatusConflict, Code: "already_exists", MLflowCode: "RESOURCE_ALREADY_EXISTS"}},
+	{[]error{metadata.ErrConflict}, Class{Status: http.StatusConflict, Code: "conflict", MLflowCode: "INVALID_PARAMETER_VALUE"}},
 	// On MLflow routes an oversize file is INVALID_PARAMETER_VALUE (400): MLflow's RESOURCE_EXHAUSTED would
 	// be a 429, which the client retries for a minute.
-	{[]error{ErrTooLarge}, Class{Status: http.StatusRequestEntityTooLarge, Code: "too_large", MLflowCode: "INVALID_PARAMETER_VALUE",
-		Message: "request body too large"}},
+	{[]error{ErrTooLarge}, Class{Status: http.StatusRequestEntityTooLarge, Code: "too_large", MLflowCode: "INVALID_PARAMETER_VALUE"}},
 	{[]error{ErrLengthRequired}, Class{Status: http.StatusLengthRequired, Code: "length_required", MLflowCode: "INVALID_PARAMETER_VALUE",
 		MLflowStatus: http.StatusLengthRequired}},
-	{[]error{backends.ErrChecksum}, Class{Status: http.StatusBadRequest, Code: "checksum_mismatch", MLflowCode: "INVALID_PARAMETER_VALUE",
-		Message: "checksum mismatch: the bytes received do not have the sha256 the request declared"}},
-	{[]error{backends.ErrSizeMismatch}, Class{Status: http.StatusBadRequest, Code: "size_mismatch", MLflowCode: "INVALID_PARAMETER_VALUE",
-		Message: "size mismatch: the bytes received are not as many as the request declared"}},
-	{[]error{backends.ErrInvalidPart}, Class{Status: http.StatusBadRequest, Code: "invalid_argument", MLflowCode: "INVALID_PARAMETER_VALUE",
-		Message: "invalid multipart upload: every part must be listed with its ETag, and every part but the last must " +
-			"have at least the backend's minimum part size"}},
+	{[]error{backends.ErrChecksum}, Class{Status: http.StatusBadRequest, Code: "checksum_mismatch", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{backends.ErrSizeMismatch}, Class{Status: http.StatusBadRequest, Code: "size_mismatch", MLflowCode: "INVALID_PARAMETER_VALUE"}},
 	{[]error{metadata.ErrInvalid, pkgtypes.ErrInvalidName, pkgtypes.ErrInvalidVersion, pkgtypes.ErrInvalidPath,
-		ErrBadRequest, mlflowfilter.ErrInvalid},
-		Class{Status: http.StatusBadRequest, Code: "invalid_argument", MLflowCode: "INVALID_PARAMETER_VALUE", Message: "invalid argument"}},
-	{[]error{backends.ErrInvalidRange}, Class{Status: http.StatusRequestedRangeNotSatisfiable, Code: "invalid_range", MLflowCode: "INVALID_PARAMETER_VALUE",
-		Message: "the requested range is not satisfiable"}},
-	{[]error{ErrNotImplemented, backends.ErrUnsupported}, Class{Status: http.StatusNotImplemented, Code: "not_implemented", MLflowCode: "NOT_IMPLEMENTED",
-		Message: "not supported by the storage backend"}},
+		backends.ErrInvalidPart, ErrBadRequest, mlflowfilter.ErrInvalid},
+		Class{Status: http.StatusBadRequest, Code: "invalid_argument", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{backends.ErrInvalidRange}, Class{Status: http.StatusRequestedRangeNotSatisfiable, Code: "invalid_range", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{ErrNotImplemented, backends.ErrUnsupported}, Class{Status: http.StatusNotImplemented, Code: "not_implemented", MLflowCode: "NOT_IMPLEMENTED"}},
 	{[]error{backends.ErrUnavailable, context.DeadlineExceeded},
-		Class{Status: http.StatusServiceUnavailable, Code: "unavailable", MLflowCode: "TEMPORARILY_UNAVAILABLE", RetryAfter: true,
-			Message: "storage is unavailable; retry later"}},
+		Class{Status: http.StatusServiceUnavailable, Code: "unavailable", MLflowCode: "TEMPORARILY_UNAVAILABLE", RetryAfter: true}},
 }
 
 var internalError = Class{Status: http.StatusInternalServerError, Code: "internal", MLflowCode: "INTERNAL_ERROR"}

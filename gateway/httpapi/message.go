@@ -24,8 +24,8 @@ import (
 //     (ErrBadRequest and the others of this package, the name, path and filter grammars), whose messages
 //     are written from the request, and the store's ErrInvalid, ErrExists and ErrConflict, whose
 //     messages the metadata contract keeps to the values the caller passed;
-//  3. else the fixed text of the error's row in the error table, after "backend <name>: " when a backend
-//     operation failed (backends.OpError; backend names are chosen by the admin).
+//  3. else a fixed text for its sentinel (fixedMessages; the status text for others), after
+//     "backend <name>: " when a backend operation failed (backends.OpError; the admin chose the name).
 //
 // The full error goes to the log with the request id whenever the client is told less.
 
@@ -68,6 +68,27 @@ var clientTextSentinels = []error{
 	metadata.ErrInvalid, metadata.ErrExists, metadata.ErrConflict, metadata.ErrAliasNotFound,
 }
 
+// fixedMessages are what a client is told about an error that carries no message for it (rule 3), by
+// sentinel, walked in order with errors.Is.
+var fixedMessages = []struct {
+	target error
+	msg    string
+}{
+	{metadata.ErrAliasNotFound, "alias not found"},
+	{backends.ErrUploadNotFound, "multipart upload not found: it was completed, aborted or has expired"},
+	{metadata.ErrNotFound, "not found"},
+	{backends.ErrNotFound, "not found"},
+	{metadata.ErrExists, "already exists"},
+	{metadata.ErrConflict, "conflict"},
+	{backends.ErrChecksum, "checksum mismatch: the bytes received do not have the sha256 the request declared"},
+	{backends.ErrSizeMismatch, "size mismatch: the bytes received are not as many as the request declared"},
+	{backends.ErrInvalidPart, "invalid multipart upload: every part must be listed with its ETag, and every part but " +
+		"the last must have at least the backend's minimum part size"},
+	{backends.ErrInvalidRange, "the requested range is not satisfiable"},
+	{backends.ErrUnsupported, "not supported by the storage backend"},
+	{backends.ErrUnavailable, "storage is unavailable; retry later"},
+}
+
 // ClientMessage is what a client is told about err, of class: see the rules above.
 func ClientMessage(err error, class Class) string {
 	if m, ok := findInChain(err, func(e error) (string, bool) {
@@ -95,9 +116,12 @@ func ClientMessage(err error, class Class) string {
 	}); ok {
 		return m
 	}
-	msg := class.Message
-	if msg == "" {
-		msg = strings.ToLower(http.StatusText(class.Status))
+	msg := strings.ToLower(http.StatusText(class.Status))
+	for _, f := range fixedMessages {
+		if errors.Is(err, f.target) {
+			msg = f.msg
+			break
+		}
 	}
 	var op *backends.OpError
 	if errors.As(err, &op) {
