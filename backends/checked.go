@@ -111,14 +111,14 @@ type CheckedBackend struct {
 
 var _ Backend = (*CheckedBackend)(nil)
 
-// fail decorates err with the backend, operation and key. When ctx ended during the call but the
+// fail decorates err with the backend, operation and key (an *OpError). When ctx ended during the call but the
 // backend's error does not say so (a plugin may only report a broken stream), the context's error is
 // attached so that callers can still tell a cancellation from a failure.
 func (c *CheckedBackend) fail(ctx context.Context, op, key string, err error) error {
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w (%w)", err, cerr)
 	}
-	return fmt.Errorf("backend %s: %s %q: %w", c.name, op, key, err)
+	return &OpError{Backend: c.name, Op: op, Key: key, Err: err}
 }
 
 // limits returns the cached multipart limits, asking the backend the first time.

@@ -26,12 +26,20 @@ import (
 // DefaultMaxFileSize is the per-file upload limit unless configured otherwise: 10 GiB, GitLab's.
 const DefaultMaxFileSize int64 = 10 << 30
 
+// MaxHeaderBytes bounds a request's header block, the URL and its query included. Go's default is 1 MB,
+// which a connection holds while it is parsed; no client of mlgate sends more than a few KB, and the
+// query parser stops at 10 000 parameters anyway.
+const MaxHeaderBytes = 64 << 10
+
 // Config holds the gateway's settings.
 type Config struct {
 	// MaxFileSize is the largest file accepted by an upload, in bytes. <= 0 means DefaultMaxFileSize.
 	MaxFileSize int64
 	// Auth requires a token on every route but /health; see withAuth.
 	Auth bool
+	// JSONBodyBudget bounds the bytes of large JSON request bodies read and decoded at once, across all
+	// requests (<= 0: httpapi.DefaultBodyBudget). It must hold the largest body a route accepts.
+	JSONBodyBudget int64
 	// Metrics, when non-nil, serves GET /metrics (Prometheus exposition). It is behind auth like every
 	// other route when Auth is on: process and plugin figures are not for anonymous callers.
 	Metrics http.Handler
@@ -88,12 +96,13 @@ func (s *Server) routes() *httprouter.Router {
 	pkgs := packages.New(packages.Deps{Store: s.store, Artifacts: files, Log: s.log})
 	tracking := mlflow.New(mlflow.Deps{Store: s.store, Artifacts: files, Log: s.log})
 	reg := registry.New(registry.Deps{Store: s.store})
-	proxy := artifactproxy.New(artifactproxy.Deps{Store: s.store, Artifacts: files, Log: s.log})
+	bodies := httpapi.NewBodyBudget(s.cfg.JSONBodyBudget)
+	proxy := artifactproxy.New(artifactproxy.Deps{Store: s.store, Artifacts: files, Log: s.log, Budget: bodies})
 	rpcRoutes := append(tracking.Routes(), reg.Routes()...)
 	for _, rt := range rpcRoutes {
 		s.rpcList = append(s.rpcList, httpapi.RouteInfo{Method: rt.Method, Pattern: rt.Path, Access: httpapi.AccessToken})
 	}
-	rpcs := rpc.NewDispatcher(s.store, s.log, rpcRoutes, mlflow.NotFound)
+	rpcs := rpc.NewDispatcher(s.store, s.log, bodies, rpcRoutes, mlflow.NotFound)
 	web := ui.New(ui.Deps{Store: s.store, Log: s.log, Auth: s.cfg.Auth})
 
 	r := httprouter.New()

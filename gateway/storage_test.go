@@ -27,7 +27,7 @@ func TestRoutedUploadsAndRouteChange(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pv, err := e.Store.EnsurePackageVersion(context.Background(), p.ID, "m", "1.0.0")
+		pv, err := e.Store.EnsurePackageVersion(context.Background(), p.ID, "m", "1.0.0", 0)
 		if err != nil {
 			t.Fatal(err)
 		}

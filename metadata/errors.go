@@ -4,6 +4,11 @@ import "errors"
 
 // Sentinels returned (wrapped with context through %w) by every Store. The gateway maps them to HTTP
 // statuses in one table.
+//
+// The messages of errors wrapping ErrInvalid, ErrExists, ErrConflict and ErrAliasNotFound are shown to
+// API clients: they name the values the caller passed (names, paths, keys, semvers), never internal
+// numeric ids or blob keys. Those of ErrNotFound and of every other error are for logs only, and may name
+// anything.
 var (
 	ErrNotFound      = errors.New("not found")
 	ErrExists        = errors.New("already exists")

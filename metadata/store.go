@@ -106,6 +106,11 @@ type Store interface {
 
 	// Candidates
 
+	// ReserveOwnerID draws an id from the sequence candidates and logged models share, for a candidate
+	// created later (EnsurePackageVersion) whose files are stored before it exists: blob keys are derived
+	// from the owner's id. No record gets the id until it is used, and no later draw returns it; an id
+	// never used costs nothing but the blobs stored under it, which no row references and fsck finds.
+	ReserveOwnerID(ctx context.Context) (uint64, error)
 	// CreateCandidate stores c with tags and fills ID, IID, EID and CreatedAt (StartTime too when 0).
 	// ErrNotFound if c.ModelID is unknown; ErrInvalid for bad tags or name.
 	CreateCandidate(ctx context.Context, c *Candidate, tags []Tag) error
@@ -161,9 +166,10 @@ type Store interface {
 	// with the ID owner, ordered by model ID then Seq; none is an empty list, not an error.
 	VersionsBackedBy(ctx context.Context, owner uint64) ([]*Version, error)
 	// EnsurePackageVersion resolves <modelName>/<semver> in project, creating the model (in the
-	// registry), a fresh backing candidate and the version in one transaction when they are missing.
-	// ErrInvalid for a bad name or semver.
-	EnsurePackageVersion(ctx context.Context, project int64, modelName, semver string) (*PackageVersion, error)
+	// registry), a fresh backing candidate and the version in one transaction when they are missing. The
+	// candidate gets candidateID when that is not 0 (an id from ReserveOwnerID). ErrInvalid for a bad name
+	// or semver, or a candidateID never reserved; ErrExists for a candidateID already in use.
+	EnsurePackageVersion(ctx context.Context, project int64, modelName, semver string, candidateID uint64) (*PackageVersion, error)
 
 	// Logged models (MLflow 3)
 

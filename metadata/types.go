@@ -10,6 +10,7 @@ package metadata
 import (
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -76,6 +77,29 @@ const (
 	MaxContentTypeLen  = 255
 	CandidateEIDHexLen = 32
 )
+
+// ParseProjectRef reads a project reference as a URL segment carries it (already unescaped): digits are
+// a project id, which must be a positive int64 written without leading zeros; anything else is a project
+// path. So that no reference is ambiguous, "0", zero-padded and overflowing numbers, and references
+// starting with "-" (a negative id?) are ErrInvalid: they are neither an id nor a path a project may
+// have. The path itself is not validated here (EnsureProject does that).
+func ParseProjectRef(s string) (ProjectRef, error) {
+	if s == "" {
+		return ProjectRef{}, fmt.Errorf("empty project reference: %w", ErrInvalid)
+	}
+	if s[0] == '-' {
+		return ProjectRef{}, fmt.Errorf("project %.60q: a project path may not start with '-': %w", s, ErrInvalid)
+	}
+	if strings.Trim(s, "0123456789") != "" {
+		return ProjectRef{Path: s}, nil
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 || s[0] == '0' {
+		return ProjectRef{}, fmt.Errorf("project %.60q: a numeric project id must be a positive 64-bit integer "+
+			"without leading zeros, and a project path may not be all digits: %w", s, ErrInvalid)
+	}
+	return ProjectRef{ID: id}, nil
+}
 
 // Tag is a key/value pair on a model, candidate or version.
 type Tag struct {

@@ -134,6 +134,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	srv := &http.Server{
 		Handler:           gw.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,
+		MaxHeaderBytes:    gateway.MaxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

@@ -96,24 +96,51 @@ type Upload struct {
 	Size        int64     // -1 when unknown
 	ContentType string
 	SHA256      string // expected lowercase hex digest; "" when the client gave none
+
+	// For a file whose upload creates its owner (the first file of a package version), OwnerID is an id
+	// the store reserved, Route names where the owner will be (its model does not exist yet either), and
+	// CreateOwner creates it inside the transaction that commits the file, so that the owner appears with
+	// its first file or not at all. Both are nil for an owner that exists.
+	Route       *UploadRoute
+	CreateOwner func(ctx context.Context) error
 }
+
+// UploadRoute is what Storage.ForUpload routes a new file by: its project's path and its model's name.
+type UploadRoute struct{ ProjectPath, ModelName string }
 
 // Store streams u into a new blob, then commits its metadata row, replacing any earlier file at the
 // same path. Identical bytes at the same path change nothing. On any failure nothing becomes visible
 // and the new blob is removed. Errors: backends.ErrChecksum and ErrSizeMismatch for a body that does not
 // match what the client declared, httpapi.ErrTooLarge from the body, backends.ErrUnavailable, and
-// metadata.ErrConflict for a file/directory clash. The file goes to the backend Storage.ForUpload picks,
-// and its row records that backend. Storage hands out only backends behind backends.Checked, which
-// hashes every upload, so the row's sha256 is always the one of the bytes stored.
+// metadata.ErrConflict for a file/directory clash, and u.CreateOwner's. The file goes to the backend
+// Storage.ForUpload picks, and its row records that backend. Storage hands out only backends behind
+// backends.Checked, which hashes every upload, so the row's sha256 is always the one of the bytes stored.
 func (a *Service) Store(ctx context.Context, u Upload) (*metadata.File, error) {
-	name, backend, err := a.route(ctx, u.OwnerID)
-	if err != nil {
-		return nil, err
+	var name string
+	var backend *backends.CheckedBackend
+	if u.Route != nil {
+		name, backend = a.Storage(ctx).ForUpload(u.Route.ProjectPath, u.Route.ModelName)
+	} else {
+		var err error
+		if name, backend, err = a.route(ctx, u.OwnerID); err != nil {
+			return nil, err
+		}
 	}
 	key := blobkey.File(u.OwnerID)
 	info, err := backend.Put(ctx, key, u.Body, u.Size, backends.PutOptions{ContentType: u.ContentType, SHA256: u.SHA256})
 	if err != nil {
 		return nil, err
+	}
+	if u.CreateOwner != nil {
+		return a.commitCreatingOwner(ctx, backend, u.CreateOwner, &metadata.File{
+			OwnerID:     u.OwnerID,
+			Path:        u.Path,
+			Size:        info.Size,
+			SHA256:      info.SHA256,
+			ContentType: u.ContentType,
+			BlobKey:     key,
+			Backend:     name,
+		})
 	}
 	return a.commit(ctx, backend, &metadata.File{
 		OwnerID:     u.OwnerID,
@@ -142,6 +169,34 @@ func (a *Service) commit(ctx context.Context, backend backends.Backend, f *metad
 	if err != nil {
 		a.discardBlob(backend, f.BlobKey)
 		return nil, err
+	}
+	a.discardReplaced(ctx, replaced)
+	return f, nil
+}
+
+// commitCreatingOwner is commit for a file whose owner does not exist yet: createOwner and the file's
+// row commit in one transaction, so a failure anywhere leaves neither (and the new blob is deleted).
+// Errors are createOwner's and the store's.
+func (a *Service) commitCreatingOwner(ctx context.Context, backend backends.Backend, createOwner func(context.Context) error, f *metadata.File) (*metadata.File, error) {
+	var kept, replaced *metadata.File
+	err := a.store.Update(ctx, func(ctx context.Context) error {
+		kept, replaced = nil, nil
+		if err := createOwner(ctx); err != nil {
+			return err
+		}
+		// A concurrent first upload of the same path may have committed first.
+		if existing, err := a.store.File(ctx, f.OwnerID, f.Path); err == nil &&
+			existing.SHA256 == f.SHA256 && existing.Size == f.Size {
+			kept = existing
+			return nil
+		}
+		var err error
+		replaced, err = a.store.CommitFile(ctx, f, true)
+		return err
+	})
+	if err != nil || kept != nil {
+		a.discardBlob(backend, f.BlobKey)
+		return kept, err
 	}
 	a.discardReplaced(ctx, replaced)
 	return f, nil

@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/gateway/httpapi"
 )
 
 // Storage chooses the backend of each file. New files go where the routes say; existing files are read
@@ -121,8 +122,8 @@ func (s *StaticStorage) Get(name string) (*backends.CheckedBackend, error) {
 	if b, ok := s.backends[name]; ok {
 		return b, nil
 	}
-	return nil, fmt.Errorf("%w: the file is stored on backend %q, which is not configured any more; "+
-		"add it back to the config (or migrate its files with mlgate backends migrate)", backends.ErrUnavailable, name)
+	return nil, httpapi.WithClientMessage(backends.ErrUnavailable, "the file is stored on backend %q, which is not configured "+
+		"any more; add it back to the config (or migrate its files with mlgate backends migrate)", name)
 }
 
 // Default returns the default backend's name.

@@ -39,13 +39,20 @@ func (a *Service) OpenUpload(r *http.Request) (*UploadBody, error) {
 	}
 	// Multipart framing adds a little to the body, so allow a small margin on the whole request and
 	// enforce the exact limit on the file part itself.
-	const framingAllowance = 1 << 20
 	if r.ContentLength > limit+framingAllowance {
 		return nil, fmt.Errorf("%w: %d bytes exceeds the limit of %d bytes", httpapi.ErrTooLarge, r.ContentLength, limit)
 	}
+	// Everything before the file's bytes (the preamble, part headers, other fields) is parsed into
+	// memory, so it gets the same small allowance: a client cannot make mlgate hold 10 MB of part
+	// headers (textproto's own limit) per upload.
+	framing := &framingLimit{r: r.Body, remaining: framingAllowance}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{framing, r.Body}
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return nil, fmt.Errorf("%w: multipart body: %v", httpapi.ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: multipart body: %w", httpapi.ErrBadRequest, err)
 	}
 	for {
 		part, err := mr.NextPart()
@@ -53,15 +60,16 @@ func (a *Service) OpenUpload(r *http.Request) (*UploadBody, error) {
 			return nil, fmt.Errorf("%w: multipart body has no \"file\" field", httpapi.ErrBadRequest)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: multipart body: %v", httpapi.ErrBadRequest, err)
+			return nil, fmt.Errorf("%w: multipart body: %w", httpapi.ErrBadRequest, err)
 		}
 		if part.FormName() != "file" {
 			// Other fields (GitLab clients send "status") are small; skip them without keeping them.
 			if _, err := io.Copy(io.Discard, io.LimitReader(part, framingAllowance)); err != nil {
-				return nil, fmt.Errorf("%w: multipart body: %v", httpapi.ErrBadRequest, err)
+				return nil, fmt.Errorf("%w: multipart body: %w", httpapi.ErrBadRequest, err)
 			}
 			continue
 		}
+		framing.lift()
 		return &UploadBody{
 			Reader:      &cappedReader{r: ClientErrors(part), remaining: limit, limit: limit},
 			Size:        -1,
@@ -69,6 +77,35 @@ func (a *Service) OpenUpload(r *http.Request) (*UploadBody, error) {
 		}, nil
 	}
 }
+
+// framingLimit fails a multipart body whose framing, everything read before lift, exceeds its
+// allowance; after lift it passes the file's bytes through (cappedReader limits those).
+type framingLimit struct {
+	r         io.Reader
+	remaining int64
+	lifted    bool
+}
+
+func (f *framingLimit) lift() { f.lifted = true }
+
+func (f *framingLimit) Read(p []byte) (int, error) {
+	if f.lifted {
+		return f.r.Read(p)
+	}
+	if f.remaining <= 0 {
+		return 0, fmt.Errorf("%w: the multipart body has more than %d bytes before the \"file\" field", httpapi.ErrTooLarge, framingAllowance)
+	}
+	if int64(len(p)) > f.remaining {
+		p = p[:f.remaining]
+	}
+	n, err := f.r.Read(p)
+	f.remaining -= int64(n)
+	return n, err
+}
+
+// framingAllowance bounds the bytes of a multipart upload that are not the file: the preamble, part
+// headers and other fields (GitLab clients send "status").
+const framingAllowance = 1 << 20
 
 func isMultipart(r *http.Request) bool {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))

@@ -93,20 +93,23 @@ func Classify(err error) (class Class, known bool) {
 const retryAfterSeconds = 5
 
 // PrepareError classifies err for a response: it logs internal errors with the request id (hiding
-// their text from the client), logs backend outages, and sets Retry-After. send is false when the client
-// went away and nothing should be written.
+// their text from the client), logs backend outages, and sets Retry-After. The message is ClientMessage's:
+// when it tells less than err, err is logged with the request id. send is false when the client went
+// away and nothing should be written.
 func PrepareError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) (class Class, msg string, send bool) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		log.Debug("client went away", "err", err, "request_id", RequestID(r))
 		return class, "", false
 	}
 	class, known := Classify(err)
-	msg = err.Error()
+	msg = ClientMessage(err, class)
 	if !known {
 		log.Error("internal error", "err", err, "method", r.Method, "path", r.URL.EscapedPath(), "request_id", RequestID(r))
 		msg = "internal error, request id " + RequestID(r)
 	} else if class.Status == http.StatusServiceUnavailable {
 		log.Warn("backend unavailable", "err", err, "request_id", RequestID(r))
+	} else if msg != err.Error() {
+		log.Info("request refused", "status", class.Status, "message", msg, "err", err, "request_id", RequestID(r))
 	}
 	if class.RetryAfter {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))

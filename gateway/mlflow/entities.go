@@ -112,10 +112,25 @@ func Experiment(ctx context.Context, store metadata.Store, project int64, id str
 		return store.EnsureDefaultModel(ctx, project)
 	}
 	m, err := store.Model(ctx, metadata.ModelRef{Project: project, IID: iid})
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, ExperimentNotFound(id, err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("no experiment with id %s: %w", id, err)
+		return nil, fmt.Errorf("experiment %s: %w", id, err)
 	}
 	return m, nil
+}
+
+// ExperimentNotFound is MLflow's answer for an experiment id that names no experiment of the project;
+// err (a metadata.ErrNotFound) is kept for the log.
+func ExperimentNotFound(id string, err error) error {
+	return httpapi.WithClientMessage(err, "No Experiment with id=%s exists", id)
+}
+
+// RunNotFound is MLflow's answer for a run id that names no run of the project, whether it exists in
+// another project or not at all; err (a metadata.ErrNotFound) is kept for the log.
+func RunNotFound(runID string, err error) error {
+	return httpapi.WithClientMessage(err, "Run with id=%s not found", runID)
 }
 
 // ModelByName finds a model of a project by display name first, then by slug, as MLflow names both
@@ -145,11 +160,14 @@ func Run(ctx context.Context, store metadata.Store, project int64, runID, runUUI
 	}
 	eid, ok := metadata.ParseEID(runID)
 	if !ok || eid == (metadata.EID{}) {
-		return nil, fmt.Errorf("run with id=%s not found: %w", runID, metadata.ErrNotFound)
+		return nil, RunNotFound(runID, metadata.ErrNotFound)
 	}
 	c, err := store.Candidate(ctx, metadata.CandidateRef{EID: eid, Project: project})
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, RunNotFound(runID, err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("run with id=%s not found: %w", runID, err)
+		return nil, fmt.Errorf("run %s: %w", runID, err)
 	}
 	return c, nil
 }

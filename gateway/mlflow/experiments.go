@@ -184,7 +184,9 @@ func (s *Tracking) createExperiment(ctx context.Context, call *rpc.Call, in *cre
 		}
 	}
 	m := &metadata.Model{Project: call.Project.ID, DisplayName: in.Name, Tags: in.Tags}
-	if err := s.store.CreateModel(ctx, m); err != nil {
+	if err := s.store.CreateModel(ctx, m); errors.Is(err, metadata.ErrExists) {
+		return nil, httpapi.WithClientMessage(err, "Experiment(name=%s) already exists.", in.Name) // MLflow's words
+	} else if err != nil {
 		return nil, fmt.Errorf("experiment %q: %w", in.Name, err)
 	}
 	return map[string]string{"experiment_id": strconv.FormatInt(m.IID, 10)}, nil
@@ -215,8 +217,11 @@ func (s *Tracking) getExperimentByName(ctx context.Context, call *rpc.Call, in *
 		return nil, rpc.Required("experiment_name")
 	}
 	m, err := ModelByName(ctx, s.store, call.Project.ID, in.Name)
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, httpapi.WithClientMessage(err, "Could not find experiment with name '%s'", in.Name)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("could not find experiment with name '%s': %w", in.Name, err)
+		return nil, fmt.Errorf("experiment %q: %w", in.Name, err)
 	}
 	return map[string]any{"experiment": toExperiment(m)}, nil
 }
@@ -250,7 +255,7 @@ func (s *Tracking) deleteExperimentTag(ctx context.Context, call *rpc.Call, in *
 		return nil, err
 	}
 	if !slices.ContainsFunc(m.Tags, func(t metadata.Tag) bool { return t.Key == in.Key }) {
-		return nil, fmt.Errorf("no tag with name: %s in experiment with id %d: %w", in.Key, m.IID, metadata.ErrNotFound)
+		return nil, httpapi.NotFound("No tag with name: %s in experiment with id %d", in.Key, m.IID)
 	}
 	if _, err := s.store.UpdateModel(ctx, m.ID, metadata.ModelUpdate{DeleteTags: []string{in.Key}}); err != nil {
 		return nil, fmt.Errorf("experiment %d: %w", m.IID, err)

@@ -27,7 +27,7 @@ import (
 func (s *Tracking) loggedModelRPCs() []rpc.Route {
 	return []rpc.Route{
 		rpc.Handle(http.MethodPost, "logged-models", s.createLoggedModel),
-		rpc.Handle(http.MethodPost, "logged-models/search", s.searchLoggedModels),
+		rpc.Handle(http.MethodPost, "logged-models/search", s.searchLoggedModels).Limits(searchBody),
 		rpc.Handle(http.MethodGet, "logged-models/{model_id}", s.getLoggedModel),
 		rpc.Handle(http.MethodPatch, "logged-models/{model_id}", s.finalizeLoggedModel),
 		rpc.Handle(http.MethodDelete, "logged-models/{model_id}", s.deleteLoggedModel),
@@ -307,14 +307,32 @@ func (s *Tracking) deleteLoggedModel(ctx context.Context, call *rpc.Call, _ *mod
 	}
 	files, err := s.store.DeleteLoggedModel(ctx, lm.ID)
 	if errors.Is(err, metadata.ErrConflict) {
-		return nil, fmt.Errorf("%w: logged model %s backs a registered model version: delete the version first (%v)",
-			httpapi.ErrBadRequest, lm.LMID, err)
+		return nil, fmt.Errorf("%w: logged model %s backs %s: delete the version first",
+			httpapi.ErrBadRequest, lm.LMID, s.versionsBackedBy(ctx, lm))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("logged model %s: %w", lm.LMID, err)
 	}
 	s.artifacts.DiscardRows(ctx, files)
 	return struct{}{}, nil
+}
+
+// versionsBackedBy names the registered model versions a logged model backs, for messages:
+// "version 2 of model 'fraud'", or "a registered model version" when they cannot be read.
+func (s *Tracking) versionsBackedBy(ctx context.Context, lm *metadata.LoggedModel) string {
+	vs, err := s.store.VersionsBackedBy(ctx, lm.ID)
+	if err != nil || len(vs) == 0 {
+		return "a registered model version"
+	}
+	var names []string
+	for _, v := range vs {
+		m, err := s.store.Model(ctx, metadata.ModelRef{ID: v.ModelID})
+		if err != nil {
+			return "a registered model version"
+		}
+		names = append(names, fmt.Sprintf("version %d of model '%s'", v.Seq, m.DisplayName))
+	}
+	return strings.Join(names, ", ")
 }
 
 // loggedModelTagsRequest is the input of setLoggedModelTags.

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -32,9 +33,9 @@ func (s *Tracking) runRPCs() []rpc.Route {
 		rpc.Handle(http.MethodPost, "runs/log-parameter", s.logParam),
 		rpc.Handle(http.MethodPost, "runs/set-tag", s.setRunTag),
 		rpc.Handle(http.MethodPost, "runs/delete-tag", s.deleteRunTag),
-		rpc.Handle(http.MethodPost, "runs/log-batch", s.logBatch),
+		rpc.Handle(http.MethodPost, "runs/log-batch", s.logBatch).Limits(logBatchBody),
 		rpc.Handle(http.MethodPost, "runs/log-model", s.logModel),
-		rpc.Handle(http.MethodPost, "runs/log-inputs", s.logInputs),
+		rpc.Handle(http.MethodPost, "runs/log-inputs", s.logInputs).Limits(logInputsBody),
 		rpc.Handle(http.MethodPost, "runs/outputs", s.logOutputs),
 		rpc.Handle(http.MethodGet, "metrics/get-history", s.getMetricHistory),
 	}
@@ -54,6 +55,22 @@ const (
 	batchMaxParams  = 100
 	batchMaxTags    = 100
 	batchMaxTotal   = 1000
+)
+
+// Body limits of the logging calls that may carry more than the default 1 MiB (httpapi's defaults bound
+// every other call).
+var (
+	// A log-batch holds at most 1000 entries (MLflow's MAX_ENTITIES_PER_BATCH), the largest a 5000-byte
+	// tag value; 100 such tags JSON-escaped as Python's client writes non-ASCII text (\uXXXX) stay under
+	// 4 MiB, while MLflow's declared 1 MB (MAX_BATCH_LOG_REQUEST_SIZE) would refuse them. The list limit
+	// is ten times MLflow's, so that a batch a little too long gets MLflow's own message (Validate) while
+	// a hostile list is refused before it is decoded.
+	logBatchBody = httpapi.BodyLimits{MaxBytes: 4 << 20, MaxItems: 10 * batchMaxTotal}
+	// A log-inputs call carries up to 1000 datasets (MAX_DATASETS_PER_BATCH), one profile may have 16 MiB
+	// (MAX_DATASET_PROFILE_SIZE) and a schema 1 MiB (MAX_DATASET_SCHEMA_SIZE): the largest body mlgate
+	// accepts. A profile is held about six times at the peak (the body, the decoded string, the store's
+	// JSON record and bbolt's page copy, with growth), so such calls run one at a time.
+	logInputsBody = httpapi.BodyLimits{MaxBytes: 24 << 20, MaxItems: 1000, Amplification: 6}
 )
 
 // historyMaxResults is the most points metrics/get-history answers at once: what the client asks for.
@@ -157,7 +174,7 @@ func metricOf(in metricIn, timestampRequired bool) (metadata.Metric, error) {
 	if in.ModelID != "" {
 		lmid, ok := metadata.ParseLMID(in.ModelID)
 		if !ok {
-			return metadata.Metric{}, fmt.Errorf("logged model with ID '%s' not found: %w", in.ModelID, metadata.ErrNotFound)
+			return metadata.Metric{}, httpapi.LoggedModelNotFound(in.ModelID, metadata.ErrNotFound)
 		}
 		m.LoggedModel = lmid
 	}
@@ -227,10 +244,33 @@ func (s *Tracking) logToRun(ctx context.Context, c *metadata.Candidate, params [
 			}
 		}
 		if err := s.store.LogBatch(ctx, c.ID, params, metrics, tags); err != nil {
+			var named []metadata.LMID
+			for _, m := range metrics {
+				if !m.LoggedModel.IsZero() {
+					named = append(named, m.LoggedModel)
+				}
+			}
+			if errors.Is(err, metadata.ErrNotFound) && len(named) > 0 {
+				// The run was just resolved: what is missing is a logged model the points name.
+				return loggedModelsNotFound(err, named)
+			}
 			return fmt.Errorf("run %s: %w", c.EID, err)
 		}
 		return nil
 	})
+}
+
+// loggedModelsNotFound words a miss of one of the logged models a call names (the store does not say
+// which, nor whether it exists in another project); err is kept for the log.
+func loggedModelsNotFound(err error, named []metadata.LMID) error {
+	var ids []string
+	for _, id := range named {
+		if s := id.String(); !slices.Contains(ids, s) {
+			ids = append(ids, s)
+		}
+	}
+	return httpapi.WithClientMessage(err, "Logged model not found: the call names model_id %s, which must be "+
+		"logged models of this project", strings.Join(ids, ", "))
 }
 
 // createRunRequest is the input of createRun.
@@ -550,7 +590,7 @@ func (s *Tracking) deleteRunTag(ctx context.Context, call *rpc.Call, in *deleteR
 	}
 	if err := s.store.DeleteTag(ctx, c.ID, in.Key); err != nil {
 		if errors.Is(err, metadata.ErrNotFound) {
-			return nil, fmt.Errorf("no tag with name: %s in run with id %s: %w", in.Key, c.EID, metadata.ErrNotFound)
+			return nil, httpapi.NotFound("No tag with name: %s in run with id %s", in.Key, c.EID)
 		}
 		return nil, fmt.Errorf("run %s: %w", c.EID, err)
 	}
@@ -789,6 +829,9 @@ func (s *Tracking) logInputs(ctx context.Context, call *rpc.Call, in *logInputsR
 		return struct{}{}, nil
 	}
 	if err := s.store.LogInputs(ctx, c.ID, in.datasets, in.models); err != nil {
+		if errors.Is(err, metadata.ErrNotFound) && len(in.models) > 0 {
+			return nil, loggedModelsNotFound(err, in.models)
+		}
 		return nil, fmt.Errorf("run %s: %w", c.EID, err)
 	}
 	return struct{}{}, nil
@@ -831,6 +874,13 @@ func (s *Tracking) logOutputs(ctx context.Context, call *rpc.Call, in *logOutput
 		return struct{}{}, nil
 	}
 	if err := s.store.LogOutputs(ctx, c.ID, in.outputs); err != nil {
+		if errors.Is(err, metadata.ErrNotFound) {
+			ids := make([]metadata.LMID, len(in.outputs))
+			for i, o := range in.outputs {
+				ids[i] = o.LoggedModel
+			}
+			return nil, loggedModelsNotFound(err, ids)
+		}
 		return nil, fmt.Errorf("run %s: %w", c.EID, err)
 	}
 	return struct{}{}, nil

@@ -28,14 +28,22 @@ const (
 	maxSearchResults  = 50000
 	// storePage is the page size asked of the store; the bolt store clamps larger pages to 1000.
 	storePage = 1000
+	// maxSearchedExperiments bounds experiment_ids in one search. MLflow sets no limit; its client's
+	// search_all_experiments sends every experiment of the server, so the bound is generous, but each id
+	// costs a model lookup, and 3.8 million of them once cost 280 MB per call.
+	maxSearchedExperiments = 10000
 )
+
+// searchBody bounds the body of runs/search and logged-models/search: experiment_ids is their only long
+// list.
+var searchBody = httpapi.BodyLimits{MaxBytes: 1 << 20, MaxItems: maxSearchedExperiments}
 
 // searchRPCs serves experiments/search and runs/search.
 func (s *Tracking) searchRPCs() []rpc.Route {
 	return []rpc.Route{
 		rpc.Handle(http.MethodGet, "experiments/search", s.searchExperiments),
 		rpc.Handle(http.MethodPost, "experiments/search", s.searchExperiments),
-		rpc.Handle(http.MethodPost, "runs/search", s.searchRuns),
+		rpc.Handle(http.MethodPost, "runs/search", s.searchRuns).Limits(searchBody),
 	}
 }
 
@@ -327,6 +335,10 @@ func (s *Tracking) searchRuns(ctx context.Context, call *rpc.Call, in *searchRun
 // duplicates. Ids that are not non-negative integers are httpapi.ErrBadRequest; unknown ones are
 // skipped. "0" is the default model only if it exists: a search does not create it.
 func (s *Tracking) searchedModels(ctx context.Context, call *rpc.Call, ids []string) ([]*metadata.Model, error) {
+	if len(ids) > maxSearchedExperiments {
+		return nil, fmt.Errorf("%w: experiment_ids lists %d experiments; one search takes at most %d",
+			httpapi.ErrBadRequest, len(ids), maxSearchedExperiments)
+	}
 	var iids []int64
 	for _, id := range ids {
 		iid, err := strconv.ParseInt(strings.TrimSpace(id), 10, 64)

@@ -7,11 +7,13 @@ package packages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -41,6 +43,7 @@ type API struct {
 	store     metadata.Store
 	artifacts *artifact.Service
 	log       *slog.Logger
+	pending   pendingVersions
 }
 
 // New builds the package API.
@@ -48,7 +51,52 @@ func New(d Deps) *API {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &API{store: d.Store, artifacts: d.Artifacts, log: d.Log}
+	return &API{store: d.Store, artifacts: d.Artifacts, log: d.Log, pending: pendingVersions{byKey: map[pendingKey]*pendingVersion{}}}
+}
+
+// pendingVersions are the versions that package uploads are creating: a version created by an upload
+// appears only with its first committed file, so until then it exists only here, with the owner id its
+// candidate will have (blob keys are derived from the owner id, so the bytes are stored under it before
+// the candidate exists). Concurrent first uploads of one version share the id, so that whichever
+// commits first creates the candidate the others' blobs belong to. A crash loses nothing but the id
+// (no record has it) and the blobs stored under it, which no row references: fsck finds them.
+type pendingVersions struct {
+	mu    sync.Mutex
+	byKey map[pendingKey]*pendingVersion
+}
+
+type pendingKey struct {
+	project       int64
+	model, semver string
+}
+
+type pendingVersion struct {
+	ownerID uint64
+	uploads int // in flight
+}
+
+// join returns the owner id of a pending version, reserving one in the store for its first upload, and
+// the function that ends this upload's part in it. Errors are the store's.
+func (p *pendingVersions) join(ctx context.Context, store metadata.Store, key pendingKey) (uint64, func(), error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pv := p.byKey[key]
+	if pv == nil {
+		id, err := store.ReserveOwnerID(ctx)
+		if err != nil {
+			return 0, nil, err
+		}
+		pv = &pendingVersion{ownerID: id}
+		p.byKey[key] = pv
+	}
+	pv.uploads++
+	return pv.ownerID, sync.OnceFunc(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if pv.uploads--; pv.uploads == 0 {
+			delete(p.byKey, key)
+		}
+	}), nil
 }
 
 // filesSegment separates a package from the file path in the canonical ml_models form.
@@ -63,6 +111,10 @@ type packageRequest struct {
 	write   bool // the request changes files
 	owner   fileOwner
 	subpath string // directory inside the owner that the package's paths are relative to
+	// newVersion is set for an upload to a version that does not exist yet: owner.id is reserved, and
+	// the version is created with the file (createVersion).
+	newVersion *pendingKey
+	done       func() // ends the request's part in a pending version; nil otherwise
 }
 
 // fileOwner is the candidate or logged model whose files a package request reads or writes.
@@ -78,6 +130,15 @@ func candidateOwner(c *metadata.Candidate) fileOwner {
 
 func loggedModelOwner(lm *metadata.LoggedModel) fileOwner {
 	return fileOwner{id: lm.ID, description: "logged model " + lm.LMID.String()}
+}
+
+// fileError words a miss of the requested file with what the client asked for; other errors pass
+// unchanged.
+func (p *packageRequest) fileError(err error) error {
+	if !errors.Is(err, metadata.ErrNotFound) {
+		return err
+	}
+	return httpapi.WithClientMessage(err, "file %q not found in package %s", p.target.Path, p.target.Ref)
 }
 
 // filePath is the owner-relative path of the requested file.
@@ -97,6 +158,9 @@ func (s *API) Handler(kind Kind) httprouter.Handle {
 			httpapi.WriteError(w, r, s.log, err)
 			return
 		}
+		if req.done != nil {
+			defer req.done()
+		}
 		switch {
 		case req.list && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 			s.listPackageFiles(w, r, req)
@@ -104,14 +168,14 @@ func (s *API) Handler(kind Kind) httprouter.Handle {
 			s.putPackageFile(w, r, req)
 		case r.Method == http.MethodDelete:
 			if err := s.artifacts.Delete(r.Context(), req.owner.id, req.filePath()); err != nil {
-				httpapi.WriteError(w, r, s.log, err)
+				httpapi.WriteError(w, r, s.log, req.fileError(err))
 				return
 			}
 			w.WriteHeader(http.StatusNoContent)
 		default:
 			f, err := s.store.File(r.Context(), req.owner.id, req.filePath())
 			if err != nil {
-				httpapi.WriteError(w, r, s.log, err)
+				httpapi.WriteError(w, r, s.log, req.fileError(err))
 				return
 			}
 			s.artifacts.Serve(w, r, f, httpapi.WriteError)
@@ -119,8 +183,9 @@ func (s *API) Handler(kind Kind) httprouter.Handle {
 	}
 }
 
-// resolvePackage parses a package URL and finds the owner of its files. A PUT of <model>/<semver> creates
-// the model, the version and its backing candidate when missing; every other form needs them to exist.
+// resolvePackage parses a package URL and finds the owner of its files. A PUT of <model>/<semver> to a
+// version that does not exist creates the model, the version and its backing candidate with the file
+// (resolveModelVersion); every other form needs them to exist.
 func (s *API) resolvePackage(r *http.Request, ps httprouter.Params, kind Kind) (*packageRequest, error) {
 	ctx := r.Context()
 	write := r.Method == http.MethodPut
@@ -145,7 +210,7 @@ func (s *API) resolvePackage(r *http.Request, ps httprouter.Params, kind Kind) (
 	case pkgtypes.ModelCandidate:
 		model, err := s.store.Model(ctx, metadata.ModelRef{Project: project.ID, Name: ref.Model})
 		if err != nil {
-			return nil, fmt.Errorf("model %q: %w", ref.Model, err)
+			return nil, modelNotFound(ref.Model, err)
 		}
 		c, err := httpapi.CandidateOf(ctx, s.store, project.ID, ref.CandidateIID, model)
 		if err != nil {
@@ -155,7 +220,7 @@ func (s *API) resolvePackage(r *http.Request, ps httprouter.Params, kind Kind) (
 	case pkgtypes.LegacyCandidate:
 		model, err := s.store.Model(ctx, metadata.ModelRef{Project: project.ID, IID: ref.ModelIID})
 		if err != nil {
-			return nil, fmt.Errorf("ml_experiment_%d: %w", ref.ModelIID, err)
+			return nil, modelNotFound(fmt.Sprintf("ml_experiment_%d", ref.ModelIID), err)
 		}
 		c, err := httpapi.CandidateOf(ctx, s.store, project.ID, ref.CandidateIID, model)
 		if err != nil {
@@ -176,6 +241,9 @@ func (s *API) resolvePackage(r *http.Request, ps httprouter.Params, kind Kind) (
 		req.owner = loggedModelOwner(lm)
 	case pkgtypes.VersionID:
 		v, err := s.store.Version(ctx, metadata.VersionRef{Project: project.ID, ID: ref.VersionID})
+		if errors.Is(err, metadata.ErrNotFound) {
+			return nil, httpapi.WithClientMessage(err, "model version %d not found", ref.VersionID)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("model version %d: %w", ref.VersionID, err)
 		}
@@ -222,30 +290,67 @@ func parsePackageRoute(rest string, kind Kind) (pkgtypes.Target, bool, error) {
 	}
 }
 
-// resolveModelVersion binds a <model>/<semver> request to the owner of the version's files, creating the
-// model, version and candidate first when create is set.
+// modelNotFound words a miss of the model a package URL names; other errors pass unchanged.
+func modelNotFound(name string, err error) error {
+	if !errors.Is(err, metadata.ErrNotFound) {
+		return fmt.Errorf("model %q: %w", name, err)
+	}
+	return httpapi.WithClientMessage(err, "model %q not found", name)
+}
+
+// resolveModelVersion binds a <model>/<semver> request to the owner of the version's files. When create
+// is set and the version does not exist, the request joins the pending version (see pendingVersions):
+// the model, version and candidate are created with the file, by createVersion. A model that is deleted,
+// or whose name is another model's display name, is refused now rather than after the upload
+// (metadata.ErrConflict).
 func (s *API) resolveModelVersion(ctx context.Context, req *packageRequest, create bool) error {
 	ref := req.target.Ref
-	if create {
-		pv, err := s.store.EnsurePackageVersion(ctx, req.project.ID, ref.Model, ref.Version)
-		if err != nil {
-			return fmt.Errorf("package %s/%s: %w", ref.Model, ref.Version, err)
-		}
-		if pv.Created && pv.Candidate != nil {
-			s.log.Info("created model version", "project", req.project.Path, "model", ref.Model,
-				"version", ref.Version, "candidate_iid", pv.Candidate.IID)
-		}
-		return s.bindVersion(ctx, req, pv.Version)
-	}
 	model, err := s.store.Model(ctx, metadata.ModelRef{Project: req.project.ID, Name: ref.Model})
-	if err != nil {
-		return fmt.Errorf("model %q: %w", ref.Model, err)
+	if err == nil {
+		v, err := s.store.Version(ctx, metadata.VersionRef{ModelID: model.ID, Semver: ref.Version})
+		if err == nil {
+			return s.bindVersion(ctx, req, v)
+		}
+		if errors.Is(err, metadata.ErrNotFound) && !create {
+			return httpapi.WithClientMessage(err, "version %s of model %q not found", ref.Version, ref.Model)
+		}
+		if !errors.Is(err, metadata.ErrNotFound) {
+			return fmt.Errorf("model %q version %s: %w", ref.Model, ref.Version, err)
+		}
+		if model.Lifecycle == metadata.Deleted {
+			return fmt.Errorf("package %q: model is deleted: %w", ref.Model, metadata.ErrConflict)
+		}
+	} else if !create || !errors.Is(err, metadata.ErrNotFound) {
+		return modelNotFound(ref.Model, err)
+	} else if _, err := s.store.Model(ctx, metadata.ModelRef{Project: req.project.ID, DisplayName: ref.Model}); err == nil {
+		return fmt.Errorf("package %q: another model has this display name: %w", ref.Model, metadata.ErrConflict)
 	}
-	v, err := s.store.Version(ctx, metadata.VersionRef{ModelID: model.ID, Semver: ref.Version})
+	key := pendingKey{project: req.project.ID, model: ref.Model, semver: ref.Version}
+	id, done, err := s.pending.join(ctx, s.store, key)
 	if err != nil {
-		return fmt.Errorf("model %q version %s: %w", ref.Model, ref.Version, err)
+		return fmt.Errorf("package %s/%s: %w", ref.Model, ref.Version, err)
 	}
-	return s.bindVersion(ctx, req, v)
+	req.owner = fileOwner{id: id, description: fmt.Sprintf("version %s of %q", ref.Version, ref.Model)}
+	req.newVersion, req.done = &key, done
+	return nil
+}
+
+// createVersion creates the pending version req uploads to, with its backing candidate under the
+// reserved owner id, inside the transaction of ctx that commits the first file. If the version appeared
+// meanwhile backed by another owner (created through MLflow or the UI), the upload is refused
+// (metadata.ErrConflict): its bytes are stored under the wrong owner, and a retry finds the version.
+// Other errors are the store's.
+func (s *API) createVersion(ctx context.Context, req *packageRequest) (*metadata.PackageVersion, error) {
+	key := req.newVersion
+	pv, err := s.store.EnsurePackageVersion(ctx, key.project, key.model, key.semver, req.owner.id)
+	if err != nil {
+		return nil, fmt.Errorf("package %s/%s: %w", key.model, key.semver, err)
+	}
+	if pv.Version.CandidateID != req.owner.id {
+		return nil, fmt.Errorf("version %s of %q was created by another request during this upload; upload again: %w",
+			key.semver, key.model, metadata.ErrConflict)
+	}
+	return pv, nil
 }
 
 // bindVersion points req at the candidate or logged model backing a version, and its sub-path.
@@ -344,17 +449,33 @@ func (s *API) putPackageFile(w http.ResponseWriter, r *http.Request, req *packag
 		httpapi.WriteError(w, r, s.log, err)
 		return
 	}
-	f, err := s.artifacts.Store(r.Context(), artifact.Upload{
+	up := artifact.Upload{
 		OwnerID:     req.owner.id,
 		Path:        filePath,
 		Body:        body.Reader,
 		Size:        body.Size,
 		ContentType: artifact.CleanContentType(body.ContentType, filePath),
 		SHA256:      expected,
-	})
+	}
+	var created *metadata.PackageVersion
+	if req.newVersion != nil {
+		up.Route = &artifact.UploadRoute{ProjectPath: req.project.Path, ModelName: req.newVersion.model}
+		up.CreateOwner = func(ctx context.Context) error {
+			pv, err := s.createVersion(ctx, req)
+			if pv != nil && pv.Created {
+				created = pv
+			}
+			return err
+		}
+	}
+	f, err := s.artifacts.Store(r.Context(), up)
 	if err != nil {
 		httpapi.WriteError(w, r, s.log, err)
 		return
+	}
+	if created != nil {
+		s.log.Info("created model version", "project", req.project.Path, "model", created.Model.Name,
+			"version", created.Version.Semver, "candidate_iid", created.Candidate.IID, "request_id", httpapi.RequestID(r))
 	}
 	httpapi.WriteJSON(w, http.StatusCreated, fileJSON{Path: req.target.Path, Size: f.Size, SHA256: f.SHA256})
 }

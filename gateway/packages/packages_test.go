@@ -8,14 +8,18 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mlgate/mlgate/backends"
+	"github.com/mlgate/mlgate/backends/memory"
 	"github.com/mlgate/mlgate/gateway"
 	"github.com/mlgate/mlgate/gateway/gatewaytest"
+	"github.com/mlgate/mlgate/metadata/boltstore"
 )
 
 // The first model's version 1.0.0 is backed by candidate iid 1, so every naming reaches the same bytes.
@@ -119,6 +123,53 @@ func TestProjects(t *testing.T) {
 	}
 	gatewaytest.WantStatus(t, env.Get(other+"ml_experiment_1/1/files/a"), http.StatusNotFound)
 	gatewaytest.WantStatus(t, env.Put(env.Srv.URL+"/api/v4/projects/bad%20path!/packages/ml_models/n/1.0.0/files/b", []byte("b")), http.StatusBadRequest)
+}
+
+// TestProjectReferences checks how a URL names a project (issue 11, defect 9): a positive int64
+// without leading zeros is an id (404 when unknown, never created); "0", leading zeros, overflowing
+// numbers and references starting with "-" are neither an id nor a path a project may have, and are
+// 400 on every surface instead of being created on first write.
+func TestProjectReferences(t *testing.T) {
+	env := gatewaytest.New(t, gateway.Config{})
+	gatewaytest.WantStatus(t, env.Put(env.PkgURL("m/1.0.0/files/a"), []byte("a")), http.StatusCreated)
+	project := func(ref string) string { return env.Srv.URL + "/api/v4/projects/" + ref }
+	for _, ref := range []string{"0", "00", "007", "01", "99999999999999999999", "9223372036854775808", "-1", "-x", "%2Dx", "-team%2Fvision"} {
+		r := env.Put(project(ref)+"/packages/ml_models/m/1.0.0/files/a", []byte("a"))
+		if r.Status != http.StatusBadRequest || r.ErrorCode(t) != "invalid_argument" {
+			t.Errorf("package upload to project %s: %d %s, want 400", ref, r.Status, r.Body)
+		}
+		r = env.MLflowPost(project(ref)+"/ml/mlflow", "experiments/create", `{"name": "e"}`)
+		if r.Status != http.StatusBadRequest || r.MLflowError(t) != "INVALID_PARAMETER_VALUE" {
+			t.Errorf("experiments/create in project %s: %d %s, want 400", ref, r.Status, r.Body)
+		}
+		r = env.Do(http.MethodPut, project(ref)+"/ml/mlflow/api/2.0/mlflow-artifacts/artifacts/0/"+strings.Repeat("a", 32)+"/artifacts/x",
+			strings.NewReader("x"), nil)
+		if r.Status != http.StatusBadRequest {
+			t.Errorf("artifact upload to project %s: %d %s, want 400", ref, r.Status, r.Body)
+		}
+		if r := env.Get(env.Srv.URL + "/ui/projects/" + ref + "/models"); r.Status != http.StatusBadRequest {
+			t.Errorf("UI page of project %s: %d, want 400", ref, r.Status)
+		}
+	}
+	// Ids: known ones reach the project, unknown ones are 404 even for writes, which never create.
+	gatewaytest.WantStatus(t, env.Get(project("1")+"/packages/ml_models/m/1.0.0/files/a"), http.StatusOK)
+	gatewaytest.WantStatus(t, env.Put(project("5")+"/packages/ml_models/m/1.0.0/files/a", []byte("a")), http.StatusNotFound)
+	gatewaytest.WantStatus(t, env.Put(project("9223372036854775807")+"/packages/ml_models/m/1.0.0/files/a", []byte("a")), http.StatusNotFound)
+	// Paths that merely contain digits or a "-" are paths.
+	for _, ref := range []string{"team%2F0", "0a", "team%2F-x", "team%2Fvision"} {
+		gatewaytest.WantStatus(t, env.Put(project(ref)+"/packages/ml_models/m/1.0.0/files/a", []byte("a")), http.StatusCreated)
+	}
+	ps, err := env.Store.ListProjects(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, p := range ps {
+		paths = append(paths, p.Path)
+	}
+	if strings.Join(paths, " ") != "team/vision team/0 0a team/-x" {
+		t.Fatalf("projects %q", paths)
+	}
 }
 
 func TestRanges(t *testing.T) {
@@ -256,6 +307,38 @@ func TestMultipartUpload(t *testing.T) {
 	_ = mw.Close()
 	r = env.Do(http.MethodPut, url, bytes.NewReader(body.Bytes()), map[string]string{"Content-Type": mw.FormDataContentType()})
 	gatewaytest.WantStatus(t, r, http.StatusBadRequest)
+}
+
+// TestMultipartFramingIsBounded checks that what precedes the file in a multipart upload (part headers,
+// other fields), which is parsed into memory, is held to a small allowance: 413, never megabytes of
+// headers held per upload.
+func TestMultipartFramingIsBounded(t *testing.T) {
+	env := gatewaytest.New(t, gateway.Config{})
+	url := env.PkgURL("m/1.0.0/files/model.onnx")
+	for name, write := range map[string]func(mw *multipart.Writer){
+		"a 2 MiB part header": func(mw *multipart.Writer) {
+			h := textproto.MIMEHeader{}
+			h.Set("Content-Disposition", `form-data; name="status"`)
+			h.Set("X-Padding", strings.Repeat("h", 2<<20))
+			w, _ := mw.CreatePart(h)
+			_, _ = w.Write([]byte("default"))
+		},
+		"a 2 MiB field": func(mw *multipart.Writer) { _ = mw.WriteField("status", strings.Repeat("s", 2<<20)) },
+	} {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		write(mw)
+		fw, _ := mw.CreateFormFile("file", "model.onnx")
+		_, _ = fw.Write([]byte("weights"))
+		_ = mw.Close()
+		r := env.Do(http.MethodPut, url, bytes.NewReader(body.Bytes()), map[string]string{"Content-Type": mw.FormDataContentType()})
+		if r.Status != http.StatusRequestEntityTooLarge || r.ErrorCode(t) != "too_large" {
+			t.Errorf("%s before the file: %d %s, want 413 too_large", name, r.Status, r.Body)
+		}
+	}
+	if r := env.Get(url); r.Status != http.StatusNotFound {
+		t.Fatalf("a refused upload stored a file: %d", r.Status)
+	}
 }
 
 func TestSizeLimit(t *testing.T) {
@@ -462,4 +545,152 @@ func TestLoggedModelFilesAndTheVersionsTheyBack(t *testing.T) {
 	}
 	// Another project does not see the logged model.
 	gatewaytest.WantStatus(t, env.Get(env.Srv.URL+"/api/v4/projects/other/packages/ml_models/"+lmid+"/files/model.pkl"), http.StatusNotFound)
+}
+
+// failingBody yields n bytes, then fails: a client whose body breaks off.
+type failingBody struct{ n int }
+
+func (b *failingBody) Read(p []byte) (int, error) {
+	if b.n == 0 {
+		return 0, fmt.Errorf("client gave up")
+	}
+	n := min(len(p), b.n)
+	for i := range p[:n] {
+		p[i] = 'x'
+	}
+	b.n -= n
+	return n, nil
+}
+
+// observedBackend reports the outcome of every Put, so that a test knows when the server is done with
+// an upload whose client could not see the answer.
+type observedBackend struct {
+	*memory.Backend
+	puts chan error
+}
+
+func (b observedBackend) Put(ctx context.Context, key string, r io.Reader, size int64, opts backends.PutOptions) (backends.Info, error) {
+	info, err := b.Backend.Put(ctx, key, r, size, opts)
+	b.puts <- err
+	return info, err
+}
+
+// TestFailedFirstUploadCreatesNoVersion checks issue 11's defect 4: a PUT to a version that does not
+// exist yet creates it only with its first committed file. A checksum mismatch, a broken multipart body
+// or a body that breaks off leaves no model, version or candidate anywhere (package listings, MLflow's
+// registry and experiments, the UI), so "latest" never points at an empty version; the next good upload
+// creates the version with its file, and concurrent first uploads of one version share it.
+func TestFailedFirstUploadCreatesNoVersion(t *testing.T) {
+	store, err := boltstore.Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := observedBackend{Backend: memory.New(), puts: make(chan error, 100)}
+	env := &gatewaytest.Env{T: t, Store: store, Blobs: blobs.Backend, Backend: backends.Checked("memory", blobs)}
+	env.Srv = httptest.NewServer(gateway.New(gateway.Config{}, store, env.Backend, gatewaytest.Logger()).Handler())
+	t.Cleanup(func() {
+		env.Srv.Close()
+		_ = store.Close()
+	})
+	url := env.PkgURL("ghost/2.0.0/files/x.bin")
+	// Another model in the project, so that listings are not empty by accident.
+	gatewaytest.WantStatus(t, env.Put(env.PkgURL("real/1.0.0/files/a"), []byte("a")), http.StatusCreated)
+	// nextPut takes the outcome of the backend's next Put.
+	nextPut := func(ok bool, what string) {
+		t.Helper()
+		select {
+		case err := <-blobs.puts:
+			if (err == nil) != ok {
+				t.Fatalf("%s: the backend's Put returned %v", what, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the server did not store or fail its blob", what)
+		}
+	}
+	nextPut(true, "the other model's upload")
+	mlflow := env.Srv.URL + "/api/v4/projects/team%2Fvision/ml/mlflow"
+	wantNoGhost := func(after string) {
+		t.Helper()
+		if r := env.Get(env.PkgURL("ghost/2.0.0/files")); r.Status != http.StatusNotFound {
+			t.Errorf("after %s: the version lists with %d: %s", after, r.Status, r.Body)
+		}
+		for _, call := range []string{"registered-models/search?max_results=100", "experiments/search?max_results=100"} {
+			r := env.Get(mlflow + "/api/2.0/mlflow/" + call)
+			if r.Status != http.StatusOK || strings.Contains(string(r.Body), "ghost") {
+				t.Errorf("after %s: %s shows the model: %d %s", after, call, r.Status, r.Body)
+			}
+		}
+		if r := env.Get(mlflow + "/api/2.0/mlflow/registered-models/get-latest-versions?name=ghost"); r.Status != http.StatusNotFound {
+			t.Errorf("after %s: the latest versions of the model: %d %s", after, r.Status, r.Body)
+		}
+		if r := env.Get(env.Srv.URL + "/ui/projects/team%2Fvision/models"); r.Status != http.StatusOK || strings.Contains(string(r.Body), "ghost") {
+			t.Errorf("after %s: the UI lists the model (%d)", after, r.Status)
+		}
+		if n := len(env.BlobKeys()); n != 1 {
+			t.Errorf("after %s: %d blobs, want only the other model's", after, n)
+		}
+	}
+
+	r := env.Do(http.MethodPut, url, bytes.NewReader([]byte("weights")), map[string]string{"X-Checksum-SHA256": strings.Repeat("0", 64)})
+	gatewaytest.WantStatus(t, r, http.StatusBadRequest)
+	nextPut(false, "the upload with a checksum mismatch")
+	wantNoGhost("a checksum mismatch")
+
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	fw, _ := mw.CreateFormFile("file", "x.bin")
+	_, _ = fw.Write([]byte("weights"))
+	broken := form.Bytes() // no closing boundary
+	r = env.Do(http.MethodPut, url, bytes.NewReader(broken), map[string]string{"Content-Type": mw.FormDataContentType()})
+	gatewaytest.WantStatus(t, r, http.StatusBadRequest)
+	nextPut(false, "the upload of a broken multipart body")
+	wantNoGhost("a broken multipart body")
+
+	req, _ := http.NewRequest(http.MethodPut, url, &failingBody{n: 1 << 20})
+	req.ContentLength = 4 << 20
+	if resp, err := env.Srv.Client().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a body that broke off: %d", resp.StatusCode)
+	}
+	// The server notices the broken body on its own time: wait until its upload has failed.
+	nextPut(false, "the upload whose body broke off")
+	wantNoGhost("a body that broke off")
+
+	// Concurrent first uploads of one version: one version, one candidate, every file in it.
+	const n = 8
+	errs := make(chan error, n)
+	go func() {
+		for range n {
+			<-blobs.puts
+		}
+	}()
+	for i := range n {
+		go func() {
+			r := env.Put(env.PkgURL(fmt.Sprintf("ghost/2.0.0/files/part-%d.bin", i)), []byte{byte(i)})
+			if r.Status != http.StatusCreated {
+				errs <- fmt.Errorf("upload %d: %d %s", i, r.Status, r.Body)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var files []fileJSON
+	r = env.Get(env.PkgURL("ghost/2.0.0/files"))
+	gatewaytest.WantStatus(t, r, http.StatusOK)
+	r.JSON(t, &files)
+	if len(files) != n {
+		t.Fatalf("the new version lists %d files, want %d: %s", len(files), n, r.Body)
+	}
+	r = env.Get(mlflow + "/api/2.0/mlflow/registered-models/get-latest-versions?name=ghost")
+	if r.Status != http.StatusOK || strings.Count(string(r.Body), `"version"`) != 1 {
+		t.Fatalf("latest versions of ghost: %d %s", r.Status, r.Body)
+	}
+	// Its one candidate is iid 2 (after the other model's 1): the failed uploads created none.
+	gatewaytest.WantStatus(t, env.Get(env.Srv.URL+"/api/v4/projects/team%2Fvision/packages/ml_models/candidate:2/files/part-0.bin"), http.StatusOK)
+	gatewaytest.WantStatus(t, env.Get(env.Srv.URL+"/api/v4/projects/team%2Fvision/packages/ml_models/candidate:3/files"), http.StatusNotFound)
 }

@@ -85,11 +85,11 @@ func (s *UI) candidateOf(ctx context.Context, ps httprouter.Params) (*metadata.P
 	}
 	iid, err := strconv.ParseInt(ps.ByName("iid"), 10, 64)
 	if err != nil || iid <= 0 {
-		return nil, nil, nil, fmt.Errorf("candidate %q: %w", ps.ByName("iid"), metadata.ErrNotFound)
+		return nil, nil, nil, httpapi.NotFound("candidate %q not found", ps.ByName("iid"))
 	}
 	c, err := httpapi.CandidateOf(ctx, s.store, p.ID, iid, m)
 	if err == nil && c.Lifecycle != metadata.Active {
-		err = fmt.Errorf("candidate %d is deleted: %w", iid, metadata.ErrNotFound)
+		err = httpapi.NotFound("candidate %d of model %q is deleted", iid, m.Name)
 	}
 	if err != nil {
 		return nil, nil, nil, err
@@ -291,6 +291,9 @@ func (s *UI) version(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 		return err
 	}
 	ver, err := s.store.Version(ctx, metadata.VersionRef{ModelID: m.ID, Semver: semver})
+	if errors.Is(err, metadata.ErrNotFound) {
+		return httpapi.WithClientMessage(err, "version %q of model %q not found", semver, m.Name)
+	}
 	if err != nil {
 		return fmt.Errorf("version %q: %w", semver, err)
 	}

@@ -124,7 +124,7 @@ func (s *UI) loggedModelOf(ctx context.Context, ps httprouter.Params) (*metadata
 	}
 	lm, err := httpapi.LoggedModelOf(ctx, s.store, p.ID, raw)
 	if err == nil && lm.ModelID != m.ID {
-		err = fmt.Errorf("logged model %s does not belong to model %q: %w", lm.LMID, m.Name, metadata.ErrNotFound)
+		err = httpapi.LoggedModelNotFound(raw, fmt.Errorf("logged model %s does not belong to model %q: %w", lm.LMID, m.Name, metadata.ErrNotFound))
 	}
 	if err != nil {
 		return nil, nil, nil, err

@@ -158,13 +158,13 @@ func notIn(p *metadata.Project, what string, err error) error {
 	if !errors.Is(err, metadata.ErrNotFound) {
 		return err
 	}
-	return fmt.Errorf("%s is not in project %s, or was deleted: %w", what, p.Path, metadata.ErrNotFound)
+	return httpapi.WithClientMessage(err, "%s is not in project %s, or was deleted", what, p.Path)
 }
 
 // requireHref turns the empty address of a deleted record into ErrNotFound.
 func requireHref(lk link, what string) (string, error) {
 	if lk.Href == "" {
-		return "", fmt.Errorf("%s is deleted: %w", what, metadata.ErrNotFound)
+		return "", httpapi.NotFound("%s is deleted", what)
 	}
 	return lk.Href, nil
 }
@@ -218,7 +218,7 @@ func (s *UI) experimentTarget(l *linker, id string) (string, error) {
 		return "", notIn(l.p, "experiment "+id, err)
 	}
 	if m.Lifecycle != metadata.Active {
-		return "", fmt.Errorf("experiment %d is deleted: %w", iid, metadata.ErrNotFound)
+		return "", httpapi.NotFound("experiment %d is deleted", iid)
 	}
 	return modelHref(l.p, m), nil
 }
@@ -287,7 +287,7 @@ func (s *UI) compareTarget(l *linker, query string) (string, error) {
 		iids.Add("c", strconv.FormatInt(c.IID, 10))
 	}
 	if m.Lifecycle != metadata.Active {
-		return "", fmt.Errorf("the experiment of these runs is deleted: %w", metadata.ErrNotFound)
+		return "", httpapi.NotFound("the experiment of these runs is deleted")
 	}
 	return modelHref(l.p, m) + "/compare?" + iids.Encode(), nil
 }

@@ -181,7 +181,10 @@ func (s *UI) modelOf(ctx context.Context, ps httprouter.Params) (*metadata.Proje
 	}
 	m, err := s.store.Model(ctx, metadata.ModelRef{Project: p.ID, Name: name})
 	if err == nil && m.Lifecycle != metadata.Active {
-		err = metadata.ErrNotFound
+		err = fmt.Errorf("model %q is deleted: %w", name, metadata.ErrNotFound)
+	}
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, nil, httpapi.WithClientMessage(err, "model %q not found", name)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("model %q: %w", name, err)

@@ -206,6 +206,9 @@ func (s *UI) page(ui templates, h pageHandler) httprouter.Handle {
 func (s *UI) serve(ui templates, w http.ResponseWriter, r *http.Request, ps httprouter.Params, h pageHandler, tok *metadata.Token) {
 	v := &view{User: tok, AuthOn: s.auth, CSRF: csrfToken(w, r)}
 	if r.Method == http.MethodPost {
+		// The UI's forms are a token and a few fields; without a limit ParseForm would read 10 MB into
+		// memory for each request.
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 		if err := checkCSRF(r); err != nil {
 			s.renderError(ui, w, r, v, err)
 			return
@@ -279,6 +282,9 @@ func (s *UI) renderError(ui templates, w http.ResponseWriter, r *http.Request, v
 	s.render(ui, w, r, v)
 }
 
+// maxFormBody bounds a form the UI accepts (login, promote).
+const maxFormBody = 64 << 10
+
 // CSRF: double-submit. The cookie is random, HttpOnly and SameSite=Strict; forms carry its value, which a
 // page of another origin can neither read nor make the browser send. Origin, when sent, must match too.
 
@@ -306,6 +312,10 @@ func checkCSRF(r *http.Request) error {
 		return fmt.Errorf("%w: missing CSRF cookie; reload the page and submit again", httpapi.ErrPermissionDenied)
 	}
 	if err := r.ParseForm(); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return fmt.Errorf("%w: the form has more than %d bytes", httpapi.ErrTooLarge, maxFormBody)
+		}
 		return fmt.Errorf("%w: %v", httpapi.ErrBadRequest, err)
 	}
 	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get(CSRFField)), []byte(c.Value)) != 1 {

@@ -360,6 +360,10 @@ func TestUIPromoteNeedsCSRF(t *testing.T) {
 	if resp := post("not-a-semver"); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("promote to a bad semver: %d", resp.StatusCode)
 	}
+	// A form is a few fields: one of 100 KB is refused before it is parsed into memory.
+	if resp := post(strings.Repeat("9", 100<<10)); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("promote with a 100 KB form: %d", resp.StatusCode)
+	}
 }
 
 func TestUIAuthLoginCookie(t *testing.T) {

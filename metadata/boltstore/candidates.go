@@ -36,7 +36,7 @@ func (s *Store) CreateCandidate(ctx context.Context, c *metadata.Candidate, tags
 			return fmt.Errorf("model %d in project %d: %w", m.ID, out.Project, metadata.ErrNotFound)
 		}
 		out.Project = m.Project
-		if err := createCandidate(tx, &out, now); err != nil {
+		if err := createCandidate(tx, &out, now, 0); err != nil {
 			return err
 		}
 		return putTags(tx, out.ID, tags)
@@ -62,11 +62,18 @@ func validateCandidate(c *metadata.Candidate) error {
 }
 
 // createCandidate writes a validated candidate whose Project and ModelID are already checked, and its
-// three indexes.
-func createCandidate(tx *bolt.Tx, c *metadata.Candidate, now time.Time) error {
+// three indexes. Its ID is reserved when not 0 (an id ReserveOwnerID drew), else the sequence's next.
+// ErrInvalid for a reserved id the sequence never issued; ErrExists for one a candidate or logged model
+// already has.
+func createCandidate(tx *bolt.Tx, c *metadata.Candidate, now time.Time, reserved uint64) error {
 	cands, byEID := bk(tx, bucketCandidates), bk(tx, bucketCandidatesByEID)
-	id, err := cands.NextSequence()
-	if err != nil {
+	id := reserved
+	if id == 0 {
+		var err error
+		if id, err = cands.NextSequence(); err != nil {
+			return err
+		}
+	} else if err := checkReservedID(tx, id); err != nil {
 		return err
 	}
 	iid, err := nextCounter(tx, projectCounterKey(c.Project, counterCandidate))
@@ -94,6 +101,33 @@ func createCandidate(tx *bolt.Tx, c *metadata.Candidate, now time.Time) error {
 		return err
 	}
 	return bk(tx, bucketCandidatesByModel).Put(candidateByModelKey(c.ModelID, c.StartTime, id), nil)
+}
+
+// ReserveOwnerID implements metadata.Store: it draws the next id of the sequence candidates and logged
+// models share, in a transaction of its own (or the one ctx carries).
+func (s *Store) ReserveOwnerID(ctx context.Context) (uint64, error) {
+	var id uint64
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		var err error
+		id, err = bk(tx, bucketCandidates).NextSequence()
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
+// checkReservedID accepts an id for a new candidate when the sequence has issued it and no candidate
+// or logged model has it. ErrInvalid for an id never issued; ErrExists for one in use.
+func checkReservedID(tx *bolt.Tx, id uint64) error {
+	if id > bk(tx, bucketCandidates).Sequence() {
+		return fmt.Errorf("the candidate's id was never reserved: %w", metadata.ErrInvalid)
+	}
+	if bk(tx, bucketCandidates).Get(idKey(id)) != nil || bk(tx, bucketLoggedModels).Get(idKey(id)) != nil {
+		return fmt.Errorf("the candidate's reserved id is taken: %w", metadata.ErrExists)
+	}
+	return nil
 }
 
 // Candidate returns the candidate selected by exactly one of ref.ID, ref.EID and ref.IID (the last within

@@ -267,8 +267,7 @@ func (s *Store) SwitchFileBackend(ctx context.Context, candidateID uint64, path,
 			return fmt.Errorf("candidate %d file %q: %w", candidateID, path, metadata.ErrNotFound)
 		}
 		if f.BlobKey != expectOldKey {
-			return fmt.Errorf("candidate %d file %q: blob changed from %q to %q: %w",
-				candidateID, path, expectOldKey, f.BlobKey, metadata.ErrConflict)
+			return fmt.Errorf("file %q: replaced since the switch was planned: %w", path, metadata.ErrConflict)
 		}
 		f.Backend, f.BlobKey = newBackend, newKey
 		return putJSON(files, key, &f)

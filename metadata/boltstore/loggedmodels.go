@@ -257,9 +257,7 @@ func (s *Store) DeleteLoggedModel(ctx context.Context, id uint64) ([]*metadata.F
 		}
 		prefix := idKey(id)
 		if k, _ := bk(tx, bucketVersionsByCand).Cursor().Seek(prefix); k != nil && hasPrefix(k, prefix) {
-			v := decodeU64(k[16:])
-			return fmt.Errorf("logged model %s backs version %d of model %d; delete the version first: %w",
-				lm.LMID, v, decodeU64(k[8:16]), metadata.ErrConflict)
+			return fmt.Errorf("logged model %s backs a model version; delete the version first: %w", lm.LMID, metadata.ErrConflict)
 		}
 		if err := deletePrefix(bk(tx, bucketFiles), prefix, func(_, v []byte) error {
 			var f metadata.File

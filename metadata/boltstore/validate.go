@@ -31,10 +31,16 @@ func validateModelName(s string) error { return invalid(pkgtypes.ValidateModelNa
 func validateFilePath(p string) error { return invalid(pkgtypes.ValidateFilePath(p)) }
 
 // validateProjectPath accepts 1–255 bytes of non-empty segments of [A-Za-z0-9._-] joined by "/". "." and ".."
-// segments are refused too: project paths end up in URLs.
+// segments are refused too: project paths end up in URLs. So does a path that a URL would read as a
+// project id, or as no valid reference at all (metadata.ParseProjectRef): all digits, or a leading "-".
 func validateProjectPath(p string) error {
 	if p == "" || len(p) > metadata.MaxProjectPathLen {
 		return fmt.Errorf("project path %q: must be 1–%d bytes: %w", p, metadata.MaxProjectPathLen, metadata.ErrInvalid)
+	}
+	if ref, err := metadata.ParseProjectRef(p); err != nil {
+		return err
+	} else if ref.Path == "" {
+		return fmt.Errorf("project path %q: may not be all digits, which names a project id: %w", p, metadata.ErrInvalid)
 	}
 	for seg := range strings.SplitSeq(p, "/") {
 		if seg == "" || seg == "." || seg == ".." {

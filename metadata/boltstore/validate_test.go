@@ -18,8 +18,9 @@ func TestValidateTables(t *testing.T) {
 		wrong []string
 	}{
 		{"project path", validateProjectPath,
-			[]string{"a", "team/vision", "A.b-c_d", "-x", strings.Repeat("a", 255)},
-			[]string{"", "/a", "a/", "a//b", ".", "a/..", "a+b", "a b", strings.Repeat("a", 256)}},
+			[]string{"a", "team/vision", "A.b-c_d", "team/-x", "a/0", "0a", strings.Repeat("a", 255)},
+			[]string{"", "/a", "a/", "a//b", ".", "a/..", "a+b", "a b", strings.Repeat("a", 256),
+				"-x", "0", "5", "007", "99999999999999999999"}},
 		{"display name", validateDisplayName,
 			[]string{"a", "My Model", "Ünïcode / Straße", strings.Repeat("é", 255)},
 			[]string{"", "a\tb", "a\x00", "\xff", strings.Repeat("é", 256)}},

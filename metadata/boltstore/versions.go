@@ -153,7 +153,7 @@ func nextMinor(tx *bolt.Tx, modelID uint64) (string, error) {
 	}
 	next := pkgtypes.NextMinor(highest.String())
 	if next == "" {
-		return "", fmt.Errorf("model %d: no version above %s can be derived; give a semver: %w", modelID, highest, metadata.ErrInvalid)
+		return "", fmt.Errorf("no version above %s can be derived; give a semver: %w", highest, metadata.ErrInvalid)
 	}
 	return next, nil
 }
@@ -297,12 +297,14 @@ func (s *Store) VersionsBackedBy(ctx context.Context, owner uint64) ([]*metadata
 // EnsurePackageVersion resolves <modelName>/<semver> in project in one transaction, creating what is
 // missing: the model (Name and DisplayName = modelName, InRegistry), a backing candidate and the version.
 // The candidate is named after the semver and created FINISHED with StartTime = EndTime = now: a package
-// upload is not a training run, and a RUNNING run would sit in MLflow's UI forever. Created reports
-// whether the version was created. Concurrent calls for the same version create it once.
-// ErrInvalid for a bad name or semver; ErrNotFound for an unknown project; ErrConflict if the model exists
-// but is deleted (reviving it or shadowing its name silently would surprise its owner), or if modelName is
-// already the display name of another model.
-func (s *Store) EnsurePackageVersion(ctx context.Context, project int64, modelName, semverStr string) (*metadata.PackageVersion, error) {
+// upload is not a training run, and a RUNNING run would sit in MLflow's UI forever. It gets candidateID
+// when that is not 0 (an id from ReserveOwnerID), else the sequence's next. Created reports whether the
+// version was created. Concurrent calls for the same version create it once.
+// ErrInvalid for a bad name or semver, or a candidateID never reserved; ErrExists for a candidateID
+// already in use; ErrNotFound for an unknown project; ErrConflict if the model exists but is deleted
+// (reviving it or shadowing its name silently would surprise its owner), or if modelName is already the
+// display name of another model.
+func (s *Store) EnsurePackageVersion(ctx context.Context, project int64, modelName, semverStr string, candidateID uint64) (*metadata.PackageVersion, error) {
 	if err := validateModelName(modelName); err != nil {
 		return nil, err
 	}
@@ -345,7 +347,7 @@ func (s *Store) EnsurePackageVersion(ctx context.Context, project int64, modelNa
 		}
 		ms := now.UnixMilli()
 		c := &metadata.Candidate{Project: m.Project, ModelID: m.ID, Name: semverStr, Status: metadata.Finished, StartTime: ms, EndTime: ms}
-		if err := createCandidate(tx, c, now); err != nil {
+		if err := createCandidate(tx, c, now, candidateID); err != nil {
 			return err
 		}
 		v := &metadata.Version{ModelID: m.ID, Semver: semverStr, CandidateID: c.ID}

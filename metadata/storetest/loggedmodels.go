@@ -209,7 +209,7 @@ var loggedModelTests = []test{
 		both := &metadata.Version{ModelID: m.ID, LoggedModelID: lm.ID, CandidateID: c.ID}
 		f.wantErr("version with two owners", f.s.CreateVersion(f.ctx, both), metadata.ErrInvalid)
 		f.wantErr("version of an unknown logged model", f.s.CreateVersion(f.ctx, &metadata.Version{ModelID: m.ID, LoggedModelID: lm.ID + 1000}), metadata.ErrNotFound)
-		pv, err := f.s.EnsurePackageVersion(f.ctx, p.ID, "m", "1.0.0")
+		pv, err := f.s.EnsurePackageVersion(f.ctx, p.ID, "m", "1.0.0", 0)
 		if err != nil || pv.Created || pv.Candidate != nil || pv.Version.LoggedModelID != lm.ID {
 			f.Errorf("package version backed by a logged model: %+v, %v", pv, err)
 		}

@@ -33,11 +33,13 @@ var projectTests = []test{
 		f.wantErr("Project(two selectors)", err, metadata.ErrInvalid)
 	}},
 	{"PathValidation", func(f *fx) {
-		for _, p := range []string{"", "/a", "a/", "a//b", "a b", "a@b", "ä", strings.Repeat("a", 256)} {
+		for _, p := range []string{"", "/a", "a/", "a//b", "a b", "a@b", "ä", strings.Repeat("a", 256),
+			// A URL would read these as a project id, or as nothing valid: no project may have them as its path.
+			"0", "5", "007", "99999999999999999999", "-a", "-1", "-"} {
 			_, err := f.s.EnsureProject(f.ctx, p)
 			f.wantErr("EnsureProject("+p+")", err, metadata.ErrInvalid)
 		}
-		for _, p := range []string{"a", "A-b_c.d/e", "x/y/z", strings.Repeat("a", 255)} {
+		for _, p := range []string{"a", "A-b_c.d/e", "x/y/z", strings.Repeat("a", 255), "a/0", "team/-x", "0a", "5x", "1.0"} {
 			_, err := f.s.EnsureProject(f.ctx, p)
 			f.wantErr("EnsureProject("+p+")", err, nil)
 		}

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -130,7 +132,7 @@ var versionTests = []test{
 	}},
 	{"EnsurePackageVersion", func(f *fx) {
 		p := f.project("p")
-		pv, err := f.s.EnsurePackageVersion(f.ctx, p.ID, "fraud/xgb", "1.2.0")
+		pv, err := f.s.EnsurePackageVersion(f.ctx, p.ID, "fraud/xgb", "1.2.0", 0)
 		if err != nil || !pv.Created {
 			f.Fatalf("first ensure: %+v, %v", pv, err)
 		}
@@ -144,33 +146,33 @@ var versionTests = []test{
 		if c.ModelID != m.ID || c.Name != "1.2.0" || c.Status != metadata.Finished || c.IID != 1 || c.StartTime == 0 {
 			f.Errorf("created candidate %+v", c)
 		}
-		again, err := f.s.EnsurePackageVersion(f.ctx, p.ID, "fraud/xgb", "1.2.0")
+		again, err := f.s.EnsurePackageVersion(f.ctx, p.ID, "fraud/xgb", "1.2.0", 0)
 		if err != nil || again.Created || again.Version.ID != v.ID || again.Candidate.ID != c.ID || again.Model.ID != m.ID {
 			f.Errorf("second ensure: %+v, %v", again, err)
 		}
-		next, err := f.s.EnsurePackageVersion(f.ctx, p.ID, "fraud/xgb", "1.3.0")
+		next, err := f.s.EnsurePackageVersion(f.ctx, p.ID, "fraud/xgb", "1.3.0", 0)
 		if err != nil || !next.Created || next.Model.ID != m.ID || next.Candidate.ID == c.ID || next.Version.Seq != 2 {
 			f.Errorf("new semver of the same model: %+v, %v", next, err)
 		}
 		// An existing experiment-only model is adopted into the registry.
 		exp := f.model(p.ID, "churn", "Churn")
-		pv, err = f.s.EnsurePackageVersion(f.ctx, p.ID, "churn", "0.1.0")
+		pv, err = f.s.EnsurePackageVersion(f.ctx, p.ID, "churn", "0.1.0", 0)
 		if err != nil || pv.Model.ID != exp.ID || !pv.Model.InRegistry || pv.Model.DisplayName != "Churn" {
 			f.Errorf("adopting a model: %+v, %v", pv, err)
 		}
 		for _, bad := range [][2]string{{"ml_experiment_3", "1.0.0"}, {"a@b", "1.0.0"}, {"ok", "1.0"}, {"ok", "candidate_1"}} {
-			_, err := f.s.EnsurePackageVersion(f.ctx, p.ID, bad[0], bad[1])
+			_, err := f.s.EnsurePackageVersion(f.ctx, p.ID, bad[0], bad[1], 0)
 			f.wantErr(fmt.Sprint("ensure ", bad), err, metadata.ErrInvalid)
 		}
-		_, err = f.s.EnsurePackageVersion(f.ctx, 999, "x", "1.0.0")
+		_, err = f.s.EnsurePackageVersion(f.ctx, 999, "x", "1.0.0", 0)
 		f.wantErr("unknown project", err, metadata.ErrNotFound)
 		if err := f.s.CreateModel(f.ctx, &metadata.Model{Project: p.ID, Name: "gone", Lifecycle: metadata.Deleted}); err != nil {
 			f.Fatal(err)
 		}
-		_, err = f.s.EnsurePackageVersion(f.ctx, p.ID, "gone", "1.0.0")
+		_, err = f.s.EnsurePackageVersion(f.ctx, p.ID, "gone", "1.0.0", 0)
 		f.wantErr("deleted model", err, metadata.ErrConflict)
 		f.model(p.ID, "other_name", "taken")
-		_, err = f.s.EnsurePackageVersion(f.ctx, p.ID, "taken", "1.0.0")
+		_, err = f.s.EnsurePackageVersion(f.ctx, p.ID, "taken", "1.0.0", 0)
 		f.wantErr("name is another model's display name", err, metadata.ErrConflict)
 	}},
 	{"EnsurePackageVersionConcurrent", func(f *fx) {
@@ -181,7 +183,7 @@ var versionTests = []test{
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				results[i], errs[i] = f.s.EnsurePackageVersion(f.ctx, p.ID, "conc", "1.0.0")
+				results[i], errs[i] = f.s.EnsurePackageVersion(f.ctx, p.ID, "conc", "1.0.0", 0)
 			})
 		}
 		wg.Wait()
@@ -201,6 +203,93 @@ var versionTests = []test{
 		vers, _, err2 := f.s.ListVersions(f.ctx, results[0].Model.ID, metadata.Page{})
 		if created != 1 || len(cands) != 1 || len(vers) != 1 || err != nil || err2 != nil {
 			f.Errorf("created %d times, %d candidates, %d versions (%v %v); want 1 each", created, len(cands), len(vers), err, err2)
+		}
+	}},
+	{"ReservedOwnerIDs", func(f *fx) {
+		p := f.project("p")
+		m := f.model(p.ID, "m", "M")
+		r1, err := f.s.ReserveOwnerID(f.ctx)
+		f.wantErr("ReserveOwnerID", err, nil)
+		r2, err := f.s.ReserveOwnerID(f.ctx)
+		f.wantErr("ReserveOwnerID", err, nil)
+		// A reserved id is issued to nothing else: neither to later draws, candidates nor logged models.
+		c := f.candidate(m, metadata.Candidate{})
+		lm := f.loggedModel(m, metadata.LoggedModel{})
+		if r1 == 0 || r2 == r1 || c.ID == r1 || c.ID == r2 || lm.ID == r1 || lm.ID == r2 {
+			f.Fatalf("reserved %d and %d, then candidate %d and logged model %d", r1, r2, c.ID, lm.ID)
+		}
+		for _, id := range []uint64{r1, r2} {
+			_, err := f.s.Candidate(f.ctx, metadata.CandidateRef{ID: id})
+			f.wantErr("a reserved id before use", err, metadata.ErrNotFound)
+		}
+		// A package version's candidate takes the reserved id, once.
+		pv, err := f.s.EnsurePackageVersion(f.ctx, p.ID, "pkg", "1.0.0", r2)
+		if err != nil || !pv.Created || pv.Candidate.ID != r2 || pv.Version.CandidateID != r2 || pv.Candidate.IID == 0 {
+			f.Fatalf("version with reserved id %d: %+v, %v", r2, pv, err)
+		}
+		got, err := f.s.Candidate(f.ctx, metadata.CandidateRef{ID: r2})
+		if err != nil || got.ModelID != pv.Model.ID || got.EID.String() != pv.Candidate.EID.String() {
+			f.Errorf("candidate %d: %+v, %v", r2, got, err)
+		}
+		again, err := f.s.EnsurePackageVersion(f.ctx, p.ID, "pkg", "1.0.0", r2)
+		if err != nil || again.Created || again.Candidate.ID != r2 {
+			f.Errorf("ensuring the version again: %+v, %v", again, err)
+		}
+		_, err = f.s.EnsurePackageVersion(f.ctx, p.ID, "pkg", "2.0.0", r2)
+		f.wantErr("a reserved id already used", err, metadata.ErrExists)
+		_, err = f.s.EnsurePackageVersion(f.ctx, p.ID, "pkg", "2.0.0", c.ID)
+		f.wantErr("a candidate's id", err, metadata.ErrExists)
+		_, err = f.s.EnsurePackageVersion(f.ctx, p.ID, "pkg", "2.0.0", lm.ID)
+		f.wantErr("a logged model's id", err, metadata.ErrExists)
+		_, err = f.s.EnsurePackageVersion(f.ctx, p.ID, "pkg", "2.0.0", 1<<40)
+		f.wantErr("an id never reserved", err, metadata.ErrInvalid)
+		if _, err := f.s.Version(f.ctx, metadata.VersionRef{ModelID: pv.Model.ID, Semver: "2.0.0"}); !errors.Is(err, metadata.ErrNotFound) {
+			f.Errorf("a refused version exists: %v", err)
+		}
+		// An id reserved and never used stays unused.
+		pv, err = f.s.EnsurePackageVersion(f.ctx, p.ID, "pkg", "3.0.0", 0)
+		if err != nil || pv.Candidate.ID == r1 {
+			f.Errorf("a fresh version after a reservation: %+v, %v", pv, err)
+		}
+	}},
+	{"PackageVersionAppearsWithItsFirstFile", func(f *fx) {
+		// A version created implicitly by an upload is created in the transaction that commits its first
+		// file: when the commit fails, neither the model, the version nor the candidate exists.
+		p := f.project("p")
+		id, err := f.s.ReserveOwnerID(f.ctx)
+		f.wantErr("ReserveOwnerID", err, nil)
+		firstFile := func(path string) error {
+			return f.s.Update(f.ctx, func(ctx context.Context) error {
+				pv, err := f.s.EnsurePackageVersion(ctx, p.ID, "ghost", "2.0.0", id)
+				if err != nil {
+					return err
+				}
+				_, err = f.s.CommitFile(ctx, &metadata.File{OwnerID: pv.Candidate.ID, Path: path, Size: 1, SHA256: sha("x"),
+					BlobKey: "c/x"}, true)
+				return err
+			})
+		}
+		f.wantErr("a first file with a bad path", firstFile("../x.bin"), metadata.ErrInvalid)
+		_, err = f.s.Model(f.ctx, metadata.ModelRef{Project: p.ID, Name: "ghost"})
+		f.wantErr("the model of a failed first upload", err, metadata.ErrNotFound)
+		if ms, _, err := f.s.ListModels(f.ctx, p.ID, metadata.Page{}); err != nil || len(ms) != 0 {
+			f.Errorf("models after a failed first upload: %d, %v", len(ms), err)
+		}
+		_, err = f.s.Candidate(f.ctx, metadata.CandidateRef{ID: id})
+		f.wantErr("the candidate of a failed first upload", err, metadata.ErrNotFound)
+		// The reservation survives the rollback: the retry commits under the same id.
+		f.wantErr("the first file", firstFile("x.bin"), nil)
+		m, err := f.s.Model(f.ctx, metadata.ModelRef{Project: p.ID, Name: "ghost"})
+		if err != nil || !m.InRegistry {
+			f.Fatalf("model after the first file: %+v, %v", m, err)
+		}
+		v, err := f.s.Version(f.ctx, metadata.VersionRef{ModelID: m.ID, Semver: "2.0.0"})
+		if err != nil || v.CandidateID != id {
+			f.Fatalf("version after the first file: %+v, %v", v, err)
+		}
+		files, _, err := f.s.ListFiles(f.ctx, id, "", metadata.Page{})
+		if err != nil || len(files) != 1 || files[0].Path != "x.bin" {
+			f.Errorf("files of the version: %v, %v", files, err)
 		}
 	}},
 }

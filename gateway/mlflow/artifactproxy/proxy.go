@@ -23,6 +23,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -49,6 +50,8 @@ type Deps struct {
 	Store     metadata.Store
 	Artifacts *artifact.Service
 	Log       *slog.Logger
+	// Budget bounds the large JSON bodies (multipart completions) read at once, with the MLflow RPCs'.
+	Budget *httpapi.BodyBudget
 }
 
 // Proxy serves the mlflow-artifacts API.
@@ -56,6 +59,7 @@ type Proxy struct {
 	store     metadata.Store
 	artifacts *artifact.Service
 	log       *slog.Logger
+	budget    *httpapi.BodyBudget
 }
 
 // New builds the proxy.
@@ -63,7 +67,7 @@ func New(d Deps) *Proxy {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Proxy{store: d.Store, artifacts: d.Artifacts, log: d.Log}
+	return &Proxy{store: d.Store, artifacts: d.Artifacts, log: d.Log, budget: d.Budget}
 }
 
 // runArtifactsSegment is the literal between the run id (or logged model id) and the file path of
@@ -211,28 +215,36 @@ func (q *artifactRequest) resolveRun(segs []string, write bool) (*runArtifacts, 
 	} else {
 		out.model, err = q.p.store.Model(ctx, metadata.ModelRef{Project: out.project.ID, IID: iid})
 	}
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, mlflow.ExperimentNotFound(segs[0], err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("experiment with id=%d: %w", iid, err)
+		return nil, fmt.Errorf("experiment %d: %w", iid, err)
 	}
 	if rootLen == 4 {
 		if out.logged, err = httpapi.LoggedModelOf(ctx, q.p.store, out.project.ID, segs[2]); err != nil {
 			return nil, err
 		}
 		if out.logged.ModelID != out.model.ID {
-			return nil, fmt.Errorf("logged model %s not found in experiment %d: %w", segs[2], iid, metadata.ErrNotFound)
+			return nil, httpapi.LoggedModelNotFound(segs[2],
+				fmt.Errorf("logged model %s is not in experiment %d: %w", segs[2], iid, metadata.ErrNotFound))
 		}
 		return out, nil
 	}
+	// One answer whether the run exists in another experiment, in another project, or not at all.
 	eid, ok := metadata.ParseEID(segs[1])
 	if !ok || eid == (metadata.EID{}) { // the zero EID means "unset" to the store
-		return nil, fmt.Errorf("run with id=%s not found: %w", segs[1], metadata.ErrNotFound)
+		return nil, mlflow.RunNotFound(segs[1], metadata.ErrNotFound)
 	}
 	out.candidate, err = q.p.store.Candidate(ctx, metadata.CandidateRef{EID: eid, Project: out.project.ID})
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, mlflow.RunNotFound(segs[1], err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("run with id=%s not found: %w", segs[1], err)
+		return nil, fmt.Errorf("run %s: %w", segs[1], err)
 	}
 	if out.candidate.Project != out.project.ID || out.candidate.ModelID != out.model.ID {
-		return nil, fmt.Errorf("run with id=%s not found in experiment %d: %w", segs[1], iid, metadata.ErrNotFound)
+		return nil, mlflow.RunNotFound(segs[1], fmt.Errorf("run %s is not in experiment %d: %w", segs[1], iid, metadata.ErrNotFound))
 	}
 	return out, nil
 }
@@ -262,9 +274,12 @@ func (q *artifactRequest) artifacts(tail string) error {
 			return err
 		}
 		if ra.path == "" {
-			return fmt.Errorf("artifact path %q is a directory, not a file: %w", tail, metadata.ErrNotFound)
+			return httpapi.NotFound("artifact path %q is a directory, not a file", tail)
 		}
 		f, err := q.p.store.File(r.Context(), ra.owner(), ra.path)
+		if errors.Is(err, metadata.ErrNotFound) {
+			return httpapi.WithClientMessage(err, "artifact %q of %s not found", ra.path, ra)
+		}
 		if err != nil {
 			return fmt.Errorf("artifact %q of %s: %w", ra.path, ra, err)
 		}
@@ -491,12 +506,19 @@ func (q *artifactRequest) mpuTarget(tail, localPath string) (*runArtifacts, stri
 	return ra, filePath, nil
 }
 
-// decodeBody reads the JSON body of an mpu call into v.
+// mpuBodyLimits bound the JSON body of an mpu call: a completion lists up to one part per S3 part
+// number (10000), each {"part_number", "etag"}.
+var mpuBodyLimits = httpapi.BodyLimits{MaxBytes: 1 << 20, MaxItems: 10000}
+
+// decodeBody reads the JSON body of an mpu call into v. Errors are httpapi.ReadJSONBody's and
+// rpc.Decode's.
 func (q *artifactRequest) decodeBody(v any) error {
-	body, err := rpc.ReadBody(q.w, q.r)
+	body, release, err := httpapi.ReadJSONBody(q.w, q.r, mpuBodyLimits, q.p.budget)
 	if err != nil {
 		return err
 	}
+	// What v holds of the body is bounded by the limits: the budget only covers reading and decoding.
+	defer release()
 	return rpc.Decode(body, v)
 }
 

@@ -102,8 +102,9 @@ type mlflowError struct {
 	kind error
 }
 
-func (e *mlflowError) Error() string { return e.msg }
-func (e *mlflowError) Unwrap() error { return e.kind }
+func (e *mlflowError) Error() string         { return e.msg }
+func (e *mlflowError) Unwrap() error         { return e.kind }
+func (e *mlflowError) ClientMessage() string { return e.msg }
 
 func mlflowErrorf(kind error, format string, args ...any) error {
 	return &mlflowError{msg: fmt.Sprintf(format, args...), kind: kind}

@@ -9,7 +9,7 @@ import (
 
 func TestDispatcherMatchesFixedRoutesThenPatterns(t *testing.T) {
 	none := func(context.Context, *Call, *struct{}) (any, error) { return nil, nil }
-	d := NewDispatcher(nil, nil, []Route{
+	d := NewDispatcher(nil, nil, nil, []Route{
 		Handle(http.MethodPost, "logged-models", none),
 		Handle(http.MethodPost, "logged-models/search", none),
 		Handle(http.MethodGet, "logged-models/{model_id}", none),

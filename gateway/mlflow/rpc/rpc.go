@@ -5,12 +5,10 @@
 package rpc
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -23,9 +21,6 @@ import (
 
 // DefaultProject is the project that the unprefixed /api/2.0/mlflow routes work in.
 const DefaultProject = "default"
-
-// MaxBody bounds the JSON body of one MLflow RPC; log-batch of 1000 metrics is about 100 KB.
-const MaxBody = 16 << 20
 
 // Call is one MLflow RPC call: its project, request, and the values of the route's path parameters.
 type Call struct {
@@ -49,7 +44,9 @@ type Route struct {
 	// CreatesProject lets the call create its project on first use; other calls on an unknown project
 	// are 404. The unprefixed routes always may, as their project is implicit.
 	CreatesProject bool
-	serve          func(ctx context.Context, c *Call, body []byte) (any, error)
+	// Body bounds the call's JSON body (zero: httpapi's defaults, a small body). Set it with Limits.
+	Body  httpapi.BodyLimits
+	serve func(ctx context.Context, c *Call, body []byte) (any, error)
 }
 
 // Handle makes a route of a typed handler. The adapter decodes the call's fields into a new In (from
@@ -77,6 +74,12 @@ func (r Route) Creating() Route {
 	return r
 }
 
+// Limits sets the bounds of the route's JSON body, for the few routes that need more than the defaults.
+func (r Route) Limits(lim httpapi.BodyLimits) Route {
+	r.Body = lim
+	return r
+}
+
 // Decode fills v, a pointer to a request struct, from a JSON object. Use I64, F64, FlexString and Strs
 // for fields MLflow sends in more than one JSON type. An empty body leaves v as it is. A body that is
 // not a JSON object, or a field of the wrong type, is httpapi.ErrBadRequest.
@@ -92,16 +95,6 @@ func Decode(body []byte, v any) error {
 		return fmt.Errorf("%w: request is not a valid JSON object: %v", httpapi.ErrBadRequest, err)
 	}
 	return nil
-}
-
-// ReadBody reads a request's JSON body, at most MaxBody bytes. A failed or oversize read is
-// httpapi.ErrBadRequest.
-func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading request body: %v", httpapi.ErrBadRequest, err)
-	}
-	return bytes.TrimSpace(body), nil
 }
 
 // queryAsJSON turns a GET query into the JSON object a POST would carry: a key given once becomes a
@@ -129,18 +122,20 @@ func Required(name string) error {
 type Dispatcher struct {
 	store    metadata.Store
 	log      *slog.Logger
-	table    map[string]Route // routes without parameters, by "METHOD path"
-	patterns []Route          // routes with parameters, tried in order
+	budget   *httpapi.BodyBudget // shared by every JSON route of the server
+	table    map[string]Route    // routes without parameters, by "METHOD path"
+	patterns []Route             // routes with parameters, tried in order
 	// notFound answers a method and path (after /api/2.0/mlflow/, without surrounding "/") that no row
 	// matches; nil means ENDPOINT_NOT_FOUND.
 	notFound func(method, path string) error
 }
 
-// NewDispatcher builds a dispatcher over routes. notFound, when not nil, may claim calls no row
-// matches by returning a non-nil error. It panics on two routes with the same method and path: a
-// programming error that the first test run shows.
-func NewDispatcher(store metadata.Store, log *slog.Logger, routes []Route, notFound func(method, path string) error) *Dispatcher {
-	d := &Dispatcher{store: store, log: log, table: make(map[string]Route, len(routes)), notFound: notFound}
+// NewDispatcher builds a dispatcher over routes whose large JSON bodies take their weight from budget
+// (nil: unbounded, for tests). notFound, when not nil, may claim calls no row matches by returning a
+// non-nil error. It panics on two routes with the same method and path: a programming error that the
+// first test run shows.
+func NewDispatcher(store metadata.Store, log *slog.Logger, budget *httpapi.BodyBudget, routes []Route, notFound func(method, path string) error) *Dispatcher {
+	d := &Dispatcher{store: store, log: log, budget: budget, table: make(map[string]Route, len(routes)), notFound: notFound}
 	seen := map[string]bool{}
 	for _, rt := range routes {
 		key := rt.Method + " " + rt.Path
@@ -230,11 +225,14 @@ func (d *Dispatcher) Handler(fixedProject string) httprouter.Handle {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			body = queryAsJSON(r.URL.Query())
 		} else {
+			var release func()
 			var err error
-			if body, err = ReadBody(w, r); err != nil {
+			if body, release, err = httpapi.ReadJSONBody(w, r, rt.Body, d.budget); err != nil {
 				httpapi.WriteMLflowError(w, r, d.log, err)
 				return
 			}
+			// The decoded request and the answer built from it live until the answer is written.
+			defer release()
 			if len(body) == 0 && r.Method == http.MethodDelete {
 				// Some proxies drop DELETE bodies; MLflow fields may then come as a query.
 				body = queryAsJSON(r.URL.Query())

@@ -44,7 +44,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pv, err := store.EnsurePackageVersion(ctx, p.ID, "m", "1.0.0")
+	pv, err := store.EnsurePackageVersion(ctx, p.ID, "m", "1.0.0", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func newMigrateFixture(t *testing.T) *migrateFixture {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pv, err := store.EnsurePackageVersion(ctx, p.ID, model, "1.0.0")
+		pv, err := store.EnsurePackageVersion(ctx, p.ID, model, "1.0.0", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
