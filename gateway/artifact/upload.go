@@ -45,7 +45,7 @@ func (a *Service) OpenUpload(r *http.Request) (*UploadBody, error) {
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return nil, fmt.Errorf("%w: multipart body: %v", httpapi.ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: multipart body: %w", httpapi.ErrBadRequest, err)
 	}
 	for {
 		part, err := mr.NextPart()
@@ -53,12 +53,12 @@ func (a *Service) OpenUpload(r *http.Request) (*UploadBody, error) {
 			return nil, fmt.Errorf("%w: multipart body has no \"file\" field", httpapi.ErrBadRequest)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: multipart body: %v", httpapi.ErrBadRequest, err)
+			return nil, fmt.Errorf("%w: multipart body: %w", httpapi.ErrBadRequest, err)
 		}
 		if part.FormName() != "file" {
 			// Other fields (GitLab clients send "status") are small; skip them without keeping them.
 			if _, err := io.Copy(io.Discard, io.LimitReader(part, framingAllowance)); err != nil {
-				return nil, fmt.Errorf("%w: multipart body: %v", httpapi.ErrBadRequest, err)
+				return nil, fmt.Errorf("%w: multipart body: %w", httpapi.ErrBadRequest, err)
 			}
 			continue
 		}

@@ -99,7 +99,7 @@ func Decode(body []byte, v any) error {
 func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading request body: %v", httpapi.ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: reading request body: %w", httpapi.ErrBadRequest, err)
 	}
 	return bytes.TrimSpace(body), nil
 }
