@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"time"
 )
@@ -205,7 +206,9 @@ func (c *CheckedBackend) Get(ctx context.Context, key string, rng Range) (io.Rea
 	if rng.Offset < 0 {
 		return nil, Info{}, c.fail(ctx, op, key, fmt.Errorf("%w: negative offset %d", ErrInvalidRange, rng.Offset))
 	}
-	if rng.Length < 0 {
+	if rng.Length < 0 || rng.Length > math.MaxInt64-rng.Offset {
+		// A range running past any possible end is one to the end; backends that compute
+		// Offset+Length-1 (an S3 Range header) would overflow on it.
 		rng.Length = -1
 	}
 	rc, info, err := c.b.Get(ctx, key, rng)

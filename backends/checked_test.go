@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -276,6 +277,14 @@ func TestCheckedArguments(t *testing.T) {
 	rc.Close()
 	if f.getRange != (backends.Range{Offset: 1, Length: -1}) {
 		t.Errorf("negative length reached the backend as %+v, want -1", f.getRange)
+	}
+	// Offset+Length would overflow int64: to the end, which is what such a range means.
+	if rc, _, err = c.Get(ctx, "a", backends.Range{Offset: 3, Length: math.MaxInt64 - 1}); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	if f.getRange != (backends.Range{Offset: 3, Length: -1}) {
+		t.Errorf("a length past any end reached the backend as %+v, want -1", f.getRange)
 	}
 
 	id, err := c.CreateMultipart(ctx, "a", backends.PutOptions{})

@@ -17,6 +17,9 @@ var (
 	ErrInvalidPart    = errors.New("invalid multipart part")
 	ErrUnsupported    = errors.New("operation not supported by backend")
 	ErrUnavailable    = errors.New("backend unavailable")
+	// ErrInsufficientStorage: the storage is full (ENOSPC or a quota). Unlike ErrUnavailable it does not
+	// pass by itself: space has to be freed.
+	ErrInsufficientStorage = errors.New("insufficient storage")
 )
 
 // OpError is a failed operation of a configured backend, as Checked reports it: the backend's name, the

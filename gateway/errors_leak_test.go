@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/mlgate/mlgate/backends"
@@ -25,24 +24,6 @@ import (
 	"github.com/mlgate/mlgate/metadata"
 	"github.com/mlgate/mlgate/metadata/boltstore"
 )
-
-// syncBuffer is a log destination that tests read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // leakEnv is a gateway with auth, over bbolt and a localfs backend in a temp dir (so that a leaked
 // filesystem path would show), whose log a test can read.

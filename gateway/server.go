@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/mlgate/mlgate/backends"
@@ -43,6 +44,14 @@ type Config struct {
 	// Metrics, when non-nil, serves GET /metrics (Prometheus exposition). It is behind auth like every
 	// other route when Auth is on: process and plugin figures are not for anonymous callers.
 	Metrics http.Handler
+	// MaxConcurrentUploads bounds the uploads running at once (see withAdmission); one more is answered
+	// 429 with Retry-After. <= 0 means no limit.
+	MaxConcurrentUploads int
+	// BodyReadTimeout is the longest a request body may go without a byte arriving; a stalled body fails
+	// with 408 (see withClientBody). <= 0 means no limit.
+	BodyReadTimeout time.Duration
+	// Space, when not nil, is told of full disks and decides when writes that need space are refused.
+	Space SpaceGuard
 }
 
 // Server is the HTTP front of mlgate.
@@ -77,11 +86,12 @@ func NewWithStorage(cfg Config, store metadata.Store, st artifact.Storage, log *
 	}
 	s := &Server{cfg: cfg, store: store, log: log}
 	s.storage.Store(newStorageGen(st))
-	h := s.pinStorage(escapedRouting(s.routes()))
+	h := s.withAdmission(s.pinStorage(escapedRouting(s.routes())))
 	if cfg.Auth {
 		h = s.withAuth(h)
 	}
-	s.handler = httpapi.WithRequestID(withRecovery(log, withAccessLog(log, h)))
+	// The access log is outside recovery, so that it logs the 500 a panic becomes.
+	s.handler = httpapi.WithRequestID(withAccessLog(log, withRecovery(log, withClientBody(cfg.BodyReadTimeout, h))))
 	return s
 }
 

@@ -17,4 +17,7 @@ var (
 	ErrAliasNotFound = errors.New("alias not found")
 	// ErrTooNew is returned by Open when the database was written by a newer mlgate.
 	ErrTooNew = errors.New("database schema is newer than this binary")
+	// ErrInsufficientStorage is returned by writes that could not be committed because the filesystem
+	// holding the metadata is full. Nothing of the write is kept.
+	ErrInsufficientStorage = errors.New("insufficient storage for metadata")
 )

@@ -56,6 +56,8 @@ type PackageVersion struct {
 // Several calls compose into one transaction with Update: every method called with the context that
 // Update passes to its function joins that transaction instead of opening its own, so a decision read in
 // it (the highest version, a tag's current value) still holds when the writes that depend on it commit.
+//
+// Every write may fail with ErrInsufficientStorage when the filesystem is full; nothing of it is kept.
 type Store interface {
 	// Update runs fn in one write transaction and commits it when fn returns nil; an error from fn, or
 	// from any write method called inside it (even one fn chose to ignore), rolls everything back and is

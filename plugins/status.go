@@ -32,6 +32,7 @@ var sentinels = []struct {
 	{"ErrSizeMismatch", backends.ErrSizeMismatch, codes.DataLoss},
 	{"ErrUnsupported", backends.ErrUnsupported, codes.Unimplemented},
 	{"ErrUnavailable", backends.ErrUnavailable, codes.Unavailable},
+	{"ErrInsufficientStorage", backends.ErrInsufficientStorage, codes.ResourceExhausted},
 }
 
 // errTransport marks an ErrUnavailable that the connection produced (the plugin died, hung up or never

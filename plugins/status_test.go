@@ -18,7 +18,7 @@ import (
 var allSentinels = []error{
 	backends.ErrNotFound, backends.ErrInvalidKey, backends.ErrInvalidRange, backends.ErrChecksum,
 	backends.ErrSizeMismatch, backends.ErrUploadNotFound, backends.ErrInvalidPart, backends.ErrUnsupported,
-	backends.ErrUnavailable,
+	backends.ErrUnavailable, backends.ErrInsufficientStorage,
 }
 
 func TestStatusRoundTrip(t *testing.T) {
@@ -60,6 +60,7 @@ func TestStatusCodes(t *testing.T) {
 		{backends.ErrSizeMismatch, codes.DataLoss},
 		{backends.ErrUnsupported, codes.Unimplemented},
 		{backends.ErrUnavailable, codes.Unavailable},
+		{backends.ErrInsufficientStorage, codes.ResourceExhausted},
 		{context.Canceled, codes.Canceled},
 		{context.DeadlineExceeded, codes.DeadlineExceeded},
 		{io.ErrUnexpectedEOF, codes.Unknown},

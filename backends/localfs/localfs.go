@@ -289,6 +289,16 @@ func (b *Backend) commit(tmp, key string) error {
 	}
 }
 
+// markFull marks *err with ErrInsufficientStorage when the filesystem ran out of space or quota, which
+// can surface from any step of a write: creating the staging file, writing or fsyncing it, making the
+// key's directories.
+func markFull(err *error) {
+	if *err != nil && !errors.Is(*err, backends.ErrInsufficientStorage) &&
+		(errors.Is(*err, syscall.ENOSPC) || errors.Is(*err, syscall.EDQUOT)) {
+		*err = fmt.Errorf("%w: %w", backends.ErrInsufficientStorage, *err)
+	}
+}
+
 // hashWriter feeds a hash from the write side, so the file and the hash see the same bytes.
 type hashWriter struct {
 	w io.Writer
@@ -324,9 +334,11 @@ func writeBody(ctx context.Context, w io.Writer, r io.Reader, size int64) (int64
 // Put writes r to a staging file, fsyncs it and renames it to key. Errors: ErrSizeMismatch when r
 // does not yield size bytes (size >= 0); ErrChecksum when opts.SHA256 is set and differs (Checked
 // clears it, having verified the stream itself, so only a bare Backend hashes here); ctx's or r's
-// error; ErrInvalidKey when key clashes with another blob's path; ErrUnavailable after Close. On every
-// error the staging file is removed and key is untouched.
-func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts backends.PutOptions) (backends.Info, error) {
+// error; ErrInvalidKey when key clashes with another blob's path; ErrInsufficientStorage when the
+// filesystem is full; ErrUnavailable after Close. On every error the staging file is removed and key is
+// untouched.
+func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts backends.PutOptions) (_ backends.Info, err error) {
+	defer markFull(&err)
 	if err := b.check(); err != nil {
 		return backends.Info{}, err
 	}

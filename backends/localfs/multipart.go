@@ -61,8 +61,10 @@ func (b *Backend) readRecord(key, id string) (record, error) {
 }
 
 // CreateMultipart starts an upload to key. The upload directory appears complete with its record or
-// not at all. Errors: ErrUnavailable after Close, filesystem errors.
-func (b *Backend) CreateMultipart(_ context.Context, key string, opts backends.PutOptions) (string, error) {
+// not at all. Errors: ErrInsufficientStorage when the filesystem is full, ErrUnavailable after Close,
+// filesystem errors.
+func (b *Backend) CreateMultipart(_ context.Context, key string, opts backends.PutOptions) (_ string, err error) {
+	defer markFull(&err)
 	if err := b.check(); err != nil {
 		return "", err
 	}
@@ -110,8 +112,10 @@ func (b *Backend) CreateMultipart(_ context.Context, key string, opts backends.P
 
 // PutPart writes part n to a staging file with its md5 as header, then renames it into the upload,
 // replacing an earlier part n. Errors: ErrUploadNotFound (checked before and after the body, so an
-// abort meanwhile is reported), ErrSizeMismatch, ctx's or r's error, ErrUnavailable after Close.
-func (b *Backend) PutPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (backends.Part, error) {
+// abort meanwhile is reported), ErrSizeMismatch, ctx's or r's error, ErrInsufficientStorage when the
+// filesystem is full, ErrUnavailable after Close.
+func (b *Backend) PutPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (_ backends.Part, err error) {
+	defer markFull(&err)
 	if _, err := b.readRecord(key, uploadID); err != nil {
 		return backends.Part{}, fmt.Errorf("localfs put part: %w", err)
 	}
@@ -219,8 +223,10 @@ func (b *Backend) ListParts(_ context.Context, key, uploadID string) ([]backends
 // it to key, then removes the upload. Errors: ErrUploadNotFound; ErrInvalidPart for a missing part,
 // a wrong ETag, a middle part below the minimum size or parts out of order; ErrChecksum when the
 // upload's PutOptions.SHA256 differs (the upload stays, to be aborted); ErrInvalidKey on a path clash;
-// ctx's error; ErrUnavailable after Close. On error nothing appears under key.
-func (b *Backend) CompleteMultipart(ctx context.Context, key, uploadID string, parts []backends.Part) (backends.Info, error) {
+// ctx's error; ErrInsufficientStorage when the filesystem is full; ErrUnavailable after Close. On error
+// nothing appears under key.
+func (b *Backend) CompleteMultipart(ctx context.Context, key, uploadID string, parts []backends.Part) (_ backends.Info, err error) {
+	defer markFull(&err)
 	rec, err := b.readRecord(key, uploadID)
 	if err != nil {
 		return backends.Info{}, fmt.Errorf("localfs complete: %w", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -31,6 +32,10 @@ type config struct {
 	Auth bool
 	// InsecureListenAny allows a non-loopback address without Auth.
 	InsecureListenAny bool
+	// MaxConcurrentUploads bounds the uploads running at once (0: no limit); see gateway.Config.
+	MaxConcurrentUploads int
+	// BodyReadTimeout is how long a request body may go without a byte arriving (0: no limit).
+	BodyReadTimeout time.Duration
 	// ConfigFile is the YAML file of --config ("" = embedded defaults); file is its content.
 	ConfigFile string
 	file       *fileConfig
@@ -97,6 +102,32 @@ func envBool(name string) (bool, error) {
 		return false, fmt.Errorf("%s=%q: want 1 or 0", name, v)
 	}
 	return b, nil
+}
+
+// envInt reads a non-negative integer environment variable; unset or empty is def.
+func envInt(name string, def int) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s=%q: want a number, 0 or more", name, v)
+	}
+	return n, nil
+}
+
+// envDuration reads a non-negative duration environment variable such as 60s; unset or empty is def.
+func envDuration(name string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s=%q: want a duration such as 60s, 0 or more", name, v)
+	}
+	return d, nil
 }
 
 // byteSize is a flag.Value for sizes such as 10GiB, 512MB or 1048576.
@@ -171,12 +202,27 @@ func serveFlags(args []string) (*config, error) {
 		"require a token (see mlgate token create) on every API route (MLGATE_AUTH=1)")
 	fs.BoolVar(&c.InsecureListenAny, "insecure-listen-any", false,
 		"allow listening on a non-loopback address without --auth")
+	uploads, err := envInt("MLGATE_MAX_CONCURRENT_UPLOADS", gateway.DefaultMaxConcurrentUploads)
+	if err != nil {
+		return nil, err
+	}
+	fs.IntVar(&c.MaxConcurrentUploads, "max-concurrent-uploads", uploads,
+		"uploads running at once; more are answered 429 with Retry-After, 0 for no limit (MLGATE_MAX_CONCURRENT_UPLOADS)")
+	bodyTimeout, err := envDuration("MLGATE_BODY_READ_TIMEOUT", gateway.DefaultBodyReadTimeout)
+	if err != nil {
+		return nil, err
+	}
+	fs.DurationVar(&c.BodyReadTimeout, "body-read-timeout", bodyTimeout,
+		"how long a request body may go without a byte arriving before the request fails with 408, 0 for no limit (MLGATE_BODY_READ_TIMEOUT)")
 	addConfigFlag(fs, c)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	if c.MaxConcurrentUploads < 0 || c.BodyReadTimeout < 0 {
+		return nil, errors.New("serve: --max-concurrent-uploads and --body-read-timeout must not be negative")
 	}
 	c.MaxFileSize = int64(size)
 	if err := c.loadFile(explicitFlags(fs)); err != nil {

@@ -34,6 +34,9 @@ type fileConfig struct {
 	LogLevel          string        `yaml:"log_level"`
 	Auth              *bool         `yaml:"auth"`
 	InsecureListenAny *bool         `yaml:"insecure_listen_any"`
+	// Pointers, as 0 is a value (no limit) that must win over the default.
+	MaxConcurrentUploads *int           `yaml:"max_concurrent_uploads"`
+	BodyReadTimeout      *time.Duration `yaml:"body_read_timeout"`
 
 	Backends       []backendSpec `yaml:"backends"`
 	DefaultBackend string        `yaml:"default_backend"`
@@ -161,6 +164,12 @@ func (fc *fileConfig) validate(types []string) error {
 			return fmt.Errorf("%w: max_file_size: %v", ErrConfig, err)
 		}
 	}
+	if fc.MaxConcurrentUploads != nil && *fc.MaxConcurrentUploads < 0 {
+		return fmt.Errorf("%w: max_concurrent_uploads must not be negative", ErrConfig)
+	}
+	if fc.BodyReadTimeout != nil && *fc.BodyReadTimeout < 0 {
+		return fmt.Errorf("%w: body_read_timeout must not be negative", ErrConfig)
+	}
 	if len(fc.Backends) == 0 {
 		if fc.DefaultBackend != "" || len(fc.Routes) > 0 {
 			return fmt.Errorf("%w: default_backend and routes need a backends list", ErrConfig)
@@ -276,6 +285,12 @@ func (c *config) applyFile(fc *fileConfig, explicit map[string]bool) error {
 	}
 	if fc.InsecureListenAny != nil && !explicit["insecure-listen-any"] {
 		c.InsecureListenAny = *fc.InsecureListenAny
+	}
+	if fc.MaxConcurrentUploads != nil && unset("max-concurrent-uploads", "MLGATE_MAX_CONCURRENT_UPLOADS") {
+		c.MaxConcurrentUploads = *fc.MaxConcurrentUploads
+	}
+	if fc.BodyReadTimeout != nil && unset("body-read-timeout", "MLGATE_BODY_READ_TIMEOUT") {
+		c.BodyReadTimeout = *fc.BodyReadTimeout
 	}
 	return nil
 }

@@ -154,3 +154,44 @@ func TestExampleConfigParses(t *testing.T) {
 		t.Fatalf("example parsed as %+v", fc)
 	}
 }
+
+// TestServeLimits: the upload limit and the body read timeout come from their flag, else their
+// MLGATE_* variable, else the file, else the defaults; 0 (no limit) is a value like any other.
+func TestServeLimits(t *testing.T) {
+	t.Setenv("MLGATE_MAX_CONCURRENT_UPLOADS", "")
+	t.Setenv("MLGATE_BODY_READ_TIMEOUT", "")
+	c, err := serveFlags(nil)
+	if err != nil || c.MaxConcurrentUploads != 64 || c.BodyReadTimeout != time.Minute {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	path := filepath.Join(t.TempDir(), "mlgate.yaml")
+	if err := os.WriteFile(path, []byte("max_concurrent_uploads: 0\nbody_read_timeout: 5s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = serveFlags([]string{"--config", path}); err != nil || c.MaxConcurrentUploads != 0 || c.BodyReadTimeout != 5*time.Second {
+		t.Fatalf("file: %+v %v", c, err)
+	}
+	t.Setenv("MLGATE_MAX_CONCURRENT_UPLOADS", "8")
+	t.Setenv("MLGATE_BODY_READ_TIMEOUT", "90s")
+	if c, err = serveFlags([]string{"--config", path}); err != nil || c.MaxConcurrentUploads != 8 || c.BodyReadTimeout != 90*time.Second {
+		t.Fatalf("environment over file: %+v %v", c, err)
+	}
+	if c, err = serveFlags([]string{"--config", path, "--max-concurrent-uploads", "2", "--body-read-timeout", "1s"}); err != nil ||
+		c.MaxConcurrentUploads != 2 || c.BodyReadTimeout != time.Second {
+		t.Fatalf("flags over environment: %+v %v", c, err)
+	}
+	for _, args := range [][]string{{"--max-concurrent-uploads", "-1"}, {"--body-read-timeout", "-1s"}} {
+		if _, err := serveFlags(args); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+	t.Setenv("MLGATE_BODY_READ_TIMEOUT", "soon")
+	if _, err := serveFlags(nil); err == nil || !strings.Contains(err.Error(), "MLGATE_BODY_READ_TIMEOUT") {
+		t.Errorf("a bad MLGATE_BODY_READ_TIMEOUT: %v", err)
+	}
+	for name, yaml := range map[string]string{"uploads": "max_concurrent_uploads: -3\n", "timeout": "body_read_timeout: -1s\n"} {
+		if _, err := parseFileConfig(strings.NewReader(yaml), backendTypes()); !errors.Is(err, ErrConfig) {
+			t.Errorf("negative %s in the file: %v", name, err)
+		}
+	}
+}

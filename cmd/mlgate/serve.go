@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mlgate/mlgate/cmd/mlgate/internal/diskspace"
 	"github.com/mlgate/mlgate/gateway"
 	"github.com/mlgate/mlgate/metadata/boltstore"
 )
@@ -130,13 +131,30 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 				"stop the server and run mlgate token create")
 		}
 	}
-	gw := gateway.NewWithStorage(gateway.Config{MaxFileSize: cfg.MaxFileSize, Auth: cfg.Auth, Metrics: metrics}, st.store, st.set.storage, log)
+	reserve, err := diskspace.Open(cfg.DataDir, diskspace.DefaultSize, log)
+	if err != nil {
+		return err
+	}
+	defer reserve.Close()
+	gw := gateway.NewWithStorage(gateway.Config{
+		MaxFileSize:          cfg.MaxFileSize,
+		Auth:                 cfg.Auth,
+		Metrics:              metrics,
+		MaxConcurrentUploads: cfg.MaxConcurrentUploads,
+		BodyReadTimeout:      cfg.BodyReadTimeout,
+		Space:                reserve,
+	}, st.store, st.set.storage, log)
 	srv := &http.Server{
-		Handler:           gw.Handler(),
-		ReadHeaderTimeout: 30 * time.Second,
+		Handler: gw.Handler(),
+		// A client that trickles its request line and headers (slow-loris) holds its connection for this
+		// long at most; any real client sends them at once.
+		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    gateway.MaxHeaderBytes,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// No ReadTimeout (nor WriteTimeout): it bounds the whole request, body included, and would cut a
+		// multi-GB upload on a slow link however steadily it progresses. Bodies are bounded by their
+		// progress instead (--body-read-timeout, see gateway.Config.BodyReadTimeout).
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	ln, err := (&net.ListenConfig{Control: largeSendBuffer}).Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
@@ -144,6 +162,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("mlgate listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir,
 		"version", buildVersion(), "max_file_size", cfg.MaxFileSize, "auth", cfg.Auth,
+		"max_concurrent_uploads", cfg.MaxConcurrentUploads, "body_read_timeout", cfg.BodyReadTimeout,
 		"backends", st.set.order, "default_backend", st.set.def, "routes", len(cfg.routes()))
 
 	hup := make(chan os.Signal, 1)

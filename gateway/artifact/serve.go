@@ -1,6 +1,7 @@
 package artifact
 
 import (
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -16,7 +17,8 @@ import (
 // Serve streams f to w, honouring Range, If-Range, If-None-Match and HEAD through http.ServeContent.
 // Metadata is read before this call, so no transaction is open while bytes flow. Errors before the
 // first byte are answered with fail (the route's error body); a failure after it cuts the response
-// short, so the client sees a truncated body rather than a complete-looking one.
+// short, so the client sees a truncated body rather than a complete-looking one. A Range that cannot be
+// served is 416 with "Content-Range: bytes */<size>" (see normalizeRange).
 func (a *Service) Serve(w http.ResponseWriter, r *http.Request, f *metadata.File, fail httpapi.ErrorWriter) {
 	h := w.Header()
 	h.Set("ETag", `"`+f.SHA256+`"`)
@@ -24,6 +26,9 @@ func (a *Service) Serve(w http.ResponseWriter, r *http.Request, f *metadata.File
 	h.Set("Content-Type", contentTypeOf(f))
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(f.Path)}))
 	h.Set("X-Content-Type-Options", "nosniff")
+	if !a.normalizeRangeHeader(w, r, f, fail) {
+		return
+	}
 	backend, err := a.backendOf(r.Context(), f)
 	if err != nil {
 		fail(w, r, a.log, err)
@@ -37,6 +42,38 @@ func (a *Service) Serve(w http.ResponseWriter, r *http.Request, f *metadata.File
 	body := backends.NewReadSeeker(r.Context(), backend, f.BlobKey, f.Size)
 	defer body.Close()
 	http.ServeContent(w, r, "", f.CreatedAt, body)
+}
+
+// normalizeRangeHeader replaces r's Range header with its normalized form (normalizeRange), which
+// http.ServeContent serves as RFC 9110 says, or answers 416 itself, in the route's error body, when the
+// Range cannot be served and no precondition could change that. With preconditions present it leaves
+// the 416 to ServeContent, which evaluates them first (a matching If-None-Match is a 304 whatever the
+// Range). It reports whether serving goes on.
+func (a *Service) normalizeRangeHeader(w http.ResponseWriter, r *http.Request, f *metadata.File, fail httpapi.ErrorWriter) bool {
+	header := r.Header.Get("Range")
+	if header == "" || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+		return true
+	}
+	value, outcome := normalizeRange(header, f.Size)
+	switch outcome {
+	case rangeIgnored:
+		r.Header.Del("Range")
+	case rangeSatisfiable:
+		r.Header.Set("Range", value)
+	case rangeUnsatisfiable:
+		for _, p := range []string{"If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+			if r.Header.Get(p) != "" {
+				// A range starting at the size is one ServeContent answers 416 for, with Content-Range.
+				r.Header.Set("Range", "bytes="+strconv.FormatInt(f.Size, 10)+"-")
+				return true
+			}
+		}
+		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(f.Size, 10))
+		fail(w, r, a.log, fmt.Errorf("%w: the Range header asks for no byte within the file's %d bytes, is malformed, "+
+			"or asks for more than %d ranges", backends.ErrInvalidRange, f.Size, maxRanges))
+		return false
+	}
+	return true
 }
 
 // isPlainRead reports whether r is a GET or HEAD with no range or precondition: the common case of a

@@ -43,3 +43,34 @@ func Principal(ctx context.Context) *metadata.Token {
 func WithPrincipal(ctx context.Context, tok *metadata.Token) context.Context {
 	return context.WithValue(ctx, principalKey{}, tok)
 }
+
+type escapedPathKey struct{}
+
+// WithEscapedPath records the path of r as its client sent it (escaped), for logs. Routing that
+// rewrites URL.Path to its escaped form records it first, since URL.EscapedPath would then escape it
+// again ("a%2Fb" becoming "a%252Fb").
+func WithEscapedPath(ctx context.Context, r *http.Request) context.Context {
+	return context.WithValue(ctx, escapedPathKey{}, r.URL.EscapedPath())
+}
+
+// EscapedPath is the path of r as its client sent it, as the access log shows it.
+func EscapedPath(r *http.Request) string {
+	if p, ok := r.Context().Value(escapedPathKey{}).(string); ok {
+		return p
+	}
+	return r.URL.EscapedPath()
+}
+
+type storageFullKey struct{}
+
+// WithStorageFullHook makes every 507 answered to a request of ctx call full, so that the keeper of the
+// data directory's free space learns that a write found it full.
+func WithStorageFullHook(ctx context.Context, full func()) context.Context {
+	return context.WithValue(ctx, storageFullKey{}, full)
+}
+
+func storageFull(ctx context.Context) {
+	if full, ok := ctx.Value(storageFullKey{}).(func()); ok && full != nil {
+		full()
+	}
+}

@@ -32,6 +32,10 @@ var (
 	ErrBadSignature = errors.New("URL signature")
 	// ErrLengthRequired: an upload that must declare its Content-Length did not (411).
 	ErrLengthRequired = errors.New("length required")
+	// ErrTooManyUploads: the server runs as many uploads as it accepts at once (429, Retry-After).
+	ErrTooManyUploads = errors.New("too many concurrent uploads")
+	// ErrBodyStalled: no byte of a request body arrived for the body read timeout (408).
+	ErrBodyStalled = errors.New("request body stalled")
 )
 
 // Class is one row of the error table: how a family of errors looks on the wire.
@@ -53,6 +57,18 @@ var errorTable = []struct {
 	{[]error{ErrUnauthenticated}, Class{Status: http.StatusUnauthorized, Code: "unauthenticated", MLflowCode: "UNAUTHENTICATED"}},
 	{[]error{ErrPermissionDenied, ErrBadSignature}, Class{Status: http.StatusForbidden, Code: "permission_denied", MLflowCode: "PERMISSION_DENIED"}},
 	{[]error{ErrRouteNotFound}, Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "ENDPOINT_NOT_FOUND"}},
+	// A full disk does not pass by waiting, so no Retry-After. MLflow's ErrorCode documents
+	// RESOURCE_EXHAUSTED as covering "the entire file system is out of space", but MLflow answers it with
+	// 429, which its client retries (it retries 408, 429, 500, 502, 503 and 504): 507 keeps the code and
+	// stops the retries.
+	{[]error{backends.ErrInsufficientStorage, metadata.ErrInsufficientStorage},
+		Class{Status: http.StatusInsufficientStorage, Code: "insufficient_storage", MLflowCode: "RESOURCE_EXHAUSTED",
+			MLflowStatus: http.StatusInsufficientStorage}},
+	{[]error{ErrTooManyUploads}, Class{Status: http.StatusTooManyRequests, Code: "too_many_requests", MLflowCode: "RESOURCE_EXHAUSTED", RetryAfter: true}},
+	// Before ErrBadRequest, which wraps every failure to read a body. 408 on MLflow routes too: the
+	// server's deadline for the body passed (DEADLINE_EXCEEDED), not MLflow's 504 for a slow server.
+	{[]error{ErrBodyStalled}, Class{Status: http.StatusRequestTimeout, Code: "request_timeout", MLflowCode: "DEADLINE_EXCEEDED",
+		MLflowStatus: http.StatusRequestTimeout}},
 	{[]error{ErrMethodNotAllowed}, Class{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", MLflowCode: "ENDPOINT_NOT_FOUND"}},
 	{[]error{metadata.ErrAliasNotFound}, Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "INVALID_PARAMETER_VALUE"}},
 	{[]error{metadata.ErrNotFound, backends.ErrNotFound, backends.ErrUploadNotFound},
@@ -69,7 +85,8 @@ var errorTable = []struct {
 	{[]error{metadata.ErrInvalid, pkgtypes.ErrInvalidName, pkgtypes.ErrInvalidVersion, pkgtypes.ErrInvalidPath,
 		backends.ErrInvalidPart, ErrBadRequest, mlflowfilter.ErrInvalid},
 		Class{Status: http.StatusBadRequest, Code: "invalid_argument", MLflowCode: "INVALID_PARAMETER_VALUE"}},
-	{[]error{backends.ErrInvalidRange}, Class{Status: http.StatusRequestedRangeNotSatisfiable, Code: "invalid_range", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{backends.ErrInvalidRange}, Class{Status: http.StatusRequestedRangeNotSatisfiable, Code: "invalid_range", MLflowCode: "INVALID_PARAMETER_VALUE",
+		MLflowStatus: http.StatusRequestedRangeNotSatisfiable}},
 	{[]error{ErrNotImplemented, backends.ErrUnsupported}, Class{Status: http.StatusNotImplemented, Code: "not_implemented", MLflowCode: "NOT_IMPLEMENTED"}},
 	{[]error{backends.ErrUnavailable, context.DeadlineExceeded},
 		Class{Status: http.StatusServiceUnavailable, Code: "unavailable", MLflowCode: "TEMPORARILY_UNAVAILABLE", RetryAfter: true}},
@@ -93,28 +110,40 @@ func Classify(err error) (class Class, known bool) {
 const retryAfterSeconds = 5
 
 // PrepareError classifies err for a response: it logs internal errors with the request id (hiding
-// their text from the client), logs backend outages, and sets Retry-After. The message is ClientMessage's:
-// when it tells less than err, err is logged with the request id. send is false when the client went
-// away and nothing should be written.
-func PrepareError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) (class Class, msg string, send bool) {
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-		log.Debug("client went away", "err", err, "request_id", RequestID(r))
-		return class, "", false
+// their text from the client), logs backend outages and full disks (reporting the latter to the
+// request's storage-full hook), and sets Retry-After. The message is ClientMessage's: when it tells
+// less than err, err is logged with the request id.
+//
+// A request whose work was abandoned because its client went away in the middle of sending it (its
+// context is cancelled, which the gateway does only then) is not answered at all: PrepareError panics
+// with http.ErrAbortHandler, so that net/http closes the connection instead of sending the implicit 200
+// of a handler that writes nothing. A stalled body is answered (408): its client may still listen.
+func PrepareError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) (class Class, msg string) {
+	if r.Context().Err() != nil && !errors.Is(err, ErrBodyStalled) {
+		log.Debug("client went away; response aborted", "err", err, "request_id", RequestID(r))
+		panic(http.ErrAbortHandler)
 	}
 	class, known := Classify(err)
 	msg = ClientMessage(err, class)
-	if !known {
-		log.Error("internal error", "err", err, "method", r.Method, "path", r.URL.EscapedPath(), "request_id", RequestID(r))
+	switch {
+	case !known:
+		log.Error("internal error", "err", err, "method", r.Method, "path", EscapedPath(r), "request_id", RequestID(r))
 		msg = "internal error, request id " + RequestID(r)
-	} else if class.Status == http.StatusServiceUnavailable {
+	case class.Status == http.StatusServiceUnavailable:
 		log.Warn("backend unavailable", "err", err, "request_id", RequestID(r))
-	} else if msg != err.Error() {
+	case class.Status == http.StatusInsufficientStorage:
+		log.Warn("storage full", "err", err, "method", r.Method, "path", EscapedPath(r), "request_id", RequestID(r))
+		// The details name files and blob keys of the server, not anything the client sent.
+		msg = "insufficient storage: the server has no space left for this write; deleting files still works " +
+			"and frees space (request id " + RequestID(r) + ")"
+		storageFull(r.Context())
+	case msg != err.Error():
 		log.Info("request refused", "status", class.Status, "message", msg, "err", err, "request_id", RequestID(r))
 	}
 	if class.RetryAfter {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	}
-	return class, msg, true
+	return class, msg
 }
 
 // ErrorWriter answers a request with an error in its route's body shape: WriteError or WriteMLflowError.
@@ -122,9 +151,8 @@ type ErrorWriter func(w http.ResponseWriter, r *http.Request, log *slog.Logger, 
 
 // WriteError answers a package-API request with {"error","message"}.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	if class, msg, send := PrepareError(w, r, log, err); send {
-		WriteJSON(w, class.Status, map[string]string{"error": class.Code, "message": msg})
-	}
+	class, msg := PrepareError(w, r, log, err)
+	WriteJSON(w, class.Status, map[string]string{"error": class.Code, "message": msg})
 }
 
 // mlflowStatus is MLflow's own HTTP status for each error_code; it differs from the package API's
@@ -138,6 +166,7 @@ var mlflowStatus = map[string]int{
 	"PERMISSION_DENIED":       http.StatusForbidden,
 	"NOT_IMPLEMENTED":         http.StatusNotImplemented,
 	"TEMPORARILY_UNAVAILABLE": http.StatusServiceUnavailable,
+	"RESOURCE_EXHAUSTED":      http.StatusTooManyRequests,
 	"INTERNAL_ERROR":          http.StatusInternalServerError,
 }
 
@@ -154,9 +183,6 @@ func MLflowStatusOf(class Class) int {
 
 // WriteMLflowError answers an MLflow RPC with {"error_code","message"} and MLflow's status for the code.
 func WriteMLflowError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	class, msg, send := PrepareError(w, r, log, err)
-	if !send {
-		return
-	}
+	class, msg := PrepareError(w, r, log, err)
 	WriteJSON(w, MLflowStatusOf(class), map[string]string{"error_code": class.MLflowCode, "message": msg})
 }

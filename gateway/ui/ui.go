@@ -270,10 +270,7 @@ func (s *UI) render(ui templates, w http.ResponseWriter, r *http.Request, v *vie
 
 // renderError renders err as an error page with the status of the error table.
 func (s *UI) renderError(ui templates, w http.ResponseWriter, r *http.Request, v *view, err error) {
-	class, msg, send := httpapi.PrepareError(w, r, s.log, err)
-	if !send {
-		return
-	}
+	class, msg := httpapi.PrepareError(w, r, s.log, err)
 	if class.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", auth.Realm)
 	}

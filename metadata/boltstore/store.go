@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mlgate/mlgate/metadata"
@@ -132,7 +134,22 @@ func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 		}
 		return err
 	}
-	return s.db.Update(fn)
+	return storageFull(s.db.Update(fn))
+}
+
+// storageFull marks a commit that failed for lack of space with metadata.ErrInsufficientStorage, so that
+// callers can tell a full disk (free space and retry) from a broken store. bbolt rolls such a
+// transaction back whole, and the database stays readable. Some of bbolt's I/O errors (a failed file
+// resize or sync) keep only the errno's text, hence the fallback on the message.
+func storageFull(err error) error {
+	if err == nil || errors.Is(err, metadata.ErrInsufficientStorage) {
+		return err
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		strings.Contains(err.Error(), syscall.ENOSPC.Error()) || strings.Contains(err.Error(), syscall.EDQUOT.Error()) {
+		return fmt.Errorf("%w: %w", metadata.ErrInsufficientStorage, err)
+	}
+	return err
 }
 
 // txState is the write transaction an Update carries in its context.
