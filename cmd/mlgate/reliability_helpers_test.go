@@ -576,8 +576,8 @@ func withBackoff(ctx context.Context, s *opStats, op func() error) error {
 	}
 }
 
-// envDuration reads a duration from the environment variable name, or returns def when it is unset.
-func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+// testEnvDuration reads a duration from the environment variable name, or returns def when it is unset.
+func testEnvDuration(t *testing.T, name string, def time.Duration) time.Duration {
 	t.Helper()
 	v := os.Getenv(name)
 	if v == "" {
@@ -590,8 +590,8 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 	return d
 }
 
-// envInt reads a positive integer from the environment variable name, or returns def when unset.
-func envInt(t *testing.T, name string, def int) int {
+// testEnvInt reads a positive integer from the environment variable name, or returns def when unset.
+func testEnvInt(t *testing.T, name string, def int) int {
 	t.Helper()
 	v := os.Getenv(name)
 	if v == "" {

@@ -47,8 +47,8 @@ const (
 // and that fsck finds the store clean (every deleted file's blob gone). It logs throughput and
 // latency per kind of request.
 func TestReliabilityLoad(t *testing.T) {
-	duration := envDuration(t, "MLGATE_LOAD_DURATION", loadDefaultDuration)
-	clients := envInt(t, "MLGATE_LOAD_CLIENTS", loadDefaultClients)
+	duration := testEnvDuration(t, "MLGATE_LOAD_DURATION", loadDefaultDuration)
+	clients := testEnvInt(t, "MLGATE_LOAD_CLIENTS", loadDefaultClients)
 	dataDir := t.TempDir()
 	p := serveReliable(t, dataDir)
 	hc := newPoolClient(clients)
