@@ -17,9 +17,9 @@ import (
 	"github.com/mlgate/mlgate/backends/backendtest/poll"
 )
 
-// metricLogger is one training job of the kill test: it logs to its own run, back to back, and remembers
+// killedJob is one training job of the kill test: it logs to its own run, back to back, and remembers
 // every point the server acknowledged (answered 200).
-type metricLogger struct {
+type killedJob struct {
 	runID string
 	batch int // metrics per runs/log-batch call; 0: one runs/log-metric per point
 
@@ -27,25 +27,25 @@ type metricLogger struct {
 	refused string  // an answer other than 200 while the server was up, which fails the test
 }
 
-// pointValue is the value logged at step, so that a point read back can be checked.
-func pointValue(step int64) float64 { return float64(step) / 4 }
+// jobPointValue is the value logged at step, so that a point read back can be checked.
+func jobPointValue(step int64) float64 { return float64(step) / 4 }
 
 // run logs until a call fails at the transport level (the server was killed), counting each acknowledged
 // call in acks.
-func (l *metricLogger) run(client *http.Client, base string, acks *atomic.Int64) {
+func (l *killedJob) run(client *http.Client, base string, acks *atomic.Int64) {
 	ts := time.Now().UnixMilli()
 	for step := int64(0); ; {
 		var body []byte
 		var steps []int64
 		if l.batch == 0 {
 			steps = []int64{step}
-			body, _ = json.Marshal(map[string]any{"run_id": l.runID, "key": "loss", "value": pointValue(step), "timestamp": ts, "step": step})
+			body, _ = json.Marshal(map[string]any{"run_id": l.runID, "key": "loss", "value": jobPointValue(step), "timestamp": ts, "step": step})
 		} else {
 			ms := make([]map[string]any, l.batch)
 			for j := range ms {
 				s := step + int64(j)
 				steps = append(steps, s)
-				ms[j] = map[string]any{"key": "loss", "value": pointValue(s), "timestamp": ts, "step": s}
+				ms[j] = map[string]any{"key": "loss", "value": jobPointValue(s), "timestamp": ts, "step": s}
 			}
 			body, _ = json.Marshal(map[string]any{"run_id": l.runID, "metrics": ms})
 		}
@@ -83,16 +83,16 @@ func TestSIGKILLKeepsAcknowledgedMetricPoints(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 11))
 	dataDir := t.TempDir()
 	p := startServe(t, dataDir)
-	var all []*metricLogger
+	var all []*killedJob
 	for round := range rounds {
 		c := &mlflowClient{t: t, base: p.base}
 		var exp struct {
 			ExperimentID string `json:"experiment_id"`
 		}
 		c.ok(http.MethodPost, "experiments/create", map[string]any{"name": fmt.Sprint("kill-", round)}, &exp)
-		var current []*metricLogger
+		var current []*killedJob
 		for i := range loggers {
-			l := &metricLogger{runID: c.createRun(exp.ExperimentID, fmt.Sprint("job-", i)).RunID}
+			l := &killedJob{runID: c.createRun(exp.ExperimentID, fmt.Sprint("job-", i)).RunID}
 			if i%2 == 1 {
 				l.batch = batch
 			}
@@ -127,15 +127,15 @@ func TestSIGKILLKeepsAcknowledgedMetricPoints(t *testing.T) {
 		p = startServe(t, dataDir)
 		points := 0
 		for _, l := range all {
-			stored := metricHistory(t, p.base, l.runID)
+			stored := lossHistory(t, p.base, l.runID)
 			for _, step := range l.acked {
 				v, ok := stored[step]
 				if !ok {
 					t.Fatalf("round %d: run %s lost step %d, acknowledged before the kill (%d of its %d acknowledged points are stored)",
-						round, l.runID, step, countStored(stored, l.acked), len(l.acked))
+						round, l.runID, step, countStoredSteps(stored, l.acked), len(l.acked))
 				}
-				if v != pointValue(step) {
-					t.Fatalf("round %d: run %s step %d has value %v, want %v", round, l.runID, step, v, pointValue(step))
+				if v != jobPointValue(step) {
+					t.Fatalf("round %d: run %s step %d has value %v, want %v", round, l.runID, step, v, jobPointValue(step))
 				}
 			}
 			points += len(l.acked)
@@ -144,8 +144,8 @@ func TestSIGKILLKeepsAcknowledgedMetricPoints(t *testing.T) {
 	}
 }
 
-// metricHistory returns the run's "loss" points, step to value.
-func metricHistory(t *testing.T, base, runID string) map[int64]float64 {
+// lossHistory returns the run's "loss" points, step to value.
+func lossHistory(t *testing.T, base, runID string) map[int64]float64 {
 	t.Helper()
 	code, body := get(t, base+"/api/2.0/mlflow/metrics/get-history?run_id="+runID+"&metric_key=loss&max_results=25000")
 	var out struct {
@@ -165,7 +165,7 @@ func metricHistory(t *testing.T, base, runID string) map[int64]float64 {
 	return points
 }
 
-func countStored(stored map[int64]float64, steps []int64) int {
+func countStoredSteps(stored map[int64]float64, steps []int64) int {
 	n := 0
 	for _, s := range steps {
 		if _, ok := stored[s]; ok {
