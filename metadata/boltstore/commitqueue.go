@@ -60,10 +60,12 @@ type queuedWrite struct {
 	// It is buffered, so that the committing goroutine never waits for a waiter to be scheduled.
 	wake chan struct{}
 
-	// Guarded by commitQueue.mu until wake is signalled; after that, read by the write's goroutine only.
+	// state and lead are guarded by commitQueue.mu. The goroutine committing the write's group sets the
+	// others before signalling wake; after that, the write's own goroutine reads them.
 	state    writeState
 	lead     bool        // this write's goroutine commits the next group
-	err      error       // the outcome, once finished
+	decided  bool        // err is the write's outcome
+	err      error       // the outcome, once decided
 	panicked *writePanic // fn panicked; the panic is raised again in the write's goroutine
 }
 
@@ -90,10 +92,11 @@ func (p *writePanic) String() string {
 }
 
 // submit runs fn in a write transaction, possibly shared with concurrent writes, and returns once that
-// transaction committed (nil) or fn's own failure is known. fn runs once per commit attempt; it runs again
-// only when an attempt is rolled back because another write of its group failed (see commit). A write whose ctx is done before its group starts committing is dropped and returns ctx.Err(): it was
-// never acknowledged and nothing of it is stored. After close, submit returns an error wrapping bbolt's
-// ErrDatabaseNotOpen, as the closed database would.
+// transaction committed (nil) or fn's own failure is known. fn runs once per commit attempt, and runs again
+// only when an attempt is rolled back because another write of its group failed, or when the group's
+// commit failed (see commit). A write whose ctx is done before it is committed may be dropped, and then
+// returns ctx.Err(): it was never acknowledged and nothing of it is stored. After close, submit returns an
+// error wrapping bbolt's ErrDatabaseNotOpen, as the closed database would.
 func (q *commitQueue) submit(ctx context.Context, fn func(*bolt.Tx) error) error {
 	w := &queuedWrite{ctx: ctx, fn: fn, wake: make(chan struct{}, 1)}
 	q.mu.Lock()
@@ -120,8 +123,8 @@ func (q *commitQueue) submit(ctx context.Context, fn func(*bolt.Tx) error) error
 			q.mu.Unlock()
 			return ctx.Err()
 		}
-		// Its group is committing, or it must commit the next one: wait for that, however long the
-		// request has left, so that what it returns is what happened.
+		// Its group is committing, or it must commit the next one: wait for that even though the request
+		// is gone, so that what it returns is what happened.
 		q.mu.Unlock()
 		<-w.wake
 	}
@@ -139,6 +142,10 @@ func (w *queuedWrite) outcome() error {
 	return w.err
 }
 
+// errCommitterExited is the outcome of the writes of a group whose committing goroutine exited in the middle
+// (a write function called runtime.Goexit, as t.FailNow does): their transaction was rolled back.
+var errCommitterExited = errors.New("boltstore: the goroutine committing this write's group exited before the commit; nothing of the write is stored")
+
 // commitNextGroup takes the oldest pending writes (the caller's own first) as one group, commits them, wakes
 // their goroutines, and passes the duty to the oldest write still pending, if any.
 func (q *commitQueue) commitNextGroup() {
@@ -153,10 +160,19 @@ func (q *commitQueue) commitNextGroup() {
 	}
 	q.mu.Unlock()
 
+	// Deferred, so that the group's goroutines are woken and the queue goes on even if this goroutine exits
+	// inside a write function.
+	defer q.finishGroup(group)
 	q.commit(group)
+}
 
+// finishGroup wakes the goroutines of a group whose commit is over and passes the duty on.
+func (q *commitQueue) finishGroup(group []*queuedWrite) {
 	q.mu.Lock()
 	for _, w := range group {
+		if !w.decided {
+			w.finish(errCommitterExited)
+		}
 		w.state = writeFinished
 	}
 	var next *queuedWrite
@@ -193,7 +209,7 @@ func (q *commitQueue) commit(group []*queuedWrite) {
 	for len(live) > 0 {
 		live = slices.DeleteFunc(live, func(w *queuedWrite) bool {
 			if err := w.ctx.Err(); err != nil {
-				w.err = err
+				w.finish(err)
 				return true
 			}
 			return false
@@ -216,23 +232,28 @@ func (q *commitQueue) commit(group []*queuedWrite) {
 		})
 		switch {
 		case failed >= 0:
-			live[failed].err = err
+			live[failed].finish(err)
 			live = slices.Delete(live, failed, failed+1)
 		case err != nil && len(live) > 1:
 			for _, w := range live {
-				if w.err = w.ctx.Err(); w.err == nil {
-					w.err = q.update(w.run)
+				if err := w.ctx.Err(); err != nil {
+					w.finish(err)
+				} else {
+					w.finish(q.update(w.run))
 				}
 			}
 			return
 		default:
 			for _, w := range live {
-				w.err = err
+				w.finish(err)
 			}
 			return
 		}
 	}
 }
+
+// finish decides the write's outcome.
+func (w *queuedWrite) finish(err error) { w.err, w.decided = err, true }
 
 // errRehearsal rolls a rehearsal back.
 var errRehearsal = errors.New("rehearsal")

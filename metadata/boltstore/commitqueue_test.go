@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -422,4 +423,34 @@ func TestConcurrentLogBatchesSurviveReopen(t *testing.T) {
 		}
 	}
 	must(t, s.Verify(ctx))
+}
+
+// TestGroupCommitSurvivesAGoroutineExitInAWrite has a write function call runtime.Goexit, as t.FailNow
+// does: the goroutine committing the group exits, and the group's other writes must still get an answer
+// (not stored), and the queue must go on.
+func TestGroupCommitSurvivesAGoroutineExitInAWrite(t *testing.T) {
+	s := openStore(t, tempPath(t))
+	release := holdCommit(t, s)
+	a := submitAsync(t, s, t.Context(), 1, put("a")) // the oldest: its goroutine commits the group, and exits
+	x := submitAsync(t, s, t.Context(), 2, func(*bolt.Tx) error {
+		runtime.Goexit()
+		return nil
+	})
+	c := submitAsync(t, s, t.Context(), 3, put("c"))
+	release()
+	for name, out := range map[string]<-chan outcome{"x": x, "c": c} {
+		if o := <-out; !errors.Is(o.err, errCommitterExited) {
+			t.Errorf("%s: %+v, want errCommitterExited", name, o)
+		}
+	}
+	select {
+	case o := <-a:
+		t.Errorf("a's goroutine, which exited, answered %+v", o)
+	default:
+	}
+	must(t, s.update(t.Context(), put("after")))
+	if got, want := storedKeys(t, s), []string{"after"}; !slices.Equal(got, want) {
+		t.Errorf("stored %v, want %v", got, want)
+	}
+	must(t, s.Close())
 }
