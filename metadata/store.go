@@ -57,6 +57,12 @@ type PackageVersion struct {
 // Update passes to its function joins that transaction instead of opening its own, so a decision read in
 // it (the highest version, a tag's current value) still holds when the writes that depend on it commit.
 //
+// Concurrent writes. A store may commit concurrent writes together, to share what making them durable
+// costs. Each method's outcome stays its own: a write that fails neither fails nor undoes the others, and a
+// write that returned nil is committed and visible to every later call, and durable when the store syncs
+// (it survives a crash). One caller's successive writes take effect in its order. A write whose ctx is done
+// before it commits may be dropped with the context's error.
+//
 // Every write may fail with ErrInsufficientStorage when the filesystem is full; nothing of it is kept.
 type Store interface {
 	// Update runs fn in one write transaction and commits it when fn returns nil; an error from fn, or
@@ -66,9 +72,9 @@ type Store interface {
 	// transaction forever. Update called with a ctx that already carries a transaction joins it.
 	//
 	// fn must be fast and free of side effects outside the store: it may be run again when the
-	// transaction has to be retried (a serialization failure in a database with concurrent writers), and
-	// no blob I/O may happen inside it. Values that methods filled in during a transaction that was
-	// rolled back mean nothing.
+	// transaction has to be retried (a serialization failure in a database with concurrent writers, or the
+	// failure of another write that shared its commit), and no blob I/O may happen inside it. Values that
+	// methods filled in during a transaction that was rolled back mean nothing.
 	Update(ctx context.Context, fn func(ctx context.Context) error) error
 
 	// Projects

@@ -6,7 +6,9 @@
 // verifying sha256. The gateway side does the same work end to end: the client streams the bytes in a
 // PUT, the gateway hashes, writes and fsyncs them; the client GETs them back and verifies sha256.
 //
-// With -s3 (the default) it also measures the S3 backends (see s3bench.go).
+// With -s3 (the default) it also measures the S3 backends (see s3bench.go), and with -concurrency (by
+// default 1, 4, 16 and 64 clients) how MLflow metric logging scales with concurrent clients (see
+// concurrency.go).
 //
 // Usage: mlgate-bench -mlgate bin/mlgate -sizes 1GiB,4GiB
 package main
@@ -50,9 +52,25 @@ func main() {
 	s3Size := flag.String("s3-size", "1GiB", "object size of the S3 measurements")
 	backendBin := flag.String("backend", "bin/mlgate-backend", "path to the mlgate-backend plugin binary (S3 part)")
 	s3Script := flag.String("s3-servers", ".ci/s3-servers.sh", "script that installs, starts and stops the S3 servers (S3 part)")
+	concurrency := flag.String("concurrency", "1,4,16,64", "client counts of the concurrency series (log-metric and log-batch back to back); empty: skip it")
+	concurrencyDuration := flag.Duration("concurrency-duration", 10*time.Second, "measured time of each level of the concurrency series")
+	concurrencyBatch := flag.Int("concurrency-batch", 100, "metrics per log-batch call in the concurrency series")
+	minSingleClient := flag.Float64("min-single-client", 1300, "log-metric calls/s one client must reach in the concurrency series: this machine's figure before group commit (0: no target)")
 	flag.Parse()
 
 	failed := false
+	if *concurrency != "" {
+		levels, err := parseLevels(*concurrency)
+		if err != nil {
+			fatal(err)
+		}
+		ok, err := benchConcurrency(concurrencyOptions{mlgate: *bin, dir: *dir, levels: levels, duration: *concurrencyDuration,
+			batch: *concurrencyBatch, minSingle: *minSingleClient})
+		if err != nil {
+			fatal(err)
+		}
+		failed = !ok
+	}
 	if *mlflowBench {
 		if *loggedModels < 0 {
 			*loggedModels = *candidates
@@ -61,7 +79,7 @@ func main() {
 		if err != nil {
 			fatal(err)
 		}
-		failed = !ok
+		failed = failed || !ok
 	}
 	if *s3Bench {
 		size, err := parseSize(*s3Size)

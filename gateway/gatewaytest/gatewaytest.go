@@ -39,10 +39,13 @@ type Env struct {
 	Gateway *gateway.Server
 }
 
-// New starts a gateway with cfg over a store opened with opts; it stops when the test ends. With -v
-// it logs to stderr.
+// New starts a gateway with cfg over a store opened with opts (and boltstore.WithRehearsal); it stops when
+// the test ends. With -v it logs to stderr.
 func New(t testing.TB, cfg gateway.Config, opts ...boltstore.Option) *Env {
 	t.Helper()
+	// A group commit runs a write again when another write of its group fails, so every write runs twice
+	// here, the first time rolled back: the gateway's Store.Update functions must be safe to run again.
+	opts = append([]boltstore.Option{boltstore.WithRehearsal()}, opts...)
 	store, err := boltstore.Open(filepath.Join(t.TempDir(), "meta.db"), opts...)
 	if err != nil {
 		t.Fatal(err)

@@ -330,6 +330,15 @@ func (s *API) resolveModelVersion(ctx context.Context, req *packageRequest, crea
 	if err != nil {
 		return fmt.Errorf("package %s/%s: %w", ref.Model, ref.Version, err)
 	}
+	// Another upload may have created the version and left the pending set between the lookup above
+	// and the join; its version is the one to upload to. Looking again after joining closes that gap:
+	// an upload that commits later has joined the same pending version.
+	if model, err := s.store.Model(ctx, metadata.ModelRef{Project: req.project.ID, Name: ref.Model}); err == nil {
+		if v, err := s.store.Version(ctx, metadata.VersionRef{ModelID: model.ID, Semver: ref.Version}); err == nil {
+			done()
+			return s.bindVersion(ctx, req, v)
+		}
+	}
 	req.owner = fileOwner{id: id, description: fmt.Sprintf("version %s of %q", ref.Version, ref.Model)}
 	req.newVersion, req.done = &key, done
 	return nil

@@ -37,6 +37,7 @@ func (s *Store) CommitFile(ctx context.Context, f *metadata.File, replace bool) 
 	}
 	var replaced *metadata.File
 	err := s.update(ctx, func(tx *bolt.Tx) error {
+		replaced = nil // a run again (group commit) may find no row to replace
 		if _, err := ownerProject(tx, out.OwnerID); err != nil {
 			return err
 		}
@@ -181,6 +182,7 @@ func (s *Store) DeleteFile(ctx context.Context, candidateID uint64, path string)
 	}
 	var f metadata.File
 	err := s.update(ctx, func(tx *bolt.Tx) error {
+		f = metadata.File{} // decoding merges into f: a run again (group commit) must not keep fields of a row read before
 		files := bk(tx, bucketFiles)
 		key := idStrKey(candidateID, path)
 		ok, err := getJSON(files, key, &f)

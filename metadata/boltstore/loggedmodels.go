@@ -251,6 +251,7 @@ func (s *Store) UpdateLoggedModel(ctx context.Context, id uint64, u metadata.Log
 func (s *Store) DeleteLoggedModel(ctx context.Context, id uint64) ([]*metadata.File, error) {
 	var files []*metadata.File
 	err := s.update(ctx, func(tx *bolt.Tx) error {
+		files = nil // a run again (group commit) lists them anew
 		lm, err := getLoggedModel(tx, id)
 		if err != nil {
 			return err

@@ -32,7 +32,8 @@ func (s *Store) CreateModel(ctx context.Context, m *metadata.Model) error {
 		return err
 	}
 	now := s.now()
-	if err := s.update(ctx, func(tx *bolt.Tx) error { return createModel(tx, &out, now, false) }); err != nil {
+	in := out // every run starts from the caller's model: a run again (group commit) derives the name anew
+	if err := s.update(ctx, func(tx *bolt.Tx) error { out = in; return createModel(tx, &out, now, false) }); err != nil {
 		return err
 	}
 	*m = out

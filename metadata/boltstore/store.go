@@ -18,9 +18,10 @@ import (
 
 // Store is the bbolt implementation of metadata.Store. It is safe for concurrent use.
 type Store struct {
-	db    *bolt.DB
-	clock metadata.Clock
-	log   *slog.Logger
+	db     *bolt.DB
+	writes *commitQueue // every write transaction goes through it
+	clock  metadata.Clock
+	log    *slog.Logger
 }
 
 var _ metadata.Store = (*Store)(nil)
@@ -38,15 +39,33 @@ var (
 const DefaultTimeout = time.Second
 
 type config struct {
-	clock   metadata.Clock
-	timeout time.Duration
-	log     *slog.Logger
-	noSync  bool
+	clock    metadata.Clock
+	timeout  time.Duration
+	log      *slog.Logger
+	noSync   bool
+	maxGroup int
+	rehearse bool
 }
 
 // WithoutSync skips fsync on commit. Only for bulk loads by tools, such as seeding a benchmark: a crash
 // can lose or corrupt recent transactions. mlgate serve never uses it.
 func WithoutSync() Option { return func(cfg *config) { cfg.noSync = true } }
+
+// WithMaxGroup sets how many concurrent writes one commit takes at most (default DefaultMaxGroup); 1
+// commits every write alone. Values below 1 keep the default.
+func WithMaxGroup(n int) Option {
+	return func(cfg *config) {
+		if n >= 1 {
+			cfg.maxGroup = n
+		}
+	}
+}
+
+// WithRehearsal is for tests: every commit attempt first runs its writes in a transaction that is rolled
+// back, then runs them again for real. A write that keeps state across runs (appends to a caller's slice,
+// keeps a value it derived from the store the first time) then shows, as it would when a group commit runs
+// it again after another write of the group failed. Every write costs twice as much.
+func WithRehearsal() Option { return func(cfg *config) { cfg.rehearse = true } }
 
 // Option configures Open.
 type Option func(*config)
@@ -78,7 +97,7 @@ func WithLogger(l *slog.Logger) Option {
 // wrapping metadata.ErrTooNew if the file was migrated by a newer binary. When no migration is pending, Open
 // writes nothing.
 func Open(path string, opts ...Option) (*Store, error) {
-	cfg := config{clock: time.Now, timeout: DefaultTimeout, log: slog.New(slog.DiscardHandler)}
+	cfg := config{clock: time.Now, timeout: DefaultTimeout, log: slog.New(slog.DiscardHandler), maxGroup: DefaultMaxGroup}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -97,11 +116,16 @@ func Open(path string, opts ...Option) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
-	return &Store{db: db, clock: cfg.clock, log: cfg.log}, nil
+	return &Store{db: db, writes: newCommitQueue(db, cfg.maxGroup, cfg.rehearse), clock: cfg.clock, log: cfg.log}, nil
 }
 
-// Close closes the database. It waits for running transactions to finish.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the database. Writes already submitted are finished first (committed, or failed as they
+// would have), and running read transactions too; writes submitted from then on fail with an error
+// wrapping bbolt's ErrDatabaseNotOpen.
+func (s *Store) Close() error {
+	s.writes.close()
+	return s.db.Close()
+}
 
 // now is the store's time at millisecond precision: MLflow speaks milliseconds, and a time that survives a
 // JSON round trip unchanged keeps records comparable.
@@ -118,9 +142,13 @@ func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 	return s.db.View(fn)
 }
 
-// update runs fn in a write transaction, or joins the transaction of an Update that ctx carries. Not
-// DB.Batch: Batch may run fn twice, and the create paths draw random EIDs and fill caller structs, so
-// they are not free of side effects.
+// update runs fn in a write transaction, or joins the transaction of an Update that ctx carries. The
+// transaction may be shared with concurrent writes (the commit queue groups them, to share the fsyncs), and
+// nil means it committed, fsync included. fn runs once per commit attempt, and runs again only when an
+// attempt was rolled back: because another write of its group failed (fn then sees the same state again),
+// or because the commit itself failed (each write is then tried alone). So fn must rebuild, on every run,
+// everything it fills in (caller structs, slices it appends to, values it derives from the store), which
+// every write of this package does and TestContractRehearsed checks.
 func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -134,7 +162,7 @@ func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 		}
 		return err
 	}
-	return storageFull(s.db.Update(fn))
+	return s.writes.submit(ctx, fn)
 }
 
 // storageFull marks a commit that failed for lack of space with metadata.ErrInsufficientStorage, so that
@@ -169,8 +197,10 @@ func (s *Store) txOf(ctx context.Context) *txState {
 	return nil
 }
 
-// Update implements metadata.Store. bbolt has one writer at a time, so transactions of concurrent
-// Updates (and of every other write) run one after the other and fn runs exactly once.
+// Update implements metadata.Store. bbolt has one writer at a time, so concurrent Updates (and every other
+// write) run one after the other, and several may share one commit. fn runs once per commit attempt; as
+// metadata.Store allows, it runs again only when an attempt is rolled back because another write grouped
+// with it failed, or because the shared commit failed (see update).
 func (s *Store) Update(ctx context.Context, fn func(ctx context.Context) error) error {
 	if s.txOf(ctx) != nil {
 		return fn(ctx) // nested: part of the enclosing transaction

@@ -200,3 +200,12 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestContractRehearsed runs the contract with every write run twice, the first time rolled back: the
+// group commit runs writes again when another write of their group fails, and every write must then do
+// exactly what it does when it runs once.
+func TestContractRehearsed(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) metadata.Store {
+		return checkedStore{openStore(t, tempPath(t), WithRehearsal()), t}
+	})
+}

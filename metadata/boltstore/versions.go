@@ -32,7 +32,8 @@ func (s *Store) CreateVersion(ctx context.Context, v *metadata.Version) error {
 		return err
 	}
 	now := s.now()
-	if err := s.update(ctx, func(tx *bolt.Tx) error { return createVersion(tx, &out, now) }); err != nil {
+	in := out // every run starts from the caller's version: a run again (group commit) derives the semver anew
+	if err := s.update(ctx, func(tx *bolt.Tx) error { out = in; return createVersion(tx, &out, now) }); err != nil {
 		return err
 	}
 	*v = out

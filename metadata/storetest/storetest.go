@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"Paging", pagingTests},
 		{"Tokens", tokenTests},
 		{"Transactions", transactionTests},
+		{"Concurrency", concurrencyTests},
 		{"LoggedModels", loggedModelTests},
 	}
 	for _, g := range groups {
