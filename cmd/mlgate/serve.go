@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/cmd/mlgate/internal/diskspace"
+	"github.com/mlgate/mlgate/cmd/mlgate/internal/firstbyte"
 	"github.com/mlgate/mlgate/gateway"
 	"github.com/mlgate/mlgate/metadata/boltstore"
 )
@@ -156,10 +157,14 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		IdleTimeout: 2 * time.Minute,
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	ln, err := (&net.ListenConfig{Control: largeSendBuffer}).Listen(ctx, "tcp", cfg.Addr)
+	tcp, err := (&net.ListenConfig{Control: largeSendBuffer}).Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
+	// A new connection waits for its first request as long as a kept-alive one waits for its next
+	// (IdleTimeout), not ReadHeaderTimeout: clients that dial ahead of need would otherwise find their
+	// pooled connection closed under them (see firstbyte).
+	ln := firstbyte.New(tcp, srv.IdleTimeout)
 	log.Info("mlgate listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir,
 		"version", buildVersion(), "max_file_size", cfg.MaxFileSize, "auth", cfg.Auth,
 		"max_concurrent_uploads", cfg.MaxConcurrentUploads, "body_read_timeout", cfg.BodyReadTimeout,
