@@ -1,5 +1,5 @@
 // Command mlgate is the one mlgate binary: `mlgate serve` runs the gateway, `mlgate fsck` checks
-// metadata against blob storage, `mlgate token` manages API tokens, `mlgate backends` lists, checks and
+// metadata against blob storage, `mlgate token` manages API tokens, `mlgate import` imports an MLflow or GitLab source, `mlgate backends` lists, checks and
 // migrates storage backends, `mlgate version` prints the build.
 package main
 
@@ -31,6 +31,7 @@ const usage = `usage: mlgate <command> [flags]
 commands:
   serve     run the gateway (default)
   fsck      check metadata against blob storage; --repair removes unreferenced blobs
+  import    import an MLflow tracking server or a GitLab project (mlflow, verify, status)
   token     create, list and revoke API tokens (for serve --auth)
   backends  list, check and migrate between storage backends (see --config)
   version   print the version
@@ -56,6 +57,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		var clean bool
 		clean, err = runFsck(ctx, args, stdout, stderr)
 		if err == nil && !clean {
+			return 1
+		}
+	case "import":
+		var ok bool
+		ok, err = runImport(ctx, args, stdout, stderr)
+		if err == nil && !ok {
 			return 1
 		}
 	case "token":

@@ -18,8 +18,9 @@ import (
 // mlflowClient is a small MLflow REST client: the calls the Python client makes, with its transport
 // rules (GET fields as a query, everything else as JSON).
 type mlflowClient struct {
-	t    *testing.T
-	base string // tracking URI
+	t      *testing.T
+	base   string            // tracking URI
+	header map[string]string // sent with every request (a token)
 }
 
 // call sends one RPC and decodes the answer into out; it returns the HTTP status and the error_code.
@@ -44,6 +45,9 @@ func (c *mlflowClient) call(method, rpc string, in map[string]any, out any) (int
 	}
 	req, _ := http.NewRequest(method, u, body)
 	req.Header.Set("Content-Type", "application/json")
+	for k, v := range c.header {
+		req.Header.Set(k, v)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
@@ -132,6 +136,9 @@ func (c *mlflowClient) putArtifact(run runInfo, path string, body io.Reader, siz
 	c.t.Helper()
 	req, _ := http.NewRequest(http.MethodPut, c.artifactURL(run.ArtifactURI, path), body)
 	req.ContentLength = size
+	for k, v := range c.header {
+		req.Header.Set(k, v)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.t.Fatal(err)

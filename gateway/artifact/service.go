@@ -103,6 +103,11 @@ type Upload struct {
 	// its first file or not at all. Both are nil for an owner that exists.
 	Route       *UploadRoute
 	CreateOwner func(ctx context.Context) error
+
+	// AlsoCommit, when set, runs inside the transaction that commits the file's row, so that what it
+	// writes (an importer's journal record) becomes visible with the file or not at all. Its error rolls
+	// the file back. It runs even when identical bytes are already at the path.
+	AlsoCommit func(ctx context.Context) error
 }
 
 // UploadRoute is what Storage.ForUpload routes a new file by: its project's path and its model's name.
@@ -131,8 +136,19 @@ func (a *Service) Store(ctx context.Context, u Upload) (*metadata.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if u.CreateOwner != nil {
-		return a.commitCreatingOwner(ctx, backend, u.CreateOwner, &metadata.File{
+	if u.CreateOwner != nil || u.AlsoCommit != nil {
+		inTx := func(ctx context.Context) error {
+			if u.CreateOwner != nil {
+				if err := u.CreateOwner(ctx); err != nil {
+					return err
+				}
+			}
+			if u.AlsoCommit != nil {
+				return u.AlsoCommit(ctx)
+			}
+			return nil
+		}
+		return a.commitInTx(ctx, backend, inTx, &metadata.File{
 			OwnerID:     u.OwnerID,
 			Path:        u.Path,
 			Size:        info.Size,
@@ -174,14 +190,14 @@ func (a *Service) commit(ctx context.Context, backend backends.Backend, f *metad
 	return f, nil
 }
 
-// commitCreatingOwner is commit for a file whose owner does not exist yet: createOwner and the file's
-// row commit in one transaction, so a failure anywhere leaves neither (and the new blob is deleted).
-// Errors are createOwner's and the store's.
-func (a *Service) commitCreatingOwner(ctx context.Context, backend backends.Backend, createOwner func(context.Context) error, f *metadata.File) (*metadata.File, error) {
+// commitInTx is commit for a file whose row must commit with other writes (creating its owner, which
+// does not exist yet; an importer's journal record): inTx and the file's row commit in one transaction,
+// so a failure anywhere leaves neither (and the new blob is deleted). Errors are inTx's and the store's.
+func (a *Service) commitInTx(ctx context.Context, backend backends.Backend, inTx func(context.Context) error, f *metadata.File) (*metadata.File, error) {
 	var kept, replaced *metadata.File
 	err := a.store.Update(ctx, func(ctx context.Context) error {
 		kept, replaced = nil, nil
-		if err := createOwner(ctx); err != nil {
+		if err := inTx(ctx); err != nil {
 			return err
 		}
 		// A concurrent first upload of the same path may have committed first.
@@ -266,6 +282,17 @@ func (a *Service) DeleteTree(ctx context.Context, owner uint64, p string) error 
 }
 
 // hashBlob reads a blob once and returns its sha256.
+// HashFile reads f's blob back from its backend and returns the sha256 of its bytes, so that a check
+// does not take the row's word for them. Errors: backends.ErrNotFound for a missing blob,
+// backends.ErrUnavailable, and the error of an unknown backend.
+func (a *Service) HashFile(ctx context.Context, f *metadata.File) (string, error) {
+	b, err := a.backendOf(ctx, f)
+	if err != nil {
+		return "", err
+	}
+	return a.hashBlob(ctx, b, f.BlobKey)
+}
+
 func (a *Service) hashBlob(ctx context.Context, backend backends.Backend, key string) (string, error) {
 	rc, _, err := backend.Get(ctx, key, backends.All)
 	if err != nil {
