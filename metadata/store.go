@@ -91,15 +91,24 @@ type Store interface {
 
 	// CreateModel stores m and fills ID, IID, CreatedAt and UpdatedAt. If m.Name is empty it is
 	// derived from m.DisplayName with Slugify plus a numeric suffix when taken; if m.DisplayName is
-	// empty it is m.Name. ErrInvalid for a bad name; ErrExists if the name or display name is taken;
-	// ErrNotFound for an unknown project.
+	// empty it is m.Name.
+	//
+	// Presets, so that an import keeps the source's identifiers: m.IID > 0 requests that iid, which m gets
+	// if no model of the project has it (a purged model's iid included), and the project's iid counter then
+	// never issues it (nor any below it) later; 0 takes the counter's next. Iid 0 itself belongs to
+	// EnsureDefaultModel. Non-zero m.CreatedAt and m.UpdatedAt are kept, at millisecond precision in UTC;
+	// zero ones become now.
+	//
+	// ErrInvalid for a bad name or a negative IID; ErrExists if the name, the display name or a requested
+	// iid is taken (the caller may retry with IID 0); ErrNotFound for an unknown project.
 	CreateModel(ctx context.Context, m *Model) error
 	// EnsureDefaultModel returns the project's default model, MLflow's experiment "0": iid 0, display
 	// name "Default", created on first use. ErrNotFound for an unknown project; ErrConflict if another
 	// model already has the display name "Default".
 	EnsureDefaultModel(ctx context.Context, project int64) (*Model, error)
 	// PurgeModel removes a model and frees its names. ErrConflict while it has candidates, logged models
-	// or versions; ErrNotFound for an unknown model. Iids are never reused.
+	// or versions; ErrNotFound for an unknown model. The iid counter never issues the model's iid again;
+	// only a CreateModel that requests it may take it.
 	PurgeModel(ctx context.Context, id uint64) error
 	// Model returns a model of any lifecycle, or ErrNotFound.
 	Model(ctx context.Context, ref ModelRef) (*Model, error)
@@ -120,7 +129,16 @@ type Store interface {
 	// never used costs nothing but the blobs stored under it, which no row references and fsck finds.
 	ReserveOwnerID(ctx context.Context) (uint64, error)
 	// CreateCandidate stores c with tags and fills ID, IID, EID and CreatedAt (StartTime too when 0).
-	// ErrNotFound if c.ModelID is unknown; ErrInvalid for bad tags or name.
+	// Name, UserID, Status, StartTime, EndTime, Lifecycle and DeletedWithModel are stored as given, so a
+	// candidate may be born finished, failed or killed, and deleted.
+	//
+	// Presets, so that an import keeps the source's identifiers: a non-zero c.EID is kept (an MLflow
+	// run_id); c.IID > 0 requests that project-scoped iid, which c gets if no candidate of the project has
+	// it, and the project's candidate iid counter then never issues it (nor any below it) later; a non-zero
+	// c.CreatedAt is kept, at millisecond precision in UTC. Zero values are drawn as without presets.
+	//
+	// ErrNotFound if c.ModelID is unknown; ErrInvalid for bad tags, name, status or lifecycle, or a
+	// negative IID; ErrExists if any candidate of the store has c.EID, or one of the project has c.IID.
 	CreateCandidate(ctx context.Context, c *Candidate, tags []Tag) error
 	// Candidate returns a candidate of any lifecycle, or ErrNotFound.
 	Candidate(ctx context.Context, ref CandidateRef) (*Candidate, error)
@@ -155,9 +173,19 @@ type Store interface {
 	// Versions
 
 	// CreateVersion stores v and fills ID, Seq, CreatedAt, UpdatedAt, and Semver when empty (next minor
-	// after the highest: 1.0.0, 1.1.0, …). v names exactly one of CandidateID and LoggedModelID.
-	// ErrInvalid for a bad semver or owner; ErrExists if the semver is taken; ErrNotFound for an unknown
-	// model, candidate or logged model. Marks the model InRegistry.
+	// after the highest: 1.0.0, 1.1.0, …). v names exactly one of CandidateID and LoggedModelID. Marks the
+	// model InRegistry.
+	//
+	// Presets, so that an import keeps MLflow's version numbers: v.Seq > 0 requests that seq. Seqs are never
+	// reused, so it must be above the model's high-water mark: the highest seq the model has ever had,
+	// deleted versions and earlier requested seqs included (a seq skipped by a request stays unused for
+	// good). Requesting seqs in ascending order therefore always succeeds on a model without versions. The
+	// mark then moves to v.Seq, and a later version without a preset gets v.Seq+1. Non-zero v.CreatedAt and
+	// v.UpdatedAt are kept, at millisecond precision in UTC.
+	//
+	// ErrInvalid for a bad semver or owner, or a negative Seq; ErrExists if the semver is taken, or if a
+	// requested seq is at or below the high-water mark (the caller may retry with Seq 0); ErrNotFound for an
+	// unknown model, candidate or logged model.
 	CreateVersion(ctx context.Context, v *Version) error
 	// Version returns a version, or ErrNotFound; ErrAliasNotFound when ref.Alias names no alias.
 	Version(ctx context.Context, ref VersionRef) (*Version, error)
@@ -183,10 +211,15 @@ type Store interface {
 
 	// CreateLoggedModel stores lm and fills ID (from the candidates' sequence), LMID (random), Project
 	// (from the model), SourceRun (the source run's EID), CreatedAt and UpdatedAt; lm is changed only on
-	// success. Params and tags are stored
-	// sorted by key; later ones of a key replace earlier ones. ErrNotFound for an unknown model, a model
-	// outside a non-zero lm.Project, or a source run that is unknown or of another project; ErrInvalid for
-	// a bad name, model type, status, param or tag.
+	// success. Params and tags are stored sorted by key; later ones of a key replace earlier ones.
+	//
+	// Presets, so that an import keeps the source's identifiers: a non-zero lm.LMID is kept (MLflow's m-…
+	// model_id); non-zero lm.CreatedAt and lm.UpdatedAt are kept, at millisecond precision in UTC, and
+	// CreatedAt orders searches as a store-given one does.
+	//
+	// ErrNotFound for an unknown model, a model outside a non-zero lm.Project, or a source run that is
+	// unknown or of another project; ErrInvalid for a bad name, model type, status, param or tag; ErrExists
+	// if any logged model of the store has lm.LMID.
 	CreateLoggedModel(ctx context.Context, lm *LoggedModel) error
 	// LoggedModel returns a logged model, or ErrNotFound (also for one outside a non-zero ref.Project).
 	// ErrInvalid for a ref that selects nothing or several ways.
@@ -274,6 +307,27 @@ type Store interface {
 	// RevokeToken marks a token revoked; revoking it again is a no-op. Revoked tokens stay listed.
 	// ErrNotFound for an unknown id.
 	RevokeToken(ctx context.Context, id string) error
+
+	// Imports
+
+	// The import journal: one ImportRecord per entity that `mlgate import` brings from a source into a
+	// project, written in the same transaction (Update) as the entity it records, so that an interrupted
+	// import resumes where it stopped and old identifiers can be mapped to what they became. The store
+	// neither checks nor follows TargetID and TargetIID: a record outlives what it names.
+
+	// PutImportRecord inserts or replaces the record of (r.Project, r.Source, r.Kind, r.SourceID) and fills
+	// UpdatedAt (now). ErrNotFound for an unknown project; ErrInvalid for an empty source, kind or source id,
+	// an unknown kind or state, or fields over their limits (see ValidateImportRecord: MaxImportSourceLen,
+	// MaxImportSourceIDLen, MaxImportNoteLen, UTF-8 without NUL, no negative TargetIID or Progress).
+	PutImportRecord(ctx context.Context, r *ImportRecord) error
+	// ImportRecord returns the record of (project, source, kind, sourceID), or ErrNotFound (also for
+	// arguments no record can have, such as an unknown kind).
+	ImportRecord(ctx context.Context, project int64, source string, kind ImportKind, sourceID string) (*ImportRecord, error)
+	// ListImportRecords lists a project's records ordered by source, kind, source id (each by bytes);
+	// source "" lists every source's and kind "" every kind's. Paged like the other listings: up to p.Limit
+	// records and the next page's token, "" on the last page. ErrNotFound for an unknown project;
+	// ErrInvalid for a source or kind no record can have, or a token of another listing.
+	ListImportRecords(ctx context.Context, project int64, source string, kind ImportKind, p Page) ([]*ImportRecord, string, error)
 
 	// Close closes the database.
 	Close() error

@@ -66,10 +66,12 @@
 //	├─ lms_by_metric         u64(modelID) | str0(key) | class | f64s(latest) | u64(lmID) → ∅
 //	├─ datasets              u64(modelID) | str0(name) | digest → json(Dataset)   once per experiment
 //	├─ dataset_contexts      u64(modelID) | str0(name) | str0(digest) | context → ∅
-//	└─ run_io                u64(candID) | 'd' | u64(n) → json(datasetLink)       inputs in logging order
-//	                         u64(candID) | 'D' | str0(name) | digest → u64(n)    …and by dataset, to dedupe
-//	                         u64(candID) | 'm' | lmid[16] → ∅                    model inputs
-//	                         u64(candID) | 'o' | lmid[16] → i64(step)            model outputs
+//	├─ run_io                u64(candID) | 'd' | u64(n) → json(datasetLink)       inputs in logging order
+//	│                        u64(candID) | 'D' | str0(name) | digest → u64(n)    …and by dataset, to dedupe
+//	│                        u64(candID) | 'm' | lmid[16] → ∅                    model inputs
+//	│                        u64(candID) | 'o' | lmid[16] → i64(step)            model outputs
+//	└─ imports               u64(project) | str0(source) | str0(kind) | source_id → json(ImportRecord)
+//	                                                                             import journal (migration 5)
 //
 // History points (metrics) logged with a logged model or a dataset carry json(linkedPoint) as their value;
 // plain points keep the empty value. Files (files) and versions (versions_by_candidate) are keyed by their
@@ -85,7 +87,9 @@
 // tokens_by_hash finds the token of a request in one lookup, without the secret ever being stored;
 // logged_models_by_lmid serves logged-models/get; logged_models_by_model and lms_by_metric order
 // logged-models/search as their candidate twins order runs; datasets and dataset_contexts serve
-// experiments/search-datasets; run_io is the inputs and outputs of runs/get.
+// experiments/search-datasets; run_io is the inputs and outputs of runs/get. imports is not an index but
+// the journal of `mlgate import`, keyed so that a project's records of one source, or of one kind of it,
+// are one range.
 //
 // # Rules
 //
@@ -137,6 +141,7 @@ var (
 	bucketDatasets           = []byte("datasets")
 	bucketDatasetContexts    = []byte("dataset_contexts")
 	bucketRunIO              = []byte("run_io")
+	bucketImports            = []byte("imports")
 )
 
 var keyDBVersion = []byte("db_version")

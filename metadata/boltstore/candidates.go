@@ -11,10 +11,13 @@ import (
 )
 
 // CreateCandidate stores c and its tags and fills ID, Project (from the model), IID (the project's next, 1,
-// 2, 3…), a random EID, CreatedAt, and StartTime when 0; c is changed only on success. Status, EndTime and
-// Lifecycle are stored as given (the zero Status is Running). Later tags of a key replace earlier ones.
+// 2, 3…, unless c.IID > 0 requests one), EID (random unless set), CreatedAt (unless set), and StartTime when
+// 0; c is changed only on success. Status, EndTime, Lifecycle and DeletedWithModel are stored as given (the
+// zero Status is Running). Later tags of a key replace earlier ones. A requested iid raises the project's
+// candidate counter to it when below.
 // ErrNotFound if c.ModelID is unknown or belongs to another project than a non-zero c.Project; ErrInvalid
-// for a bad name, status, lifecycle or tag.
+// for a bad name, status, lifecycle, tag or a negative IID; ErrExists if c.EID is any candidate's, or
+// c.IID one of the project's.
 func (s *Store) CreateCandidate(ctx context.Context, c *metadata.Candidate, tags []metadata.Tag) error {
 	if c == nil {
 		return fmt.Errorf("nil candidate: %w", metadata.ErrInvalid)
@@ -27,7 +30,9 @@ func (s *Store) CreateCandidate(ctx context.Context, c *metadata.Candidate, tags
 		return err
 	}
 	now := s.now()
+	in := out // every run starts from the caller's candidate: one run's drawn EID and IID are no presets for the next
 	err := s.update(ctx, func(tx *bolt.Tx) error {
+		out = in
 		m, err := getModel(tx, out.ModelID)
 		if err != nil {
 			return err
@@ -58,13 +63,17 @@ func validateCandidate(c *metadata.Candidate) error {
 	if c.Lifecycle > metadata.Deleted {
 		return fmt.Errorf("candidate lifecycle %d: %w", c.Lifecycle, metadata.ErrInvalid)
 	}
+	if c.IID < 0 {
+		return fmt.Errorf("candidate iid %d: %w", c.IID, metadata.ErrInvalid)
+	}
 	return nil
 }
 
 // createCandidate writes a validated candidate whose Project and ModelID are already checked, and its
-// three indexes. Its ID is reserved when not 0 (an id ReserveOwnerID drew), else the sequence's next.
+// three indexes. Its ID is reserved when not 0 (an id ReserveOwnerID drew), else the sequence's next. A
+// non-zero c.EID, c.IID or c.CreatedAt is kept (see CreateCandidate).
 // ErrInvalid for a reserved id the sequence never issued; ErrExists for one a candidate or logged model
-// already has.
+// already has, and for a taken EID or IID.
 func createCandidate(tx *bolt.Tx, c *metadata.Candidate, now time.Time, reserved uint64) error {
 	cands, byEID := bk(tx, bucketCandidates), bk(tx, bucketCandidatesByEID)
 	id := reserved
@@ -76,18 +85,34 @@ func createCandidate(tx *bolt.Tx, c *metadata.Candidate, now time.Time, reserved
 	} else if err := checkReservedID(tx, id); err != nil {
 		return err
 	}
-	iid, err := nextCounter(tx, projectCounterKey(c.Project, counterCandidate))
-	if err != nil {
-		return err
-	}
-	// 128 random bits collide in practice never; the loop only makes the unique index a certainty.
-	for {
-		rand.Read(c.EID[:])
-		if c.EID != (metadata.EID{}) && byEID.Get(c.EID[:]) == nil {
-			break
+	iid, counter := c.IID, projectCounterKey(c.Project, counterCandidate)
+	if iid > 0 {
+		if bk(tx, bucketCandidatesByIID).Get(pairKey(uint64(c.Project), uint64(iid))) != nil {
+			return fmt.Errorf("candidate iid %d: %w", iid, metadata.ErrExists)
+		}
+		if err := raiseCounter(tx, counter, iid); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if iid, err = nextCounter(tx, counter); err != nil {
+			return err
 		}
 	}
-	c.ID, c.IID, c.CreatedAt = id, iid, now
+	if c.EID != (metadata.EID{}) {
+		if byEID.Get(c.EID[:]) != nil {
+			return fmt.Errorf("run id %s: %w", c.EID, metadata.ErrExists)
+		}
+	} else {
+		// 128 random bits collide in practice never; the loop only makes the unique index a certainty.
+		for {
+			rand.Read(c.EID[:])
+			if c.EID != (metadata.EID{}) && byEID.Get(c.EID[:]) == nil {
+				break
+			}
+		}
+	}
+	c.ID, c.IID, c.CreatedAt = id, iid, presetTime(c.CreatedAt, now)
 	if c.StartTime == 0 {
 		c.StartTime = now.UnixMilli()
 	}

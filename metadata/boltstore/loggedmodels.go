@@ -42,7 +42,8 @@ func decodeLinked(k, v []byte) (linkedPoint, error) {
 	return l, nil
 }
 
-// CreateLoggedModel implements metadata.Store.
+// CreateLoggedModel implements metadata.Store. A preset CreatedAt is also the time logged_models_by_model
+// orders the logged model by, so that an imported model sorts among the others as it did at its source.
 func (s *Store) CreateLoggedModel(ctx context.Context, lm *metadata.LoggedModel) error {
 	if lm == nil {
 		return fmt.Errorf("nil logged model: %w", metadata.ErrInvalid)
@@ -53,7 +54,9 @@ func (s *Store) CreateLoggedModel(ctx context.Context, lm *metadata.LoggedModel)
 		return err
 	}
 	now := s.now()
+	in := out // every run starts from the caller's logged model: one run's drawn LMID is no preset for the next
 	err := s.update(ctx, func(tx *bolt.Tx) error {
+		out = in
 		m, err := getModel(tx, out.ModelID)
 		if err != nil {
 			return err
@@ -81,20 +84,26 @@ func (s *Store) CreateLoggedModel(ctx context.Context, lm *metadata.LoggedModel)
 			return err
 		}
 		byLMID := bk(tx, bucketLoggedModelsByLMID)
-		for { // 128 random bits collide in practice never; the loop makes the unique index a certainty
-			rand.Read(out.LMID[:])
-			if !out.LMID.IsZero() && byLMID.Get(out.LMID[:]) == nil {
-				break
+		if !out.LMID.IsZero() {
+			if byLMID.Get(out.LMID[:]) != nil {
+				return fmt.Errorf("logged model %s: %w", out.LMID, metadata.ErrExists)
+			}
+		} else {
+			for { // 128 random bits collide in practice never; the loop makes the unique index a certainty
+				rand.Read(out.LMID[:])
+				if !out.LMID.IsZero() && byLMID.Get(out.LMID[:]) == nil {
+					break
+				}
 			}
 		}
-		out.ID, out.CreatedAt, out.UpdatedAt = id, now, now
+		out.ID, out.CreatedAt, out.UpdatedAt = id, presetTime(out.CreatedAt, now), presetTime(out.UpdatedAt, now)
 		if err := putJSON(bk(tx, bucketLoggedModels), idKey(id), &out); err != nil {
 			return err
 		}
 		if err := byLMID.Put(out.LMID[:], idKey(id)); err != nil {
 			return err
 		}
-		return bk(tx, bucketLoggedModelsByMdl).Put(candidateByModelKey(out.ModelID, now.UnixMilli(), id), nil)
+		return bk(tx, bucketLoggedModelsByMdl).Put(candidateByModelKey(out.ModelID, out.CreatedAt.UnixMilli(), id), nil)
 	})
 	if err != nil {
 		return err

@@ -27,6 +27,7 @@ var migrations = []migration{
 	{version: 2, name: "aliases bucket", migrate: migrate2, verify: verify2},
 	{version: 3, name: "token buckets", migrate: migrate3, verify: verify3},
 	{version: 4, name: "logged models, datasets and run inputs/outputs", migrate: migrate4, verify: verify4},
+	{version: 5, name: "import journal", migrate: migrate5, verify: verify5},
 }
 
 // knownVersion is the newest db_version this binary understands.
@@ -142,6 +143,13 @@ var v4Buckets = []string{
 func migrate4(tx *bolt.Tx) error { return addBuckets(tx, v4Buckets) }
 
 func verify4(tx *bolt.Tx) error { return hasBuckets(tx, v4Buckets) }
+
+// v5Buckets is frozen: it is what migration 5 adds to v1.
+var v5Buckets = []string{"imports"}
+
+func migrate5(tx *bolt.Tx) error { return addBuckets(tx, v5Buckets) }
+
+func verify5(tx *bolt.Tx) error { return hasBuckets(tx, v5Buckets) }
 
 // addBuckets creates names under v1, leaving existing buckets and data alone.
 func addBuckets(tx *bolt.Tx, names []string) error {

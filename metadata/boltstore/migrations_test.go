@@ -151,6 +151,42 @@ var migrationCases = map[uint64]migrationCase{
 			}))
 		},
 	},
+	5: {
+		// A v4 database with a model and a logged model: the migration only adds the empty import journal.
+		setup: func(t *testing.T, db *bolt.DB) {
+			must(t, db.Update(func(tx *bolt.Tx) error {
+				root := tx.Bucket(bucketRoot)
+				if err := root.Bucket(bucketModels).Put(idKey(1), []byte(`{"id":1}`)); err != nil {
+					return err
+				}
+				return root.Bucket(bucketLoggedModels).Put(idKey(2), []byte(`{"id":2,"model_id":1}`))
+			}))
+		},
+		check: func(t *testing.T, db *bolt.DB) {
+			must(t, db.View(func(tx *bolt.Tx) error {
+				root := tx.Bucket(bucketRoot)
+				b := root.Bucket(bucketImports)
+				if b == nil {
+					return errors.New("imports bucket missing")
+				}
+				if k, _ := b.Cursor().First(); k != nil {
+					return fmt.Errorf("imports bucket not empty: %x", k)
+				}
+				if got := root.Bucket(bucketModels).Get(idKey(1)); string(got) != `{"id":1}` {
+					return fmt.Errorf("model record is now %q", got)
+				}
+				if got := root.Bucket(bucketLoggedModels).Get(idKey(2)); string(got) != `{"id":2,"model_id":1}` {
+					return fmt.Errorf("logged model record is now %q", got)
+				}
+				n := 0
+				err := root.ForEachBucket(func([]byte) error { n++; return nil })
+				if want := len(v1Buckets) + len(v2Buckets) + len(v3Buckets) + len(v4Buckets) + len(v5Buckets); n != want {
+					return fmt.Errorf("v1 holds %d buckets, want %d", n, want)
+				}
+				return err
+			}))
+		},
+	},
 }
 
 func TestEveryMigrationHasACase(t *testing.T) {

@@ -14,11 +14,14 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// CreateModel stores m and fills ID, IID (the project's next, 1, 2, 3…), Name when empty, DisplayName when
-// empty, CreatedAt and UpdatedAt; m is changed only on success. An empty Name becomes
-// pkgtypes.Slugify(DisplayName), then _2, _3… until free. Lifecycle and InRegistry are stored as given.
-// ErrInvalid for a bad name, display name, description, tag or lifecycle; ErrExists if the name or
-// display name is taken in the project (deleted models keep theirs); ErrNotFound for an unknown project.
+// CreateModel stores m and fills ID, IID (the project's next, 1, 2, 3…, unless m.IID > 0 requests one),
+// Name when empty, DisplayName when empty, CreatedAt and UpdatedAt (unless preset); m is changed only on
+// success. An empty Name becomes pkgtypes.Slugify(DisplayName), then _2, _3… until free. Lifecycle and
+// InRegistry are stored as given. A requested iid is free when models_by_iid has no entry for it; the
+// counter is raised to it when below, so the counter's next is always above every iid in use.
+// ErrInvalid for a bad name, display name, description, tag, lifecycle or a negative IID; ErrExists if the
+// name, display name or requested iid is taken in the project (deleted models keep theirs); ErrNotFound for
+// an unknown project.
 func (s *Store) CreateModel(ctx context.Context, m *metadata.Model) error {
 	if m == nil {
 		return fmt.Errorf("nil model: %w", metadata.ErrInvalid)
@@ -58,11 +61,15 @@ func validateModel(m *metadata.Model) error {
 	if m.Lifecycle > metadata.Deleted {
 		return fmt.Errorf("model %q: lifecycle %d: %w", m.DisplayName, m.Lifecycle, metadata.ErrInvalid)
 	}
+	if m.IID < 0 {
+		return fmt.Errorf("model %q: iid %d: %w", m.DisplayName, m.IID, metadata.ErrInvalid)
+	}
 	return validateTags(m.Tags)
 }
 
 // createModel writes a validated model and its three indexes. It derives Name when empty. The
-// project's default model takes iid 0 instead of the next counter value.
+// project's default model takes iid 0 instead of the next counter value; any other model takes m.IID when
+// that is set and free.
 func createModel(tx *bolt.Tx, m *metadata.Model, now time.Time, defaultModel bool) error {
 	if _, err := getProject(tx, m.Project); err != nil {
 		return err
@@ -86,12 +93,23 @@ func createModel(tx *bolt.Tx, m *metadata.Model, now time.Time, defaultModel boo
 		return err
 	}
 	var iid int64
-	if !defaultModel {
+	switch {
+	case defaultModel:
+	case m.IID > 0:
+		if bk(tx, bucketModelsByIID).Get(pairKey(uint64(m.Project), uint64(m.IID))) != nil {
+			return fmt.Errorf("model iid %d: %w", m.IID, metadata.ErrExists)
+		}
+		iid = m.IID
+		if err := raiseCounter(tx, projectCounterKey(m.Project, counterModel), iid); err != nil {
+			return err
+		}
+	default:
 		if iid, err = nextCounter(tx, projectCounterKey(m.Project, counterModel)); err != nil {
 			return err
 		}
 	}
-	m.ID, m.IID, m.CreatedAt, m.UpdatedAt = id, iid, now, now
+	m.ID, m.IID = id, iid
+	m.CreatedAt, m.UpdatedAt = presetTime(m.CreatedAt, now), presetTime(m.UpdatedAt, now)
 	if err := putJSON(models, idKey(id), m); err != nil {
 		return err
 	}

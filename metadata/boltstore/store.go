@@ -165,6 +165,16 @@ func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 	return s.writes.submit(ctx, fn)
 }
 
+// refuse returns err, a write refused before it touched the store, and fails the transaction ctx carries
+// with it as update does: the importer's entity and its journal record must commit together or not at all,
+// even when fn ignores the error.
+func (s *Store) refuse(ctx context.Context, err error) error {
+	if st := s.txOf(ctx); st != nil && st.failed == nil {
+		st.failed = err
+	}
+	return err
+}
+
 // storageFull marks a commit that failed for lack of space with metadata.ErrInsufficientStorage, so that
 // callers can tell a full disk (free space and retry) from a broken store. bbolt rolls such a
 // transaction back whole, and the database stays readable. Some of bbolt's I/O errors (a failed file
@@ -258,6 +268,26 @@ func nextCounter(tx *bolt.Tx, k []byte) (int64, error) {
 	}
 	last++
 	return int64(last), b.Put(k, idKey(last))
+}
+
+// raiseCounter moves the counter at k up to v when it is below, so that a number taken out of turn (an
+// import's preset iid or seq) is never issued by nextCounter later.
+func raiseCounter(tx *bolt.Tx, k []byte, v int64) error {
+	b := bk(tx, bucketCounters)
+	last, _, err := getU64(b, k)
+	if err != nil || int64(last) >= v {
+		return err
+	}
+	return b.Put(k, idKey(uint64(v)))
+}
+
+// presetTime is t as the store keeps a caller's time (UTC, millisecond precision, like now), or now when t
+// is zero.
+func presetTime(t, now time.Time) time.Time {
+	if t.IsZero() {
+		return now
+	}
+	return t.UTC().Truncate(time.Millisecond)
 }
 
 // exactlyOne reports whether exactly one of the selectors is set.

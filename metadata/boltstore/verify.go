@@ -41,7 +41,7 @@ func verifyTx(ctx context.Context, tx *bolt.Tx) error {
 		return fmt.Errorf("db_version %d, want %d: %w", ver, knownVersion(), ErrCorrupt)
 	}
 	v := &verifier{tx: tx}
-	for _, check := range []func(){v.projects, v.models, v.candidates, v.runData, v.metricRanks, v.loggedModels, v.versions, v.aliases, v.files, v.tokens} {
+	for _, check := range []func(){v.projects, v.models, v.candidates, v.runData, v.metricRanks, v.loggedModels, v.versions, v.aliases, v.files, v.tokens, v.imports} {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -536,6 +536,27 @@ func (v *verifier) loggedModels() {
 		c := v.candidate(decodeU64(k))
 		if bk(v.tx, bucketDatasets).Get(datasetKey(c.ModelID, link.Name, link.Digest)) == nil {
 			v.bad("run_io %x: dataset %q@%s of model %d missing", k, link.Name, link.Digest, c.ModelID)
+		}
+	})
+}
+
+// imports checks that each journal record is valid, sits under the key its fields make, and belongs to an
+// existing project. Its targets are not checked: a record may outlive what it names.
+func (v *verifier) imports() {
+	v.each(bucketImports, func(k, data []byte) {
+		var r metadata.ImportRecord
+		if !v.decode(bucketImports, k, data, &r) {
+			return
+		}
+		if !bytes.Equal(k, importKey(r.Project, r.Source, r.Kind, r.SourceID)) {
+			v.bad("import record %x: stored under another key", k)
+			return
+		}
+		if err := metadata.ValidateImportRecord(&r); err != nil {
+			v.bad("import record %x: %v", k, err)
+		}
+		if _, err := getProject(v.tx, r.Project); err != nil {
+			v.bad("import record %x: %v", k, err)
 		}
 	})
 }

@@ -16,6 +16,7 @@ type population struct {
 	c1, c2, c3 *metadata.Candidate
 	v1, v2, v3 *metadata.Version
 	lm         *metadata.LoggedModel
+	rec        *metadata.ImportRecord
 }
 
 func populate(t *testing.T, s *Store) population {
@@ -52,6 +53,9 @@ func populate(t *testing.T, s *Store) population {
 	must(t, s.LogInputs(ctx, pop.c1.ID, []metadata.DatasetInput{{Dataset: metadata.Dataset{Name: "eval", Digest: "d", SourceType: "code", Source: "{}"}}},
 		[]metadata.LMID{pop.lm.LMID}))
 	must(t, s.LogOutputs(ctx, pop.c1.ID, []metadata.ModelOutput{{LoggedModel: pop.lm.LMID}}))
+	pop.rec = &metadata.ImportRecord{Project: pop.p.ID, Source: "http://src", Kind: metadata.ImportRun, SourceID: pop.c1.EID.String(),
+		TargetID: pop.c1.ID, TargetIID: pop.c1.IID, State: metadata.ImportDone}
+	must(t, s.PutImportRecord(ctx, pop.rec))
 	return pop
 }
 
@@ -119,6 +123,23 @@ func TestVerifyDetectsBrokenIndexes(t *testing.T) {
 		{"logged model metric rank missing", del(bucketLMsByMetric, metricRankKey(m1, latestMetric{key: "acc", value: 0.9}, pop.lm.ID)), "no lms_by_metric entry"},
 		{"version of a logged model without its owner index", del(bucketVersionsByCand, versionByCandidateKey(pop.lm.ID, m1, pop.v3.Seq)), "no versions_by_candidate entry"},
 		{"logged model record gone", del(bucketLoggedModels, idKey(pop.lm.ID)), "logged_models_by_lmid"},
+		{"import record under another key", func(tx *bolt.Tx) error {
+			bad := *pop.rec
+			bad.SourceID = "other"
+			return putJSON(bk(tx, bucketImports), importKey(pop.p.ID, pop.rec.Source, pop.rec.Kind, pop.rec.SourceID), &bad)
+		}, "stored under another key"},
+		{"import record of no project", func(tx *bolt.Tx) error {
+			bad := *pop.rec
+			bad.Project = 99
+			return putJSON(bk(tx, bucketImports), importKey(99, bad.Source, bad.Kind, bad.SourceID), &bad)
+		}, "project 99"},
+		{"import record of an unknown state", func(tx *bolt.Tx) error {
+			bad := *pop.rec
+			bad.State = "half"
+			return putJSON(bk(tx, bucketImports), importKey(pop.p.ID, bad.Source, bad.Kind, bad.SourceID), &bad)
+		}, "state"},
+		{"undecodable import record", put(bucketImports, importKey(pop.p.ID, "s", metadata.ImportRun, "x"), []byte("{")), "imports"},
+		{"missing imports bucket", func(tx *bolt.Tx) error { return tx.Bucket(bucketRoot).DeleteBucket(bucketImports) }, "v1/imports missing"},
 		{"run input of a missing dataset", func(tx *bolt.Tx) error { return bk(tx, bucketDatasets).Delete(datasetKey(m1, "eval", "d")) }, "dataset"},
 	}
 	rollback := errors.New("rollback")

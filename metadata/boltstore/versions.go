@@ -14,14 +14,16 @@ import (
 )
 
 // CreateVersion stores v and fills ID (the project's next), Project (from the model), Seq (the model's
-// next), CreatedAt, UpdatedAt, and Semver when empty: the next minor after the highest MAJOR.MINOR.PATCH of
-// the model, prerelease and build ignored (none: 1.0.0; 1.4.2 or 1.4.0-rc.1: 1.5.0), so a default version
-// is always above every existing one. v is changed only on success. Semvers are unique per model as exact
-// strings. The model becomes InRegistry in the same transaction. Deleted models are not refused here: the
-// caller has the model and decides.
-// ErrInvalid for a bad semver, subpath, description or tag; ErrExists if the semver is taken;
-// ErrNotFound for an unknown model, a model outside a non-zero v.Project, or a candidate that is unknown or
-// of another project.
+// next, unless v.Seq > 0 requests one), CreatedAt and UpdatedAt (unless preset), and Semver when empty: the
+// next minor after the highest MAJOR.MINOR.PATCH of the model, prerelease and build ignored (none: 1.0.0;
+// 1.4.2 or 1.4.0-rc.1: 1.5.0), so a default version is always above every existing one. v is changed only
+// on success. Semvers are unique per model as exact strings. The model becomes InRegistry in the same
+// transaction. Deleted models are not refused here: the caller has the model and decides. The model's
+// version counter is its seq high-water mark: it never moves back (DeleteVersion leaves it), so a requested
+// seq is accepted only above it, and then becomes it.
+// ErrInvalid for a bad semver, subpath, description, tag or a negative Seq; ErrExists if the semver is
+// taken or a requested seq is at or below the high-water mark; ErrNotFound for an unknown model, a model
+// outside a non-zero v.Project, or a candidate that is unknown or of another project.
 func (s *Store) CreateVersion(ctx context.Context, v *metadata.Version) error {
 	if v == nil {
 		return fmt.Errorf("nil version: %w", metadata.ErrInvalid)
@@ -53,6 +55,9 @@ func validateVersion(v *metadata.Version) error {
 	}
 	if len(v.Description) > metadata.MaxDescriptionLen {
 		return fmt.Errorf("version description longer than %d bytes: %w", metadata.MaxDescriptionLen, metadata.ErrInvalid)
+	}
+	if v.Seq < 0 {
+		return fmt.Errorf("version number %d: %w", v.Seq, metadata.ErrInvalid)
 	}
 	return validateTags(v.Tags)
 }
@@ -100,13 +105,13 @@ func createVersion(tx *bolt.Tx, v *metadata.Version, now time.Time) error {
 	if bySemver.Get(idStrKey(m.ID, v.Semver)) != nil {
 		return fmt.Errorf("model %q version %q: %w", m.Name, v.Semver, metadata.ErrExists)
 	}
-	if v.Seq, err = nextCounter(tx, modelCounterKey(m.ID, counterVersion)); err != nil {
+	if v.Seq, err = claimSeq(tx, m, v.Seq); err != nil {
 		return err
 	}
 	if v.ID, err = nextCounter(tx, projectCounterKey(m.Project, counterVersion)); err != nil {
 		return err
 	}
-	v.CreatedAt, v.UpdatedAt = now, now
+	v.CreatedAt, v.UpdatedAt = presetTime(v.CreatedAt, now), presetTime(v.UpdatedAt, now)
 	if err := putJSON(bk(tx, bucketVersions), pairKey(m.ID, uint64(v.Seq)), v); err != nil {
 		return err
 	}
@@ -129,6 +134,29 @@ func createVersion(tx *bolt.Tx, v *metadata.Version, now time.Time) error {
 		return putJSON(bk(tx, bucketModels), idKey(m.ID), m)
 	}
 	return nil
+}
+
+// claimSeq returns the seq of a new version of m: requested when > 0, else the next of the model's counter.
+// The counter is the highest seq ever issued, deleted versions' included, so a requested seq must be above
+// it: telling a deleted version's seq from one skipped by an earlier request would need more state, and
+// refusing both keeps the rule "a seq is never reused" without exceptions.
+func claimSeq(tx *bolt.Tx, m *metadata.Model, requested int64) (int64, error) {
+	counter := modelCounterKey(m.ID, counterVersion)
+	if requested == 0 {
+		return nextCounter(tx, counter)
+	}
+	mark, _, err := getU64(bk(tx, bucketCounters), counter)
+	if err != nil {
+		return 0, err
+	}
+	if requested <= int64(mark) {
+		if bk(tx, bucketVersions).Get(pairKey(m.ID, uint64(requested))) != nil {
+			return 0, fmt.Errorf("model %q version %d: %w", m.Name, requested, metadata.ErrExists)
+		}
+		return 0, fmt.Errorf("model %q version %d: at or below the highest version number the model has had (%d), "+
+			"and numbers are never reused: %w", m.Name, requested, mark, metadata.ErrExists)
+	}
+	return requested, raiseCounter(tx, counter, requested)
 }
 
 // nextMinor returns pkgtypes.NextMinor of the model's highest version, read from the end of its

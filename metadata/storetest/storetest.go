@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"Transactions", transactionTests},
 		{"Concurrency", concurrencyTests},
 		{"LoggedModels", loggedModelTests},
+		{"Import", importTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
