@@ -32,7 +32,7 @@ func (c *Client) s3Client(ctx context.Context) (*s3.Client, error) {
 	r := c.s3
 	s3Mu.Unlock()
 	r.once.Do(func() {
-		cfg, err := config.LoadDefaultConfig(context.WithoutCancel(ctx), config.WithRetryMaxAttempts(c.retry.Attempts), config.WithHTTPClient(c.hc))
+		cfg, err := config.LoadDefaultConfig(context.WithoutCancel(ctx), config.WithRetryMaxAttempts(c.retry.Attempts))
 		if err != nil {
 			r.err = fmt.Errorf("loading the AWS configuration for s3:// artifacts: %w", err)
 			return
