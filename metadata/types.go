@@ -147,8 +147,13 @@ func (e *EID) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// ParseEID parses 32 hex characters. ok is false for anything else.
+// ParseEID parses 32 hex characters, or the same 128 bits as a UUID with dashes (8-4-4-4-12), the
+// form GitLab gives its run ids: a run imported from GitLab keeps answering to the id its users have
+// in their runs:/ URIs. ok is false for anything else.
 func ParseEID(s string) (e EID, ok bool) {
+	if len(s) == 36 && s[8] == '-' && s[13] == '-' && s[18] == '-' && s[23] == '-' {
+		s = s[:8] + s[9:13] + s[14:18] + s[19:23] + s[24:]
+	}
 	if len(s) != CandidateEIDHexLen {
 		return e, false
 	}

@@ -28,3 +28,20 @@ func TestParseProjectRef(t *testing.T) {
 		}
 	}
 }
+
+func TestParseEIDTakesGitLabUUIDs(t *testing.T) {
+	hexID, ok := ParseEID("8c1c2f0e9a3b4c5d8e7f60718293a4b5")
+	if !ok {
+		t.Fatal("32 hex digits refused")
+	}
+	for _, s := range []string{"8c1c2f0e-9a3b-4c5d-8e7f-60718293a4b5", "8C1C2F0E-9A3B-4C5D-8E7F-60718293A4B5"} {
+		if got, ok := ParseEID(s); !ok || got != hexID {
+			t.Errorf("ParseEID(%q) = %v, %v; want the same id as its 32 hex digits", s, got, ok)
+		}
+	}
+	for _, s := range []string{"8c1c2f0e-9a3b-4c5d-8e7f-60718293a4b", "8c1c2f0e9-a3b-4c5d-8e7f-60718293a4b5", "8c1c2f0e-9a3b-4c5d-8e7f-60718293a4bz", ""} {
+		if _, ok := ParseEID(s); ok {
+			t.Errorf("ParseEID(%q) accepted", s)
+		}
+	}
+}

@@ -7,6 +7,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,7 +184,9 @@ func testImport(t *testing.T, gitlab bool) {
 	if code != 0 {
 		t.Fatalf("import: exit %d\n%s", code, out)
 	}
-	for _, want := range []string{"4 experiments, 5 runs", "no difference"} {
+	// Five experiments: the three created, Default, and fraud-champion, since in mlgate a registered
+	// model is a model and so an experiment too.
+	for _, want := range []string{"5 experiments, 5 runs", "no difference"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("import output lacks %q:\n%s", want, out)
 		}
@@ -200,6 +205,14 @@ func testImport(t *testing.T, gitlab bool) {
 		t.Fatalf("status: exit %d\n%s", code, out)
 	}
 
+	if gitlab {
+		// A GitLab source's files are read at their package addresses, never through the proxy.
+		logs := src.proc.logs.String()
+		if !strings.Contains(logs, "method=GET path=/api/v4/projects/team%2Fsrc/packages/generic/ml_experiment_1/1/model/data/weights.bin status=200") ||
+			strings.Contains(logs, "method=GET path=/api/v4/projects/team%2Fsrc/ml/mlflow/api/2.0/mlflow-artifacts/artifacts/1/") {
+			t.Errorf("the GitLab-style import did not read files at their generic-package addresses; source log:\n%s", logs)
+		}
+	}
 	checkImported(t, src, target)
 }
 
@@ -274,8 +287,8 @@ func checkImported(t *testing.T, src *importSource, target string) {
 	if mv.ModelVersion.Version != "2" {
 		t.Errorf("version 2.1.0 in the target: %+v", mv.ModelVersion)
 	}
-	// The package API serves the version's files, which are the run's: no byte was copied.
-	status, body := get(t, p.base+"/api/v4/projects/team%2Fimported/packages/ml_models/fraud-champion/1.0.0/files/model/MLmodel")
+	// The package API serves the version's files, which are the run's model directory: no byte was copied.
+	status, body := get(t, p.base+"/api/v4/projects/team%2Fimported/packages/ml_models/fraud-champion/1.0.0/files/MLmodel")
 	if status != http.StatusOK || string(body) != "flavors: {}\n" {
 		t.Errorf("package address of version 1: %d %q", status, body)
 	}
@@ -287,7 +300,11 @@ func checkImported(t *testing.T, src *importSource, target string) {
 // unreferenced blobs.
 func TestImportResumesAfterSIGKILL(t *testing.T) {
 	src := populateImportSource(t, false)
+	// Through a proxy that slows bodies to 25 MB/s, the 50 MB file takes two seconds: long enough to
+	// be seen half-written and killed there, whatever the machine's speed.
+	src.from = throttledProxy(t, src.from, 25<<20)
 	target := t.TempDir()
+	var base int
 	kills := []struct {
 		when string
 		cond func() error
@@ -304,14 +321,15 @@ func TestImportResumesAfterSIGKILL(t *testing.T) {
 			}
 			return nil
 		}},
-		{"after some files are committed", func() error {
-			if n := committedBlobs(t, target); n < 2 {
-				return fmt.Errorf("%d blobs", n)
+		{"after more files are committed", func() error {
+			if n := committedBlobs(t, target); n <= base {
+				return fmt.Errorf("%d blobs, as before this run", n)
 			}
 			return nil
 		}},
 	}
 	for _, k := range kills {
+		base = committedBlobs(t, target)
 		cmd := exec.Command(mlgateBin, append([]string{"import"}, src.importArgs("mlflow", target)...)...)
 		var logs strings.Builder
 		cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -364,3 +382,43 @@ func committedBlobs(t *testing.T, dataDir string) int {
 	})
 	return n
 }
+
+// throttledProxy serves target through a reverse proxy that passes response bodies at about rate
+// bytes per second.
+func throttledProxy(t *testing.T, target string, rate int) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		resp.Body = &throttledBody{rc: resp.Body, rate: rate}
+		return nil
+	}
+	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+type throttledBody struct {
+	rc    io.ReadCloser
+	rate  int
+	start time.Time
+	n     int
+}
+
+func (b *throttledBody) Read(p []byte) (int, error) {
+	if b.start.IsZero() {
+		b.start = time.Now()
+	}
+	n, err := b.rc.Read(p[:min(len(p), 64<<10)])
+	b.n += n
+	// Pacing, not synchronisation: the body may not run ahead of rate.
+	if ahead := time.Duration(float64(b.n)/float64(b.rate)*float64(time.Second)) - time.Since(b.start); ahead > 0 {
+		time.Sleep(ahead)
+	}
+	return n, err
+}
+
+func (b *throttledBody) Close() error { return b.rc.Close() }

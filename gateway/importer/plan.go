@@ -49,11 +49,48 @@ type ExperimentPlan struct {
 
 // RunPlan is one run and its files.
 type RunPlan struct {
-	Run   source.Run
-	Files []source.FileInfo
+	Run source.Run
+	// ArtifactURI is where the run's files are read (see runSource), Files what is there.
+	ArtifactURI string
+	Files       []source.FileInfo
 	// IID is the candidate iid the run asks for: a GitLab candidate's own iid (read from its artifact
-	// address), so that its legacy package address keeps working; 0 takes the next free one.
+	// address) or an mlgate source's, so that its package addresses keep working; 0 takes the next
+	// free one.
 	IID int64
+	// Tags are the run's tags to store: the source's, less the read-only ones of an mlgate source.
+	Tags []source.Tag
+}
+
+// candidateIIDTag is the read-only tag through which an mlgate source shows a run's candidate iid.
+const candidateIIDTag = "mlgate.candidate_iid"
+
+// runSource derives from a run as the source gave it where its files are read, the candidate iid it
+// asks for, and the tags to store. A GitLab-style source hands out package addresses as artifact
+// locations; one that hands out mlflow-artifacts: locations on its GitLab routes (mlgate does) is read
+// through the same generic-package address a GitLab candidate has, ml_experiment_<iid>/<candidate
+// iid>, built from the experiment id and the candidate iid it shows (candidate:<iid> in experiment 0).
+func runSource(src *source.Client, r source.Run) (uri string, iid int64, ts []source.Tag) {
+	uri, iid = r.ArtifactURI, gitlabCandidateIID(r.ArtifactURI)
+	for _, t := range r.Tags {
+		if t.Key == candidateIIDTag {
+			if n, err := strconv.ParseInt(t.Value, 10, 64); err == nil && n > 0 && iid == 0 {
+				iid = n
+			}
+			continue
+		}
+		ts = append(ts, t)
+	}
+	if src.Kind() == source.KindGitLab && strings.HasPrefix(uri, "mlflow-artifacts:") && iid > 0 && isDigits(r.ExperimentID) {
+		if root, ok := strings.CutSuffix(src.Identity(), "/ml/mlflow"); ok {
+			uri = fmt.Sprintf("%s/packages/generic/ml_experiment_%s/%d/", root, r.ExperimentID, iid)
+			if r.ExperimentID == "0" {
+				// GitLab has no experiment 0, so no generic package names it: the default experiment's
+				// runs are read at GitLab's newer candidate address.
+				uri = fmt.Sprintf("%s/packages/ml_models/candidate:%d/files/", root, iid)
+			}
+		}
+	}
+	return uri, iid, ts
 }
 
 // LoggedModelPlan is one MLflow 3 logged model and its files.
@@ -139,8 +176,9 @@ func MakePlan(ctx context.Context, src *source.Client, store metadata.Store, pro
 // listExperiment lists an experiment's runs and logged models with their files.
 func (p *Plan) listExperiment(ctx context.Context, src *source.Client, ep *ExperimentPlan) error {
 	err := src.Runs(ctx, ep.Source.ID, func(r source.Run) error {
-		rp := &RunPlan{Run: r, IID: gitlabCandidateIID(r.ArtifactURI)}
-		rp.Files = p.listFiles(ctx, src, "run "+r.ID, r.ArtifactURI)
+		rp := &RunPlan{Run: r}
+		rp.ArtifactURI, rp.IID, rp.Tags = runSource(src, r)
+		rp.Files = p.listFiles(ctx, src, "run "+r.ID, rp.ArtifactURI)
 		ep.Runs = append(ep.Runs, rp)
 		p.Runs++
 		return ctx.Err()

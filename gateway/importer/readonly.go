@@ -33,7 +33,7 @@ func (im *importer) readOnly(ctx context.Context) error {
 		}
 		im.count(false, func(c *Counts) { c.Runs++ })
 		im.deps.Progress.Entity()
-		return im.readFiles(ctx, "run "+rp.Run.ID, rp.Run.ArtifactURI, rp.Files)
+		return im.readFiles(ctx, "run "+rp.Run.ID, rp.ArtifactURI, rp.Files)
 	})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"slices"
 	"fmt"
 	"strconv"
 	"strings"
@@ -15,6 +16,9 @@ import (
 const (
 	versionTag       = "mlgate.version"
 	gitlabVersionTag = "gitlab.version"
+	// semverTag is the read-only tag through which an mlgate source shows a version's semver; it is the
+	// semver, not a tag to store.
+	semverTag = "mlgate.semver"
 	// SourceRunTag keeps the source run of a version whose run was imported into another model.
 	SourceRunTag = "mlgate.source_run_id"
 )
@@ -114,7 +118,7 @@ func (im *importer) importVersion(ctx context.Context, m *metadata.Model, rp *Re
 		return r.TargetIID, true, nil
 	}
 	ver := &metadata.Version{Project: im.project.ID, ModelID: m.ID, Description: v.Description, Source: v.Source,
-		RunLink: v.RunLink, UserID: v.UserID, Stage: stage(v.CurrentStage), Tags: tags(v.Tags),
+		RunLink: v.RunLink, UserID: v.UserID, Stage: stage(v.CurrentStage), Tags: versionTags(v.Tags),
 		CreatedAt: msTime(v.CreationTime), UpdatedAt: msTime(v.LastUpdatedTime)}
 	semver, err := versionSemver(im.src.Kind(), index, v)
 	if err != nil {
@@ -138,11 +142,18 @@ func (im *importer) importVersion(ctx context.Context, m *metadata.Model, rp *Re
 	return ver.Seq, false, err
 }
 
-// versionSemver is the semver a version gets: its mlgate.version or gitlab.version tag, else GitLab's
-// own (a GitLab version is a semver), else <n>.0.0 for MLflow's version n.
+// versionTags are the tags to store of a source version: all but an mlgate source's semver.
+func versionTags(ts []source.Tag) []metadata.Tag {
+	out := tags(ts)
+	return slices.DeleteFunc(out, func(t metadata.Tag) bool { return t.Key == semverTag })
+}
+
+// versionSemver is the semver a version gets: an mlgate source's own (mlgate.semver), its
+// mlgate.version or gitlab.version tag, else GitLab's own (a GitLab version is a semver), else <n>.0.0
+// for MLflow's version n.
 func versionSemver(kind source.Kind, index int, v source.ModelVersion) (string, error) {
 	for _, t := range v.Tags {
-		if t.Key == versionTag || t.Key == gitlabVersionTag {
+		if t.Key == semverTag || t.Key == versionTag || t.Key == gitlabVersionTag {
 			if err := pkgtypes.ValidateSemver(t.Value); err != nil {
 				return "", fmt.Errorf("tag %s: %w", t.Key, err)
 			}

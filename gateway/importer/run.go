@@ -170,7 +170,7 @@ func (im *importer) importRun(ctx context.Context, m *metadata.Model, rp *RunPla
 	for {
 		attempt := *c
 		err := st.Update(ctx, func(ctx context.Context) error {
-			if err := st.CreateCandidate(ctx, &attempt, tags(run.Tags)); err != nil {
+			if err := st.CreateCandidate(ctx, &attempt, tags(rp.Tags)); err != nil {
 				return err
 			}
 			if len(run.Params) > 0 {
@@ -196,15 +196,7 @@ func (im *importer) importRun(ctx context.Context, m *metadata.Model, rp *RunPla
 }
 
 // parseRunID accepts MLflow's 32 hex digits and GitLab's UUIDs (the same 128 bits with dashes).
-func parseRunID(id string) (metadata.EID, bool) {
-	if e, ok := metadata.ParseEID(id); ok {
-		return e, true
-	}
-	if len(id) == 36 && id[8] == '-' && id[13] == '-' && id[18] == '-' && id[23] == '-' {
-		return metadata.ParseEID(strings.ToLower(strings.ReplaceAll(id, "-", "")))
-	}
-	return metadata.EID{}, false
-}
+func parseRunID(id string) (metadata.EID, bool) { return metadata.ParseEID(id) }
 
 // importLoggedModels creates every logged model with its params and tags; its files come later.
 func (im *importer) importLoggedModels(ctx context.Context) error {
@@ -296,7 +288,7 @@ func (im *importer) importRunContents(ctx context.Context) error {
 			}
 			im.fail(what+" inputs and outputs", err)
 		}
-		return im.importFiles(ctx, what, rp.Run.ID, c.ID, rp.Run.ArtifactURI, rp.Files)
+		return im.importFiles(ctx, what, rp.Run.ID, c.ID, rp.ArtifactURI, rp.Files)
 	})
 }
 

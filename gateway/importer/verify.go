@@ -173,8 +173,12 @@ func (v *verifier) run(ctx context.Context, run source.Run, m *metadata.Model) e
 	if err != nil {
 		return err
 	}
+	uri, iid, runTags := runSource(v.src, run)
+	if iid > 0 && c.IID != iid && r.Note == "" && r.TargetIID == iid {
+		v.differ(what, "candidate iid %d in mlgate, %d in the source", c.IID, iid)
+	}
 	v.compareParams(what+" params", run.Params, data.Params)
-	v.compareTags(what+" tags", run.Tags, data.Tags)
+	v.compareTags(what+" tags", runTags, data.Tags)
 	latest := map[string]metadata.Metric{}
 	for _, p := range data.Metrics {
 		latest[p.Key] = p
@@ -198,7 +202,7 @@ func (v *verifier) run(ctx context.Context, run source.Run, m *metadata.Model) e
 			return err
 		}
 	}
-	return v.files(ctx, what, run.ArtifactURI, c.ID)
+	return v.files(ctx, what, uri, c.ID)
 }
 
 // history compares every point of a metric on both sides, in a canonical order (MLflow does not fix
@@ -413,7 +417,17 @@ func (v *verifier) registry(ctx context.Context) error {
 			if s := stage(sv.CurrentStage); s != "" && s != got.Stage && !(s == "None" && got.Stage == "") {
 				v.differ(vwhat, "stage %s in the source, %s in mlgate", s, got.Stage)
 			}
-			v.compareTags(vwhat+" tags", sv.Tags, got.Tags)
+			var want []source.Tag
+			for _, t := range sv.Tags {
+				if t.Key == semverTag {
+					if t.Value != got.Semver {
+						v.differ(vwhat, "semver %s in the source, %s in mlgate", t.Value, got.Semver)
+					}
+					continue
+				}
+				want = append(want, t)
+			}
+			v.compareTags(vwhat+" tags", want, got.Tags)
 			return v.versionOwner(ctx, vwhat, sv, got)
 		})
 		if err != nil {
