@@ -287,7 +287,7 @@ func (p *Plan) nameExperiment(ctx context.Context, store metadata.Store, tg *tar
 	}
 	what := fmt.Sprintf("experiment %s (%q)", ep.Source.ID, ep.Source.Name)
 	ep.DisplayName = p.freeDisplay(tg, what, cleanDisplayName(ep.Source.Name))
-	ep.Name = p.freeName(tg, what, ep.DisplayName)
+	ep.Name = p.freeName(tg, what, cleanDisplayName(ep.Source.Name))
 	if id, err := strconv.ParseInt(ep.Source.ID, 10, 64); err == nil && id > 0 {
 		if tg.iids[id] {
 			p.Collisions = append(p.Collisions, fmt.Sprintf("%s: iid %d is taken in the project; the model gets the next free iid (see `mlgate import status`)", what, id))
@@ -309,7 +309,7 @@ func (p *Plan) nameRegisteredModel(ctx context.Context, store metadata.Store, tg
 	}
 	what := fmt.Sprintf("registered model %q", rp.Source.Name)
 	rp.DisplayName = p.freeDisplay(tg, what, cleanDisplayName(rp.Source.Name))
-	rp.Name = p.freeName(tg, what, rp.DisplayName)
+	rp.Name = p.freeName(tg, what, cleanDisplayName(rp.Source.Name))
 }
 
 // freeDisplay returns display, or "display (import N)" for the first N ≥ 2 that no model of the

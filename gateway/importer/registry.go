@@ -51,6 +51,9 @@ func (im *importer) importRegistry(ctx context.Context) error {
 			im.deps.Progress.Entity()
 		}
 		for _, a := range rp.Source.Aliases {
+			if im.src.Kind() == source.KindGitLab && pkgtypes.ValidateSemver(a.Alias) == nil {
+				continue // GitLab shows each version's semver as an alias: it is the version itself
+			}
 			seq, ok := seqs[a.Version]
 			if !ok {
 				im.fail(fmt.Sprintf("alias %q of registered model %q", a.Alias, rp.Source.Name),
@@ -160,8 +163,16 @@ func versionSemver(kind source.Kind, index int, v source.ModelVersion) (string, 
 			return t.Value, nil
 		}
 	}
-	if kind == source.KindGitLab && pkgtypes.ValidateSemver(v.Version) == nil {
-		return v.Version, nil
+	if kind == source.KindGitLab {
+		// GitLab's version field is a database id; the semver is the version's one alias.
+		for _, a := range v.Aliases {
+			if pkgtypes.ValidateSemver(a) == nil {
+				return a, nil
+			}
+		}
+		if pkgtypes.ValidateSemver(v.Version) == nil {
+			return v.Version, nil
+		}
 	}
 	if n, err := strconv.ParseInt(v.Version, 10, 64); err == nil && n > 0 {
 		return strconv.FormatInt(n, 10) + ".0.0", nil
@@ -184,11 +195,7 @@ func stage(s string) string {
 // one owner, so that no delete of one model can remove the files of another. The source run id is kept
 // as a tag.
 func (im *importer) backVersion(ctx context.Context, m *metadata.Model, v source.ModelVersion, ver *metadata.Version) error {
-	lmID := v.ModelID
-	if rest, ok := strings.CutPrefix(v.Source, "models:/"); ok && lmID == "" && strings.HasPrefix(rest, metadata.LMIDPrefix) {
-		lmID = strings.Trim(rest, "/")
-	}
-	if lmID != "" {
+	if lmID := versionLoggedModel(v); lmID != "" {
 		if lm := im.lms[lmID]; lm != nil {
 			ver.LoggedModelID = lm.ID
 			return nil
@@ -256,6 +263,18 @@ func subpathInRun(p *Plan, runID, src string) string {
 				return rest
 			}
 		}
+	}
+	return ""
+}
+
+// versionLoggedModel is the MLflow 3 logged model a version is, "" for none: its model_id, or the
+// models:/m-… source that the 3.6 reference server gives without a model_id.
+func versionLoggedModel(v source.ModelVersion) string {
+	if v.ModelID != "" {
+		return v.ModelID
+	}
+	if rest, ok := strings.CutPrefix(v.Source, "models:/"); ok && strings.HasPrefix(rest, metadata.LMIDPrefix) {
+		return strings.Trim(rest, "/")
 	}
 	return ""
 }

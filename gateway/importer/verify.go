@@ -15,6 +15,7 @@ import (
 
 	"github.com/mlgate/mlgate/gateway/importer/source"
 	"github.com/mlgate/mlgate/metadata"
+	"github.com/mlgate/mlgate/pkgtypes"
 )
 
 // VerifyReport is what Verify compared and the differences it found.
@@ -442,7 +443,10 @@ func (v *verifier) registry(ctx context.Context) error {
 			have[a.Alias] = a.Seq
 		}
 		for _, a := range rm.Aliases {
-			if seq, ok := have[a.Alias]; !ok || seq != seqs[a.Version] {
+			if v.src.Kind() == source.KindGitLab && pkgtypes.ValidateSemver(a.Alias) == nil {
+			continue // a GitLab version's semver, shown as an alias: checked as the version itself
+		}
+		if seq, ok := have[a.Alias]; !ok || seq != seqs[a.Version] {
 				v.differ(what, "alias %q points at version %s in the source, seq %d in mlgate", a.Alias, a.Version, seq)
 			}
 		}
@@ -451,10 +455,10 @@ func (v *verifier) registry(ctx context.Context) error {
 }
 
 func (v *verifier) versionOwner(ctx context.Context, what string, sv source.ModelVersion, got *metadata.Version) error {
-	if sv.ModelID != "" {
+	if lmID := versionLoggedModel(sv); lmID != "" {
 		lm, err := v.deps.Store.LoggedModel(ctx, metadata.LoggedModelRef{ID: got.LoggedModelID})
-		if err != nil || lm.LMID.String() != sv.ModelID {
-			v.differ(what, "is not backed by logged model %s", sv.ModelID)
+		if err != nil || lm.LMID.String() != lmID {
+			v.differ(what, "is not backed by logged model %s", lmID)
 		}
 		return nil
 	}
