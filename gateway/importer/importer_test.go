@@ -45,7 +45,9 @@ func newTarget(t *testing.T) *target {
 	return &target{store: st, deps: importer.Deps{Store: st, Artifacts: files}}
 }
 
-func fastRetry() source.Retry { return source.Retry{Attempts: 3, Base: time.Millisecond, Max: 5 * time.Millisecond} }
+func fastRetry() source.Retry {
+	return source.Retry{Attempts: 3, Base: time.Millisecond, Max: 5 * time.Millisecond}
+}
 
 // gitlab is a GitLab-shaped source: two experiments, runs with params, tags, histories (one longer
 // than GitLab serves), files at several depths in both package kinds, and a registry whose versions are

@@ -2,8 +2,8 @@ package importer
 
 import (
 	"context"
-	"slices"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 

@@ -444,9 +444,9 @@ func (v *verifier) registry(ctx context.Context) error {
 		}
 		for _, a := range rm.Aliases {
 			if v.src.Kind() == source.KindGitLab && pkgtypes.ValidateSemver(a.Alias) == nil {
-			continue // a GitLab version's semver, shown as an alias: checked as the version itself
-		}
-		if seq, ok := have[a.Alias]; !ok || seq != seqs[a.Version] {
+				continue // a GitLab version's semver, shown as an alias: checked as the version itself
+			}
+			if seq, ok := have[a.Alias]; !ok || seq != seqs[a.Version] {
 				v.differ(what, "alias %q points at version %s in the source, seq %d in mlgate", a.Alias, a.Version, seq)
 			}
 		}
