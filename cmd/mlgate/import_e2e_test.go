@@ -422,3 +422,15 @@ func (b *throttledBody) Read(p []byte) (int, error) {
 }
 
 func (b *throttledBody) Close() error { return b.rc.Close() }
+
+// TestImportRefusesAStoreAServerHolds: an offline import into the data dir of a running server stops
+// at once and says why, instead of waiting or writing beside the server.
+func TestImportRefusesAStoreAServerHolds(t *testing.T) {
+	src := startServe(t, t.TempDir())
+	target := t.TempDir()
+	startServe(t, target)
+	code, out := importCmd(t, "mlflow", "--from", src.base, "--project", "p", "--data-dir", target)
+	if code == 0 || !strings.Contains(out, "A running mlgate server holds the store") {
+		t.Fatalf("import into a served data dir: exit %d\n%s", code, out)
+	}
+}
