@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -145,6 +147,7 @@ func MakePlan(ctx context.Context, src *source.Client, store metadata.Store, pro
 			return nil, err
 		}
 	}
+	slices.SortStableFunc(p.Problems, func(a, b Failure) int { return strings.Compare(a.What, b.What) })
 	// Names are decided after listing, experiments first in id order, so that the result does not depend
 	// on how fast the source answered.
 	for _, ep := range p.Experiments {
@@ -178,13 +181,28 @@ func (p *Plan) listExperiment(ctx context.Context, src *source.Client, ep *Exper
 	err := src.Runs(ctx, ep.Source.ID, func(r source.Run) error {
 		rp := &RunPlan{Run: r}
 		rp.ArtifactURI, rp.IID, rp.Tags = runSource(src, r)
-		rp.Files = p.listFiles(ctx, src, "run "+r.ID, rp.ArtifactURI)
 		ep.Runs = append(ep.Runs, rp)
 		p.Runs++
 		return ctx.Err()
 	})
 	if err != nil {
 		return fmt.Errorf("listing the runs of experiment %s: %w", ep.Source.ID, err)
+	}
+	// Listing files costs a round trip per directory: runs are listed several at a time.
+	var mu sync.Mutex
+	err = forEach(ctx, planParallel, ep.Runs, func(ctx context.Context, rp *RunPlan) error {
+		var local Plan
+		files := local.listFiles(ctx, src, "run "+rp.Run.ID, rp.ArtifactURI)
+		mu.Lock()
+		defer mu.Unlock()
+		rp.Files = files
+		p.Files += local.Files
+		p.Bytes += local.Bytes
+		p.Problems = append(p.Problems, local.Problems...)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	err = src.LoggedModels(ctx, []string{ep.Source.ID}, func(lm source.LoggedModel) error {
 		lp := &LoggedModelPlan{LoggedModel: lm}
@@ -198,6 +216,9 @@ func (p *Plan) listExperiment(ctx context.Context, src *source.Client, ep *Exper
 	}
 	return nil
 }
+
+// planParallel is how many artifact locations a plan lists at once.
+const planParallel = 4
 
 // listFiles lists the files under an artifact location; a failure is a Problem, not the end of the
 // plan, so that one unreachable location does not hide the rest.

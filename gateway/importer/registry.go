@@ -136,13 +136,15 @@ func (im *importer) importVersion(ctx context.Context, m *metadata.Model, rp *Re
 	if err := im.backVersion(ctx, m, v, ver); err != nil {
 		return 0, false, err
 	}
+	var out metadata.Version
 	err = st.Update(ctx, func(ctx context.Context) error {
-		if err := st.CreateVersion(ctx, ver); err != nil {
+		out = *ver
+		if err := st.CreateVersion(ctx, &out); err != nil {
 			return err
 		}
-		return st.PutImportRecord(ctx, im.record(metadata.ImportModelVersion, id, m.ID, ver.Seq, metadata.ImportDone, 0, ""))
+		return st.PutImportRecord(ctx, im.record(metadata.ImportModelVersion, id, m.ID, out.Seq, metadata.ImportDone, 0, ""))
 	})
-	return ver.Seq, false, err
+	return out.Seq, false, err
 }
 
 // versionTags are the tags to store of a source version: all but an mlgate source's semver.

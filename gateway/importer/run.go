@@ -168,8 +168,10 @@ func (im *importer) importRun(ctx context.Context, m *metadata.Model, rp *RunPla
 		note = fmt.Sprintf("run id %q is not 32 hex digits nor a UUID: the candidate has a new run id", run.ID)
 	}
 	for {
-		attempt := *c
+		var attempt metadata.Candidate
 		err := st.Update(ctx, func(ctx context.Context) error {
+			// Each run of fn starts from the wanted values: a run that was rolled back filled them in.
+			attempt = *c
 			if err := st.CreateCandidate(ctx, &attempt, tags(rp.Tags)); err != nil {
 				return err
 			}
@@ -251,13 +253,15 @@ func (im *importer) importLoggedModel(ctx context.Context, m *metadata.Model, lp
 			lm.SourceRunID = c.ID
 		}
 	}
+	var out metadata.LoggedModel
 	err := st.Update(ctx, func(ctx context.Context) error {
-		if err := st.CreateLoggedModel(ctx, lm); err != nil {
+		out = *lm
+		if err := st.CreateLoggedModel(ctx, &out); err != nil {
 			return err
 		}
-		return st.PutImportRecord(ctx, im.record(metadata.ImportLoggedModel, src.ID, lm.ID, 0, metadata.ImportDone, 0, ""))
+		return st.PutImportRecord(ctx, im.record(metadata.ImportLoggedModel, src.ID, out.ID, 0, metadata.ImportDone, 0, ""))
 	})
-	return lm, false, err
+	return &out, false, err
 }
 
 // importRunContents imports each run's metric histories, inputs, outputs and files.
