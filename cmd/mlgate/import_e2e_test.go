@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -286,6 +287,17 @@ func checkImported(t *testing.T, src *importSource, target string) {
 	c.ok(http.MethodGet, "model-versions/get", map[string]any{"name": "fraud-champion", "version": "2.1.0"}, &mv)
 	if mv.ModelVersion.Version != "2" {
 		t.Errorf("version 2.1.0 in the target: %+v", mv.ModelVersion)
+	}
+	// Version 1 is backed by a run of another experiment, where that run is, and says so.
+	var tagged struct {
+		ModelVersion struct {
+			RunID string `json:"run_id"`
+			Tags  []kv   `json:"tags"`
+		} `json:"model_version"`
+	}
+	c.ok(http.MethodGet, "model-versions/get", map[string]any{"name": "fraud-champion", "version": "1"}, &tagged)
+	if r1 := src.runs["train-1"].RunID; tagged.ModelVersion.RunID != r1 || !slices.Contains(tagged.ModelVersion.Tags, kv{"mlgate.source_run_id", r1}) {
+		t.Errorf("version 1 in the target: %+v", tagged.ModelVersion)
 	}
 	// The package API serves the version's files, which are the run's model directory: no byte was copied.
 	status, body := get(t, p.base+"/api/v4/projects/team%2Fimported/packages/ml_models/fraud-champion/1.0.0/files/MLmodel")
