@@ -228,7 +228,7 @@ func printImportReport(w io.Writer, r *importer.Report, asJSON bool) {
 	}
 	c, s := r.Imported, r.Skipped
 	fmt.Fprintf(w, "imported from %s into %q in %s: %d experiments, %d runs, %d metric points, %d files (%s), %d logged models, %d registered models, %d versions\n",
-		r.Source, r.Project, r.Elapsed.Round(time.Millisecond), c.Experiments, c.Runs, c.MetricPoints, c.Files, humanBytes(r.Bytes),
+		r.Source, r.Project, r.Elapsed.Round(time.Millisecond), c.Experiments, c.Runs, c.MetricPoints, c.Files, importer.HumanBytes(r.Bytes),
 		c.LoggedModels, c.RegisteredModels, c.Versions)
 	if s != (importer.Counts{}) {
 		fmt.Fprintf(w, "already imported by an earlier run: %d experiments, %d runs, %d metric points, %d files, %d logged models, %d registered models, %d versions\n",
@@ -246,7 +246,7 @@ func printVerifyReport(w io.Writer, r *importer.VerifyReport, asJSON bool) {
 	}
 	c := r.Checked
 	fmt.Fprintf(w, "verified %s against %q: %d experiments, %d runs, %d metric points, %d files (%s read back from each side), %d logged models, %d registered models, %d versions: ",
-		r.Source, r.Project, c.Experiments, c.Runs, c.MetricPoints, c.Files, humanBytes(r.Bytes/2), c.LoggedModels, c.RegisteredModels, c.Versions)
+		r.Source, r.Project, c.Experiments, c.Runs, c.MetricPoints, c.Files, importer.HumanBytes(r.Bytes/2), c.LoggedModels, c.RegisteredModels, c.Versions)
 	if len(r.Differences) == 0 {
 		fmt.Fprintln(w, "no difference")
 		return
@@ -257,18 +257,6 @@ func printVerifyReport(w io.Writer, r *importer.VerifyReport, asJSON bool) {
 	}
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
 
 // importProgress shows entities and bytes with an ETA: a progress bar on a terminal, a plain line
 // every few seconds otherwise (a CI log).
@@ -302,7 +290,7 @@ func (p *importProgress) Start(entities int, bytes int64) {
 		p.bar.ChangeMax64(max(bytes, 1))
 		p.bar.Describe(fmt.Sprintf("importing: 0/%d entities", entities))
 	} else {
-		fmt.Fprintf(p.w, "importing %d entities and %s\n", entities, humanBytes(bytes))
+		fmt.Fprintf(p.w, "importing %d entities and %s\n", entities, importer.HumanBytes(bytes))
 	}
 }
 
@@ -341,7 +329,7 @@ func (p *importProgress) lineLocked() {
 	}
 	rate := float64(p.doneBytes) / max(elapsed.Seconds(), 0.001)
 	fmt.Fprintf(p.w, "import: %d/%d entities, %s/%s, %s/s, ETA %s\n", p.doneEnt, p.entities,
-		humanBytes(p.doneBytes), humanBytes(p.bytes), humanBytes(int64(rate)), eta)
+		importer.HumanBytes(p.doneBytes), importer.HumanBytes(p.bytes), importer.HumanBytes(int64(rate)), eta)
 }
 
 func (p *importProgress) Done() {

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -201,22 +202,9 @@ func TestPlanResolvesCollisionsWithTheTarget(t *testing.T) {
 	}
 	var status strings.Builder
 	importer.PrintStatus(ctx, &status, tg.store, recs)
-	if !strings.Contains(status.String(), "experiment 1") || !strings.Contains(status.String(), "→ model iid "+itoa(m.IID)) {
+	if !strings.Contains(status.String(), "experiment 1") || !strings.Contains(status.String(), "→ model iid "+strconv.FormatInt(m.IID, 10)) {
 		t.Fatalf("status:\n%s", status.String())
 	}
-}
-
-func itoa(n int64) string { return strings.TrimSpace(strings.Repeat(" ", 0) + formatInt(n)) }
-
-func formatInt(n int64) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
 }
 
 // TestImportFromReferenceTraces imports each recorded trace of the real MLflow server as a source,

@@ -445,7 +445,7 @@ func PrintPlan(w io.Writer, p *Plan) {
 			}
 		}
 		fmt.Fprintf(w, "  %-8s %-40q → %-40s %s, %d runs, %d logged models, %d files, %s%s\n", ep.Source.ID, ep.Source.Name,
-			ep.Name+" ("+strconv.Quote(ep.DisplayName)+")", iid, len(ep.Runs), len(ep.LoggedModels), files, humanBytes(bytes), state)
+			ep.Name+" ("+strconv.Quote(ep.DisplayName)+")", iid, len(ep.Runs), len(ep.LoggedModels), files, HumanBytes(bytes), state)
 	}
 	fmt.Fprintf(w, "\nregistered models → models (%d):\n", len(p.RegisteredModels))
 	for _, rp := range p.RegisteredModels {
@@ -466,10 +466,11 @@ func PrintPlan(w io.Writer, p *Plan) {
 		}
 	}
 	fmt.Fprintf(w, "\ntotal: %d experiments, %d runs, %d logged models, %d registered models, %d versions, %d files, %s\n",
-		len(p.Experiments), p.Runs, p.LoggedModels, len(p.RegisteredModels), p.Versions, p.Files, humanBytes(p.Bytes))
+		len(p.Experiments), p.Runs, p.LoggedModels, len(p.RegisteredModels), p.Versions, p.Files, HumanBytes(p.Bytes))
 }
 
-func humanBytes(n int64) string {
+// HumanBytes writes n bytes with a binary unit (512 B, 1.5 MiB), as plans and reports show sizes.
+func HumanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
