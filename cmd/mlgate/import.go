@@ -257,7 +257,6 @@ func printVerifyReport(w io.Writer, r *importer.VerifyReport, asJSON bool) {
 	}
 }
 
-
 // importProgress shows entities and bytes with an ETA: a progress bar on a terminal, a plain line
 // every few seconds otherwise (a CI log).
 type importProgress struct {
