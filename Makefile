@@ -29,10 +29,13 @@ reliability:
 	$(GO) test -tags reliability -count=1 -run 'TestReliability' -timeout 20m -v ./cmd/mlgate/
 
 # Throughput of the gateway against a same-run baseline, and its peak RSS, at 1 GiB and 4 GiB; the S3
-# backends (in process and as a plugin) against direct minio-go on MinIO and versitygw.
+# backends (in process and as a plugin) against direct minio-go on MinIO and versitygw; `mlgate import
+# mlflow` of 1000 runs from a local mlgate against a --read-only baseline, and of one IMPORT_BIG file
+# (1GiB by default; 0 skips it) with the importer's peak RSS.
 bench: build
 	$(GO) build -o bin/mlgate-backend ./cmd/mlgate-backend
-	$(GO) run ./cmd/mlgate-bench -mlgate bin/mlgate -backend bin/mlgate-backend -sizes $(or $(SIZES),1GiB,4GiB) -candidates $(or $(CANDIDATES),100000)
+	$(GO) run ./cmd/mlgate-bench -mlgate bin/mlgate -backend bin/mlgate-backend -sizes $(or $(SIZES),1GiB,4GiB) -candidates $(or $(CANDIDATES),100000) \
+	  -import-big $(or $(IMPORT_BIG),1GiB)
 	$(GO) test -run '^$$' -bench BenchmarkModelPage -benchtime 20x ./gateway/ui/
 
 # Regenerates the README's screenshots with headless Chromium against a real mlgate.

@@ -8,7 +8,9 @@
 //
 // With -s3 (the default) it also measures the S3 backends (see s3bench.go), and with -concurrency (by
 // default 1, 4, 16 and 64 clients) how MLflow metric logging scales with concurrent clients (see
-// concurrency.go).
+// concurrency.go). With -import (the default) it measures `mlgate import mlflow` from a local mlgate
+// source against a same-run --read-only baseline, and the importer's peak RSS on one big file (see
+// import.go).
 //
 // Usage: mlgate-bench -mlgate bin/mlgate -sizes 1GiB,4GiB
 package main
@@ -56,6 +58,14 @@ func main() {
 	concurrencyDuration := flag.Duration("concurrency-duration", 10*time.Second, "measured time of each level of the concurrency series")
 	concurrencyBatch := flag.Int("concurrency-batch", 100, "metrics per log-batch call in the concurrency series")
 	minSingleClient := flag.Float64("min-single-client", 1300, "log-metric calls/s one client must reach in the concurrency series: this machine's figure before group commit (0: no target)")
+	importBench := flag.Bool("import", true, "also measure mlgate import mlflow from a local mlgate source against a --read-only baseline (issue 12)")
+	importRuns := flag.Int("import-runs", 1000, "runs of the import benchmark's many-runs source")
+	importPoints := flag.Int("import-points", 100, "metric points per run of the many-runs source")
+	importBig := flag.String("import-big", "1GiB", "size of the one file of the import benchmark's big-file source (0: skip that case)")
+	importReps := flag.Int("import-reps", 3, "baseline and import runs of each import case, alternating; medians are reported")
+	importParallel := flag.Int("import-parallel", 4, "the importer's --parallel")
+	importMinRatio := flag.Float64("import-min-ratio", 0.8, "target baseline/import wall-time ratio on the many-runs source")
+	importMaxRSS := flag.Int64("import-max-rss-mib", 64, "target peak RSS of the importer on the big-file source, MiB (measured: 27 MiB at 64 MiB and at 1 GiB)")
 	flag.Parse()
 
 	failed := false
@@ -76,6 +86,18 @@ func main() {
 			*loggedModels = *candidates
 		}
 		ok, err := benchMLflow(*bin, *dir, *candidates, *loggedModels)
+		if err != nil {
+			fatal(err)
+		}
+		failed = failed || !ok
+	}
+	if *importBench {
+		big, err := parseSize(*importBig)
+		if err != nil {
+			fatal(err)
+		}
+		ok, err := benchImport(importOptions{mlgate: *bin, dir: *dir, runs: *importRuns, points: *importPoints, big: big,
+			reps: *importReps, parallel: *importParallel, minRatio: *importMinRatio, maxRSSMiB: *importMaxRSS})
 		if err != nil {
 			fatal(err)
 		}
