@@ -1,5 +1,7 @@
 # mlgate build, run, test and benchmark entry points. `make run` and `make test` are the quick start.
 GO      ?= go
+# File sizes of the throughput benchmark. `or` cannot hold this default: it splits on the comma.
+SIZES ?= 1GiB,4GiB
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
@@ -34,7 +36,7 @@ reliability:
 # (1GiB by default; 0 skips it) with the importer's peak RSS.
 bench: build
 	$(GO) build -o bin/mlgate-backend ./cmd/mlgate-backend
-	$(GO) run ./cmd/mlgate-bench -mlgate bin/mlgate -backend bin/mlgate-backend -sizes $(or $(SIZES),1GiB,4GiB) -candidates $(or $(CANDIDATES),100000) \
+	$(GO) run ./cmd/mlgate-bench -mlgate bin/mlgate -backend bin/mlgate-backend -sizes $(SIZES) -candidates $(or $(CANDIDATES),100000) \
 	  -import-big $(or $(IMPORT_BIG),1GiB)
 	$(GO) test -run '^$$' -bench BenchmarkModelPage -benchtime 20x ./gateway/ui/
 
