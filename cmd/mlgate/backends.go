@@ -14,56 +14,27 @@ import (
 	"github.com/schollz/progressbar/v3"
 )
 
-const backendsUsage = `usage: mlgate backends <command> [flags]
+// backendsLong is what `mlgate backends --help` says beside the list of its commands.
+const backendsLong = `Every command reads the backends from --config (MLGATE_CONFIG), or the embedded default
+(localfs at <data-dir>/blobs, named "local").`
 
-commands:
-  list      show every configured backend: name, type, in-process or plugin, health, version
-  check     NAME: put, get, stat and delete a probe blob and verify its sha256
-  migrate   --from A --to B [--project P] [--model M] [--dry-run]: move files between backends
-
-Every command reads the backends from --config (MLGATE_CONFIG), or the embedded default
-(localfs at <data-dir>/blobs, named "local").
-`
-
-// runBackends dispatches the backends subcommands.
-func runBackends(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, backendsUsage)
-		if len(args) == 0 {
-			return errors.New("backends: missing command")
+// defineBackends is a backends command: the flags every one shares, the command's own (added by more),
+// and run with the config loaded.
+func defineBackends(more func(*flag.FlagSet), run func(ctx context.Context, cfg *config, fs *flag.FlagSet, stdout, stderr io.Writer) error) func(*flag.FlagSet) runFunc {
+	return func(fs *flag.FlagSet) runFunc {
+		cfg := &config{}
+		addDataDirFlag(fs, cfg)
+		addConfigFlag(fs, cfg)
+		if more != nil {
+			more(fs)
 		}
-		return flag.ErrHelp
+		return func(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) error {
+			if err := cfg.loadFile(explicitFlags(fs)); err != nil {
+				return err
+			}
+			return run(ctx, cfg, fs, stdout, stderr)
+		}
 	}
-	switch args[0] {
-	case "list":
-		return runBackendsList(ctx, args[1:], stdout, stderr)
-	case "check":
-		return runBackendsCheck(ctx, args[1:], stdout, stderr)
-	case "migrate":
-		return runBackendsMigrate(ctx, args[1:], stdout, stderr)
-	default:
-		fmt.Fprint(stderr, backendsUsage)
-		return fmt.Errorf("backends: unknown command %q", args[0])
-	}
-}
-
-// backendsFlags parses the flags every backends command shares, plus the command's own (added by more).
-func backendsFlags(name string, args []string, stderr io.Writer, more func(*flag.FlagSet)) (*config, *flag.FlagSet, error) {
-	cfg := &config{}
-	fs := flag.NewFlagSet("mlgate backends "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addDataDirFlag(fs, cfg)
-	addConfigFlag(fs, cfg)
-	if more != nil {
-		more(fs)
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, err
-	}
-	if err := cfg.loadFile(explicitFlags(fs)); err != nil {
-		return nil, nil, err
-	}
-	return cfg, fs, nil
 }
 
 // openBackendsOnly opens the configured backends without the metadata store, so list and check work
@@ -74,11 +45,9 @@ func openBackendsOnly(ctx context.Context, cfg *config, log *slog.Logger) (*back
 }
 
 // runBackendsList prints one line per configured backend. It fails when a backend is unhealthy.
-func runBackendsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, _, err := backendsFlags("list", args, stderr, nil)
-	if err != nil {
-		return err
-	}
+var defineBackendsList = defineBackends(nil, backendsList)
+
+func backendsList(ctx context.Context, cfg *config, _ *flag.FlagSet, stdout, stderr io.Writer) error {
 	log, _ := newLogger(stderr, "text", "warn")
 	set, err := openBackendsOnly(ctx, cfg, log)
 	if err != nil {
@@ -112,14 +81,9 @@ func runBackendsList(ctx context.Context, args []string, stdout, stderr io.Write
 }
 
 // runBackendsCheck runs maintenance.RoundTrip on one backend and prints its steps.
-func runBackendsCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, fs, err := backendsFlags("check", args, stderr, nil)
-	if err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return errors.New("usage: mlgate backends check [--config F] NAME")
-	}
+var defineBackendsCheck = defineBackends(nil, backendsCheck)
+
+func backendsCheck(ctx context.Context, cfg *config, fs *flag.FlagSet, stdout, stderr io.Writer) error {
 	name := fs.Arg(0)
 	log, _ := newLogger(stderr, "text", "warn")
 	set, err := openBackendsOnly(ctx, cfg, log)
@@ -157,28 +121,23 @@ Files written before mlgate recorded backends per file belong to the default bac
 It opens the metadata database, which a running "mlgate serve" holds locked: stop the server first.
 `
 
-// runBackendsMigrate moves files from one backend to another. See migrateHelp.
-func runBackendsMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// defineBackendsMigrate moves files from one backend to another. See migrateHelp.
+func defineBackendsMigrate(fs *flag.FlagSet) runFunc {
 	var from, to string
 	var filter maintenance.Filter
 	var dryRun bool
-	cfg, fs, err := backendsFlags("migrate", args, stderr, func(fs *flag.FlagSet) {
-		fs.Usage = func() {
-			fmt.Fprint(fs.Output(), migrateHelp+"\nflags:\n")
-			fs.PrintDefaults()
-		}
+	return defineBackends(func(fs *flag.FlagSet) {
 		fs.StringVar(&from, "from", "", "backend to move files off (required)")
 		fs.StringVar(&to, "to", "", "backend to move files to (required)")
 		fs.StringVar(&filter.Project, "project", "", "only files of projects whose path matches this glob")
 		fs.StringVar(&filter.Model, "model", "", "only files of models whose name matches this glob")
 		fs.BoolVar(&dryRun, "dry-run", false, "print what would move, move nothing")
-	})
-	if err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("backends migrate: unexpected argument %q", fs.Arg(0))
-	}
+	}, func(ctx context.Context, cfg *config, fs *flag.FlagSet, stdout, stderr io.Writer) error {
+		return backendsMigrate(ctx, cfg, from, to, filter, dryRun, stdout, stderr)
+	})(fs)
+}
+
+func backendsMigrate(ctx context.Context, cfg *config, from, to string, filter maintenance.Filter, dryRun bool, stdout, stderr io.Writer) error {
 	if from == "" || to == "" {
 		return errors.New("backends migrate: --from and --to are required")
 	}

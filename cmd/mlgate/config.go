@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -180,53 +181,66 @@ func addDataDirFlag(fs *flag.FlagSet, c *config) {
 // serveFlags parses serve's flags over environment defaults.
 func serveFlags(args []string) (*config, error) {
 	c := &config{}
-	fs := flag.NewFlagSet("mlgate serve", flag.ContinueOnError)
-	addDataDirFlag(fs, c)
-	fs.StringVar(&c.Addr, "addr", envOr("MLGATE_ADDR", defaultAddr), "listen address HOST:PORT (MLGATE_ADDR)")
-	size := byteSize(gateway.DefaultMaxFileSize)
-	if v := os.Getenv("MLGATE_MAX_FILE_SIZE"); v != "" {
-		if err := size.Set(v); err != nil {
-			return nil, fmt.Errorf("MLGATE_MAX_FILE_SIZE: %w", err)
-		}
-	}
-	fs.Var(&size, "max-file-size", "largest file an upload may store, e.g. 10GiB (MLGATE_MAX_FILE_SIZE)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 5*time.Minute,
-		"how long SIGTERM waits for in-flight transfers before closing them")
-	fs.StringVar(&c.LogFormat, "log-format", envOr("MLGATE_LOG_FORMAT", "text"), "text or json (MLGATE_LOG_FORMAT)")
-	fs.StringVar(&c.LogLevel, "log-level", envOr("MLGATE_LOG_LEVEL", "info"), "debug, info, warn or error (MLGATE_LOG_LEVEL)")
-	auth, err := envBool("MLGATE_AUTH")
-	if err != nil {
-		return nil, err
-	}
-	fs.BoolVar(&c.Auth, "auth", auth,
-		"require a token (see mlgate token create) on every API route (MLGATE_AUTH=1)")
-	fs.BoolVar(&c.InsecureListenAny, "insecure-listen-any", false,
-		"allow listening on a non-loopback address without --auth")
-	uploads, err := envInt("MLGATE_MAX_CONCURRENT_UPLOADS", gateway.DefaultMaxConcurrentUploads)
-	if err != nil {
-		return nil, err
-	}
-	fs.IntVar(&c.MaxConcurrentUploads, "max-concurrent-uploads", uploads,
-		"uploads running at once; more are answered 429 with Retry-After, 0 for no limit (MLGATE_MAX_CONCURRENT_UPLOADS)")
-	bodyTimeout, err := envDuration("MLGATE_BODY_READ_TIMEOUT", gateway.DefaultBodyReadTimeout)
-	if err != nil {
-		return nil, err
-	}
-	fs.DurationVar(&c.BodyReadTimeout, "body-read-timeout", bodyTimeout,
-		"how long a request body may go without a byte arriving before the request fails with 408, 0 for no limit (MLGATE_BODY_READ_TIMEOUT)")
-	addConfigFlag(fs, c)
+	fs := newFlagSet("mlgate serve", io.Discard)
+	finish := defineServeFlags(fs, c)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
-	if c.MaxConcurrentUploads < 0 || c.BodyReadTimeout < 0 {
-		return nil, errors.New("serve: --max-concurrent-uploads and --body-read-timeout must not be negative")
-	}
-	c.MaxFileSize = int64(size)
-	if err := c.loadFile(explicitFlags(fs)); err != nil {
+	if err := finish(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// defineServeFlags puts serve's flags on fs, their defaults taken from the environment, and returns
+// what completes c once fs is parsed: a malformed variable, a negative limit or a bad config file is
+// its error.
+func defineServeFlags(fs *flag.FlagSet, c *config) (finish func() error) {
+	var envErr error
+	keep := func(err error) {
+		if envErr == nil {
+			envErr = err
+		}
+	}
+	addDataDirFlag(fs, c)
+	fs.StringVar(&c.Addr, "addr", envOr("MLGATE_ADDR", defaultAddr), "listen address HOST:PORT (MLGATE_ADDR)")
+	size := byteSize(gateway.DefaultMaxFileSize)
+	if v := os.Getenv("MLGATE_MAX_FILE_SIZE"); v != "" {
+		if err := size.Set(v); err != nil {
+			keep(fmt.Errorf("MLGATE_MAX_FILE_SIZE: %w", err))
+		}
+	}
+	fs.Var(&size, "max-file-size", "largest file an upload may store, a `size` such as 10GiB (MLGATE_MAX_FILE_SIZE)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 5*time.Minute,
+		"how long SIGTERM waits for in-flight transfers before closing them")
+	fs.StringVar(&c.LogFormat, "log-format", envOr("MLGATE_LOG_FORMAT", "text"), "text or json (MLGATE_LOG_FORMAT)")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("MLGATE_LOG_LEVEL", "info"), "debug, info, warn or error (MLGATE_LOG_LEVEL)")
+	auth, err := envBool("MLGATE_AUTH")
+	keep(err)
+	fs.BoolVar(&c.Auth, "auth", auth,
+		"require a token (see mlgate token create) on every API route (MLGATE_AUTH=1)")
+	fs.BoolVar(&c.InsecureListenAny, "insecure-listen-any", false,
+		"allow listening on a non-loopback address without --auth")
+	uploads, err := envInt("MLGATE_MAX_CONCURRENT_UPLOADS", gateway.DefaultMaxConcurrentUploads)
+	keep(err)
+	fs.IntVar(&c.MaxConcurrentUploads, "max-concurrent-uploads", uploads,
+		"uploads running at once; more are answered 429 with Retry-After, 0 for no limit (MLGATE_MAX_CONCURRENT_UPLOADS)")
+	bodyTimeout, err := envDuration("MLGATE_BODY_READ_TIMEOUT", gateway.DefaultBodyReadTimeout)
+	keep(err)
+	fs.DurationVar(&c.BodyReadTimeout, "body-read-timeout", bodyTimeout,
+		"how long a request body may go without a byte arriving before the request fails with 408, 0 for no limit (MLGATE_BODY_READ_TIMEOUT)")
+	addConfigFlag(fs, c)
+	return func() error {
+		if envErr != nil {
+			return envErr
+		}
+		if c.MaxConcurrentUploads < 0 || c.BodyReadTimeout < 0 {
+			return errors.New("serve: --max-concurrent-uploads and --body-read-timeout must not be negative")
+		}
+		c.MaxFileSize = int64(size)
+		return c.loadFile(explicitFlags(fs))
+	}
 }

@@ -12,19 +12,26 @@ import (
 // runFsck checks a data dir offline with maintenance.Fsck. It holds the database lock for the whole run,
 // so no server can be writing: blobs of uploads in flight cannot exist, and no grace period is needed.
 // clean reports whether nothing is left to fix.
-func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) (clean bool, err error) {
+// defineFsck is the fsck command; it exits 1 when problems remain.
+func defineFsck(fs *flag.FlagSet) runFunc {
 	cfg := &config{}
-	fs := flag.NewFlagSet("mlgate fsck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	addDataDirFlag(fs, cfg)
 	addConfigFlag(fs, cfg)
 	repair := fs.Bool("repair", false, "remove unreferenced blobs and staging leftovers")
-	if err := fs.Parse(args); err != nil {
-		return false, err
+	return func(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) error {
+		if err := cfg.loadFile(explicitFlags(fs)); err != nil {
+			return err
+		}
+		clean, err := fsck(ctx, cfg, *repair, stdout, stderr)
+		if err == nil && !clean {
+			return errProblems
+		}
+		return err
 	}
-	if err := cfg.loadFile(explicitFlags(fs)); err != nil {
-		return false, err
-	}
+}
+
+// fsck checks (and with repair, cleans) the store and backends of cfg, printing what it finds.
+func fsck(ctx context.Context, cfg *config, repair bool, stdout, stderr io.Writer) (clean bool, err error) {
 	log, err := newLogger(stderr, "text", "warn")
 	if err != nil {
 		return false, err
@@ -35,7 +42,7 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) (clea
 	}
 	defer st.Close()
 
-	res, err := maintenance.Fsck(ctx, st.set.maintenance(st.store), maintenance.FsckOptions{Repair: *repair, Log: log})
+	res, err := maintenance.Fsck(ctx, st.set.maintenance(st.store), maintenance.FsckOptions{Repair: repair, Log: log})
 	for _, b := range res.Backends {
 		fmt.Fprintf(stdout, "backend %s: %d file rows, %d blobs, %d problems\n", b.Name, b.FilesChecked, b.BlobsChecked, len(b.Problems))
 	}

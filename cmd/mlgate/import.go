@@ -21,38 +21,9 @@ import (
 	"github.com/mlgate/mlgate/metadata/boltstore"
 )
 
-const importUsage = `usage: mlgate import <command> [flags]
-
-commands:
-  mlflow  import an MLflow tracking server (2.x or 3.x) or a GitLab project's ML experiments and
-          model registry into a project; experiments become models, runs candidates
-  verify  compare the source with what was imported, entity by entity; non-zero on any difference
-  status  show the mapping table: experiment id → model iid, run id → candidate, and progress
-
-The import writes into the store at --data-dir (or the store and backends --config declares) while
-the server is stopped. It can be killed at any point: run the same command again and it continues.
-
-Run "mlgate import <command> -h" for its flags.
-`
-
-// runImport runs `mlgate import …`. ok is false when the import or the verification found problems
-// (the command then exits 1 after printing them).
-func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) (ok bool, err error) {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, importUsage)
-		return true, nil
-	}
-	switch args[0] {
-	case "mlflow":
-		return runImportMLflow(ctx, args[1:], stdout, stderr, false)
-	case "verify":
-		return runImportMLflow(ctx, args[1:], stdout, stderr, true)
-	case "status":
-		return true, runImportStatus(ctx, args[1:], stdout, stderr)
-	default:
-		return false, fmt.Errorf("import: unknown command %q\n\n%s", args[0], importUsage)
-	}
-}
+// importLong is what `mlgate import --help` says beside the list of its commands.
+const importLong = `The import writes into the store at --data-dir (or the store and backends --config declares) while
+the server is stopped. It can be killed at any point: run the same command again and it continues.`
 
 type importFlags struct {
 	cfg                     config
@@ -63,56 +34,51 @@ type importFlags struct {
 	parallel                int
 }
 
-func parseImportFlags(name string, args []string, stderr io.Writer, verifyOnly bool) (*importFlags, error) {
-	f := &importFlags{}
-	fs := flag.NewFlagSet("mlgate import "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addDataDirFlag(fs, &f.cfg)
-	addConfigFlag(fs, &f.cfg)
-	fs.StringVar(&f.from, "from", "", "the source: an MLflow tracking server (http://host:5000) or a GitLab project's "+
-		"MLflow API (https://gitlab.example/api/v4/projects/<id>/ml/mlflow)")
-	fs.StringVar(&f.token, "token", os.Getenv("MLFLOW_TRACKING_TOKEN"), "the source's token (MLFLOW_TRACKING_TOKEN): "+
-		"PRIVATE-TOKEN for a GitLab source, Authorization: Bearer otherwise")
-	fs.StringVar(&f.user, "username", os.Getenv("MLFLOW_TRACKING_USERNAME"), "HTTP basic auth user of the source (MLFLOW_TRACKING_USERNAME)")
-	fs.StringVar(&f.pass, "password", os.Getenv("MLFLOW_TRACKING_PASSWORD"), "HTTP basic auth password of the source (MLFLOW_TRACKING_PASSWORD)")
-	fs.StringVar(&f.project, "project", "", "the mlgate project to import into (created when missing)")
-	fs.StringVar(&f.s3Endpoint, "s3-endpoint", os.Getenv("AWS_ENDPOINT_URL_S3"), "endpoint for s3:// artifact locations "+
-		"on an S3-compatible server (AWS_ENDPOINT_URL_S3); credentials come from the standard AWS variables")
-	fs.IntVar(&f.parallel, "parallel", 4, "runs and files imported at once")
-	fs.BoolVar(&f.asJSON, "json", false, "print the report as JSON")
-	if !verifyOnly {
-		fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan (every experiment's model name, collisions, counts, bytes) and write nothing")
-		fs.BoolVar(&f.verify, "verify", true, "verify the import against the source when it ends")
-		fs.BoolVar(&f.readOnly, "read-only", false, "read everything an import reads and discard it: a baseline for import speed")
+// defineImport is `mlgate import mlflow` (verifyOnly false) or `mlgate import verify`.
+func defineImport(verifyOnly bool) func(*flag.FlagSet) runFunc {
+	return func(fs *flag.FlagSet) runFunc {
+		f := &importFlags{}
+		addDataDirFlag(fs, &f.cfg)
+		addConfigFlag(fs, &f.cfg)
+		fs.StringVar(&f.from, "from", "", "the source: an MLflow tracking server (http://host:5000) or a GitLab project's "+
+			"MLflow API (https://gitlab.example/api/v4/projects/<id>/ml/mlflow)")
+		fs.StringVar(&f.token, "token", os.Getenv("MLFLOW_TRACKING_TOKEN"), "the source's token (MLFLOW_TRACKING_TOKEN): "+
+			"PRIVATE-TOKEN for a GitLab source, Authorization: Bearer otherwise")
+		fs.StringVar(&f.user, "username", os.Getenv("MLFLOW_TRACKING_USERNAME"), "HTTP basic auth user of the source (MLFLOW_TRACKING_USERNAME)")
+		fs.StringVar(&f.pass, "password", os.Getenv("MLFLOW_TRACKING_PASSWORD"), "HTTP basic auth password of the source (MLFLOW_TRACKING_PASSWORD)")
+		fs.StringVar(&f.project, "project", "", "the mlgate project to import into (created when missing)")
+		fs.StringVar(&f.s3Endpoint, "s3-endpoint", os.Getenv("AWS_ENDPOINT_URL_S3"), "endpoint for s3:// artifact locations "+
+			"on an S3-compatible server (AWS_ENDPOINT_URL_S3); credentials come from the standard AWS variables")
+		fs.IntVar(&f.parallel, "parallel", 4, "runs and files imported at once")
+		fs.BoolVar(&f.asJSON, "json", false, "print the report as JSON")
+		if !verifyOnly {
+			fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan (every experiment's model name, collisions, counts, bytes) and write nothing")
+			fs.BoolVar(&f.verify, "verify", true, "verify the import against the source when it ends")
+			fs.BoolVar(&f.readOnly, "read-only", false, "read everything an import reads and discard it: a baseline for import speed")
+		}
+		return func(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) error {
+			if f.from == "" || f.project == "" {
+				return usageErrorf("--from and --project are required")
+			}
+			if f.token != "" && (f.user != "" || f.pass != "") {
+				return usageErrorf("give --token or --username/--password, not both")
+			}
+			if err := f.cfg.loadFile(explicitFlags(fs)); err != nil {
+				return err
+			}
+			f.cfg.MaxFileSize = int64(byteSize(gateway.DefaultMaxFileSize))
+			ok, err := runImportMLflow(ctx, f, stdout, stderr, verifyOnly)
+			if err == nil && !ok {
+				return errProblems
+			}
+			return err
+		}
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if f.from == "" || f.project == "" {
-		return nil, errors.New("--from and --project are required")
-	}
-	if f.token != "" && (f.user != "" || f.pass != "") {
-		return nil, errors.New("give --token or --username/--password, not both")
-	}
-	if err := f.cfg.loadFile(explicitFlags(fs)); err != nil {
-		return nil, err
-	}
-	f.cfg.MaxFileSize = int64(byteSize(gateway.DefaultMaxFileSize))
-	return f, nil
 }
 
-func runImportMLflow(ctx context.Context, args []string, stdout, stderr io.Writer, verifyOnly bool) (bool, error) {
-	name := "mlflow"
-	if verifyOnly {
-		name = "verify"
-	}
-	f, err := parseImportFlags(name, args, stderr, verifyOnly)
-	if err != nil {
-		return false, err
-	}
+// runImportMLflow imports (or with verifyOnly, only verifies) as f says; false when entities could not be
+// imported or differ.
+func runImportMLflow(ctx context.Context, f *importFlags, stdout, stderr io.Writer, verifyOnly bool) (bool, error) {
 	log, err := newLogger(stderr, "text", "warn")
 	if err != nil {
 		return false, err
@@ -196,29 +162,27 @@ func runImportWithoutStore(ctx context.Context, f *importFlags, src *source.Clie
 	return len(plan.Problems) == 0, nil
 }
 
-func runImportStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// defineImportStatus is `mlgate import status`.
+func defineImportStatus(fs *flag.FlagSet) runFunc {
 	cfg := &config{}
-	fs := flag.NewFlagSet("mlgate import status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	addDataDirFlag(fs, cfg)
 	project := fs.String("project", "", "the mlgate project imported into")
-	if err := fs.Parse(args); err != nil {
-		return err
+	return func(ctx context.Context, _ *flag.FlagSet, stdout, _ io.Writer) error {
+		if *project == "" {
+			return usageErrorf("--project is required")
+		}
+		store, err := boltstore.Open(cfg.dbPath(), boltstore.WithTimeout(2*time.Second))
+		if err != nil {
+			return fmt.Errorf("metadata %s: %w", cfg.dbPath(), err)
+		}
+		defer store.Close()
+		recs, err := importer.StatusOf(ctx, store, *project)
+		if err != nil {
+			return err
+		}
+		importer.PrintStatus(ctx, stdout, store, recs)
+		return nil
 	}
-	if *project == "" {
-		return errors.New("--project is required")
-	}
-	store, err := boltstore.Open(cfg.dbPath(), boltstore.WithTimeout(2*time.Second))
-	if err != nil {
-		return fmt.Errorf("metadata %s: %w", cfg.dbPath(), err)
-	}
-	defer store.Close()
-	recs, err := importer.StatusOf(ctx, store, *project)
-	if err != nil {
-		return err
-	}
-	importer.PrintStatus(ctx, stdout, store, recs)
-	return nil
 }
 
 func printImportReport(w io.Writer, r *importer.Report, asJSON bool) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -106,6 +107,24 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return serve(ctx, cfg, stderr)
+}
+
+// defineServe is the serve command: its flags, then serve.
+func defineServe(fs *flag.FlagSet) runFunc {
+	cfg := &config{}
+	finish := defineServeFlags(fs, cfg)
+	return func(ctx context.Context, _ *flag.FlagSet, _, stderr io.Writer) error {
+		if err := finish(); err != nil {
+			return err
+		}
+		return serve(ctx, cfg, stderr)
+	}
+}
+
+// serve runs the gateway with cfg; see runServe.
+func serve(ctx context.Context, cfg *config, stderr io.Writer) error {
+	var err error
 	if err := checkListenAddr(cfg); err != nil {
 		return err
 	}
