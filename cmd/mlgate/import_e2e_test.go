@@ -207,7 +207,11 @@ func testImport(t *testing.T, gitlab bool) {
 	}
 
 	if gitlab {
-		// A GitLab source's files are read at their package addresses, never through the proxy.
+		// A GitLab source's files are read at their package addresses, never through the proxy. The
+		// source is stopped first: its log is written until it exits.
+		if err := src.proc.stop(syscall.SIGTERM); err != nil {
+			t.Fatalf("stopping the source: %v", err)
+		}
 		logs := src.proc.logs.String()
 		if !strings.Contains(logs, "method=GET path=/api/v4/projects/team%2Fsrc/packages/generic/ml_experiment_1/1/model/data/weights.bin status=200") ||
 			strings.Contains(logs, "method=GET path=/api/v4/projects/team%2Fsrc/ml/mlflow/api/2.0/mlflow-artifacts/artifacts/1/") {
