@@ -1,5 +1,5 @@
 // Command mlgate is the one mlgate binary: `mlgate serve` runs the gateway, `mlgate fsck` checks
-// metadata against blob storage, `mlgate token` manages API tokens, `mlgate import` imports an MLflow or GitLab source, `mlgate backends` lists, checks and
+// metadata against blob storage, `mlgate token` manages API tokens, `mlgate backup` and `mlgate restore` copy the metadata, `mlgate import` imports an MLflow or GitLab source, `mlgate backends` lists, checks and
 // migrates storage backends, `mlgate version` prints the build.
 package main
 
@@ -32,7 +32,9 @@ commands:
   serve     run the gateway (default)
   fsck      check metadata against blob storage; --repair removes unreferenced blobs
   import    import an MLflow tracking server or a GitLab project (mlflow, verify, status)
-  token     create, list and revoke API tokens (for serve --auth)
+  token     create, list and revoke API tokens (for serve --auth); offline or through --url
+  backup    copy the metadata of a running (--url) or stopped (--data-dir) server
+  restore   restore a backup into an empty data dir
   backends  list, check and migrate between storage backends (see --config)
   version   print the version
 
@@ -67,6 +69,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	case "token":
 		err = runToken(ctx, args, stdout, stderr)
+	case "backup":
+		err = runBackup(ctx, args, stdout, stderr)
+	case "restore":
+		err = runRestore(ctx, args, stdout, stderr)
 	case "backends":
 		err = runBackends(ctx, args, stdout, stderr)
 	case "version":

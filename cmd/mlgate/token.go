@@ -6,12 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/mlgate/mlgate/gateway"
 	"github.com/mlgate/mlgate/gateway/auth"
 	"github.com/mlgate/mlgate/metadata"
 	"github.com/mlgate/mlgate/metadata/boltstore"
@@ -21,11 +24,14 @@ const tokenUsage = `usage: mlgate token <command> [flags]
 
 commands:
   create --project P --scope read|write|admin [--name N] [--expires 30d]
-            issue a token and print its secret, once
+  create --instance [--scope read|write|admin] [--name N] [--expires 30d]
+            issue a project token (or an instance token, which administers the whole server: /metrics,
+            backups, tokens) and print its secret, once
   list      list tokens (never their secrets)
   revoke ID revoke a token
 
-Every command takes --data-dir. The database allows one process at a time: stop the server first.
+Every command works on a running server with --url URL [--token T] (an instance token under --auth;
+MLGATE_TOKEN), or offline with --data-dir when no server holds the database.
 `
 
 // runToken manages API tokens offline, in the data dir's database.
@@ -43,19 +49,37 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("mlgate token "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addDataDirFlag(fs, cfg)
+	var serverURL, serverToken string
+	addServerFlags(fs, &serverURL, &serverToken)
+	// online returns the admin client when --url is given.
+	online := func() (*adminClient, error) {
+		if serverURL == "" {
+			return nil, nil
+		}
+		if explicitFlags(fs)["data-dir"] {
+			return nil, errURLAndDataDir
+		}
+		return newAdminClient(serverURL, serverToken)
+	}
 	switch cmd {
 	case "create":
 		var req auth.TokenRequest
 		var scope, expires string
-		fs.StringVar(&req.ProjectPath, "project", "", "project path the token reaches, e.g. team/vision (required)")
-		fs.StringVar(&scope, "scope", "", "read (GET only), write, or admin (required)")
+		fs.StringVar(&req.ProjectPath, "project", "", "project path the token reaches, e.g. team/vision (required without --instance)")
+		fs.BoolVar(&req.Instance, "instance", false, "an instance token: administers the server (/metrics, backups, tokens), reaches no project")
+		fs.StringVar(&scope, "scope", "", "read (GET only), write, or admin (required for a project token; admin for --instance)")
 		fs.StringVar(&req.Name, "name", "", "a label to recognise the token by")
 		fs.StringVar(&expires, "expires", "", "lifetime such as 30d, 12h or 2w; empty: never")
 		if err := parseAll(fs, args, 0); err != nil {
 			return err
 		}
-		if req.ProjectPath == "" {
-			return errors.New("token create: --project is required")
+		switch {
+		case req.Instance && req.ProjectPath != "":
+			return errors.New("token create: an instance token reaches no project: give --instance or --project, not both")
+		case !req.Instance && req.ProjectPath == "":
+			return errors.New("token create: --project is required (or --instance for an instance token)")
+		case req.Instance && scope == "":
+			scope = "admin"
 		}
 		var ok bool
 		if req.Scope, ok = metadata.ParseTokenScope(scope); !ok {
@@ -66,33 +90,66 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("token create: --expires: %w", err)
 		}
 		req.TTL = ttl
-		store, err := openTokenStore(cfg, true)
+		client, err := online()
 		if err != nil {
 			return err
 		}
-		defer store.Close()
-		secret, tok, err := auth.IssueToken(ctx, store, req)
-		if err != nil {
-			return fmt.Errorf("token create: %w", err)
+		var secret string
+		var tok *metadata.Token
+		if client != nil {
+			var out gateway.TokenJSON
+			err = client.json(ctx, http.MethodPost, "/api/v4/admin/tokens", gateway.CreateTokenRequest{
+				Name: req.Name, Instance: req.Instance, ProjectPath: req.ProjectPath, Scope: req.Scope,
+				ExpiresInSeconds: int64(req.TTL / time.Second),
+			}, http.StatusCreated, &out)
+			if err != nil {
+				return fmt.Errorf("token create: %w", err)
+			}
+			secret = out.Secret
+			tok = &metadata.Token{ID: out.ID, Instance: out.Instance, ProjectPath: out.ProjectPath, Scope: out.Scope, ExpiresAt: out.ExpiresAt}
+		} else {
+			store, err := openTokenStore(cfg, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			if secret, tok, err = auth.IssueToken(ctx, store, req); err != nil {
+				return fmt.Errorf("token create: %w", err)
+			}
 		}
 		// The secret alone on stdout, so that TOKEN=$(mlgate token create …) works; the rest is for humans.
 		fmt.Fprintln(stdout, secret)
-		fmt.Fprintf(stderr, "created token %s for project %s, scope %s, expires %s.\n"+
+		fmt.Fprintf(stderr, "created token %s for %s, scope %s, expires %s.\n"+
 			"This is the only time the secret is shown: store it now.\n",
-			tok.ID, tok.ProjectPath, tok.Scope, expiryText(tok))
+			tok.ID, tokenReach(tok), tok.Scope, expiryText(tok))
 		return nil
 	case "list":
 		if err := parseAll(fs, args, 0); err != nil {
 			return err
 		}
-		store, err := openTokenStore(cfg, false)
+		client, err := online()
 		if err != nil {
 			return err
 		}
-		defer store.Close()
-		toks, err := store.ListTokens(ctx)
-		if err != nil {
-			return err
+		var toks []*metadata.Token
+		if client != nil {
+			var out []gateway.TokenJSON
+			if err := client.json(ctx, http.MethodGet, "/api/v4/admin/tokens", nil, http.StatusOK, &out); err != nil {
+				return fmt.Errorf("token list: %w", err)
+			}
+			for _, t := range out {
+				toks = append(toks, &metadata.Token{ID: t.ID, Name: t.Name, Instance: t.Instance, ProjectPath: t.ProjectPath,
+					Scope: t.Scope, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, Revoked: t.Status == "revoked"})
+			}
+		} else {
+			store, err := openTokenStore(cfg, false)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			if toks, err = store.ListTokens(ctx); err != nil {
+				return err
+			}
 		}
 		if len(toks) == 0 {
 			fmt.Fprintln(stdout, "no tokens")
@@ -113,7 +170,11 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if name == "" {
 				name = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, name, t.ProjectPath, t.Scope,
+			project := t.ProjectPath
+			if t.Instance {
+				project = "(instance)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, name, project, t.Scope,
 				t.CreatedAt.UTC().Format(time.RFC3339), expiryText(t), status)
 		}
 		return tw.Flush()
@@ -122,13 +183,23 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		id := fs.Arg(0)
-		store, err := openTokenStore(cfg, false)
+		client, err := online()
 		if err != nil {
 			return err
 		}
-		defer store.Close()
-		if err := store.RevokeToken(ctx, id); err != nil {
-			return fmt.Errorf("token revoke: %w", err)
+		if client != nil {
+			if err := client.json(ctx, http.MethodDelete, "/api/v4/admin/tokens/"+url.PathEscape(id), nil, http.StatusNoContent, nil); err != nil {
+				return fmt.Errorf("token revoke: %w", err)
+			}
+		} else {
+			store, err := openTokenStore(cfg, false)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			if err := store.RevokeToken(ctx, id); err != nil {
+				return fmt.Errorf("token revoke: %w", err)
+			}
 		}
 		fmt.Fprintf(stdout, "revoked token %s\n", id)
 		return nil
@@ -180,6 +251,14 @@ func parseLifetime(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q: want a positive lifetime such as 30d, 2w or 12h", s)
 	}
 	return d, nil
+}
+
+// tokenReach says what a token reaches: its project, or the whole server.
+func tokenReach(t *metadata.Token) string {
+	if t.Instance {
+		return "the whole server (instance token)"
+	}
+	return "project " + t.ProjectPath
 }
 
 func expiryText(t *metadata.Token) string {
