@@ -165,7 +165,7 @@ func TestAdminBackup(t *testing.T) {
 	if got := resp.Trailer.Get(gateway.BackupSHA256Header); got != hex.EncodeToString(sum.Sum(nil)) {
 		t.Errorf("trailer sha256 %q, received %x", got, sum.Sum(nil))
 	}
-	if _, err := boltstore.CheckBackup(t.Context(), path); err != nil {
+	if _, err := boltstore.CheckBackup(t.Context(), path, true); err != nil {
 		t.Fatal(err)
 	}
 	s, err := boltstore.Open(path)

@@ -56,9 +56,15 @@ func main() {
 	concurrencyDuration := flag.Duration("concurrency-duration", 10*time.Second, "measured time of each level of the concurrency series")
 	concurrencyBatch := flag.Int("concurrency-batch", 100, "metrics per log-batch call in the concurrency series")
 	minSingleClient := flag.Float64("min-single-client", 1300, "log-metric calls/s one client must reach in the concurrency series: this machine's figure before group commit (0: no target)")
+	backupRuns := flag.Int("backup-runs", 0, "seed this many runs and time mlgate backup of them, hot (--url) and offline (--data-dir); 0: skip")
 	flag.Parse()
 
 	failed := false
+	if *backupRuns > 0 {
+		if err := benchBackup(*bin, *dir, *backupRuns); err != nil {
+			fatal(err)
+		}
+	}
 	if *concurrency != "" {
 		levels, err := parseLevels(*concurrency)
 		if err != nil {

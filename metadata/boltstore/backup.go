@@ -63,13 +63,15 @@ type BackupInfo struct {
 	Size    int64
 }
 
-// CheckBackup checks that the file at path is a whole, consistent mlgate database this binary can open:
-// a bbolt file whose pages are all reachable and well formed, with mlgate's schema at a version this
-// binary knows, and, when it is at the current version, records and indexes that agree (Verify). It opens
-// the file read-only and changes nothing. Errors wrap ErrNotAStore for a file that is not an mlgate
+// CheckBackup checks that the file at path is a whole mlgate database this binary can open: a bbolt
+// file as long as its header says, whose pages are all reachable and well formed, with mlgate's schema
+// at a version this binary knows. With indexes, it also checks that records and indexes agree (Verify
+// at the current version, the buckets of each migration at an older one): that reads every record,
+// about 10 s for 100 000 runs where the rest takes a fraction of a second. It opens the file read-only
+// and changes nothing. Errors wrap ErrNotAStore for a file that is not an mlgate
 // database, metadata.ErrTooNew for one written by a newer mlgate, ErrCorrupt for a damaged one, and
 // ErrLocked when another process holds it.
-func CheckBackup(ctx context.Context, path string) (info BackupInfo, err error) {
+func CheckBackup(ctx context.Context, path string, indexes bool) (info BackupInfo, err error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: DefaultTimeout})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
@@ -109,6 +111,9 @@ func CheckBackup(ctx context.Context, path string) (info BackupInfo, err error) 
 		info.Version = ver
 		for cerr := range tx.Check() {
 			return fmt.Errorf("bbolt check: %v: %w", cerr, ErrCorrupt)
+		}
+		if !indexes {
+			return nil
 		}
 		if ver == knownVersion() {
 			return verifyTx(ctx, tx)

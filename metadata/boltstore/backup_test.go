@@ -53,7 +53,7 @@ func TestSnapshotDuringWrites(t *testing.T) {
 
 	path := tempPath(t)
 	must(t, os.WriteFile(path, buf.Bytes(), 0o600))
-	info, err := CheckBackup(ctx, path)
+	info, err := CheckBackup(ctx, path, true)
 	if err != nil || info.Version != knownVersion() || info.Size != n {
 		t.Fatalf("CheckBackup = %+v, %v", info, err)
 	}
@@ -71,17 +71,17 @@ func TestCheckBackupRefuses(t *testing.T) {
 	ctx := t.Context()
 	garbage := tempPath(t)
 	must(t, os.WriteFile(garbage, bytes.Repeat([]byte("not a database "), 1000), 0o600))
-	if _, err := CheckBackup(ctx, garbage); !errors.Is(err, ErrNotAStore) {
+	if _, err := CheckBackup(ctx, garbage, true); !errors.Is(err, ErrNotAStore) {
 		t.Errorf("garbage: %v, want ErrNotAStore", err)
 	}
-	if _, err := CheckBackup(ctx, tempPath(t)); err == nil {
+	if _, err := CheckBackup(ctx, tempPath(t), false); err == nil {
 		t.Error("a missing file was accepted")
 	}
 	foreign := tempPath(t) // a bbolt file, but not mlgate's
 	db := rawDB(t, foreign)
 	must(t, db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("x")); return err }))
 	must(t, db.Close())
-	if _, err := CheckBackup(ctx, foreign); !errors.Is(err, ErrNotAStore) {
+	if _, err := CheckBackup(ctx, foreign, true); !errors.Is(err, ErrNotAStore) {
 		t.Errorf("foreign bbolt file: %v, want ErrNotAStore", err)
 	}
 	newer := tempPath(t)
@@ -89,7 +89,7 @@ func TestCheckBackupRefuses(t *testing.T) {
 	db = rawDB(t, newer)
 	must(t, db.Update(func(tx *bolt.Tx) error { return writeDBVersion(tx, knownVersion()+1) }))
 	must(t, db.Close())
-	if _, err := CheckBackup(ctx, newer); !errors.Is(err, metadata.ErrTooNew) {
+	if _, err := CheckBackup(ctx, newer, true); !errors.Is(err, metadata.ErrTooNew) {
 		t.Errorf("newer schema: %v, want ErrTooNew", err)
 	}
 	truncated := tempPath(t)
@@ -103,8 +103,10 @@ func TestCheckBackupRefuses(t *testing.T) {
 	data, err := os.ReadFile(truncated)
 	must(t, err)
 	must(t, os.WriteFile(truncated, data[:len(data)/2], 0o600))
-	if _, err := CheckBackup(ctx, truncated); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("a truncated copy: %v, want ErrCorrupt", err)
+	for _, indexes := range []bool{false, true} {
+		if _, err := CheckBackup(ctx, truncated, indexes); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("a truncated copy (indexes %v): %v, want ErrCorrupt", indexes, err)
+		}
 	}
 	// Same length, garbage in the middle: bbolt's own assertions meet it, and CheckBackup says so.
 	mangled := data[:len(data):len(data)]
@@ -113,8 +115,10 @@ func TestCheckBackupRefuses(t *testing.T) {
 		mangled[i] = 0x5a
 	}
 	must(t, os.WriteFile(truncated, mangled, 0o600))
-	if _, err := CheckBackup(ctx, truncated); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("a mangled copy: %v, want ErrCorrupt", err)
+	for _, indexes := range []bool{false, true} {
+		if _, err := CheckBackup(ctx, truncated, indexes); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("a mangled copy (indexes %v): %v, want ErrCorrupt", indexes, err)
+		}
 	}
 }
 
