@@ -37,6 +37,16 @@ func (e *authEnv) token(project string, scope metadata.TokenScope) (string, *met
 	return secret, tok
 }
 
+// instanceToken issues an instance token through the same path the CLI uses.
+func (e *authEnv) instanceToken(scope metadata.TokenScope) (string, *metadata.Token) {
+	e.T.Helper()
+	secret, tok, err := auth.IssueToken(e.T.Context(), e.Store, auth.TokenRequest{Instance: true, Scope: scope, Name: "ops"})
+	if err != nil {
+		e.T.Fatalf("IssueToken: %v", err)
+	}
+	return secret, tok
+}
+
 func bearer(secret string) map[string]string {
 	return map[string]string{"Authorization": "Bearer " + secret}
 }

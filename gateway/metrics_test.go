@@ -31,8 +31,11 @@ func TestMetricsRoute(t *testing.T) {
 	t.Run("auth", func(t *testing.T) {
 		e := &authEnv{gatewaytest.New(t, gateway.Config{Auth: true, Metrics: metricsStub})}
 		gatewaytest.WantStatus(t, e.Get(e.Srv.URL+"/metrics"), http.StatusUnauthorized)
-		secret, _ := e.token("team/vision", metadata.ScopeRead)
-		gatewaytest.WantStatus(t, e.getAs(e.Srv.URL+"/metrics", bearer(secret)), http.StatusOK)
+		// A project token, even an admin one, does not see the whole server's figures.
+		secret, _ := e.token("team/vision", metadata.ScopeAdmin)
+		gatewaytest.WantStatus(t, e.getAs(e.Srv.URL+"/metrics", bearer(secret)), http.StatusForbidden)
+		inst, _ := e.instanceToken(metadata.ScopeRead)
+		gatewaytest.WantStatus(t, e.getAs(e.Srv.URL+"/metrics", bearer(inst)), http.StatusOK)
 	})
 }
 func TestHealth(t *testing.T) {

@@ -10,10 +10,15 @@ import (
 type routeTable struct {
 	router *httprouter.Router
 	routes []httpapi.RouteInfo
+	s      *Server
 }
 
-// Handle registers handle for method and pattern with its access.
+// Handle registers handle for method and pattern with its access. The kind of token is checked here,
+// where the access is declared (see tokenKind); withAuth has checked the token itself and its scope.
 func (t *routeTable) Handle(method, pattern string, access httpapi.Access, handle httprouter.Handle) {
+	if t.s != nil && t.s.cfg.Auth {
+		handle = t.s.tokenKind(access, handle)
+	}
 	t.router.Handle(method, pattern, handle)
 	t.routes = append(t.routes, httpapi.RouteInfo{Method: method, Pattern: pattern, Access: access})
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/mlgate/mlgate/gateway"
+	"github.com/mlgate/mlgate/gateway/auth"
 	"github.com/mlgate/mlgate/gateway/gatewaytest"
 	"github.com/mlgate/mlgate/gateway/httpapi"
 	"github.com/mlgate/mlgate/metadata"
@@ -37,6 +38,8 @@ func sampleParam(pattern, name, project string) string {
 		return "k"
 	case "file":
 		return "ui.css"
+	case "id":
+		return "0123456789abcdef"
 	case "rpc":
 		if strings.Contains(pattern, "/api/3.0/") {
 			return "traces/search"
@@ -81,7 +84,7 @@ func probesOf(s *gateway.Server) []probe {
 		}
 		p := probe{method: rt.Method, path: fill(rt.Pattern, project), access: rt.Access,
 			writes: rt.Method != http.MethodGet && rt.Method != http.MethodHead,
-			scoped: rt.Pattern != "/metrics" && rt.Pattern != "/health"}
+			scoped: rt.Access != httpapi.AccessInstance && rt.Pattern != "/health"}
 		out = append(out, p)
 		if !strings.HasSuffix(rt.Pattern, "/api/2.0/mlflow/*rpc") {
 			continue
@@ -101,8 +104,9 @@ func probesOf(s *gateway.Server) []probe {
 }
 
 // Every route the router serves, and every MLflow RPC behind the catch-alls, is called with no
-// credentials, a read token, another project's token and an admin token, and must answer as its
-// declared access says. A route cannot be registered without an access decision (Registrar.Handle
+// credentials, a read token, another project's token, an admin token and read and admin instance
+// tokens, and must answer as its declared access says: project routes refuse instance tokens (403),
+// instance routes refuse project tokens of every scope (403). A route cannot be registered without an access decision (Registrar.Handle
 // takes one), and this test checks the middleware enforces it.
 func TestEveryRouteEnforcesItsDeclaredAccess(t *testing.T) {
 	env := &authEnv{gatewaytest.New(t, gateway.Config{Auth: true,
@@ -113,12 +117,20 @@ func TestEveryRouteEnforcesItsDeclaredAccess(t *testing.T) {
 		admin, _ := env.token(project, metadata.ScopeAdmin)
 		tokens[project+" read"], tokens[project+" admin"] = bearer(read), bearer(admin)
 	}
+	for _, scope := range []metadata.TokenScope{metadata.ScopeRead, metadata.ScopeAdmin} {
+		secret, _, err := auth.IssueToken(t.Context(), env.Store, auth.TokenRequest{Instance: true, Scope: scope, Name: "ops"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens["instance "+scope.String()] = bearer(secret)
+	}
 	probes := probesOf(env.Gateway)
 	counts := map[httpapi.Access]int{}
 	for _, p := range probes {
 		counts[p.access]++
 	}
-	if len(probes) < 150 || counts[httpapi.AccessPublic] == 0 || counts[httpapi.AccessSession] == 0 || counts[httpapi.AccessToken] < 100 {
+	if len(probes) < 150 || counts[httpapi.AccessPublic] == 0 || counts[httpapi.AccessSession] == 0 || counts[httpapi.AccessToken] < 100 ||
+		counts[httpapi.AccessInstance] < 5 {
 		t.Fatalf("only %d routes walked (%v): the route list is not the router's", len(probes), counts)
 	}
 
@@ -189,6 +201,29 @@ func TestEveryRouteEnforcesItsDeclaredAccess(t *testing.T) {
 		}
 		if anon.Status != http.StatusUnauthorized || anon.Header.Get("WWW-Authenticate") == "" {
 			t.Errorf("%s without credentials: %d, want 401 with WWW-Authenticate", what, anon.Status)
+		}
+		if p.access == httpapi.AccessInstance {
+			for _, kind := range []string{"team/vision read", "team/vision admin", "default admin", "other admin"} {
+				if r := send(p, tokens[kind]); r.Status != http.StatusForbidden {
+					t.Errorf("%s with project token %s: %d, want 403", what, kind, r.Status)
+				}
+			}
+			read := send(p, tokens["instance read"])
+			switch {
+			case p.writes && read.Status != http.StatusForbidden:
+				t.Errorf("%s with a read instance token: %d, want 403", what, read.Status)
+			case !p.writes && (denied(read.Status) || read.Status >= 500):
+				t.Errorf("%s with a read instance token: %d, want it allowed", what, read.Status)
+			}
+			if r := send(p, tokens["instance admin"]); denied(r.Status) || r.Status >= 500 {
+				t.Errorf("%s with an admin instance token: %d", what, r.Status)
+			}
+			continue
+		}
+		if p.access == httpapi.AccessToken {
+			if r := send(p, tokens["instance admin"]); r.Status != http.StatusForbidden {
+				t.Errorf("%s with an instance token: %d, want 403 (instance tokens reach no project)", what, r.Status)
+			}
 		}
 		read := send(p, tokens[project+" read"])
 		switch {

@@ -41,8 +41,9 @@ type Config struct {
 	// JSONBodyBudget bounds the bytes of large JSON request bodies read and decoded at once, across all
 	// requests (<= 0: httpapi.DefaultBodyBudget). It must hold the largest body a route accepts.
 	JSONBodyBudget int64
-	// Metrics, when non-nil, serves GET /metrics (Prometheus exposition). It is behind auth like every
-	// other route when Auth is on: process and plugin figures are not for anonymous callers.
+	// Metrics, when non-nil, serves GET /metrics (Prometheus exposition). With Auth it needs an instance
+	// token (httpapi.AccessInstance): process and plugin figures are not for anonymous callers, nor for
+	// one project's token.
 	Metrics http.Handler
 	// MaxConcurrentUploads bounds the uploads running at once (see withAdmission); one more is answered
 	// 429 with Retry-After. <= 0 means no limit.
@@ -116,7 +117,7 @@ func (s *Server) routes() *httprouter.Router {
 	web := ui.New(ui.Deps{Store: s.store, Log: s.log, Auth: s.cfg.Auth})
 
 	r := httprouter.New()
-	t := &routeTable{router: r}
+	t := &routeTable{router: r, s: s}
 	defer func() { s.routeList = t.routes }()
 	// A PUT must never be answered with a redirect: clients would re-send (or drop) a multi-GB body.
 	r.RedirectTrailingSlash = false
@@ -133,7 +134,7 @@ func (s *Server) routes() *httprouter.Router {
 	t.Handle(http.MethodHead, "/health", httpapi.AccessPublic, s.health)
 	if s.cfg.Metrics != nil {
 		metrics := s.cfg.Metrics
-		t.Handle(http.MethodGet, "/metrics", httpapi.AccessToken, func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+		t.Handle(http.MethodGet, "/metrics", httpapi.AccessInstance, func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
 			metrics.ServeHTTP(w, req)
 		})
 	}
@@ -169,6 +170,7 @@ func (s *Server) routes() *httprouter.Router {
 		}
 	}
 	web.Routes(t)
+	s.adminRoutes(t)
 	return r
 }
 

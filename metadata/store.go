@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"context"
+	"io"
 	"time"
 )
 
@@ -296,11 +297,12 @@ type Store interface {
 	// Tokens
 
 	// CreateToken stores t and fills CreatedAt when zero. The caller draws ID and the secret behind
-	// SecretHash. ErrInvalid for an empty or over-long ID or name, a bad project path or scope, or a
-	// SecretHash that is not 64 lowercase hex characters; ErrExists if the ID or the hash is taken.
+	// SecretHash. ErrInvalid for an empty or over-long ID or name, a bad project path or scope, a project
+	// token without a project path or an instance token with one, or a SecretHash that is not 64
+	// lowercase hex characters; ErrExists if the ID or the hash is taken.
 	CreateToken(ctx context.Context, t *Token) error
 	// TokenBySecretHash returns the token with that SecretHash, revoked and expired ones included (the
-	// caller decides), or ErrNotFound.
+	// caller decides), or ErrNotFound. Every field CreateToken stored comes back, Instance included.
 	TokenBySecretHash(ctx context.Context, hash string) (*Token, error)
 	// ListTokens returns every token, oldest first (then by ID).
 	ListTokens(ctx context.Context) ([]*Token, error)
@@ -335,3 +337,23 @@ type Store interface {
 
 // Clock is the store's time source, replaceable in tests.
 type Clock func() time.Time
+
+// Snapshotter is implemented by stores that can copy their whole content consistently while they serve
+// writes (hot backup). It is not part of Store: how a store is backed up is its own business (a
+// PostgreSQL store has pg_dump), and the gateway serves backups only for stores that implement it.
+type Snapshotter interface {
+	// Snapshot pins a consistent, read-only view of the whole store; writes go on meanwhile. The caller
+	// must Close it. Errors are the store's (closed, context done).
+	Snapshot(ctx context.Context) (Snapshot, error)
+}
+
+// Snapshot is a pinned view of a store, to be written out once.
+type Snapshot interface {
+	// Size is the exact number of bytes WriteTo writes.
+	Size() int64
+	// WriteTo streams the copy to w; it never holds the whole copy in memory. Its error is w's, or the
+	// store's failure to read.
+	WriteTo(w io.Writer) (int64, error)
+	// Close releases the view. It is safe to call more than once.
+	Close() error
+}

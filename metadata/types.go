@@ -379,7 +379,8 @@ const (
 	ScopeRead TokenScope = iota + 1
 	// ScopeWrite adds every change to the token's project, including creating it on first write.
 	ScopeWrite
-	// ScopeAdmin is ScopeWrite today; it is reserved for administrative routes.
+	// ScopeAdmin is ScopeWrite on a project token. On an instance token, write and admin both allow every
+	// administrative change (creating and revoking tokens).
 	ScopeAdmin
 )
 
@@ -429,14 +430,18 @@ const (
 // Token is an API access token. Only SHA256(secret) is stored: the secret is shown once, when the token is
 // created, and the store never sees it.
 type Token struct {
-	ID          string     `json:"id"` // public, shown by `mlgate token list` and used to revoke
-	Name        string     `json:"name,omitempty"`
-	ProjectPath string     `json:"project_path"` // the one project the token reaches; it need not exist yet
-	Scope       TokenScope `json:"scope"`
-	SecretHash  string     `json:"secret_hash"` // lowercase hex SHA-256 of the secret, 64 characters
-	CreatedAt   time.Time  `json:"created_at"`
-	ExpiresAt   time.Time  `json:"expires_at,omitzero"` // zero: never
-	Revoked     bool       `json:"revoked,omitempty"`
+	ID          string `json:"id"` // public, shown by `mlgate token list` and used to revoke
+	Name        string `json:"name,omitempty"`
+	ProjectPath string `json:"project_path"` // the one project the token reaches; it need not exist yet; "" for an instance token
+	// Instance marks an instance token: it administers the whole server (/metrics, backups, token
+	// management) and reaches no project. Its ProjectPath is empty; its Scope says whether it may only read
+	// (metrics, token listing, backups) or also change (create and revoke tokens).
+	Instance   bool       `json:"instance,omitempty"`
+	Scope      TokenScope `json:"scope"`
+	SecretHash string     `json:"secret_hash"` // lowercase hex SHA-256 of the secret, 64 characters
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  time.Time  `json:"expires_at,omitzero"` // zero: never
+	Revoked    bool       `json:"revoked,omitempty"`
 }
 
 // Expired reports whether the token has an expiry at or before now.

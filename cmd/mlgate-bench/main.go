@@ -66,9 +66,15 @@ func main() {
 	importParallel := flag.Int("import-parallel", 4, "the importer's --parallel")
 	importMinRatio := flag.Float64("import-min-ratio", 0.8, "target baseline/import wall-time ratio on the many-runs source")
 	importMaxRSS := flag.Int64("import-max-rss-mib", 64, "target peak RSS of the importer on the big-file source, MiB (measured: 27 MiB at 64 MiB and at 1 GiB)")
+	backupRuns := flag.Int("backup-runs", 0, "seed this many runs and time mlgate backup of them, hot (--url) and offline (--data-dir); 0: skip")
 	flag.Parse()
 
 	failed := false
+	if *backupRuns > 0 {
+		if err := benchBackup(*bin, *dir, *backupRuns); err != nil {
+			fatal(err)
+		}
+	}
 	if *concurrency != "" {
 		levels, err := parseLevels(*concurrency)
 		if err != nil {

@@ -69,7 +69,13 @@ func commands() []*command {
 			{name: "verify", summary: "compare the source with what was imported; exit 1 on any difference", define: defineImport(true)},
 			{name: "status", summary: "show the mapping table and the progress of imports into a project", define: defineImportStatus},
 		}},
-		{name: "token", summary: "create, list and revoke API tokens (for serve --auth)", raw: runToken},
+		{name: "token", summary: "create, list and revoke API tokens (for serve --auth)", long: tokenLong, sub: []*command{
+			{name: "create", summary: "issue a project token (or, with --instance, an instance token) and print its secret, once", define: defineTokenCreate},
+			{name: "list", summary: "list tokens, never their secrets", define: defineTokenList},
+			{name: "revoke", summary: "revoke a token", args: "ID", nargs: 1, define: defineTokenRevoke},
+		}},
+		{name: "backup", summary: "copy the metadata of a running (--url) or stopped (--data-dir) server", long: backupLong, define: defineBackup},
+		{name: "restore", summary: "restore a metadata backup into an empty data dir", long: backupLong, define: defineRestore},
 		{name: "backends", summary: "list, check and migrate between storage backends (see --config)", long: backendsLong, sub: []*command{
 			{name: "list", summary: "list the configured backends and their health", define: defineBackendsList},
 			{name: "check", summary: "write, read and delete a probe object on one backend", args: "NAME", nargs: 1, define: defineBackendsCheck},

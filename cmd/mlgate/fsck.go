@@ -57,6 +57,17 @@ func fsck(ctx context.Context, cfg *config, repair bool, stdout, stderr io.Write
 		}
 		fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", state, p.Kind, p.Key, p.Detail)
 	}
+	// The answer to "is every file's blob there?" (after a restore, say), on a line of its own.
+	kinds := map[string]int{}
+	for _, p := range total.Problems {
+		kinds[p.Kind]++
+	}
+	if lacking := kinds["missing_blob"] + kinds["size_mismatch"] + kinds["unknown_backend"]; lacking == 0 {
+		fmt.Fprintf(stdout, "blobs: all %d file rows have their blob in their backend\n", total.FilesChecked)
+	} else {
+		fmt.Fprintf(stdout, "blobs: %d of %d file rows lack their blob (%d missing, %d of the wrong size, %d on an undeclared backend)\n",
+			lacking, total.FilesChecked, kinds["missing_blob"], kinds["size_mismatch"], kinds["unknown_backend"])
+	}
 	fmt.Fprintf(stdout, "checked %d file rows and %d blobs on %d backends: %d problems",
 		total.FilesChecked, total.BlobsChecked, len(st.set.order), len(total.Problems))
 	if total.Clean() {

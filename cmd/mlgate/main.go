@@ -1,5 +1,5 @@
 // Command mlgate is the one mlgate binary: `mlgate serve` runs the gateway, `mlgate fsck` checks
-// metadata against blob storage, `mlgate token` manages API tokens, `mlgate import` imports an MLflow or GitLab source, `mlgate backends` lists, checks and
+// metadata against blob storage, `mlgate token` manages API tokens, `mlgate backup` and `mlgate restore` copy the metadata, `mlgate import` imports an MLflow or GitLab source, `mlgate backends` lists, checks and
 // migrates storage backends, `mlgate version` prints the build.
 package main
 

@@ -99,17 +99,6 @@ func checkListenAddr(cfg *config) error {
 		"protects this port", cfg.Addr)
 }
 
-// runServe runs the gateway until ctx is cancelled (SIGINT, SIGTERM), then shuts down gracefully:
-// new connections are refused, in-flight transfers finish (up to --shutdown-timeout), then the
-// database closes.
-func runServe(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := serveFlags(args)
-	if err != nil {
-		return err
-	}
-	return serve(ctx, cfg, stderr)
-}
-
 // defineServe is the serve command: its flags, then serve.
 func defineServe(fs *flag.FlagSet) runFunc {
 	cfg := &config{}
@@ -122,7 +111,9 @@ func defineServe(fs *flag.FlagSet) runFunc {
 	}
 }
 
-// serve runs the gateway with cfg; see runServe.
+// serve runs the gateway until ctx is cancelled (SIGINT, SIGTERM), then shuts down gracefully:
+// new connections are refused, in-flight transfers finish (up to --shutdown-timeout), then the
+// database closes.
 func serve(ctx context.Context, cfg *config, stderr io.Writer) error {
 	var err error
 	if err := checkListenAddr(cfg); err != nil {

@@ -6,56 +6,68 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/mlgate/mlgate/gateway"
 	"github.com/mlgate/mlgate/gateway/auth"
 	"github.com/mlgate/mlgate/metadata"
 	"github.com/mlgate/mlgate/metadata/boltstore"
 )
 
-const tokenUsage = `usage: mlgate token <command> [flags]
+// tokenLong is what `mlgate token --help` says beside the list of its commands.
+const tokenLong = `Every command works on a running server with --url URL [--token T] (an instance token under --auth;
+MLGATE_TOKEN), or offline with --data-dir when no server holds the database.`
 
-commands:
-  create --project P --scope read|write|admin [--name N] [--expires 30d]
-            issue a token and print its secret, once
-  list      list tokens (never their secrets)
-  revoke ID revoke a token
+// tokenTarget is where a token command works: a running server (--url) or the data dir's database.
+type tokenTarget struct {
+	cfg                    config
+	serverURL, serverToken string
+}
 
-Every command takes --data-dir. The database allows one process at a time: stop the server first.
-`
+func defineTokenTarget(fs *flag.FlagSet) *tokenTarget {
+	t := &tokenTarget{}
+	addDataDirFlag(fs, &t.cfg)
+	addServerFlags(fs, &t.serverURL, &t.serverToken)
+	return t
+}
 
-// runToken manages API tokens offline, in the data dir's database.
-func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		if len(args) == 0 {
-			fmt.Fprint(stderr, tokenUsage)
-			return errors.New("token: a command is required")
-		}
-		fmt.Fprint(stdout, tokenUsage)
-		return flag.ErrHelp
+// online returns the admin client when --url is given, nil otherwise.
+func (t *tokenTarget) online(fs *flag.FlagSet) (*adminClient, error) {
+	if t.serverURL == "" {
+		return nil, nil
 	}
-	cmd, args := args[0], args[1:]
-	cfg := &config{}
-	fs := flag.NewFlagSet("mlgate token "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addDataDirFlag(fs, cfg)
-	switch cmd {
-	case "create":
-		var req auth.TokenRequest
-		var scope, expires string
-		fs.StringVar(&req.ProjectPath, "project", "", "project path the token reaches, e.g. team/vision (required)")
-		fs.StringVar(&scope, "scope", "", "read (GET only), write, or admin (required)")
-		fs.StringVar(&req.Name, "name", "", "a label to recognise the token by")
-		fs.StringVar(&expires, "expires", "", "lifetime such as 30d, 12h or 2w; empty: never")
-		if err := parseAll(fs, args, 0); err != nil {
-			return err
-		}
-		if req.ProjectPath == "" {
-			return errors.New("token create: --project is required")
+	if explicitFlags(fs)["data-dir"] {
+		return nil, errURLAndDataDir
+	}
+	return newAdminClient(t.serverURL, t.serverToken)
+}
+
+// defineTokenCreate issues a project token (or an instance token) and prints its secret, once.
+func defineTokenCreate(fs *flag.FlagSet) runFunc {
+	target := defineTokenTarget(fs)
+	cfg := &target.cfg
+	var req auth.TokenRequest
+	var scope, expires string
+	fs.StringVar(&req.ProjectPath, "project", "", "project path the token reaches, e.g. team/vision (required without --instance)")
+	fs.BoolVar(&req.Instance, "instance", false, "an instance token: administers the server (/metrics, backups, tokens), reaches no project")
+	fs.StringVar(&scope, "scope", "", "read (GET only), write, or admin (required for a project token; admin for --instance)")
+	fs.StringVar(&req.Name, "name", "", "a label to recognise the token by")
+	fs.StringVar(&expires, "expires", "", "lifetime such as 30d, 12h or 2w; empty: never")
+	return func(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) error {
+		online := func() (*adminClient, error) { return target.online(fs) }
+		switch {
+		case req.Instance && req.ProjectPath != "":
+			return errors.New("token create: an instance token reaches no project: give --instance or --project, not both")
+		case !req.Instance && req.ProjectPath == "":
+			return errors.New("token create: --project is required (or --instance for an instance token)")
+		case req.Instance && scope == "":
+			scope = "admin"
 		}
 		var ok bool
 		if req.Scope, ok = metadata.ParseTokenScope(scope); !ok {
@@ -66,33 +78,71 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("token create: --expires: %w", err)
 		}
 		req.TTL = ttl
-		store, err := openTokenStore(cfg, true)
+		client, err := online()
 		if err != nil {
 			return err
 		}
-		defer store.Close()
-		secret, tok, err := auth.IssueToken(ctx, store, req)
-		if err != nil {
-			return fmt.Errorf("token create: %w", err)
+		var secret string
+		var tok *metadata.Token
+		if client != nil {
+			var out gateway.TokenJSON
+			err = client.json(ctx, http.MethodPost, "/api/v4/admin/tokens", gateway.CreateTokenRequest{
+				Name: req.Name, Instance: req.Instance, ProjectPath: req.ProjectPath, Scope: req.Scope,
+				ExpiresInSeconds: int64(req.TTL / time.Second),
+			}, http.StatusCreated, &out)
+			if err != nil {
+				return fmt.Errorf("token create: %w", err)
+			}
+			secret = out.Secret
+			tok = &metadata.Token{ID: out.ID, Instance: out.Instance, ProjectPath: out.ProjectPath, Scope: out.Scope, ExpiresAt: out.ExpiresAt}
+		} else {
+			store, err := openTokenStore(cfg, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			if secret, tok, err = auth.IssueToken(ctx, store, req); err != nil {
+				return fmt.Errorf("token create: %w", err)
+			}
 		}
 		// The secret alone on stdout, so that TOKEN=$(mlgate token create …) works; the rest is for humans.
 		fmt.Fprintln(stdout, secret)
-		fmt.Fprintf(stderr, "created token %s for project %s, scope %s, expires %s.\n"+
+		fmt.Fprintf(stderr, "created token %s for %s, scope %s, expires %s.\n"+
 			"This is the only time the secret is shown: store it now.\n",
-			tok.ID, tok.ProjectPath, tok.Scope, expiryText(tok))
+			tok.ID, tokenReach(tok), tok.Scope, expiryText(tok))
 		return nil
-	case "list":
-		if err := parseAll(fs, args, 0); err != nil {
-			return err
-		}
-		store, err := openTokenStore(cfg, false)
+	}
+}
+
+// defineTokenList lists tokens, never their secrets.
+func defineTokenList(fs *flag.FlagSet) runFunc {
+	target := defineTokenTarget(fs)
+	cfg := &target.cfg
+	return func(ctx context.Context, fs *flag.FlagSet, stdout, _ io.Writer) error {
+		online := func() (*adminClient, error) { return target.online(fs) }
+		client, err := online()
 		if err != nil {
 			return err
 		}
-		defer store.Close()
-		toks, err := store.ListTokens(ctx)
-		if err != nil {
-			return err
+		var toks []*metadata.Token
+		if client != nil {
+			var out []gateway.TokenJSON
+			if err := client.json(ctx, http.MethodGet, "/api/v4/admin/tokens", nil, http.StatusOK, &out); err != nil {
+				return fmt.Errorf("token list: %w", err)
+			}
+			for _, t := range out {
+				toks = append(toks, &metadata.Token{ID: t.ID, Name: t.Name, Instance: t.Instance, ProjectPath: t.ProjectPath,
+					Scope: t.Scope, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, Revoked: t.Status == "revoked"})
+			}
+		} else {
+			store, err := openTokenStore(cfg, false)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			if toks, err = store.ListTokens(ctx); err != nil {
+				return err
+			}
 		}
 		if len(toks) == 0 {
 			fmt.Fprintln(stdout, "no tokens")
@@ -113,48 +163,45 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if name == "" {
 				name = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, name, t.ProjectPath, t.Scope,
+			project := t.ProjectPath
+			if t.Instance {
+				project = "(instance)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, name, project, t.Scope,
 				t.CreatedAt.UTC().Format(time.RFC3339), expiryText(t), status)
 		}
 		return tw.Flush()
-	case "revoke":
-		if err := parseAll(fs, args, 1); err != nil {
-			return err
-		}
-		id := fs.Arg(0)
-		store, err := openTokenStore(cfg, false)
-		if err != nil {
-			return err
-		}
-		defer store.Close()
-		if err := store.RevokeToken(ctx, id); err != nil {
-			return fmt.Errorf("token revoke: %w", err)
-		}
-		fmt.Fprintf(stdout, "revoked token %s\n", id)
-		return nil
-	default:
-		return fmt.Errorf("token: unknown command %q\n\n%s", cmd, tokenUsage)
 	}
 }
 
-// parseAll parses flags placed before or after the positional arguments, of which there must be exactly
-// npos: `mlgate token revoke ID --data-dir D` reads naturally, but flag stops at the first non-flag.
-func parseAll(fs *flag.FlagSet, args []string, npos int) error {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
+// defineTokenRevoke revokes the token with the id given.
+func defineTokenRevoke(fs *flag.FlagSet) runFunc {
+	target := defineTokenTarget(fs)
+	cfg := &target.cfg
+	return func(ctx context.Context, fs *flag.FlagSet, stdout, _ io.Writer) error {
+		online := func() (*adminClient, error) { return target.online(fs) }
+		id := fs.Arg(0)
+		client, err := online()
+		if err != nil {
 			return err
 		}
-		if fs.NArg() == 0 {
-			break
+		if client != nil {
+			if err := client.json(ctx, http.MethodDelete, "/api/v4/admin/tokens/"+url.PathEscape(id), nil, http.StatusNoContent, nil); err != nil {
+				return fmt.Errorf("token revoke: %w", err)
+			}
+		} else {
+			store, err := openTokenStore(cfg, false)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			if err := store.RevokeToken(ctx, id); err != nil {
+				return fmt.Errorf("token revoke: %w", err)
+			}
 		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+		fmt.Fprintf(stdout, "revoked token %s\n", id)
+		return nil
 	}
-	if len(pos) != npos {
-		return fmt.Errorf("%s: want %d argument(s), got %q", fs.Name(), npos, pos)
-	}
-	return fs.Parse(pos) // leaves them in fs.Args()
 }
 
 // parseLifetime reads 30d, 2w, or any Go duration (12h, 90m); "" and "never" are 0 (no expiry).
@@ -180,6 +227,14 @@ func parseLifetime(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q: want a positive lifetime such as 30d, 2w or 12h", s)
 	}
 	return d, nil
+}
+
+// tokenReach says what a token reaches: its project, or the whole server.
+func tokenReach(t *metadata.Token) string {
+	if t.Instance {
+		return "the whole server (instance token)"
+	}
+	return "project " + t.ProjectPath
 }
 
 func expiryText(t *metadata.Token) string {

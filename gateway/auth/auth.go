@@ -36,14 +36,16 @@ func HashSecret(secret string) string {
 
 // TokenRequest describes a token to issue.
 type TokenRequest struct {
-	ProjectPath string // the one project the token reaches; it need not exist yet
+	ProjectPath string // the one project the token reaches; it need not exist yet; "" with Instance
+	Instance    bool   // an instance token: it administers the server and reaches no project
 	Scope       metadata.TokenScope
 	Name        string
 	TTL         time.Duration // 0: never expires
 }
 
 // IssueToken draws a new token, stores its hash and returns the secret, which exists nowhere else
-// afterwards. Errors are the store's: ErrInvalid for a bad project path, scope or name, or a negative TTL.
+// afterwards. Errors are the store's: ErrInvalid for a bad project path, scope or name (an instance token
+// with a project path included), or a negative TTL.
 func IssueToken(ctx context.Context, store metadata.Store, req TokenRequest) (secret string, tok *metadata.Token, err error) {
 	if req.TTL < 0 {
 		return "", nil, fmt.Errorf("token expiry must be positive: %w", metadata.ErrInvalid)
@@ -58,6 +60,7 @@ func IssueToken(ctx context.Context, store metadata.Store, req TokenRequest) (se
 			ID:          hex.EncodeToString(id[:]),
 			Name:        req.Name,
 			ProjectPath: req.ProjectPath,
+			Instance:    req.Instance,
 			Scope:       req.Scope,
 			SecretHash:  HashSecret(secret),
 			CreatedAt:   time.Now().UTC().Truncate(time.Millisecond),

@@ -17,6 +17,11 @@ const (
 	// requests that change nothing). Multipart part uploads under it carry their own URL signature
 	// instead.
 	AccessToken
+	// AccessInstance routes administer the whole server (/metrics, backups, token management): with auth
+	// they need an instance token (a project token, whatever its scope, is 403), and a read-scope one
+	// only for requests that change nothing. Without auth they answer as every route does, except that
+	// backups and token management answer only loopback peers.
+	AccessInstance
 )
 
 // String names the access level in test failures and logs.
@@ -28,6 +33,8 @@ func (a Access) String() string {
 		return "session"
 	case AccessToken:
 		return "token"
+	case AccessInstance:
+		return "instance"
 	}
 	return "unknown"
 }

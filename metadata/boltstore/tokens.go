@@ -14,8 +14,10 @@ import (
 )
 
 // CreateToken stores t, filling CreatedAt when zero. ErrInvalid for an ID outside 1–64 bytes of
-// [A-Za-z0-9_-], a name over 255 bytes or not valid UTF-8, a bad project path or scope, or a SecretHash that
-// is not 64 lowercase hex characters; ErrExists if the ID or the hash is already stored.
+// [A-Za-z0-9_-], a name over 255 bytes or not valid UTF-8, a bad project path or scope, an instance
+// token with a project path, or a SecretHash that is not 64 lowercase hex characters; ErrExists if the
+// ID or the hash is already stored. Instance is stored as an omitted-when-false JSON field, so records
+// written before instance tokens existed read as project tokens and need no migration.
 func (s *Store) CreateToken(ctx context.Context, t *metadata.Token) error {
 	hash, err := validateToken(t)
 	if err != nil {
@@ -47,7 +49,12 @@ func validateToken(t *metadata.Token) (hash []byte, err error) {
 	if len(t.Name) > metadata.MaxTokenNameLen || !utf8.ValidString(t.Name) {
 		return nil, fmt.Errorf("token name: at most %d bytes of UTF-8: %w", metadata.MaxTokenNameLen, metadata.ErrInvalid)
 	}
-	if err := validateProjectPath(t.ProjectPath); err != nil {
+	if t.Instance {
+		if t.ProjectPath != "" {
+			return nil, fmt.Errorf("instance token with project path %q: an instance token reaches no project: %w",
+				t.ProjectPath, metadata.ErrInvalid)
+		}
+	} else if err := validateProjectPath(t.ProjectPath); err != nil {
 		return nil, err
 	}
 	if t.Scope < metadata.ScopeRead || t.Scope > metadata.ScopeAdmin {

@@ -87,6 +87,38 @@ var tokenTests = []test{
 		_, err = f.s.TokenBySecretHash(f.ctx, sha("y"))
 		f.wantErr("the refused duplicate's hash", err, metadata.ErrNotFound)
 	}},
+	{"Instance", func(f *fx) {
+		// An instance token reaches no project: it has no project path, and must not have one.
+		t := &metadata.Token{ID: "inst", Name: "ops", Instance: true, Scope: metadata.ScopeAdmin, SecretHash: sha("i1")}
+		f.wantErr("CreateToken(instance)", f.s.CreateToken(f.ctx, t), nil)
+		got, err := f.s.TokenBySecretHash(f.ctx, sha("i1"))
+		if err != nil || !got.Instance || got.ProjectPath != "" || got.Scope != metadata.ScopeAdmin || got.Name != "ops" {
+			f.Errorf("instance token lookup = %+v, %v", got, err)
+		}
+		ro := &metadata.Token{ID: "inst-ro", Instance: true, Scope: metadata.ScopeRead, SecretHash: sha("i2")}
+		f.wantErr("CreateToken(read-only instance)", f.s.CreateToken(f.ctx, ro), nil)
+		bad := &metadata.Token{ID: "inst-p", Instance: true, ProjectPath: "team/vision", Scope: metadata.ScopeAdmin, SecretHash: sha("i3")}
+		f.wantErr("CreateToken(instance with a project)", f.s.CreateToken(f.ctx, bad), metadata.ErrInvalid)
+		noScope := &metadata.Token{ID: "inst-0", Instance: true, SecretHash: sha("i4")}
+		f.wantErr("CreateToken(instance without scope)", f.s.CreateToken(f.ctx, noScope), metadata.ErrInvalid)
+		// A project token keeps needing its project, and lists as one.
+		f.token("proj", "p", metadata.ScopeAdmin, "p1")
+		toks, err := f.s.ListTokens(f.ctx)
+		if err != nil || len(toks) != 3 {
+			f.Fatalf("ListTokens: %d, %v", len(toks), err)
+		}
+		kinds := map[string]bool{}
+		for _, t := range toks {
+			kinds[t.ID] = t.Instance
+		}
+		if !kinds["inst"] || !kinds["inst-ro"] || kinds["proj"] {
+			f.Errorf("ListTokens instance flags %v", kinds)
+		}
+		f.wantErr("RevokeToken(instance)", f.s.RevokeToken(f.ctx, "inst"), nil)
+		if got, err := f.s.TokenBySecretHash(f.ctx, sha("i1")); err != nil || !got.Revoked || !got.Instance {
+			f.Errorf("revoked instance token = %+v, %v", got, err)
+		}
+	}},
 	{"ListAndRevoke", func(f *fx) {
 		toks, err := f.s.ListTokens(f.ctx)
 		if err != nil || len(toks) != 0 {
