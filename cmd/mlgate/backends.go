@@ -70,7 +70,7 @@ func backendsFlags(name string, args []string, stderr io.Writer, more func(*flag
 // beside a running server.
 func openBackendsOnly(ctx context.Context, cfg *config, log *slog.Logger) (*backendSet, error) {
 	specs, def := cfg.backendSpecs()
-	return openBackendSet(ctx, specs, def, cfg.routes(), nil, log)
+	return openBackendSet(ctx, specs, def, cfg.routes(), nil, nil, log)
 }
 
 // runBackendsList prints one line per configured backend. It fails when a backend is unhealthy.
