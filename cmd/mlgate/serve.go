@@ -128,7 +128,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	if cfg.Auth && cfg.TLSCert == "" && !isLoopbackAddr(cfg.Addr) {
-		log.Warn("--auth without TLS on an address other machines reach: tokens would cross the network in clear; " +
+		log.Warn("--auth without TLS on an address other machines reach: tokens would cross the network in clear; "+
 			"use --tls-cert and --tls-key, or terminate TLS at a reverse proxy in front of mlgate", "addr", cfg.Addr)
 	}
 	// Before the plugins start, so that no restart goes uncounted.
