@@ -100,9 +100,10 @@ func (s *Server) withAccessLog(next http.Handler) http.Handler {
 				}
 			}
 			took := time.Since(start)
-			attrs := []any{"method", r.Method, "path", r.URL.EscapedPath(), "route", route, "status", status,
+			// New fields go last, so that the lines keep the prefix scripts already match.
+			attrs := []any{"method", r.Method, "path", r.URL.EscapedPath(), "status", status,
 				"bytes_out", rec.bytes, "bytes_in", r.ContentLength, "ms", took.Milliseconds(),
-				"request_id", httpapi.RequestID(r)}
+				"request_id", httpapi.RequestID(r), "route", route}
 			if facts.TokenID != "" {
 				attrs = append(attrs, "token_id", facts.TokenID)
 			}
