@@ -93,11 +93,108 @@ func validSHA256(s string) bool {
 // Every error is returned as "backend <name>: <op> <key>: <cause>", wrapping the cause so errors.Is
 // still finds the sentinels, and context.Canceled or context.DeadlineExceeded when ctx ended during
 // the call.
-func Checked(name string, b Backend) *CheckedBackend {
+//
+// Options add what Checked reports about its traffic (WithObserver).
+func Checked(name string, b Backend, opts ...CheckedOption) *CheckedBackend {
 	if c, ok := b.(*CheckedBackend); ok {
 		return c
 	}
-	return &CheckedBackend{name: name, b: b}
+	c := &CheckedBackend{name: name, b: b, obs: noObserver{}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// CheckedOption configures Checked.
+type CheckedOption func(*CheckedBackend)
+
+// Observer learns what a checked backend transferred and how it failed, for metrics. Its methods are
+// called on the request's goroutine, so they must be cheap and safe for concurrent use.
+type Observer interface {
+	// Transferred reports n bytes that went into the backend (Put, PutPart bodies) or came out of it
+	// (Get bodies, as the caller reads them).
+	Transferred(backend string, dir Direction, n int64)
+	// Failed reports an operation ("put", "get", …) that failed for the backend's own reasons: not for
+	// an answer such as ErrNotFound, a client's bad body or key, or a cancelled request.
+	Failed(backend, op string)
+}
+
+// Direction is the way bytes crossed a backend's boundary.
+type Direction string
+
+const (
+	Into  Direction = "in"  // stored into the backend
+	OutOf Direction = "out" // read out of the backend
+)
+
+// WithObserver makes Checked report its traffic and failures to o.
+func WithObserver(o Observer) CheckedOption {
+	return func(c *CheckedBackend) {
+		if o != nil {
+			c.obs = o
+		}
+	}
+}
+
+type noObserver struct{}
+
+func (noObserver) Transferred(string, Direction, int64) {}
+func (noObserver) Failed(string, string)                {}
+
+// answers are the errors that are a backend's regular answer or a caller's mistake, not its failure.
+var answers = []error{ErrNotFound, ErrUploadNotFound, ErrInvalidKey, ErrInvalidRange, ErrChecksum,
+	ErrSizeMismatch, ErrInvalidPart, context.Canceled, context.DeadlineExceeded}
+
+// observeFailure reports err to the observer unless it is one of answers.
+func (c *CheckedBackend) observeFailure(op string, err error) {
+	for _, a := range answers {
+		if errors.Is(err, a) {
+			return
+		}
+	}
+	c.obs.Failed(c.name, op)
+}
+
+// countedReader reports the bytes read through it as read out of the backend.
+type countedReader struct {
+	rc   io.ReadCloser
+	obs  Observer
+	name string
+}
+
+func (r *countedReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	if n > 0 {
+		r.obs.Transferred(r.name, OutOf, int64(n))
+	}
+	return n, err
+}
+
+func (r *countedReader) Close() error { return r.rc.Close() }
+
+// countedWriterTo is countedReader for a body that writes itself (localfs's sendfile, a spliced S3
+// socket): hiding its WriteTo would turn a zero-copy download into a buffered one.
+type countedWriterTo struct{ countedReader }
+
+func (r *countedWriterTo) WriteTo(w io.Writer) (int64, error) {
+	n, err := r.rc.(io.WriterTo).WriteTo(w)
+	if n > 0 {
+		r.obs.Transferred(r.name, OutOf, n)
+	}
+	return n, err
+}
+
+// counted wraps a Get body so that what is read of it is reported, keeping its WriteTo if it has one.
+func (c *CheckedBackend) counted(rc io.ReadCloser) io.ReadCloser {
+	if _, ok := c.obs.(noObserver); ok {
+		return rc
+	}
+	cr := countedReader{rc: rc, obs: c.obs, name: c.name}
+	if _, ok := rc.(io.WriterTo); ok {
+		return &countedWriterTo{cr}
+	}
+	return &cr
 }
 
 // CheckedBackend is a Backend wrapped by Checked, the only way to make one; its methods follow the
@@ -105,6 +202,7 @@ func Checked(name string, b Backend) *CheckedBackend {
 type CheckedBackend struct {
 	name string
 	b    Backend
+	obs  Observer
 
 	mu   sync.Mutex
 	desc *Descriptor // cached after the first successful Describe
@@ -116,6 +214,9 @@ var _ Backend = (*CheckedBackend)(nil)
 // backend's error does not say so (a plugin may only report a broken stream), the context's error is
 // attached so that callers can still tell a cancellation from a failure.
 func (c *CheckedBackend) fail(ctx context.Context, op, key string, err error) error {
+	if ctx.Err() == nil {
+		c.observeFailure(op, err)
+	}
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w (%w)", err, cerr)
 	}
@@ -169,6 +270,7 @@ func (c *CheckedBackend) Put(ctx context.Context, key string, r io.Reader, size 
 		bopts.SHA256 = ""
 	}
 	info, err := c.b.Put(ctx, key, v, size, bopts)
+	c.obs.Transferred(c.name, Into, v.N())
 	if err != nil {
 		if verr := v.Failure(); verr != nil && !errors.Is(err, verr) {
 			// The backend lost our sentinel (a plugin flattening errors): ours is the real cause. Unlike
@@ -215,7 +317,7 @@ func (c *CheckedBackend) Get(ctx context.Context, key string, rng Range) (io.Rea
 	if err != nil {
 		return nil, Info{}, c.fail(ctx, op, key, err)
 	}
-	return rc, info, nil
+	return c.counted(rc), info, nil
 }
 
 func (c *CheckedBackend) Stat(ctx context.Context, key string) (Info, error) {
@@ -323,6 +425,7 @@ func (c *CheckedBackend) PutPart(ctx context.Context, key, uploadID string, n in
 		}
 	}
 	p, err := c.b.PutPart(ctx, key, uploadID, n, v, size)
+	c.obs.Transferred(c.name, Into, v.N())
 	if err != nil {
 		if verr := v.Failure(); verr != nil && !errors.Is(err, verr) {
 			err = fmt.Errorf("%w (%w)", verr, err)

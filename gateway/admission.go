@@ -61,14 +61,20 @@ func (s *Server) withAdmission(next http.Handler) http.Handler {
 				}
 			}
 		}
-		if slots != nil && isUpload(r.Method, path) {
-			select {
-			case slots <- struct{}{}:
-				defer func() { <-slots }()
-			default:
-				fail(w, r, s.log, fmt.Errorf("%w: %d uploads are running, as many as this server takes at once; retry shortly",
-					httpapi.ErrTooManyUploads, cap(slots)))
-				return
+		if isUpload(r.Method, path) {
+			if slots != nil {
+				select {
+				case slots <- struct{}{}:
+					defer func() { <-slots }()
+				default:
+					fail(w, r, s.log, fmt.Errorf("%w: %d uploads are running, as many as this server takes at once; retry shortly",
+						httpapi.ErrTooManyUploads, cap(slots)))
+					return
+				}
+			}
+			if obs := s.cfg.Observer; obs != nil {
+				obs.UploadsInFlight(1)
+				defer obs.UploadsInFlight(-1)
 			}
 		}
 		next.ServeHTTP(w, r)

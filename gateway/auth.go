@@ -11,7 +11,7 @@ import (
 	"github.com/mlgate/mlgate/metadata"
 )
 
-// withAuth requires a valid token on every route except /health and puts it in the request context.
+// withAuth requires a valid token on every route except /health and /ready and puts it in the request context.
 // The token's project is checked where the project is resolved (httpapi.ResolveProject), which answers 404 for any
 // other project; the scope is checked here, by method, so that no route can forget it.
 //
@@ -27,7 +27,7 @@ func (s *Server) withAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.EscapedPath()
 		// The UI authenticates itself (a session cookie, a login page that must be reachable without one).
-		if path == "/health" || ui.IsUIPath(path) {
+		if path == "/health" || path == "/ready" || ui.IsUIPath(path) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -53,6 +53,9 @@ func (s *Server) withAuth(next http.Handler) http.Handler {
 				httpapi.WriteError(w, r, s.log, err)
 			}
 			return
+		}
+		if f := httpapi.Facts(r.Context()); f != nil {
+			f.TokenID = tok.ID
 		}
 		next.ServeHTTP(w, r.WithContext(httpapi.WithPrincipal(r.Context(), tok)))
 	})

@@ -75,14 +75,20 @@ const statusNoResponse = 499
 
 // withAccessLog logs one structured line per request, saying what the client really got: a request
 // whose response was abandoned (http.ErrAbortHandler) or could not be written whole is logged as
-// aborted, with status 499 when no status was sent at all.
+// aborted, with status 499 when no status was sent at all. The line names the route template, never
+// the query (a multipart part URL carries its signature there), and the token by its public id.
+// Then it tells cfg.Observer.
 //
 // It also refuses to let net/http answer for a handler that wrote nothing once the client has gone:
 // net/http would send an implicit 200, a success for work that may not have been done.
-func withAccessLog(log *slog.Logger, next http.Handler) http.Handler {
+func (s *Server) withAccessLog(next http.Handler) http.Handler {
+	log := s.log
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		route := s.table.templateOf(r.Method, r.URL.EscapedPath())
+		facts := &httpapi.RequestFacts{}
+		r = r.WithContext(httpapi.WithRequestFacts(r.Context(), facts))
 		defer func() {
 			v := recover() // withRecovery, inside, lets only http.ErrAbortHandler through
 			aborted := v != nil || rec.failed
@@ -93,13 +99,21 @@ func withAccessLog(log *slog.Logger, next http.Handler) http.Handler {
 					status = statusNoResponse
 				}
 			}
+			took := time.Since(start)
+			// New fields go last, so that the lines keep the prefix scripts already match.
 			attrs := []any{"method", r.Method, "path", r.URL.EscapedPath(), "status", status,
-				"bytes_out", rec.bytes, "bytes_in", r.ContentLength, "ms", time.Since(start).Milliseconds(),
-				"request_id", httpapi.RequestID(r)}
+				"bytes_out", rec.bytes, "bytes_in", r.ContentLength, "ms", took.Milliseconds(),
+				"request_id", httpapi.RequestID(r), "route", route}
+			if facts.TokenID != "" {
+				attrs = append(attrs, "token_id", facts.TokenID)
+			}
 			if aborted {
 				attrs = append(attrs, "aborted", true)
 			}
 			log.Log(r.Context(), level, "request", attrs...)
+			if s.cfg.Observer != nil {
+				s.cfg.Observer.RequestDone(RequestRecord{Method: r.Method, Route: route, Status: status, Duration: took})
+			}
 			if v != nil {
 				panic(v)
 			}

@@ -53,6 +53,8 @@ type Config struct {
 	BodyReadTimeout time.Duration
 	// Space, when not nil, is told of full disks and decides when writes that need space are refused.
 	Space SpaceGuard
+	// Observer, when not nil, is told of every request and of uploads starting and ending (metrics).
+	Observer Observer
 }
 
 // Server is the HTTP front of mlgate.
@@ -63,6 +65,9 @@ type Server struct {
 	handler http.Handler
 	storage atomic.Pointer[storageGen] // see SwapStorage
 
+	table     *routeTable
+	files     *artifact.Service
+	readiness readiness
 	routeList []httpapi.RouteInfo // every route of the router, with its declared access
 	rpcList   []httpapi.RouteInfo // every MLflow RPC behind the /api/2.0/mlflow/ catch-alls
 }
@@ -92,7 +97,7 @@ func NewWithStorage(cfg Config, store metadata.Store, st artifact.Storage, log *
 		h = s.withAuth(h)
 	}
 	// The access log is outside recovery, so that it logs the 500 a panic becomes.
-	s.handler = httpapi.WithRequestID(withAccessLog(log, withRecovery(log, withClientBody(cfg.BodyReadTimeout, h))))
+	s.handler = httpapi.WithRequestID(s.withAccessLog(withRecovery(log, withClientBody(cfg.BodyReadTimeout, h))))
 	return s
 }
 
@@ -104,6 +109,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // cannot mix with static segments.
 func (s *Server) routes() *httprouter.Router {
 	files := artifact.New(artifact.Deps{Store: s.store, Current: s.CurrentStorage, Log: s.log, MaxFileSize: s.cfg.MaxFileSize})
+	s.files = files
 	pkgs := packages.New(packages.Deps{Store: s.store, Artifacts: files, Log: s.log})
 	tracking := mlflow.New(mlflow.Deps{Store: s.store, Artifacts: files, Log: s.log})
 	reg := registry.New(registry.Deps{Store: s.store})
@@ -117,7 +123,8 @@ func (s *Server) routes() *httprouter.Router {
 	web := ui.New(ui.Deps{Store: s.store, Log: s.log, Auth: s.cfg.Auth})
 
 	r := httprouter.New()
-	t := &routeTable{router: r, s: s}
+	t := newRouteTable(r, s)
+	s.table = t
 	defer func() { s.routeList = t.routes }()
 	// A PUT must never be answered with a redirect: clients would re-send (or drop) a multi-GB body.
 	r.RedirectTrailingSlash = false
@@ -132,6 +139,8 @@ func (s *Server) routes() *httprouter.Router {
 
 	t.Handle(http.MethodGet, "/health", httpapi.AccessPublic, s.health)
 	t.Handle(http.MethodHead, "/health", httpapi.AccessPublic, s.health)
+	t.Handle(http.MethodGet, "/ready", httpapi.AccessPublic, s.ready)
+	t.Handle(http.MethodHead, "/ready", httpapi.AccessPublic, s.ready)
 	if s.cfg.Metrics != nil {
 		metrics := s.cfg.Metrics
 		t.Handle(http.MethodGet, "/metrics", httpapi.AccessInstance, func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {

@@ -16,12 +16,21 @@ import (
 // of minutes to hours spares uploads in flight; 0 lists everything (for offline checks only).
 // Errors: ErrUnavailable after Close, a directory that cannot be read.
 func (b *Backend) StagingOrphans(olderThan time.Duration) ([]string, error) {
+	return b.leftovers(olderThan, olderThan)
+}
+
+// leftovers is StagingOrphans with a grace of its own for multipart uploads.
+func (b *Backend) leftovers(stagingGrace, uploadGrace time.Duration) ([]string, error) {
 	if err := b.check(); err != nil {
 		return nil, err
 	}
-	cutoff := time.Now().Add(-olderThan)
 	var out []string
 	for _, dir := range []string{stagingDir, uploadsDir} {
+		olderThan := stagingGrace
+		if dir == uploadsDir {
+			olderThan = uploadGrace
+		}
+		cutoff := time.Now().Add(-olderThan)
 		ents, err := fs.ReadDir(b.root.FS(), dir)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -67,13 +76,25 @@ func (b *Backend) lastChange(name string, e fs.DirEntry, upload bool) (time.Time
 // uploads (which then fail with ErrUploadNotFound). Errors: those of StagingOrphans, and every removal
 // that failed, joined (the others are still attempted).
 func (b *Backend) CleanStaging(olderThan time.Duration) error {
-	names, err := b.StagingOrphans(olderThan)
+	_, _, err := b.SweepLeftovers(olderThan, olderThan)
+	return err
+}
+
+// SweepLeftovers removes staging entries older than stagingGrace and multipart uploads whose last
+// change is older than uploadGrace (see StagingOrphans), and returns the names it removed of each. A running
+// server sweeps with a grace per kind: a staging file is written continuously while its upload runs,
+// while a multipart upload may rest between parts for as long as its client likes. Errors: those of
+// StagingOrphans, and every removal that failed, joined (the others are still attempted).
+func (b *Backend) SweepLeftovers(stagingGrace, uploadGrace time.Duration) (staging, uploads []string, err error) {
+	names, err := b.leftovers(stagingGrace, uploadGrace)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var errs []error
 	for _, name := range names {
-		if id, ok := strings.CutPrefix(name, uploadsDir+"/"); ok && uploadIDPattern.MatchString(id) {
+		listed := name
+		id, isUpload := strings.CutPrefix(name, uploadsDir+"/")
+		if isUpload && uploadIDPattern.MatchString(id) {
 			// Take the upload away the way Abort does, so a part being renamed in sees it gone.
 			b.uploadsMu.Lock()
 			trash, err := b.moveToTrash(id)
@@ -88,10 +109,16 @@ func (b *Backend) CleanStaging(olderThan time.Duration) error {
 		}
 		if err := b.root.RemoveAll(native(name)); err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		if isUpload {
+			uploads = append(uploads, listed)
+		} else {
+			staging = append(staging, listed)
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("localfs clean staging: %w", errors.Join(errs...))
+		return staging, uploads, fmt.Errorf("localfs clean staging: %w", errors.Join(errs...))
 	}
-	return nil
+	return staging, uploads, nil
 }

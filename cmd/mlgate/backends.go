@@ -41,7 +41,7 @@ func defineBackends(more func(*flag.FlagSet), run func(ctx context.Context, cfg 
 // beside a running server.
 func openBackendsOnly(ctx context.Context, cfg *config, log *slog.Logger) (*backendSet, error) {
 	specs, def := cfg.backendSpecs()
-	return openBackendSet(ctx, specs, def, cfg.routes(), nil, log)
+	return openBackendSet(ctx, specs, def, cfg.routes(), nil, nil, log)
 }
 
 // runBackendsList prints one line per configured backend. It fails when a backend is unhealthy.

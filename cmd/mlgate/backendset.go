@@ -39,7 +39,8 @@ type backendSet struct {
 // openBackend builds a backend from its spec, launching a plugin or calling an in-process factory, and
 // wraps it in backends.Checked right here, so that nothing in cmd ever holds an unwrapped backend.
 // Errors name the backend; an unknown type wraps ErrConfig.
-func openBackend(ctx context.Context, spec backendSpec, log *slog.Logger) (*backendInst, error) {
+// metrics (nil: none) counts its traffic and failures.
+func openBackend(ctx context.Context, spec backendSpec, metrics *serveMetrics, log *slog.Logger) (*backendInst, error) {
 	var raw backends.Backend
 	if spec.Plugin != nil {
 		// The plugin outlives the command's context (a SIGTERM cancels that first): Close stops it.
@@ -59,7 +60,12 @@ func openBackend(ctx context.Context, spec backendSpec, log *slog.Logger) (*back
 		}
 		raw = b
 	}
-	in := &backendInst{spec: spec, b: backends.Checked(spec.Name, raw), users: 1}
+	var opts []backends.CheckedOption
+	if metrics != nil {
+		metrics.opened(spec.Name)
+		opts = append(opts, backends.WithObserver(metrics))
+	}
+	in := &backendInst{spec: spec, b: backends.Checked(spec.Name, raw, opts...), users: 1}
 	in.staging, _ = raw.(maintenance.StagingSweeper)
 	return in, nil
 }
@@ -67,8 +73,8 @@ func openBackend(ctx context.Context, spec backendSpec, log *slog.Logger) (*back
 // openBackendSet opens specs and builds their Storage. Instances of prev (nil: none) whose spec is
 // unchanged are shared rather than opened twice: reopening a plugin on every SIGHUP would restart its
 // process, and two localfs instances on one root would not coordinate their multipart uploads. On error
-// nothing stays open that was not open before.
-func openBackendSet(ctx context.Context, specs []backendSpec, def string, routes []artifact.Route, prev *backendSet, log *slog.Logger) (*backendSet, error) {
+// nothing stays open that was not open before. metrics (nil: none) counts the new backends' traffic.
+func openBackendSet(ctx context.Context, specs []backendSpec, def string, routes []artifact.Route, prev *backendSet, metrics *serveMetrics, log *slog.Logger) (*backendSet, error) {
 	s := &backendSet{insts: map[string]*backendInst{}, def: def, log: log}
 	for _, spec := range specs {
 		if old := prev.inst(spec.Name); old != nil && old.spec.identity() == spec.identity() {
@@ -78,7 +84,7 @@ func openBackendSet(ctx context.Context, specs []backendSpec, def string, routes
 			s.insts[spec.Name], s.order = old, append(s.order, spec.Name)
 			continue
 		}
-		in, err := openBackend(ctx, spec, log)
+		in, err := openBackend(ctx, spec, metrics, log)
 		if err != nil {
 			s.release()
 			return nil, err
@@ -118,6 +124,35 @@ func (s *backendSet) maintenance(store metadata.Store) maintenance.Storage {
 // maintenance is the instance as the maintenance commands see it.
 func (in *backendInst) maintenance() maintenance.Backend {
 	return maintenance.Backend{Name: in.spec.Name, Blobs: in.b, Staging: in.staging}
+}
+
+// retain takes one more hold on every backend of the set, for work outside requests (the sweeper)
+// that must not see them closed by a config reload meanwhile, and returns the set's backends as the
+// maintenance library sees them and the function that drops the hold (closing backends no set uses
+// any more). The set must still be current, or at least not released, when retain is called.
+func (s *backendSet) retain(store metadata.Store) (maintenance.Storage, func()) {
+	held := make([]*backendInst, 0, len(s.insts))
+	instMu.Lock()
+	for _, name := range s.order {
+		in := s.insts[name]
+		in.users++
+		held = append(held, in)
+	}
+	instMu.Unlock()
+	ms := s.maintenance(store)
+	return ms, func() {
+		for _, in := range held {
+			instMu.Lock()
+			in.users--
+			last := in.users == 0
+			instMu.Unlock()
+			if last {
+				if err := in.b.Close(); err != nil && s.log != nil {
+					s.log.Warn("closing backend", "backend", in.spec.Name, "err", err)
+				}
+			}
+		}
+	}
 }
 
 // release drops the set's hold on its instances and closes those no other set uses.

@@ -21,6 +21,14 @@ const (
 	defaultAddr    = "127.0.0.1:5000"
 )
 
+// Sweeper defaults; see runSweeper for why.
+const (
+	defaultSweepInterval       = 5 * time.Minute
+	defaultSweepGrace          = time.Hour
+	defaultSweepMultipartGrace = 24 * time.Hour
+	minSweepGrace              = time.Minute
+)
+
 // config is the typed configuration of a running mlgate.
 type config struct {
 	DataDir         string
@@ -37,6 +45,15 @@ type config struct {
 	MaxConcurrentUploads int
 	// BodyReadTimeout is how long a request body may go without a byte arriving (0: no limit).
 	BodyReadTimeout time.Duration
+	// SweepInterval is how often the background sweeper runs (0: never); SweepGrace and
+	// SweepMultipartGrace are how old garbage must be before it removes it (see runSweeper).
+	SweepInterval       time.Duration
+	SweepGrace          time.Duration
+	SweepMultipartGrace time.Duration
+	// TLSCert and TLSKey, both set, make serve answer HTTPS with that certificate chain and key.
+	TLSCert, TLSKey string
+	// metrics, set by serve, counts what the store and the backends it opens do.
+	metrics *serveMetrics
 	// ConfigFile is the YAML file of --config ("" = embedded defaults); file is its content.
 	ConfigFile string
 	file       *fileConfig
@@ -232,10 +249,32 @@ func defineServeFlags(fs *flag.FlagSet, c *config) (finish func() error) {
 	keep(err)
 	fs.DurationVar(&c.BodyReadTimeout, "body-read-timeout", bodyTimeout,
 		"how long a request body may go without a byte arriving before the request fails with 408, 0 for no limit (MLGATE_BODY_READ_TIMEOUT)")
+	sweepInterval, err := envDuration("MLGATE_SWEEP_INTERVAL", defaultSweepInterval)
+	keep(err)
+	fs.DurationVar(&c.SweepInterval, "sweep-interval", sweepInterval,
+		"how often the background sweeper removes garbage (unreferenced blobs, staging leftovers, abandoned multipart uploads), 0 to never (MLGATE_SWEEP_INTERVAL)")
+	sweepGrace, err := envDuration("MLGATE_SWEEP_GRACE", defaultSweepGrace)
+	keep(err)
+	fs.DurationVar(&c.SweepGrace, "sweep-grace", sweepGrace,
+		"age before the sweeper removes an unreferenced blob or a staging leftover (MLGATE_SWEEP_GRACE)")
+	multipartGrace, err := envDuration("MLGATE_SWEEP_MULTIPART_GRACE", defaultSweepMultipartGrace)
+	keep(err)
+	fs.DurationVar(&c.SweepMultipartGrace, "sweep-multipart-grace", multipartGrace,
+		"time without a new part before the sweeper removes a multipart upload (MLGATE_SWEEP_MULTIPART_GRACE)")
+	fs.StringVar(&c.TLSCert, "tls-cert", envOr("MLGATE_TLS_CERT", ""),
+		"PEM certificate chain: serve HTTPS, with --tls-key (MLGATE_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", envOr("MLGATE_TLS_KEY", ""),
+		"PEM private key of --tls-cert (MLGATE_TLS_KEY)")
 	addConfigFlag(fs, c)
 	return func() error {
 		if envErr != nil {
 			return envErr
+		}
+		if (c.TLSCert == "") != (c.TLSKey == "") {
+			return errors.New("serve: --tls-cert and --tls-key go together: give both (or MLGATE_TLS_CERT and MLGATE_TLS_KEY), or neither")
+		}
+		if c.SweepGrace < minSweepGrace || c.SweepMultipartGrace < minSweepGrace {
+			return fmt.Errorf("serve: --sweep-grace and --sweep-multipart-grace must be at least %s: younger garbage may belong to an upload still running", minSweepGrace)
 		}
 		if c.MaxConcurrentUploads < 0 || c.BodyReadTimeout < 0 {
 			return errors.New("serve: --max-concurrent-uploads and --body-read-timeout must not be negative")

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 // fsck and the backends commands.
 type storage struct {
 	store *boltstore.Store
+	mu    sync.Mutex  // guards set, which the sweeper reads while serve swaps it
 	set   *backendSet // the configured backends; serve swaps it on SIGHUP
 }
 
@@ -34,12 +36,16 @@ func openStorage(ctx context.Context, cfg *config, log *slog.Logger) (*storage, 
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	store, err := boltstore.Open(cfg.dbPath(), boltstore.WithLogger(log), boltstore.WithTimeout(2*time.Second))
+	opts := []boltstore.Option{boltstore.WithLogger(log), boltstore.WithTimeout(2 * time.Second)}
+	if cfg.metrics != nil {
+		opts = append(opts, boltstore.WithCommitObserver(cfg.metrics.commit))
+	}
+	store, err := boltstore.Open(cfg.dbPath(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("metadata %s: %w", cfg.dbPath(), err)
 	}
 	specs, def := cfg.backendSpecs()
-	set, err := openBackendSet(ctx, specs, def, cfg.routes(), nil, log)
+	set, err := openBackendSet(ctx, specs, def, cfg.routes(), nil, cfg.metrics, log)
 	if err != nil {
 		_ = store.Close()
 		return nil, err
@@ -76,27 +82,35 @@ func checkListenAddr(cfg *config) error {
 	if cfg.Auth || cfg.InsecureListenAny {
 		return nil
 	}
-	host, _, err := net.SplitHostPort(cfg.Addr)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return fmt.Errorf("--addr %q: %w", cfg.Addr, err)
 	}
-	loopback := host != ""
-	if ip := net.ParseIP(host); ip != nil {
-		loopback = ip.IsLoopback()
-	} else if host != "" {
-		ips, err := net.DefaultResolver.LookupIPAddr(context.Background(), host)
-		loopback = err == nil && len(ips) > 0
-		for _, ip := range ips {
-			loopback = loopback && ip.IP.IsLoopback()
-		}
-	}
-	if loopback {
+	if isLoopbackAddr(cfg.Addr) {
 		return nil
 	}
 	return fmt.Errorf("refusing to listen on %s without authentication: that address is reachable from other "+
 		"machines, and anyone could read and overwrite every model. Use --auth (with tokens from "+
 		"\"mlgate token create\"), listen on 127.0.0.1, or pass --insecure-listen-any if a proxy or firewall "+
 		"protects this port", cfg.Addr)
+}
+
+// isLoopbackAddr reports whether HOST:PORT is reachable only from this machine: a loopback IP, or a
+// host name all of whose addresses are loopback. An empty host, 0.0.0.0, :: and anything unparsable
+// are not.
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	ips, err := net.DefaultResolver.LookupIPAddr(context.Background(), host)
+	loopback := err == nil && len(ips) > 0
+	for _, ip := range ips {
+		loopback = loopback && ip.IP.IsLoopback()
+	}
+	return loopback
 }
 
 // defineServe is the serve command: its flags, then serve.
@@ -123,9 +137,14 @@ func serve(ctx context.Context, cfg *config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Auth && cfg.TLSCert == "" && !isLoopbackAddr(cfg.Addr) {
+		log.Warn("--auth without TLS on an address other machines reach: tokens would cross the network in clear; "+
+			"use --tls-cert and --tls-key, or terminate TLS at a reverse proxy in front of mlgate", "addr", cfg.Addr)
+	}
 	// Before the plugins start, so that no restart goes uncounted.
 	metrics, stopMetrics := newMetrics()
 	defer stopMetrics()
+	cfg.metrics = metrics
 	st, err := openStorage(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -150,7 +169,8 @@ func serve(ctx context.Context, cfg *config, stderr io.Writer) error {
 	gw := gateway.NewWithStorage(gateway.Config{
 		MaxFileSize:          cfg.MaxFileSize,
 		Auth:                 cfg.Auth,
-		Metrics:              metrics,
+		Metrics:              metrics.handler,
+		Observer:             metrics,
 		MaxConcurrentUploads: cfg.MaxConcurrentUploads,
 		BodyReadTimeout:      cfg.BodyReadTimeout,
 		Space:                reserve,
@@ -175,7 +195,11 @@ func serve(ctx context.Context, cfg *config, stderr io.Writer) error {
 	// (IdleTimeout), not ReadHeaderTimeout: clients that dial ahead of need would otherwise find their
 	// pooled connection closed under them (see firstbyte).
 	ln := firstbyte.New(tcp, srv.IdleTimeout)
-	log.Info("mlgate listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir,
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	log.Info("mlgate listening", "addr", ln.Addr().String(), "scheme", scheme, "data_dir", cfg.DataDir,
 		"version", buildVersion(), "max_file_size", cfg.MaxFileSize, "auth", cfg.Auth,
 		"max_concurrent_uploads", cfg.MaxConcurrentUploads, "body_read_timeout", cfg.BodyReadTimeout,
 		"backends", st.set.order, "default_backend", st.set.def, "routes", len(cfg.routes()))
@@ -184,7 +208,24 @@ func serve(ctx context.Context, cfg *config, stderr io.Writer) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		if cfg.TLSCert != "" {
+			// The first byte firstbyte waits for is the TLS ClientHello's.
+			served <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
+	sweepCtx, stopSweeper := context.WithCancel(ctx)
+	sweeperDone := make(chan struct{})
+	go func() {
+		defer close(sweeperDone)
+		runSweeper(sweepCtx, cfg, st, gw, metrics, log)
+	}()
+	defer func() {
+		stopSweeper()
+		<-sweeperDone
+	}()
 wait:
 	for {
 		select {
@@ -228,14 +269,19 @@ func reload(ctx context.Context, cfg *config, st *storage, gw *gateway.Server, l
 	next := *cfg
 	next.file = fc
 	specs, def := next.backendSpecs()
-	set, err := openBackendSet(ctx, specs, def, next.routes(), st.set, log)
+	set, err := openBackendSet(ctx, specs, def, next.routes(), st.set, cfg.metrics, log)
 	if err != nil {
 		log.Error("config reload failed; keeping the running configuration", "err", err)
 		return
 	}
+	// The new set becomes current before the gateway's storage does, so that the sweeper never holds a
+	// generation whose set it does not see (see runSweeper).
+	st.mu.Lock()
 	old := st.set
+	st.set = set
+	st.mu.Unlock()
 	drained := gw.SwapStorage(set.storage)
-	st.set, cfg.file = set, fc
+	cfg.file = fc
 	log.Info("config reloaded", "backends", set.order, "default_backend", set.def, "routes", len(fc.Routes))
 	go func() {
 		<-drained

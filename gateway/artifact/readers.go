@@ -56,3 +56,11 @@ func (br *blobReaders) discard(key string, del func()) bool {
 	del()
 	return true
 }
+
+// inUse reports whether a request reads key or key's deletion waits for one to end.
+func (br *blobReaders) inUse(key string) bool {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	_, pending := br.pending[key]
+	return br.readers[key] > 0 || pending
+}

@@ -48,6 +48,11 @@ func New(d Deps) *Service {
 	return &Service{store: d.Store, current: d.Current, log: d.Log, maxFileSize: d.MaxFileSize}
 }
 
+// BlobInUse reports whether a download reads the blob key, or its deletion waits for the downloads
+// reading it to end. A sweep of unreferenced blobs must leave such a blob alone: its deletion is
+// already due, when the last download ends.
+func (a *Service) BlobInUse(key string) bool { return a.readers.inUse(key) }
+
 // MaxFileSize is the per-file limit uploads are held to.
 func (a *Service) MaxFileSize() int64 { return a.maxFileSize }
 

@@ -87,6 +87,16 @@ func NewStaticStorage(bs map[string]*backends.CheckedBackend, def string, routes
 	return &StaticStorage{backends: m, routes: append([]Route(nil), routes...), def: def}, nil
 }
 
+// Names returns the names of the backends, sorted.
+func (s *StaticStorage) Names() []string {
+	out := make([]string, 0, len(s.backends))
+	for n := range s.backends {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
 func names(bs map[string]*backends.CheckedBackend) string {
 	out := make([]string, 0, len(bs))
 	for n := range bs {

@@ -74,3 +74,23 @@ func storageFull(ctx context.Context) {
 		full()
 	}
 }
+
+// RequestFacts is what the inner layers of a request learn about it that the access log and metrics,
+// outside them, report: the middleware that logs creates it, authentication fills it in.
+type RequestFacts struct {
+	// TokenID is the public id of the token that authenticated the request, "" without one.
+	TokenID string
+}
+
+type factsKey struct{}
+
+// WithRequestFacts makes f the RequestFacts of ctx's request.
+func WithRequestFacts(ctx context.Context, f *RequestFacts) context.Context {
+	return context.WithValue(ctx, factsKey{}, f)
+}
+
+// Facts returns the RequestFacts of ctx's request; nil when no middleware created them.
+func Facts(ctx context.Context) *RequestFacts {
+	f, _ := ctx.Value(factsKey{}).(*RequestFacts)
+	return f
+}

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -39,6 +40,8 @@ type commitQueue struct {
 	// rehearse runs every attempt's writes once more, first, in a transaction that is rolled back: tests
 	// use it to prove that the store's writes are safe to run again (see commit).
 	rehearse bool
+	// observe, when set, learns of every commit attempt (WithCommitObserver).
+	observe func(CommitStats)
 
 	mu      sync.Mutex
 	pending []*queuedWrite // waiting, oldest first; empty whenever leading is false
@@ -47,9 +50,9 @@ type commitQueue struct {
 	idle    sync.Cond // on mu; broadcast when leading turns false
 }
 
-func newCommitQueue(db *bolt.DB, maxGroup int, rehearse bool) *commitQueue {
+func newCommitQueue(db *bolt.DB, maxGroup int, rehearse bool, observe func(CommitStats)) *commitQueue {
 	update := func(fn func(*bolt.Tx) error) error { return storageFull(db.Update(fn)) }
-	q := &commitQueue{update: update, maxGroup: maxGroup, rehearse: rehearse}
+	q := &commitQueue{update: update, maxGroup: maxGroup, rehearse: rehearse, observe: observe}
 	q.idle.L = &q.mu
 	return q
 }
@@ -223,6 +226,7 @@ func (q *commitQueue) commit(group []*queuedWrite) {
 			q.rehearseAttempt(live)
 		}
 		failed := -1
+		start := time.Now()
 		err := q.update(func(tx *bolt.Tx) error {
 			for i, w := range live {
 				if err := w.run(tx); err != nil {
@@ -232,6 +236,9 @@ func (q *commitQueue) commit(group []*queuedWrite) {
 			}
 			return nil
 		})
+		if q.observe != nil {
+			q.observe(CommitStats{Duration: time.Since(start), Writes: len(live), Err: err})
+		}
 		switch {
 		case failed >= 0:
 			live[failed].finish(err)

@@ -45,7 +45,21 @@ type config struct {
 	noSync   bool
 	maxGroup int
 	rehearse bool
+	observe  func(CommitStats)
 }
+
+// CommitStats describes one commit of the group commit: how long the bbolt transaction took, fsyncs
+// included, and how many writes it held.
+type CommitStats struct {
+	Duration time.Duration
+	Writes   int
+	Err      error // nil for a commit that went through
+}
+
+// WithCommitObserver has fn called after every commit attempt, on the goroutine that committed it, so
+// that a server can expose commit latency and group sizes (metrics) without the store knowing how. fn
+// must be quick: writes queue behind it.
+func WithCommitObserver(fn func(CommitStats)) Option { return func(cfg *config) { cfg.observe = fn } }
 
 // WithoutSync skips fsync on commit. Only for bulk loads by tools, such as seeding a benchmark: a crash
 // can lose or corrupt recent transactions. mlgate serve never uses it.
@@ -116,7 +130,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
-	return &Store{db: db, writes: newCommitQueue(db, cfg.maxGroup, cfg.rehearse), clock: cfg.clock, log: cfg.log}, nil
+	return &Store{db: db, writes: newCommitQueue(db, cfg.maxGroup, cfg.rehearse, cfg.observe), clock: cfg.clock, log: cfg.log}, nil
 }
 
 // Close closes the database. Writes already submitted are finished first (committed, or failed as they

@@ -42,6 +42,9 @@ type FsckOptions struct {
 	Log     *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Spare, when set, keeps Repair from removing an unreferenced blob it reports true for: a running
+	// server's blob that a download still reads (its deletion is already due when the download ends).
+	Spare func(key string) bool
 }
 
 // Problem is one finding.
@@ -137,7 +140,9 @@ func FsckBackend(ctx context.Context, store FileRows, backend backends.Backend, 
 				continue
 			}
 			p := Problem{Kind: "unreferenced_blob", Key: it.Key, Detail: fmt.Sprintf("%d bytes", it.Size)}
-			if opts.Repair {
+			if opts.Repair && opts.Spare != nil && opts.Spare(it.Key) {
+				p.Detail += "; a download is reading it, left alone"
+			} else if opts.Repair {
 				if err := backend.Delete(ctx, it.Key); err != nil && !errors.Is(err, backends.ErrNotFound) {
 					p.Detail += "; delete failed: " + err.Error()
 				} else {
