@@ -1,6 +1,6 @@
 // Command mlgate is the one mlgate binary: `mlgate serve` runs the gateway, `mlgate fsck` checks
 // metadata against blob storage, `mlgate token` manages API tokens, `mlgate import` imports an MLflow or GitLab source, `mlgate backends` lists, checks and
-// migrates storage backends, `mlgate version` prints the build.
+// migrates storage backends, `mlgate push` and `mlgate pull` move a model version's files to and from a server, `mlgate version` prints the build.
 package main
 
 import (
@@ -34,6 +34,8 @@ commands:
   import    import an MLflow tracking server or a GitLab project (mlflow, verify, status)
   token     create, list and revoke API tokens (for serve --auth)
   backends  list, check and migrate between storage backends (see --config)
+  push      upload a directory or files as a model version (client of a running server)
+  pull      download a model version, an alias's version or a candidate (client of a running server)
   version   print the version
 
 Run "mlgate <command> -h" for the flags of a command.
@@ -67,6 +69,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	case "token":
 		err = runToken(ctx, args, stdout, stderr)
+	case "push", "pull":
+		transferCmd := runPush
+		if cmd == "pull" {
+			transferCmd = runPull
+		}
+		var ok bool
+		ok, err = transferCmd(ctx, args, stdout, stderr)
+		if err == nil && !ok {
+			return 1
+		}
 	case "backends":
 		err = runBackends(ctx, args, stdout, stderr)
 	case "version":
