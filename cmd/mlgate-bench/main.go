@@ -8,7 +8,7 @@
 //
 // With -s3 (the default) it also measures the S3 backends (see s3bench.go), and with -concurrency (by
 // default 1, 4, 16 and 64 clients) how MLflow metric logging scales with concurrent clients (see
-// concurrency.go).
+// concurrency.go). With -transfer it compares `mlgate push` and `mlgate pull` with curl (see transfer.go).
 //
 // Usage: mlgate-bench -mlgate bin/mlgate -sizes 1GiB,4GiB
 package main
@@ -56,6 +56,10 @@ func main() {
 	concurrencyDuration := flag.Duration("concurrency-duration", 10*time.Second, "measured time of each level of the concurrency series")
 	concurrencyBatch := flag.Int("concurrency-batch", 100, "metrics per log-batch call in the concurrency series")
 	minSingleClient := flag.Float64("min-single-client", 1300, "log-metric calls/s one client must reach in the concurrency series: this machine's figure before group commit (0: no target)")
+	transferBench := flag.Bool("transfer", false, "measure mlgate push/pull against curl PUT/GET on the same files (see transfer.go)")
+	transferSize := flag.String("transfer-size", "300MiB", "size of the big file of the push/pull measurement")
+	transferRuns := flag.Int("transfer-runs", 3, "runs of the push/pull measurement; medians are reported")
+	transferParallel := flag.Int("transfer-parallel", 4, "files moved at once by mlgate (--parallel) and curl (--parallel-max)")
 	flag.Parse()
 
 	failed := false
@@ -94,6 +98,15 @@ func main() {
 			fatal(err)
 		}
 		failed = failed || !ok
+	}
+	if *transferBench {
+		size, err := parseSize(*transferSize)
+		if err != nil {
+			fatal(err)
+		}
+		if err := benchTransfer(*bin, *dir, size, *transferRuns, *transferParallel); err != nil {
+			fatal(err)
+		}
 	}
 	if *sizes == "" {
 		if failed {
