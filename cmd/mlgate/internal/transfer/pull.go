@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/mlgate/mlgate/pkgtypes"
 )
@@ -246,7 +247,9 @@ func (c *Client) receive(ctx context.Context, pkg Package, f RemoteFile, p *part
 		return statusError(resp)
 	}
 	body := &countingReader{r: resp.Body, add: func(n int64) { p.prog.Add(n); t.moved(n) }}
-	n, err := io.CopyBuffer(io.MultiWriter(p.f, p.h), body, make([]byte, 1<<20))
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	n, err := io.CopyBuffer(io.MultiWriter(p.f, p.h), body, *buf)
 	p.have += n
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -259,6 +262,10 @@ func (c *Client) receive(ctx context.Context, pkg Package, f RemoteFile, p *part
 	}
 	return nil
 }
+
+// copyBuffers are reused between downloads: a buffer allocated per file makes the garbage collector
+// the cost of pulling many small files.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // rangeStart reads the first byte position of a Content-Range: bytes <start>-<end>/<size>.
 func rangeStart(v string) (int64, bool) {
