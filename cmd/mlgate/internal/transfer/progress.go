@@ -42,7 +42,7 @@ func NewProgress(w io.Writer, verb string) Progress {
 	p := &display{w: w, verb: verb}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		p.bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(w), progressbar.OptionShowBytes(true),
-			progressbar.OptionSetDescription(verb), progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetDescription(verb), progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
 			progressbar.OptionShowElapsedTimeOnFinish(), progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionClearOnFinish(), progressbar.OptionFullWidth())
 	}
