@@ -36,7 +36,8 @@ type PullOptions struct {
 // Errors: an alias or package that cannot be resolved or listed comes back with a nil report (wrapping
 // ErrNotFound when it does not exist), as does a destination that cannot be created. Otherwise the
 // report is returned, with an error wrapping ErrIncomplete that names the files that failed when some
-// did; their partial files are kept for the next pull unless their bytes were wrong.
+// did (their partial files are kept for the next pull unless their bytes were wrong), or with ctx's
+// error when ctx ended first.
 func (c *Client) Pull(ctx context.Context, opts PullOptions) (*Report, error) {
 	pkg := opts.Ref.Package
 	if opts.Ref.Alias != "" {
@@ -68,6 +69,9 @@ func (c *Client) Pull(ctx context.Context, opts PullOptions) (*Report, error) {
 	t.planned(len(files), total)
 	prog.Start(len(files), total)
 	forEach(len(files), opts.Parallel, func(i int) {
+		if ctx.Err() != nil {
+			return // interrupted: the files not started are not failures of their own
+		}
 		f := files[i]
 		err := c.pullFile(ctx, pkg, opts.Dir, f, prog, t)
 		if err != nil {
@@ -76,7 +80,7 @@ func (c *Client) Pull(ctx context.Context, opts PullOptions) (*Report, error) {
 		prog.FileDone(f.Path, err)
 	})
 	prog.Finish()
-	return t.finish()
+	return t.finish(ctx)
 }
 
 // pullFile brings one file into dir.

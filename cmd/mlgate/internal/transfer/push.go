@@ -47,7 +47,7 @@ type localFile struct {
 // Errors: the sources' problems (missing, unreadable, a name the package API refuses, two sources giving
 // one path, ErrNothingToPush) and a failed listing of the package come back with a nil report, before
 // anything is sent. Otherwise the report is returned, with an error wrapping ErrIncomplete that names
-// the files that failed when some did.
+// the files that failed when some did, or with ctx's error when ctx ended first.
 func (c *Client) Push(ctx context.Context, opts PushOptions) (*Report, error) {
 	files, err := collectFiles(opts.Sources)
 	if err != nil {
@@ -75,6 +75,9 @@ func (c *Client) Push(ctx context.Context, opts PushOptions) (*Report, error) {
 	t.planned(len(files), total)
 	prog.Start(len(files), total)
 	forEach(len(files), opts.Parallel, func(i int) {
+		if ctx.Err() != nil {
+			return // interrupted: the files not started are not failures of their own
+		}
 		f := files[i]
 		err := c.pushFile(ctx, opts.Package, f, present[f.path], prog, t)
 		if err != nil {
@@ -83,7 +86,7 @@ func (c *Client) Push(ctx context.Context, opts PushOptions) (*Report, error) {
 		prog.FileDone(f.path, err)
 	})
 	prog.Finish()
-	return t.finish()
+	return t.finish(ctx)
 }
 
 // forEach calls fn(0..n-1) on at most parallel goroutines (4 when parallel < 1) and waits for all.

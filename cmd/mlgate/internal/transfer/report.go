@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -91,14 +92,18 @@ func (t *tally) failed(path string, err error) {
 	t.report.Failed = append(t.report.Failed, FileFailure{Path: path, Error: err.Error()})
 }
 
-// finish returns the report, and ErrIncomplete (naming the files) when some failed.
-func (t *tally) finish() (*Report, error) {
+// finish returns the report, and ErrIncomplete (naming the files) when some failed, or ctx's error
+// when it was interrupted.
+func (t *tally) finish(ctx context.Context) (*Report, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := t.report
 	r.Elapsed = time.Since(t.start)
 	r.Seconds = r.Elapsed.Seconds()
 	sort.Slice(r.Failed, func(i, j int) bool { return r.Failed[i].Path < r.Failed[j].Path })
+	if ctx.Err() != nil {
+		return &r, fmt.Errorf("interrupted after %d of %d files: %w", r.FilesTransferred+r.FilesSkipped, r.Files, ctx.Err())
+	}
 	if len(r.Failed) == 0 {
 		return &r, nil
 	}

@@ -478,3 +478,29 @@ func TestParseRef(t *testing.T) {
 		}
 	}
 }
+
+func TestInterruptedPullStopsAndSaysSo(t *testing.T) {
+	s := newServer(t)
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"a": []byte("a"), "b": []byte("b"), "c": []byte("c")})
+	c := s.client(t)
+	if _, err := c.Push(context.Background(), PushOptions{Package: v100, Sources: []string{src}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s.front = func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "/files/a") {
+			cancel() // as a Ctrl-C during the first download
+		}
+		return false
+	}
+	s.take("")
+	rep, err := c.Pull(ctx, PullOptions{Ref: Ref{Package: v100}, Dir: t.TempDir(), Parallel: 1})
+	if !errors.Is(err, context.Canceled) || rep == nil || rep.FilesTransferred == 3 {
+		t.Fatalf("interrupted pull: %+v, %v", rep, err)
+	}
+	if gets := s.take("GET"); len(gets) != 2 {
+		t.Fatalf("the interrupted pull went on: %v", gets)
+	}
+}
