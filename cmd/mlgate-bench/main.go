@@ -10,7 +10,7 @@
 // default 1, 4, 16 and 64 clients) how MLflow metric logging scales with concurrent clients (see
 // concurrency.go). With -import (the default) it measures `mlgate import mlflow` from a local mlgate
 // source against a same-run --read-only baseline, and the importer's peak RSS on one big file (see
-// import.go).
+// import.go). With -transfer it compares `mlgate push` and `mlgate pull` with curl (see transfer.go).
 //
 // Usage: mlgate-bench -mlgate bin/mlgate -sizes 1GiB,4GiB
 package main
@@ -67,6 +67,10 @@ func main() {
 	importMinRatio := flag.Float64("import-min-ratio", 0.8, "target baseline/import wall-time ratio on the many-runs source")
 	importMaxRSS := flag.Int64("import-max-rss-mib", 64, "target peak RSS of the importer on the big-file source, MiB (measured: 27 MiB at 64 MiB and at 1 GiB)")
 	backupRuns := flag.Int("backup-runs", 0, "seed this many runs and time mlgate backup of them, hot (--url) and offline (--data-dir); 0: skip")
+	transferBench := flag.Bool("transfer", false, "measure mlgate push/pull against curl PUT/GET on the same files (see transfer.go)")
+	transferSize := flag.String("transfer-size", "300MiB", "size of the big file of the push/pull measurement")
+	transferRuns := flag.Int("transfer-runs", 3, "runs of the push/pull measurement; medians are reported")
+	transferParallel := flag.Int("transfer-parallel", 4, "files moved at once by mlgate (--parallel) and curl (--parallel-max)")
 	flag.Parse()
 
 	failed := false
@@ -122,6 +126,15 @@ func main() {
 			fatal(err)
 		}
 		failed = failed || !ok
+	}
+	if *transferBench {
+		size, err := parseSize(*transferSize)
+		if err != nil {
+			fatal(err)
+		}
+		if err := benchTransfer(*bin, *dir, size, *transferRuns, *transferParallel); err != nil {
+			fatal(err)
+		}
 	}
 	if *sizes == "" {
 		if failed {

@@ -74,6 +74,10 @@ func commands() []*command {
 			{name: "list", summary: "list tokens, never their secrets", define: defineTokenList},
 			{name: "revoke", summary: "revoke a token", args: "ID", nargs: 1, define: defineTokenRevoke},
 		}},
+		{name: "push", summary: "upload a directory or files as a model version", args: "MODEL@VERSION DIR|FILE…", nargs: -1,
+			long: pushLong, define: definePush},
+		{name: "pull", summary: "download a model version, an alias or a candidate into a directory", args: "MODEL@VERSION|MODEL@ALIAS|candidate:IID DIR",
+			nargs: 2, long: pullLong, define: definePull},
 		{name: "backup", summary: "copy the metadata of a running (--url) or stopped (--data-dir) server", long: backupLong, define: defineBackup},
 		{name: "restore", summary: "restore a metadata backup into an empty data dir", long: backupLong, define: defineRestore},
 		{name: "backends", summary: "list, check and migrate between storage backends (see --config)", long: backendsLong, sub: []*command{
@@ -235,11 +239,16 @@ func parseInterleaved(fs *flag.FlagSet, args []string, nargs int) error {
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
-		if fs.NArg() == 0 {
+		rest := fs.Args()
+		if len(rest) == 0 {
 			break
 		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...) // after "--" every argument is positional
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
 	if nargs >= 0 && len(pos) != nargs {
 		if nargs == 0 {
