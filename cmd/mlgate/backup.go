@@ -24,7 +24,7 @@ import (
 const backupLong = `A backup is the metadata database (mlgate.db) as of one moment; blobs are backed up separately, after
 it (see the README). Under --auth, --url needs an instance token (--token or MLGATE_TOKEN).`
 
-// runBackup writes a consistent copy of the metadata database to --out: through a running server's
+// defineBackup writes a consistent copy of the metadata database to --out: through a running server's
 // admin API (--url), or from the data dir when no server holds it. The copy goes to a temporary file
 // next to --out, is fsynced and checked (its sha256 against the server's, then its pages and schema),
 // and only then renamed to --out: --out is never a half backup.
@@ -144,7 +144,7 @@ func backupFromServer(ctx context.Context, c *adminClient, w io.Writer, sum hash
 	return n, nil
 }
 
-// runRestore puts a backup in place as the metadata database of an empty data dir, after checking that
+// defineRestore puts a backup in place as the metadata database of an empty data dir, after checking that
 // it is a sound mlgate store of a schema this binary knows. It refuses a data dir that holds anything,
 // so that it never mixes a backup with another store's blobs or replaces a live database.
 func defineRestore(fs *flag.FlagSet) runFunc {

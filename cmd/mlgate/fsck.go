@@ -9,10 +9,9 @@ import (
 	"github.com/mlgate/mlgate/cmd/mlgate/internal/maintenance"
 )
 
-// runFsck checks a data dir offline with maintenance.Fsck. It holds the database lock for the whole run,
-// so no server can be writing: blobs of uploads in flight cannot exist, and no grace period is needed.
-// clean reports whether nothing is left to fix.
-// defineFsck is the fsck command; it exits 1 when problems remain.
+// defineFsck is the fsck command: it checks a data dir offline with maintenance.Fsck, and exits 1 when
+// problems remain. It holds the database lock for the whole run, so no server can be writing: blobs of
+// uploads in flight cannot exist, and no grace period is needed.
 func defineFsck(fs *flag.FlagSet) runFunc {
 	cfg := &config{}
 	addDataDirFlag(fs, cfg)
