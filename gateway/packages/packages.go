@@ -322,7 +322,10 @@ func (s *API) resolveModelVersion(ctx context.Context, req *packageRequest, crea
 		}
 	} else if !create || !errors.Is(err, metadata.ErrNotFound) {
 		return modelNotFound(ref.Model, err)
-	} else if _, err := s.store.Model(ctx, metadata.ModelRef{Project: req.project.ID, DisplayName: ref.Model}); err == nil {
+	} else if other, err := s.store.Model(ctx, metadata.ModelRef{Project: req.project.ID, DisplayName: ref.Model}); err == nil &&
+		other.Name != ref.Model {
+		// A model named ref.Model found here, by its display name, was created by a concurrent first
+		// upload between the two lookups: it is this package's model, and the join below finds it.
 		return fmt.Errorf("package %q: another model has this display name: %w", ref.Model, metadata.ErrConflict)
 	}
 	key := pendingKey{project: req.project.ID, model: ref.Model, semver: ref.Version}
