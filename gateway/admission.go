@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -57,6 +58,7 @@ func (s *Server) withAdmission(next http.Handler) http.Handler {
 			if requestWrites(r.Method, path) && !requestFrees(r.Method, path) {
 				if err := space.Refusing(); err != nil {
 					fail(w, r, s.log, err)
+					drainRefused(w, r)
 					return
 				}
 			}
@@ -69,6 +71,7 @@ func (s *Server) withAdmission(next http.Handler) http.Handler {
 				default:
 					fail(w, r, s.log, fmt.Errorf("%w: %d uploads are running, as many as this server takes at once; retry shortly",
 						httpapi.ErrTooManyUploads, cap(slots)))
+					drainRefused(w, r)
 					return
 				}
 			}
@@ -116,4 +119,21 @@ func requestFrees(method, escapedPath string) bool {
 	rpc = strings.Trim(rpc, "/")
 	last := rpc[strings.LastIndexByte(rpc, '/')+1:]
 	return last == "delete" || last == "delete-tag"
+}
+
+// maxDrainedRefusal is how much of a refused request's body is read and discarded after the refusal.
+// Many clients (Python's urllib3 among them, under MLflow's client) send the whole body before they
+// read the answer: if the server hangs up on an unread body, such a client sees a broken pipe instead
+// of the 429 or 507 it could have acted on. Bodies up to this size are read to their end so that the
+// answer arrives; a larger one is cut after it, as net/http would cut it at once.
+const maxDrainedRefusal = 64 << 20
+
+// drainRefused sends a refusal already written to w, then reads and discards the request body, up to
+// maxDrainedRefusal bytes, at the pace the client sends it (the body read timeout still applies).
+func drainRefused(w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return
+	}
+	_ = http.NewResponseController(w).Flush()
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxDrainedRefusal))
 }

@@ -298,3 +298,47 @@ func TestConcurrentUploadsNeverExceedTheLimit(t *testing.T) {
 	}
 	gatewaytest.WantStatus(t, env.Put(env.PkgURL("m/1.0.0/files/after.bin"), []byte("x")), http.StatusCreated)
 }
+
+// TestRefusedUploadIsAnsweredToAClientThatSendsItsBodyFirst: a client that writes its whole body before
+// it reads the answer, as urllib3 does under MLflow's client, gets the 429 (and can back off) instead of
+// a broken pipe: the refused body is read and discarded.
+func TestRefusedUploadIsAnsweredToAClientThatSendsItsBodyFirst(t *testing.T) {
+	env, b := gatedEnv(t, gateway.Config{MaxConcurrentUploads: 1})
+	b.gate = make(chan struct{})
+	release := sync.OnceFunc(func() { close(b.gate) })
+	t.Cleanup(release) // before the server's own cleanup, which waits for the held upload
+	done := make(chan gatewaytest.Response, 1)
+	go func() { done <- env.Put(env.PkgURL("m/1.0.0/files/held.bin"), []byte("held")) }()
+	poll.Until(t, 10*time.Second, "the first upload to reach the backend", func() bool { return b.running.Load() == 1 })
+
+	addr := env.Srv.Listener.Addr().String()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	const size = 16 << 20 // far more than the socket buffers hold, and net/http's own 256 KiB drain
+	fmt.Fprintf(conn, "PUT /api/v4/projects/team%%2Fvision/packages/ml_models/m/1.0.0/files/refused.bin HTTP/1.1\r\n"+
+		"Host: %s\r\nContent-Length: %d\r\n\r\n", addr, size)
+	if _, err := io.CopyN(conn, zeros{}, size); err != nil {
+		t.Fatalf("sending the whole body of the refused upload: %v (the server hung up instead of answering)", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer after the whole body: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("refused upload: %s, Retry-After %q", resp.Status, resp.Header.Get("Retry-After"))
+	}
+	release()
+	gatewaytest.WantStatus(t, <-done, http.StatusCreated)
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
