@@ -389,9 +389,13 @@ func (q *artifactRequest) list() error {
 // Both keys derive from the instance's signing secret (Deps.Signing), which replicas share and which
 // outlives a restart: any replica accepts the upload ids and part URLs of any other, before and after a
 // restart. A changed secret invalidates the uploads in flight: the client then fails the upload (its
-// abort is refused as well), and the backend upload it leaves behind holds no visible blob; the sweeper
-// removes it (localfs: StagingOrphans, mlgate fsck; S3: also its lifecycle rule for incomplete multipart
-// uploads).
+// abort is refused as well), and the backend upload it leaves behind holds no visible blob: on localfs
+// the sweeper removes it (and mlgate fsck reports it), on S3 a lifecycle rule for incomplete multipart
+// uploads does.
+//
+// Upload ids are sealed under random 96-bit nonces. The key now lives as long as the instance rather than
+// a process, but a nonce repeats with a chance of 2^-32 only after some 2^32 uploads (NIST SP 800-38D's
+// bound), which no registry reaches.
 
 // Purposes of the keys derived from the signing secret. Changing one invalidates every upload in flight,
 // as a new secret does.
@@ -406,6 +410,7 @@ type mpuKeys struct {
 	macKey []byte
 }
 
+// newMPUKeys derives the two keys from secret, each under its own purpose, so that neither is the other.
 func newMPUKeys(secret *signing.Secret) *mpuKeys {
 	block, err := aes.NewCipher(secret.Key(mpuTokenKeyPurpose, 32))
 	if err != nil {
