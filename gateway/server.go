@@ -20,6 +20,7 @@ import (
 	"github.com/mlgate/mlgate/gateway/mlflow/registry"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
 	"github.com/mlgate/mlgate/gateway/packages"
+	"github.com/mlgate/mlgate/gateway/signing"
 	"github.com/mlgate/mlgate/gateway/ui"
 	"github.com/mlgate/mlgate/metadata"
 )
@@ -55,6 +56,10 @@ type Config struct {
 	Space SpaceGuard
 	// Observer, when not nil, is told of every request and of uploads starting and ending (metrics).
 	Observer Observer
+	// Signing is the instance's signing secret (multipart upload ids and part URLs). Replicas must share
+	// it, and it must outlive restarts: cmd reads it from the configuration or the store. nil draws a
+	// random one for this Server alone, which only tests should rely on.
+	Signing *signing.Secret
 }
 
 // Server is the HTTP front of mlgate.
@@ -114,7 +119,7 @@ func (s *Server) routes() *httprouter.Router {
 	tracking := mlflow.New(mlflow.Deps{Store: s.store, Artifacts: files, Log: s.log})
 	reg := registry.New(registry.Deps{Store: s.store})
 	bodies := httpapi.NewBodyBudget(s.cfg.JSONBodyBudget)
-	proxy := artifactproxy.New(artifactproxy.Deps{Store: s.store, Artifacts: files, Log: s.log, Budget: bodies})
+	proxy := artifactproxy.New(artifactproxy.Deps{Store: s.store, Artifacts: files, Log: s.log, Budget: bodies, Signing: s.cfg.Signing})
 	rpcRoutes := append(tracking.Routes(), reg.Routes()...)
 	for _, rt := range rpcRoutes {
 		s.rpcList = append(s.rpcList, httpapi.RouteInfo{Method: rt.Method, Pattern: rt.Path, Access: httpapi.AccessToken})

@@ -331,9 +331,23 @@ type Store interface {
 	// ErrInvalid for a source or kind no record can have, or a token of another listing.
 	ListImportRecords(ctx context.Context, project int64, source string, kind ImportKind, p Page) ([]*ImportRecord, string, error)
 
+	// Instance
+
+	// SigningKey returns the instance's signing secret, from which the gateway derives the keys that seal
+	// multipart upload ids and sign part URLs when no key is configured. The first call on a store draws
+	// SigningKeyLen bytes from crypto/rand and stores them; every later call, from this process or any
+	// other that opens the same store (replicas on one database), returns those bytes unchanged.
+	// Concurrent first calls all return the one secret that was stored. The store never changes it, and
+	// it is not shown by any other method. Errors are the store's (closed, ctx done, and
+	// ErrInsufficientStorage when the first call cannot store it); never ErrNotFound.
+	SigningKey(ctx context.Context) ([]byte, error)
+
 	// Close closes the database.
 	Close() error
 }
+
+// SigningKeyLen is the length in bytes of the signing secret a store draws (SigningKey): 256 bits.
+const SigningKeyLen = 32
 
 // Clock is the store's time source, replaceable in tests.
 type Clock func() time.Time

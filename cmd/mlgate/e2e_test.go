@@ -51,6 +51,12 @@ type proc struct {
 
 func startServe(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
+	return startServeEnv(t, dataDir, nil, extra...)
+}
+
+// startServeEnv is startServe with env ("NAME=value") added to the test's environment.
+func startServeEnv(t *testing.T, dataDir string, env []string, extra ...string) *proc {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +66,9 @@ func startServe(t *testing.T, dataDir string, extra ...string) *proc {
 	p := &proc{t: t, base: "http://" + addr, logs: &bytes.Buffer{}, done: make(chan error, 1)}
 	args := append([]string{"serve", "--data-dir", dataDir, "--addr", addr}, extra...)
 	p.cmd = exec.Command(mlgateBin, args...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

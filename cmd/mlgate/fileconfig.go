@@ -37,6 +37,9 @@ type fileConfig struct {
 	// Pointers, as 0 is a value (no limit) that must win over the default.
 	MaxConcurrentUploads *int           `yaml:"max_concurrent_uploads"`
 	BodyReadTimeout      *time.Duration `yaml:"body_read_timeout"`
+	// SigningKeyFile holds the signing secret (see configuredSigningKey); MLGATE_SIGNING_KEY wins over it.
+	// Only serve reads the file, at start.
+	SigningKeyFile string `yaml:"signing_key_file"`
 
 	Backends       []backendSpec `yaml:"backends"`
 	DefaultBackend string        `yaml:"default_backend"`

@@ -145,6 +145,11 @@ func serve(ctx context.Context, cfg *config, stderr io.Writer) error {
 	metrics, stopMetrics := newMetrics()
 	defer stopMetrics()
 	cfg.metrics = metrics
+	// A bad key file fails the start before anything is opened.
+	secret, secretSource, err := configuredSigningKey(os.Getenv, cfg, log)
+	if err != nil {
+		return err
+	}
 	st, err := openStorage(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -161,6 +166,12 @@ func serve(ctx context.Context, cfg *config, stderr io.Writer) error {
 				"stop the server and run mlgate token create")
 		}
 	}
+	if secret == nil {
+		if secret, err = storedSigningKey(ctx, st.store); err != nil {
+			return err
+		}
+		secretSource = "store"
+	}
 	reserve, err := diskspace.Open(cfg.DataDir, diskspace.DefaultSize, log)
 	if err != nil {
 		return err
@@ -174,6 +185,7 @@ func serve(ctx context.Context, cfg *config, stderr io.Writer) error {
 		MaxConcurrentUploads: cfg.MaxConcurrentUploads,
 		BodyReadTimeout:      cfg.BodyReadTimeout,
 		Space:                reserve,
+		Signing:              secret,
 	}, st.store, st.set.storage, log)
 	srv := &http.Server{
 		Handler: gw.Handler(),
@@ -202,7 +214,9 @@ func serve(ctx context.Context, cfg *config, stderr io.Writer) error {
 	log.Info("mlgate listening", "addr", ln.Addr().String(), "scheme", scheme, "data_dir", cfg.DataDir,
 		"version", buildVersion(), "max_file_size", cfg.MaxFileSize, "auth", cfg.Auth,
 		"max_concurrent_uploads", cfg.MaxConcurrentUploads, "body_read_timeout", cfg.BodyReadTimeout,
-		"backends", st.set.order, "default_backend", st.set.def, "routes", len(cfg.routes()))
+		"backends", st.set.order, "default_backend", st.set.def, "routes", len(cfg.routes()),
+		// The key's fingerprint, never the key: replicas that log one id share the key.
+		"signing_key", secretSource, "signing_key_id", secret.ID())
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -70,8 +70,10 @@
 //	│                        u64(candID) | 'D' | str0(name) | digest → u64(n)    …and by dataset, to dedupe
 //	│                        u64(candID) | 'm' | lmid[16] → ∅                    model inputs
 //	│                        u64(candID) | 'o' | lmid[16] → i64(step)            model outputs
-//	└─ imports               u64(project) | str0(source) | str0(kind) | source_id → json(ImportRecord)
-//	                                                                             import journal (migration 5)
+//	├─ imports               u64(project) | str0(source) | str0(kind) | source_id → json(ImportRecord)
+//	│                                                                            import journal (migration 5)
+//	└─ settings              name → value                                        instance settings (migration 6)
+//	   "signing_key"            → 32 random bytes                                SigningKey; written once
 //
 // History points (metrics) logged with a logged model or a dataset carry json(linkedPoint) as their value;
 // plain points keep the empty value. Files (files) and versions (versions_by_candidate) are keyed by their
@@ -89,7 +91,8 @@
 // logged-models/search as their candidate twins order runs; datasets and dataset_contexts serve
 // experiments/search-datasets; run_io is the inputs and outputs of runs/get. imports is not an index but
 // the journal of `mlgate import`, keyed so that a project's records of one source, or of one kind of it,
-// are one range.
+// are one range. settings is not an index either: it holds values of the whole instance, such as the
+// signing secret.
 //
 // # Rules
 //
@@ -142,6 +145,7 @@ var (
 	bucketDatasetContexts    = []byte("dataset_contexts")
 	bucketRunIO              = []byte("run_io")
 	bucketImports            = []byte("imports")
+	bucketSettings           = []byte("settings")
 )
 
 var keyDBVersion = []byte("db_version")

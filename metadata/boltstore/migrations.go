@@ -28,6 +28,7 @@ var migrations = []migration{
 	{version: 3, name: "token buckets", migrate: migrate3, verify: verify3},
 	{version: 4, name: "logged models, datasets and run inputs/outputs", migrate: migrate4, verify: verify4},
 	{version: 5, name: "import journal", migrate: migrate5, verify: verify5},
+	{version: 6, name: "instance settings", migrate: migrate6, verify: verify6},
 }
 
 // knownVersion is the newest db_version this binary understands.
@@ -150,6 +151,14 @@ var v5Buckets = []string{"imports"}
 func migrate5(tx *bolt.Tx) error { return addBuckets(tx, v5Buckets) }
 
 func verify5(tx *bolt.Tx) error { return hasBuckets(tx, v5Buckets) }
+
+// v6Buckets is frozen: it is what migration 6 adds to v1. The signing secret is not drawn here but by the
+// first SigningKey call, as in any store.
+var v6Buckets = []string{"settings"}
+
+func migrate6(tx *bolt.Tx) error { return addBuckets(tx, v6Buckets) }
+
+func verify6(tx *bolt.Tx) error { return hasBuckets(tx, v6Buckets) }
 
 // addBuckets creates names under v1, leaving existing buckets and data alone.
 func addBuckets(tx *bolt.Tx, names []string) error {

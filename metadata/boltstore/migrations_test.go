@@ -187,6 +187,43 @@ var migrationCases = map[uint64]migrationCase{
 			}))
 		},
 	},
+	6: {
+		// A v5 database with a project and an import record: the migration only adds the empty settings
+		// bucket; the signing key is drawn by the first SigningKey call, not by the migration.
+		setup: func(t *testing.T, db *bolt.DB) {
+			must(t, db.Update(func(tx *bolt.Tx) error {
+				root := tx.Bucket(bucketRoot)
+				if err := root.Bucket(bucketProjects).Put(idKey(1), []byte(`{"id":1,"path":"p"}`)); err != nil {
+					return err
+				}
+				return root.Bucket(bucketImports).Put([]byte("k"), []byte(`{}`))
+			}))
+		},
+		check: func(t *testing.T, db *bolt.DB) {
+			must(t, db.View(func(tx *bolt.Tx) error {
+				root := tx.Bucket(bucketRoot)
+				b := root.Bucket(bucketSettings)
+				if b == nil {
+					return errors.New("settings bucket missing")
+				}
+				if k, _ := b.Cursor().First(); k != nil {
+					return fmt.Errorf("settings bucket not empty: %q", k)
+				}
+				if got := root.Bucket(bucketProjects).Get(idKey(1)); string(got) != `{"id":1,"path":"p"}` {
+					return fmt.Errorf("project record is now %q", got)
+				}
+				if got := root.Bucket(bucketImports).Get([]byte("k")); string(got) != `{}` {
+					return fmt.Errorf("import record is now %q", got)
+				}
+				n := 0
+				err := root.ForEachBucket(func([]byte) error { n++; return nil })
+				if want := len(v1Buckets) + len(v2Buckets) + len(v3Buckets) + len(v4Buckets) + len(v5Buckets) + len(v6Buckets); n != want {
+					return fmt.Errorf("v1 holds %d buckets, want %d", n, want)
+				}
+				return err
+			}))
+		},
+	},
 }
 
 func TestEveryMigrationHasACase(t *testing.T) {

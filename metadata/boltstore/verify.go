@@ -41,7 +41,7 @@ func verifyTx(ctx context.Context, tx *bolt.Tx) error {
 		return fmt.Errorf("db_version %d, want %d: %w", ver, knownVersion(), ErrCorrupt)
 	}
 	v := &verifier{tx: tx}
-	for _, check := range []func(){v.projects, v.models, v.candidates, v.runData, v.metricRanks, v.loggedModels, v.versions, v.aliases, v.files, v.tokens, v.imports} {
+	for _, check := range []func(){v.projects, v.models, v.candidates, v.runData, v.metricRanks, v.loggedModels, v.versions, v.aliases, v.files, v.tokens, v.imports, v.settings} {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -557,6 +557,19 @@ func (v *verifier) imports() {
 		}
 		if _, err := getProject(v.tx, r.Project); err != nil {
 			v.bad("import record %x: %v", k, err)
+		}
+	})
+}
+
+// settings checks the instance settings: only known names, with values of their shape. Messages never
+// show a value: the signing key is a secret.
+func (v *verifier) settings() {
+	v.each(bucketSettings, func(k, val []byte) {
+		switch {
+		case !bytes.Equal(k, settingSigningKey):
+			v.bad("settings: unknown setting %q", k)
+		case len(val) != metadata.SigningKeyLen:
+			v.bad("settings/signing_key has %d bytes, want %d", len(val), metadata.SigningKeyLen)
 		}
 	})
 }

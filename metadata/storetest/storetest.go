@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"Concurrency", concurrencyTests},
 		{"LoggedModels", loggedModelTests},
 		{"Import", importTests},
+		{"Settings", settingsTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -31,7 +31,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -41,6 +40,7 @@ import (
 	"github.com/mlgate/mlgate/gateway/mlflow"
 	"github.com/mlgate/mlgate/gateway/mlflow/message"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
+	"github.com/mlgate/mlgate/gateway/signing"
 	"github.com/mlgate/mlgate/metadata"
 	"github.com/mlgate/mlgate/pkgtypes"
 )
@@ -52,6 +52,10 @@ type Deps struct {
 	Log       *slog.Logger
 	// Budget bounds the large JSON bodies (multipart completions) read at once, with the MLflow RPCs'.
 	Budget *httpapi.BodyBudget
+	// Signing is the instance's signing secret, from which the keys of upload ids and part URLs derive.
+	// Proxies with the same secret (replicas, or one process before and after a restart) accept each
+	// other's. nil draws a random one, valid for this Proxy only: for tests.
+	Signing *signing.Secret
 }
 
 // Proxy serves the mlflow-artifacts API.
@@ -60,6 +64,7 @@ type Proxy struct {
 	artifacts *artifact.Service
 	log       *slog.Logger
 	budget    *httpapi.BodyBudget
+	mpu       *mpuKeys
 }
 
 // New builds the proxy.
@@ -67,7 +72,10 @@ func New(d Deps) *Proxy {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Proxy{store: d.Store, artifacts: d.Artifacts, log: d.Log, budget: d.Budget}
+	if d.Signing == nil {
+		d.Signing = signing.Random()
+	}
+	return &Proxy{store: d.Store, artifacts: d.Artifacts, log: d.Log, budget: d.Budget, mpu: newMPUKeys(d.Signing)}
 }
 
 // runArtifactsSegment is the literal between the run id (or logged model id) and the file path of
@@ -372,42 +380,47 @@ func (q *artifactRequest) list() error {
 
 // Multipart uploads.
 //
-// The design is stateless: the upload id handed to the client is a token sealed with AES-GCM under a
-// per-process random key. It holds the project, candidate, file path, blob key and backend upload id,
-// so parts, complete and abort need no metadata row, and the client learns neither blob keys nor
-// backend ids. Part URLs are mlgate's own (the client sends no Authorization header to them) and carry
-// an HMAC-SHA256 over (upload id, part number, expiry) and the expiry itself, mpuPartTTL ahead.
+// The design is stateless: the upload id handed to the client is a token sealed with AES-GCM. It holds
+// the project, candidate, file path, blob key and backend upload id, so parts, complete and abort need no
+// metadata row, and the client learns neither blob keys nor backend ids. Part URLs are mlgate's own (the
+// client sends no Authorization header to them) and carry an HMAC-SHA256 over (upload id, part number,
+// expiry) and the expiry itself, mpuPartTTL ahead.
 //
-// The keys live only in memory: a restart invalidates every upload id and part URL in flight. The
-// client then fails the upload (its abort is refused as well), and the backend upload it leaves behind
-// holds no visible blob; localfs reports it through StagingOrphans (mlgate fsck), S3 through its
-// lifecycle rule for incomplete multipart uploads.
+// Both keys derive from the instance's signing secret (Deps.Signing), which replicas share and which
+// outlives a restart: any replica accepts the upload ids and part URLs of any other, before and after a
+// restart. A changed secret invalidates the uploads in flight: the client then fails the upload (its
+// abort is refused as well), and the backend upload it leaves behind holds no visible blob: on localfs
+// the sweeper removes it (and mlgate fsck reports it), on S3 a lifecycle rule for incomplete multipart
+// uploads does.
+//
+// Upload ids are sealed under random 96-bit nonces. The key now lives as long as the instance rather than
+// a process, but a nonce repeats with a chance of 2^-32 only after some 2^32 uploads (NIST SP 800-38D's
+// bound), which no registry reaches.
 
-// The process's multipart secrets: an AES-GCM key that seals upload ids and an HMAC key that signs part
-// URLs, drawn on first use. They are per process rather than per Proxy so that every proxy of the
-// process (the unprefixed and the per-project routes) accepts the others' upload ids.
-var (
-	mpuKeyOnce sync.Once
-	mpuAEAD    cipher.AEAD
-	mpuMACKey  []byte
+// Purposes of the keys derived from the signing secret. Changing one invalidates every upload in flight,
+// as a new secret does.
+const (
+	mpuTokenKeyPurpose = "mlgate mlflow-artifacts mpu upload-id aes-256-gcm v1"
+	mpuPartKeyPurpose  = "mlgate mlflow-artifacts mpu part-url hmac-sha256 v1"
 )
 
-func mpuSecrets() (cipher.AEAD, []byte) {
-	mpuKeyOnce.Do(func() {
-		key := make([]byte, 64)
-		if _, err := rand.Read(key); err != nil {
-			panic("artifactproxy: no randomness for the multipart keys: " + err.Error())
-		}
-		block, err := aes.NewCipher(key[:32])
-		if err != nil {
-			panic(err)
-		}
-		if mpuAEAD, err = cipher.NewGCM(block); err != nil {
-			panic(err)
-		}
-		mpuMACKey = key[32:]
-	})
-	return mpuAEAD, mpuMACKey
+// mpuKeys seals upload ids (aead) and signs part URLs (macKey).
+type mpuKeys struct {
+	aead   cipher.AEAD
+	macKey []byte
+}
+
+// newMPUKeys derives the two keys from secret, each under its own purpose, so that neither is the other.
+func newMPUKeys(secret *signing.Secret) *mpuKeys {
+	block, err := aes.NewCipher(secret.Key(mpuTokenKeyPurpose, 32))
+	if err != nil {
+		panic(err) // a 32-byte key is always valid
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err)
+	}
+	return &mpuKeys{aead: aead, macKey: secret.Key(mpuPartKeyPurpose, 32)}
 }
 
 // mpuToken is the content of an upload id.
@@ -429,19 +442,19 @@ func (t mpuToken) multipart() artifact.Multipart {
 // mpuTokenAD binds sealed tokens to their purpose.
 var mpuTokenAD = []byte("mlgate mlflow mpu upload id v1")
 
-func sealMPUToken(t mpuToken) string {
-	aead, _ := mpuSecrets()
+func (k *mpuKeys) seal(t mpuToken) string {
+	aead := k.aead
 	plain, _ := json.Marshal(t)
 	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
 	_, _ = rand.Read(nonce)
 	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, mpuTokenAD))
 }
 
-// openMPUToken checks and decodes an upload id. Anything this process did not seal is httpapi.ErrBadRequest.
-func openMPUToken(s string) (mpuToken, error) {
+// open checks and decodes an upload id. Anything not sealed with these keys is httpapi.ErrBadRequest.
+func (k *mpuKeys) open(s string) (mpuToken, error) {
 	var t mpuToken
-	bad := fmt.Errorf("%w: upload_id is not a multipart upload of this server (or the server restarted "+
-		"since it was created); start the upload again", httpapi.ErrBadRequest)
+	bad := fmt.Errorf("%w: upload_id is not a multipart upload of this server (or its signing key changed "+
+		"since the upload was created); start the upload again", httpapi.ErrBadRequest)
 	if s == "" {
 		return t, rpc.Required("upload_id")
 	}
@@ -449,7 +462,7 @@ func openMPUToken(s string) (mpuToken, error) {
 		return t, bad
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(s)
-	aead, _ := mpuSecrets()
+	aead := k.aead
 	if err != nil || len(raw) < aead.NonceSize() {
 		return t, bad
 	}
@@ -460,10 +473,9 @@ func openMPUToken(s string) (mpuToken, error) {
 	return t, nil
 }
 
-// mpuPartSig signs one part URL.
-func mpuPartSig(token string, n int, exp int64) string {
-	_, key := mpuSecrets()
-	mac := hmac.New(sha256.New, key)
+// partSig signs one part URL.
+func (k *mpuKeys) partSig(token string, n int, exp int64) string {
+	mac := hmac.New(sha256.New, k.macKey)
 	fmt.Fprintf(mac, "part\x00%s\x00%d\x00%d", token, n, exp)
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
@@ -554,7 +566,7 @@ func (q *artifactRequest) mpuCreate(tail string) error {
 	if err != nil {
 		return err
 	}
-	token := sealMPUToken(mpuToken{
+	token := q.p.mpu.seal(mpuToken{
 		Project: ra.project.ID, Candidate: ra.owner(), Path: filePath,
 		Key: mp.Key, Upload: mp.UploadID, Parts: int(in.NumParts.V), Backend: mp.Backend,
 	})
@@ -565,7 +577,7 @@ func (q *artifactRequest) mpuCreate(tail string) error {
 	for i := range creds {
 		n := i + 1
 		creds[i] = mpuCredential{
-			URL:        base + strconv.Itoa(n) + "?exp=" + strconv.FormatInt(exp, 10) + "&sig=" + mpuPartSig(token, n, exp),
+			URL:        base + strconv.Itoa(n) + "?exp=" + strconv.FormatInt(exp, 10) + "&sig=" + q.p.mpu.partSig(token, n, exp),
 			PartNumber: n,
 			Headers:    map[string]string{},
 		}
@@ -593,13 +605,13 @@ func (q *artifactRequest) mpuPart(tail string) error {
 	if err != nil {
 		return fmt.Errorf("%w: part URL has no valid exp", httpapi.ErrBadSignature)
 	}
-	if !hmac.Equal([]byte(query.Get("sig")), []byte(mpuPartSig(token, n, exp))) {
+	if !hmac.Equal([]byte(query.Get("sig")), []byte(q.p.mpu.partSig(token, n, exp))) {
 		return fmt.Errorf("%w does not match: use the URLs returned by mpu/create unchanged", httpapi.ErrBadSignature)
 	}
 	if time.Now().Unix() > exp {
 		return fmt.Errorf("%w expired at %s: start the upload again", httpapi.ErrBadSignature, time.Unix(exp, 0).UTC().Format(time.RFC3339))
 	}
-	t, err := openMPUToken(token)
+	t, err := q.p.mpu.open(token)
 	if err != nil {
 		return err
 	}
@@ -626,7 +638,7 @@ func unquoteETag(s string) string {
 // mpuUpload decodes the upload id of a complete or abort call and checks that it was created for the
 // same run and file this URL names, so an upload id cannot be used to write into another run.
 func (q *artifactRequest) mpuUpload(tail, localPath, uploadID string) (*runArtifacts, mpuToken, error) {
-	t, err := openMPUToken(uploadID)
+	t, err := q.p.mpu.open(uploadID)
 	if err != nil {
 		return nil, t, err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/mlgate/mlgate/gateway/gatewaytest"
 	"github.com/mlgate/mlgate/gateway/mlflow/artifactproxy"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
+	"github.com/mlgate/mlgate/gateway/signing"
 	"github.com/mlgate/mlgate/metadata"
 )
 
@@ -419,13 +420,14 @@ func TestMLflowArtifactsMultipart(t *testing.T) {
 }
 
 func TestMLflowArtifactsMultipartRefusals(t *testing.T) {
-	env := gatewaytest.New(t, gateway.Config{})
+	secret := signing.Random()
+	env := gatewaytest.New(t, gateway.Config{Signing: secret})
 	run := newArtifactRun(t, env, rpc.DefaultProject, "exp", "/api/2.0/mlflow-artifacts")
 	other := newArtifactRun(t, env, rpc.DefaultProject, "exp", "/api/2.0/mlflow-artifacts")
 	const partSize = 5 << 20
 	data := gatewaytest.Payload(partSize + 10)
 	created := run.mpuCreate(t, "m", "model.bin", 2)
-	tokKey, tokUpload, err := artifactproxy.OpenMPUToken(created.UploadID)
+	tokKey, tokUpload, err := artifactproxy.OpenMPUToken(secret, created.UploadID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,13 +456,13 @@ func TestMLflowArtifactsMultipartRefusals(t *testing.T) {
 		partURL(1, exp, flip(sig)),
 		partURL(2, exp, sig),
 		partURL(1, exp+1, sig),
-		partURL(1, time.Now().Add(-time.Minute).Unix(), artifactproxy.MPUPartSig(created.UploadID, 1, time.Now().Add(-time.Minute).Unix())),
+		partURL(1, time.Now().Add(-time.Minute).Unix(), artifactproxy.MPUPartSig(secret, created.UploadID, 1, time.Now().Add(-time.Minute).Unix())),
 		strings.Replace(created.Credentials[0].URL, created.UploadID, flipTail(created.UploadID), 1),
 	} {
 		wantMLflowError(t, env.Put(bad, []byte("x")), http.StatusForbidden, "PERMISSION_DENIED")
 	}
 	// A part number the upload was not created with, even if signed.
-	wantMLflowError(t, env.Put(partURL(3, exp, artifactproxy.MPUPartSig(created.UploadID, 3, exp)), []byte("x")), http.StatusBadRequest, "INVALID_PARAMETER_VALUE")
+	wantMLflowError(t, env.Put(partURL(3, exp, artifactproxy.MPUPartSig(secret, created.UploadID, 3, exp)), []byte("x")), http.StatusBadRequest, "INVALID_PARAMETER_VALUE")
 	// No Content-Length.
 	r := env.Do(http.MethodPut, created.Credentials[0].URL, io.MultiReader(bytes.NewReader([]byte("x"))), nil)
 	wantMLflowError(t, r, http.StatusLengthRequired, "INVALID_PARAMETER_VALUE")
