@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlgate/mlgate/backends/s3test"
 )
@@ -229,4 +230,90 @@ func doReq(t *testing.T, c *http.Client, method, u string, body []byte, header m
 func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// TestRedirectDownloadFigure measures, for the README, a 1 GiB download through mlgate (proxied) and by
+// redirect from the MinIO that .ci/s3-servers.sh starts: throughput and the serve process's CPU seconds
+// (utime+stime from /proc) per GiB. It is a measurement, not a check, so it runs only with
+// MLGATE_BENCH_REDIRECT=1: go test -run TestRedirectDownloadFigure -v ./cmd/mlgate/
+func TestRedirectDownloadFigure(t *testing.T) {
+	if os.Getenv("MLGATE_BENCH_REDIRECT") != "1" {
+		t.Skip("a measurement: set MLGATE_BENCH_REDIRECT=1 to run it")
+	}
+	mio := s3test.Lookup(t, "minio")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mlgate.yaml")
+	yaml := fmt.Sprintf(`backends:
+  - name: mio
+    type: minio
+    config: {endpoint: %q, bucket: %s, prefix: redirect-bench-%x/, path_style: true, access_key_env: %s, secret_key_env: %s, redirect_downloads: true}
+default_backend: mio
+`, mio.Endpoint, mio.Bucket, randBytes(6), s3test.AccessKeyEnv, s3test.SecretKeyEnv)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, filepath.Join(dir, "data"), "--config", cfg)
+	const size = 1 << 30
+	u := p.url("bench/1.0.0/files/big.bin")
+	chunk := randBytes(1 << 20)
+	h := sha256.New()
+	body := io.TeeReader(io.LimitReader(repeatReader(chunk), size), h)
+	req, _ := http.NewRequest(http.MethodPut, u, body)
+	req.ContentLength = size
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	want := hex.EncodeToString(h.Sum(nil))
+	for _, c := range []struct {
+		name   string
+		header map[string]string
+	}{{"proxied", map[string]string{"X-Mlgate-No-Redirect": "1"}}, {"redirect", nil}, {"proxied", map[string]string{"X-Mlgate-No-Redirect": "1"}}, {"redirect", nil}} {
+		cpu0 := procCPU(t, p.cmd.Process.Pid)
+		start := time.Now()
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		for k, v := range c.header {
+			req.Header.Set(k, v)
+		}
+		resp, err := requestsRedirects.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		n, err := io.CopyBuffer(h, resp.Body, make([]byte, 1<<20))
+		resp.Body.Close()
+		el := time.Since(start)
+		cpu := procCPU(t, p.cmd.Process.Pid) - cpu0
+		if err != nil || n != size || hex.EncodeToString(h.Sum(nil)) != want {
+			t.Fatalf("%s: %d bytes, %v", c.name, n, err)
+		}
+		t.Logf("%-8s 1 GiB in %6.2fs = %7.1f MiB/s; mlgate CPU %.2f s/GiB (served by %s)",
+			c.name, el.Seconds(), float64(size)/(1<<20)/el.Seconds(), cpu, resp.Request.URL.Host)
+	}
+}
+
+// repeatReader yields chunk over and over.
+func repeatReader(chunk []byte) io.Reader {
+	return readerFunc(func(b []byte) (int, error) { return copy(b, chunk), nil })
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
+
+// procCPU is the user+system CPU seconds process pid has used (Linux /proc; clock ticks of 100 Hz,
+// the value on every Linux architecture Go supports).
+func procCPU(t *testing.T, pid int) float64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	// Fields after the parenthesised command name, which may hold spaces.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	var utime, stime float64
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	return (utime + stime) / 100
 }
