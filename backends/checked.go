@@ -203,6 +203,8 @@ type CheckedBackend struct {
 	name string
 	b    Backend
 	obs  Observer
+	// redirect is the download redirect policy (WithDownloadRedirect); nil: downloads are proxied.
+	redirect *RedirectPolicy
 
 	mu   sync.Mutex
 	desc *Descriptor // cached after the first successful Describe

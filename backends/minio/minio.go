@@ -364,3 +364,23 @@ func apiError(err error) s3util.APIError {
 
 // mapErr translates a minio-go error into the backends sentinels by s3util.MapErr's rules.
 func mapErr(err error) error { return s3util.MapErr(err, apiError) }
+
+// PresignGet implements backends.Presigner with minio-go's presigning (SigV4 in the query, computed
+// locally since the region is configured). A failure to sign (no credentials) wraps
+// backends.ErrUnavailable.
+func (b *Backend) PresignGet(ctx context.Context, key string, expiry time.Duration, disposition string) (string, error) {
+	var params url.Values
+	if disposition != "" {
+		params = url.Values{"response-content-disposition": {disposition}}
+	}
+	u, err := b.core.Client.PresignedGetObject(ctx, b.cfg.Bucket, b.objectKey(key), expiry, params)
+	if err != nil {
+		if s3util.IsContextErr(err) {
+			return "", err
+		}
+		return "", fmt.Errorf("%w: presign: %v", backends.ErrUnavailable, err)
+	}
+	return u.String(), nil
+}
+
+var _ backends.Presigner = (*Backend)(nil)

@@ -459,3 +459,23 @@ func mapErr(err error) error { return s3util.MapErr(err, apiError) }
 
 // sdkPartNumber converts a contract part number (validated by Checked to fit S3's 1..10000).
 func sdkPartNumber(n int) *int32 { return aws.Int32(int32(n)) }
+
+// PresignGet implements backends.Presigner with the SDK's presign client (SigV4 in the query). Only
+// Host is signed, so any client can follow the URL with headers of its own. A failure to sign (no
+// credentials) wraps backends.ErrUnavailable.
+func (b *Backend) PresignGet(ctx context.Context, key string, expiry time.Duration, disposition string) (string, error) {
+	in := &s3.GetObjectInput{Bucket: b.bucket(), Key: aws.String(b.objectKey(key))}
+	if disposition != "" {
+		in.ResponseContentDisposition = aws.String(disposition)
+	}
+	req, err := b.presign.PresignGetObject(ctx, in, func(o *s3.PresignOptions) { o.Expires = expiry })
+	if err != nil {
+		if s3util.IsContextErr(err) {
+			return "", err
+		}
+		return "", fmt.Errorf("%w: presign: %v", backends.ErrUnavailable, err)
+	}
+	return req.URL, nil
+}
+
+var _ backends.Presigner = (*Backend)(nil)

@@ -41,6 +41,10 @@ type backendSet struct {
 // Errors name the backend; an unknown type wraps ErrConfig.
 // metrics (nil: none) counts its traffic and failures.
 func openBackend(ctx context.Context, spec backendSpec, metrics *serveMetrics, log *slog.Logger) (*backendInst, error) {
+	redirect, factoryConfig, err := spec.redirect()
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: %w", spec.Name, err)
+	}
 	var raw backends.Backend
 	if spec.Plugin != nil {
 		// The plugin outlives the command's context (a SIGTERM cancels that first): Close stops it.
@@ -54,7 +58,7 @@ func openBackend(ctx context.Context, spec backendSpec, metrics *serveMetrics, l
 		if !ok {
 			return nil, fmt.Errorf("%w: backend %q: unknown type %q (have %v)", ErrConfig, spec.Name, spec.Type, backendTypes())
 		}
-		b, err := f(ctx, spec.Config.raw())
+		b, err := f(ctx, factoryConfig)
 		if err != nil {
 			return nil, fmt.Errorf("backend %q (%s): %w", spec.Name, spec.Type, err)
 		}
@@ -64,6 +68,9 @@ func openBackend(ctx context.Context, spec backendSpec, metrics *serveMetrics, l
 	if metrics != nil {
 		metrics.opened(spec.Name)
 		opts = append(opts, backends.WithObserver(metrics))
+	}
+	if redirect != nil {
+		opts = append(opts, backends.WithDownloadRedirect(*redirect))
 	}
 	in := &backendInst{spec: spec, b: backends.Checked(spec.Name, raw, opts...), users: 1}
 	in.staging, _ = raw.(maintenance.StagingSweeper)

@@ -199,6 +199,9 @@ func (fc *fileConfig) validate(types []string) error {
 		case b.Plugin != nil && !sha256Pattern.MatchString(b.Plugin.SHA256):
 			return fmt.Errorf("%w: %s: plugin.sha256 is required, as 64 lowercase hex digits (sha256sum of the binary)", ErrConfig, where)
 		}
+		if _, _, err := b.redirect(); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
 		seen[b.Name] = true
 	}
 	if fc.DefaultBackend == "" {

@@ -195,3 +195,63 @@ func TestServeLimits(t *testing.T) {
 		}
 	}
 }
+
+func TestRedirectConfig(t *testing.T) {
+	parse := func(typ, config string) (*fileConfig, error) {
+		return parseFileConfig(strings.NewReader("backends:\n  - name: b\n    type: "+typ+"\n    config: {bucket: x"+config+"}\ndefault_backend: b\n"), backendTypes())
+	}
+	for _, c := range []struct {
+		typ, config string
+		want        *time.Duration // expiry; nil: no redirect
+		grace       time.Duration
+		err         string
+	}{
+		{"minio", "", nil, 0, ""},
+		{"minio", ", redirect_downloads: false, redirect_expiry: 1m", nil, 0, ""},
+		{"minio", ", redirect_downloads: true", ptr(5 * time.Minute), time.Hour, ""},
+		{"s3", ", redirect_downloads: true, redirect_expiry: 90s, redirect_grace: 2h", ptr(90 * time.Second), 2 * time.Hour, ""},
+		{"s3", ", redirect_downloads: true, redirect_grace: 0s", ptr(5 * time.Minute), 0, ""},
+		{"s3", ", redirect_downloads: yes", nil, 0, "redirect_downloads must be true or false"},
+		{"s3", ", redirect_downloads: true, redirect_expiry: 5", nil, 0, `redirect_expiry must be a duration such as "5m"`},
+		{"s3", ", redirect_downloads: true, redirect_expiry: 5 minutes", nil, 0, "redirect_expiry: time: unknown unit"},
+		{"s3", ", redirect_downloads: true, redirect_expiry: 500ms", nil, 0, "outside 1s..168h"},
+		{"s3", ", redirect_downloads: true, redirect_expiry: 200h", nil, 0, "outside 1s..168h"},
+		{"s3", ", redirect_downloads: true, redirect_grace: -1m", nil, 0, "redirect_grace must not be negative"},
+		{"localfs", ", redirect_downloads: true", nil, 0, "for backends of type s3 or minio only, not localfs"},
+		{"memory", ", redirect_expiry: 1m", nil, 0, "for backends of type s3 or minio only, not memory"},
+	} {
+		fc, err := parse(c.typ, c.config)
+		if c.err != "" {
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s%s: %v, want an ErrConfig saying %q", c.typ, c.config, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s%s: %v", c.typ, c.config, err)
+			continue
+		}
+		p, rest, err := fc.Backends[0].redirect()
+		if err != nil || string(rest) != `{"bucket":"x"}` {
+			t.Errorf("%s%s: factory config %s, %v: the redirect keys must not reach the factory", c.typ, c.config, rest, err)
+		}
+		switch {
+		case c.want == nil && p != nil:
+			t.Errorf("%s%s: redirects (%+v)", c.typ, c.config, p)
+		case c.want != nil && (p == nil || p.Expiry != *c.want || p.Grace != c.grace):
+			t.Errorf("%s%s: policy %+v, want expiry %v grace %v", c.typ, c.config, p, *c.want, c.grace)
+		}
+	}
+	// A plugin cannot presign: its downloads are proxied, and asking otherwise is an error.
+	_, err := parseFileConfig(strings.NewReader(`backends:
+  - name: p
+    plugin: {path: /x, sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef}
+    config: {redirect_downloads: true}
+default_backend: p
+`), backendTypes())
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "not plugin:x") {
+		t.Errorf("redirect on a plugin: %v", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

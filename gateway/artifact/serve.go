@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/mlgate/mlgate/backends"
@@ -19,12 +20,20 @@ import (
 // first byte are answered with fail (the route's error body); a failure after it cuts the response
 // short, so the client sees a truncated body rather than a complete-looking one. A Range that cannot be
 // served is 416 with "Content-Range: bytes */<size>" (see normalizeRange).
+//
+// A whole-file GET of a file whose backend redirects downloads (backends.CheckedBackend.Redirect) is
+// answered with 307 to a presigned URL instead, unless the client sent X-Mlgate-No-Redirect: 1; HEAD,
+// ranges and conditional requests are always served here, as they are cheap or need mlgate's own
+// answers (416 bodies, 304s). This is the one place that decides, for every surface that serves files.
 func (a *Service) Serve(w http.ResponseWriter, r *http.Request, f *metadata.File, fail httpapi.ErrorWriter) {
+	if a.redirect(w, r, f) {
+		return
+	}
 	h := w.Header()
 	h.Set("ETag", `"`+f.SHA256+`"`)
 	h.Set("X-Checksum-SHA256", f.SHA256)
 	h.Set("Content-Type", contentTypeOf(f))
-	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(f.Path)}))
+	h.Set("Content-Disposition", attachment(path.Base(f.Path)))
 	h.Set("X-Content-Type-Options", "nosniff")
 	if !a.normalizeRangeHeader(w, r, f, fail) {
 		return
@@ -42,6 +51,77 @@ func (a *Service) Serve(w http.ResponseWriter, r *http.Request, f *metadata.File
 	body := backends.NewReadSeeker(r.Context(), backend, f.BlobKey, f.Size)
 	defer body.Close()
 	http.ServeContent(w, r, "", f.CreatedAt, body)
+}
+
+// NoRedirectHeader, set to "1" on a download, asks for the bytes from mlgate even when the file's
+// backend redirects downloads (a client that cannot reach the storage server).
+const NoRedirectHeader = "X-Mlgate-No-Redirect"
+
+// redirect answers r with 307 to a presigned URL of f's blob when r is a whole-file GET that may be
+// redirected and f's backend redirects downloads, and reports whether it did. The blob is held (see
+// blobReaders.hold) for the URL's expiry plus the backend's grace before the redirect is sent, so that
+// replacing or deleting the file meanwhile cannot delete the bytes the client is about to fetch. When
+// the URL cannot be signed the download is proxied instead: the client still gets its file.
+func (a *Service) redirect(w http.ResponseWriter, r *http.Request, f *metadata.File) bool {
+	if r.Method != http.MethodGet || !isPlainRead(r) || r.Header.Get(NoRedirectHeader) == "1" {
+		return false
+	}
+	backend, err := a.backendOf(r.Context(), f)
+	if err != nil {
+		return false // Serve answers the same error
+	}
+	policy, ok := backend.Redirect()
+	if !ok {
+		return false
+	}
+	a.readers.hold(f.BlobKey, policy.Expiry+policy.Grace)
+	u, err := backend.PresignGet(r.Context(), f.BlobKey, policy.Expiry, attachment(path.Base(f.Path)))
+	if err != nil {
+		a.log.Warn("could not presign a download; proxying it", "backend", f.Backend, "err", err)
+		return false
+	}
+	h := w.Header()
+	h.Set("Location", u)
+	// The URL expires and grants access by itself: no cache may keep it or hand it to someone else.
+	h.Set("Cache-Control", "private, no-store")
+	h.Set("X-Checksum-SHA256", f.SHA256)
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	return true
+}
+
+// attachment is the Content-Disposition of a download of a file called name: RFC 6266's
+// "attachment; filename=…", with, for a name that is not plain ASCII, an ASCII fallback in filename
+// and the exact name in filename* (RFC 5987's UTF-8 percent-encoding), which every current browser and
+// curl's -J prefer.
+func attachment(name string) string {
+	ascii := true
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c >= 0x7f {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		if v := mime.FormatMediaType("attachment", map[string]string{"filename": name}); v != "" {
+			return v
+		}
+	}
+	fallback := []rune(name)
+	for i, c := range fallback {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			fallback[i] = '_'
+		}
+	}
+	var enc strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$&+-.^_`|~", c) >= 0 {
+			enc.WriteByte(c)
+		} else {
+			fmt.Fprintf(&enc, "%%%02X", c)
+		}
+	}
+	return `attachment; filename="` + string(fallback) + `"; filename*=UTF-8''` + enc.String()
 }
 
 // normalizeRangeHeader replaces r's Range header with its normalized form (normalizeRange), which

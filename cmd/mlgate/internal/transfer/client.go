@@ -117,7 +117,7 @@ func NewClient(cfg Config) (*Client, error) {
 		t.WriteBufferSize, t.ReadBufferSize = 256<<10, 256<<10
 		// No total timeout: a multi-GB transfer on a slow link must not be cut. Stalls end with the
 		// server's body-read timeout (uploads) or the context (downloads).
-		c.http = &http.Client{Transport: t}
+		c.http = &http.Client{Transport: t, CheckRedirect: dropAuthOffHost}
 	}
 	return c, nil
 }
@@ -291,4 +291,19 @@ func (c *Client) ResolveAlias(ctx context.Context, model, alias string) (Package
 	}
 	return Package{}, fmt.Errorf("alias %q of model %q: version %s has no %s tag; is the server mlgate?",
 		alias, model, reply.ModelVersion.Version, semverTag)
+}
+
+// dropAuthOffHost follows redirects as net/http does, but keeps the token from any other host:port than
+// the server's. A download a backend redirects to a presigned URL (redirect_downloads) goes to the
+// storage server, often on the same host at another port, where net/http would still send the token:
+// it would leak, and S3 refuses a request that carries both a presigned query and an Authorization
+// header. Python's requests and curl drop it the same way.
+func dropAuthOffHost(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
+		req.Header.Del("Authorization")
+	}
+	return nil
 }
