@@ -69,7 +69,6 @@ var (
 	validateToken       = metadata.ValidateToken
 	decodeTokenHash     = metadata.DecodeTokenHash
 	validateFile        = metadata.ValidateFile
-	isSHA256Hex         = metadata.IsSHA256Hex
 )
 
 const maxBackendNameLen = metadata.MaxBackendNameLen

@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -69,7 +70,7 @@ func (s *Store) CommitFile(ctx context.Context, f *metadata.File, replace bool) 
 		err := tx.QueryRow(ctx, `SELECT path FROM files WHERE owner_id = $1 AND path = ANY($2) LIMIT 1`, out.OwnerID, ancestors).Scan(&anc)
 		if err == nil {
 			return fmt.Errorf("file %q: ancestor %q is a file: %w", out.Path, anc, metadata.ErrConflict)
-		} else if err != pgx.ErrNoRows {
+		} else if !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
 		lo, hi := dirRange(out.Path)
@@ -77,7 +78,7 @@ func (s *Store) CommitFile(ctx context.Context, f *metadata.File, replace bool) 
 		err = tx.QueryRow(ctx, `SELECT path FROM files WHERE owner_id = $1 AND path >= $2 AND path < $3 LIMIT 1`, out.OwnerID, lo, hi).Scan(&below)
 		if err == nil {
 			return fmt.Errorf("file %q: is a directory (holds %q): %w", out.Path, below, metadata.ErrConflict)
-		} else if err != pgx.ErrNoRows {
+		} else if !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
 		old, err := getFile(ctx, tx, out.OwnerID, out.Path, true)
