@@ -53,22 +53,6 @@ func (s *Store) CreateCandidate(ctx context.Context, c *metadata.Candidate, tags
 	return nil
 }
 
-func validateCandidate(c *metadata.Candidate) error {
-	if len(c.Name) > metadata.MaxCandidateName {
-		return fmt.Errorf("candidate name %.60q: longer than %d bytes: %w", c.Name, metadata.MaxCandidateName, metadata.ErrInvalid)
-	}
-	if c.Status > metadata.Killed {
-		return fmt.Errorf("candidate status %d: %w", c.Status, metadata.ErrInvalid)
-	}
-	if c.Lifecycle > metadata.Deleted {
-		return fmt.Errorf("candidate lifecycle %d: %w", c.Lifecycle, metadata.ErrInvalid)
-	}
-	if c.IID < 0 {
-		return fmt.Errorf("candidate iid %d: %w", c.IID, metadata.ErrInvalid)
-	}
-	return nil
-}
-
 // createCandidate writes a validated candidate whose Project and ModelID are already checked, and its
 // three indexes. Its ID is reserved when not 0 (an id ReserveOwnerID drew), else the sequence's next. A
 // non-zero c.EID, c.IID or c.CreatedAt is kept (see CreateCandidate).

@@ -15,9 +15,6 @@ import (
 // small enough that no read transaction lives long.
 const forEachBatch = 500
 
-// maxBackendNameLen bounds File.Backend, a configured backend's name.
-const maxBackendNameLen = 128
-
 // CommitFile inserts or replaces the row for (f.CandidateID, f.Path) and returns the replaced row (nil for
 // an insert). CreatedAt is filled with now when zero; f is changed only on success.
 // ErrConflict if f.Path is a directory of other rows, if an ancestor directory of f.Path is a file, or if a
@@ -78,38 +75,6 @@ func nextSlash(p string, i int) int {
 		return -1
 	}
 	return i + 1 + j
-}
-
-func validateFile(f *metadata.File) error {
-	if err := validateFilePath(f.Path); err != nil {
-		return err
-	}
-	switch {
-	case f.Size < 0:
-		return fmt.Errorf("file %q: negative size: %w", f.Path, metadata.ErrInvalid)
-	case !isSHA256Hex(f.SHA256):
-		return fmt.Errorf("file %q: sha256 %.70q is not 64 lowercase hex digits: %w", f.Path, f.SHA256, metadata.ErrInvalid)
-	case len(f.ContentType) > metadata.MaxContentTypeLen:
-		return fmt.Errorf("file %q: content type longer than %d bytes: %w", f.Path, metadata.MaxContentTypeLen, metadata.ErrInvalid)
-	case f.BlobKey == "":
-		return fmt.Errorf("file %q: empty blob key: %w", f.Path, metadata.ErrInvalid)
-	case len(f.Backend) > maxBackendNameLen:
-		// Empty is valid: it means the default backend (rows from before backends were recorded).
-		return fmt.Errorf("file %q: backend name longer than %d bytes: %w", f.Path, maxBackendNameLen, metadata.ErrInvalid)
-	}
-	return nil
-}
-
-func isSHA256Hex(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if (s[i] < '0' || s[i] > '9') && (s[i] < 'a' || s[i] > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // File returns the row at (candidateID, path). ErrNotFound if there is none (or no such candidate);

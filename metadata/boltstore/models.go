@@ -43,30 +43,6 @@ func (s *Store) CreateModel(ctx context.Context, m *metadata.Model) error {
 	return nil
 }
 
-func validateModel(m *metadata.Model) error {
-	if m.Name == "" && m.DisplayName == "" {
-		return fmt.Errorf("model: a name or a display name is required: %w", metadata.ErrInvalid)
-	}
-	if m.Name != "" {
-		if err := validateModelName(m.Name); err != nil {
-			return err
-		}
-	}
-	if err := validateDisplayName(m.DisplayName); err != nil {
-		return err
-	}
-	if len(m.Description) > metadata.MaxDescriptionLen {
-		return fmt.Errorf("model %q: description longer than %d bytes: %w", m.DisplayName, metadata.MaxDescriptionLen, metadata.ErrInvalid)
-	}
-	if m.Lifecycle > metadata.Deleted {
-		return fmt.Errorf("model %q: lifecycle %d: %w", m.DisplayName, m.Lifecycle, metadata.ErrInvalid)
-	}
-	if m.IID < 0 {
-		return fmt.Errorf("model %q: iid %d: %w", m.DisplayName, m.IID, metadata.ErrInvalid)
-	}
-	return validateTags(m.Tags)
-}
-
 // createModel writes a validated model and its three indexes. It derives Name when empty. The
 // project's default model takes iid 0 instead of the next counter value; any other model takes m.IID when
 // that is set and free.
@@ -177,13 +153,6 @@ func freeSlug(byName *bolt.Bucket, project int64, display string) (string, error
 	return name, nil
 }
 
-func trimSlugTail(s string) string {
-	for len(s) > 1 && (s[len(s)-1] == '_' || s[len(s)-1] == '.' || s[len(s)-1] == '-') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
 // Model returns the model selected by ref: by ID (and, if ref.Project is set, only within that project), or
 // within ref.Project by exactly one of IID, Name and DisplayName. Models of any lifecycle are returned.
 // ErrInvalid for a ref that selects nothing or several ways; ErrNotFound otherwise.
@@ -289,18 +258,6 @@ func indexPointsNowhere(err error) error {
 	return err
 }
 
-func validateTags(tags []metadata.Tag) error {
-	for _, t := range tags {
-		if t.Key == "" || len(t.Key) > metadata.MaxTagKeyLen {
-			return fmt.Errorf("tag key %.60q: must be 1–%d bytes: %w", t.Key, metadata.MaxTagKeyLen, metadata.ErrInvalid)
-		}
-		if len(t.Value) > metadata.MaxTagValueLen {
-			return fmt.Errorf("tag %q: value longer than %d bytes: %w", t.Key, metadata.MaxTagValueLen, metadata.ErrInvalid)
-		}
-	}
-	return nil
-}
-
 // UpdateModel applies u to the model in one transaction and returns the model as stored, with UpdatedAt
 // set to now. A rename changes DisplayName and its models_by_display entry; Name, the slug, never changes.
 // DeleteTags (absent keys ignored) is applied before SetTags (which replaces a key's value or appends the
@@ -353,21 +310,6 @@ func (s *Store) UpdateModel(ctx context.Context, id uint64, u metadata.ModelUpda
 	return out, nil
 }
 
-func validateModelUpdate(u metadata.ModelUpdate) error {
-	if u.DisplayName != nil {
-		if err := validateDisplayName(*u.DisplayName); err != nil {
-			return err
-		}
-	}
-	if u.Description != nil && len(*u.Description) > metadata.MaxDescriptionLen {
-		return fmt.Errorf("model description longer than %d bytes: %w", metadata.MaxDescriptionLen, metadata.ErrInvalid)
-	}
-	if u.Lifecycle != nil && *u.Lifecycle > metadata.Deleted {
-		return fmt.Errorf("model lifecycle %d: %w", *u.Lifecycle, metadata.ErrInvalid)
-	}
-	return validateTagUpdate(u.SetTags, u.DeleteTags)
-}
-
 // renameModel moves the model's models_by_display entry to display; the caller stores m.
 func renameModel(tx *bolt.Tx, m *metadata.Model, display string) error {
 	byDisplay := bk(tx, bucketModelsByDisplay)
@@ -409,41 +351,6 @@ func cascadeLifecycle(tx *bolt.Tx, modelID uint64, to metadata.Lifecycle) error 
 		}
 	}
 	return nil
-}
-
-// validateTagUpdate checks the tags to set and the keys to delete of a model or version update.
-func validateTagUpdate(set []metadata.Tag, del []string) error {
-	for _, k := range del {
-		if k == "" || len(k) > metadata.MaxTagKeyLen {
-			return fmt.Errorf("tag key %.60q: must be 1–%d bytes: %w", k, metadata.MaxTagKeyLen, metadata.ErrInvalid)
-		}
-	}
-	return validateTags(set)
-}
-
-// updateTags returns tags without the keys in del, then with set applied: an existing key takes the new
-// value in place, a new key is appended. The input slice is not modified.
-func updateTags(tags, set []metadata.Tag, del []string) []metadata.Tag {
-	if len(set) == 0 && len(del) == 0 {
-		return tags
-	}
-	out := make([]metadata.Tag, 0, len(tags)+len(set))
-	for _, t := range tags {
-		if !slices.Contains(del, t.Key) {
-			out = append(out, t)
-		}
-	}
-	for _, t := range set {
-		if i := slices.IndexFunc(out, func(o metadata.Tag) bool { return o.Key == t.Key }); i >= 0 {
-			out[i].Value = t.Value
-		} else {
-			out = append(out, t)
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
 }
 
 // PurgeModel removes a model and its names for good, so the names become free again. It is refused with

@@ -2,12 +2,10 @@ package boltstore
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/mlgate/mlgate/metadata"
 	bolt "go.etcd.io/bbolt"
@@ -39,43 +37,6 @@ func (s *Store) CreateToken(ctx context.Context, t *metadata.Token) error {
 		}
 		return byHash.Put(hash, []byte(t.ID))
 	})
-}
-
-func validateToken(t *metadata.Token) (hash []byte, err error) {
-	if t.ID == "" || len(t.ID) > metadata.MaxTokenIDLen || strings.Trim(t.ID, tokenIDChars) != "" {
-		return nil, fmt.Errorf("token id %q: must be 1–%d characters of [A-Za-z0-9_-]: %w",
-			t.ID, metadata.MaxTokenIDLen, metadata.ErrInvalid)
-	}
-	if len(t.Name) > metadata.MaxTokenNameLen || !utf8.ValidString(t.Name) {
-		return nil, fmt.Errorf("token name: at most %d bytes of UTF-8: %w", metadata.MaxTokenNameLen, metadata.ErrInvalid)
-	}
-	if t.Instance {
-		if t.ProjectPath != "" {
-			return nil, fmt.Errorf("instance token with project path %q: an instance token reaches no project: %w",
-				t.ProjectPath, metadata.ErrInvalid)
-		}
-	} else if err := validateProjectPath(t.ProjectPath); err != nil {
-		return nil, err
-	}
-	if t.Scope < metadata.ScopeRead || t.Scope > metadata.ScopeAdmin {
-		return nil, fmt.Errorf("token scope %d: %w", t.Scope, metadata.ErrInvalid)
-	}
-	hash, err = decodeTokenHash(t.SecretHash)
-	if err != nil {
-		return nil, err
-	}
-	return hash, nil
-}
-
-const tokenIDChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
-
-// decodeTokenHash turns the hex form into the 32-byte key of tokens_by_hash.
-func decodeTokenHash(h string) ([]byte, error) {
-	b, err := hex.DecodeString(h)
-	if err != nil || len(b) != 32 || h != strings.ToLower(h) {
-		return nil, fmt.Errorf("token secret hash: want 64 lowercase hex characters: %w", metadata.ErrInvalid)
-	}
-	return b, nil
 }
 
 // TokenBySecretHash returns the token whose SecretHash is hash, revoked and expired ones included.

@@ -10,54 +10,85 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/mlgate/mlgate/metadata"
 )
 
+// groups is the contract, in the order Run runs it.
+var groups = []group{
+	{"Projects", projectTests},
+	{"Models", modelTests},
+	{"ModelUpdates", modelUpdateTests},
+	{"Candidates", candidateTests},
+	{"CandidateUpdates", candidateUpdateTests},
+	{"Search", searchTests},
+	{"RunData", runDataTests},
+	{"Versions", versionTests},
+	{"VersionUpdates", versionUpdateTests},
+	{"Aliases", aliasTests},
+	{"Files", fileTests},
+	{"FileBackends", backendTests},
+	{"Paging", pagingTests},
+	{"Tokens", tokenTests},
+	{"Transactions", transactionTests},
+	{"Concurrency", concurrencyTests},
+	{"LoggedModels", loggedModelTests},
+	{"Import", importTests},
+	{"Settings", settingsTests},
+}
+
 // Run runs the Store contract. newStore must return a new, empty store on every call; Run closes it when
 // the subtest ends and fails if Close fails. Subtests run in parallel, each on its own store.
 func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
-	groups := []struct {
-		name  string
-		tests []test
-	}{
-		{"Projects", projectTests},
-		{"Models", modelTests},
-		{"ModelUpdates", modelUpdateTests},
-		{"Candidates", candidateTests},
-		{"CandidateUpdates", candidateUpdateTests},
-		{"Search", searchTests},
-		{"RunData", runDataTests},
-		{"Versions", versionTests},
-		{"VersionUpdates", versionUpdateTests},
-		{"Aliases", aliasTests},
-		{"Files", fileTests},
-		{"FileBackends", backendTests},
-		{"Paging", pagingTests},
-		{"Tokens", tokenTests},
-		{"Transactions", transactionTests},
-		{"Concurrency", concurrencyTests},
-		{"LoggedModels", loggedModelTests},
-		{"Import", importTests},
-		{"Settings", settingsTests},
-	}
 	for _, g := range groups {
-		t.Run(g.name, func(t *testing.T) {
-			for _, tc := range g.tests {
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					s := newStore(t)
-					t.Cleanup(func() {
-						if err := s.Close(); err != nil {
-							t.Errorf("Close: %v", err)
-						}
-					})
-					tc.fn(&fx{T: t, s: s, ctx: t.Context()})
-				})
-			}
-		})
+		runGroup(t, g.name, g.tests, newStore)
 	}
+}
+
+// Groups returns the names of the contract's groups, in the order Run runs them.
+func Groups() []string {
+	names := make([]string, len(groups))
+	for i, g := range groups {
+		names[i] = g.name
+	}
+	return names
+}
+
+// RunGroups runs the named groups of the contract (see Groups), as Run runs all of them: for a store that
+// implements part of the contract so far. An unknown name fails the test.
+func RunGroups(t *testing.T, newStore func(t *testing.T) metadata.Store, names ...string) {
+	for _, name := range names {
+		i := slices.IndexFunc(groups, func(g group) bool { return g.name == name })
+		if i < 0 {
+			t.Errorf("storetest: no group %q; groups are %v", name, Groups())
+			continue
+		}
+		runGroup(t, name, groups[i].tests, newStore)
+	}
+}
+
+func runGroup(t *testing.T, name string, tests []test, newStore func(t *testing.T) metadata.Store) {
+	t.Run(name, func(t *testing.T) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				s := newStore(t)
+				t.Cleanup(func() {
+					if err := s.Close(); err != nil {
+						t.Errorf("Close: %v", err)
+					}
+				})
+				tc.fn(&fx{T: t, s: s, ctx: t.Context()})
+			})
+		}
+	})
+}
+
+type group struct {
+	name  string
+	tests []test
 }
 
 type test struct {
