@@ -20,4 +20,8 @@ var (
 	// ErrInsufficientStorage is returned by writes that could not be committed because the filesystem
 	// holding the metadata is full. Nothing of the write is kept.
 	ErrInsufficientStorage = errors.New("insufficient storage for metadata")
+	// ErrUnavailable is returned when the store cannot serve the call now but may shortly: a database
+	// server that is unreachable, or a write that kept conflicting with concurrent writers after the
+	// store's own retries. Nothing of a failed write is kept; the caller may retry it.
+	ErrUnavailable = errors.New("metadata store unavailable")
 )

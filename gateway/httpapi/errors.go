@@ -88,7 +88,7 @@ var errorTable = []struct {
 	{[]error{backends.ErrInvalidRange}, Class{Status: http.StatusRequestedRangeNotSatisfiable, Code: "invalid_range", MLflowCode: "INVALID_PARAMETER_VALUE",
 		MLflowStatus: http.StatusRequestedRangeNotSatisfiable}},
 	{[]error{ErrNotImplemented, backends.ErrUnsupported}, Class{Status: http.StatusNotImplemented, Code: "not_implemented", MLflowCode: "NOT_IMPLEMENTED"}},
-	{[]error{backends.ErrUnavailable, context.DeadlineExceeded},
+	{[]error{backends.ErrUnavailable, metadata.ErrUnavailable, context.DeadlineExceeded},
 		Class{Status: http.StatusServiceUnavailable, Code: "unavailable", MLflowCode: "TEMPORARILY_UNAVAILABLE", RetryAfter: true}},
 }
 

@@ -23,6 +23,7 @@ func TestErrorTable(t *testing.T) {
 		{fmt.Errorf("x: %w", ErrTooLarge), 413},
 		{fmt.Errorf("x: %w", backends.ErrInvalidRange), 416},
 		{fmt.Errorf("x: %w", backends.ErrUnavailable), 503},
+		{fmt.Errorf("x: %w", metadata.ErrUnavailable), 503},
 		{fmt.Errorf("x: %w", backends.ErrInsufficientStorage), 507},
 		{fmt.Errorf("x: %w", metadata.ErrInsufficientStorage), 507},
 		{fmt.Errorf("x: %w", ErrTooManyUploads), 429},

@@ -41,7 +41,7 @@ var (
 	// ErrContended is returned when a transaction still failed to serialize, or deadlocked, after every
 	// attempt: concurrent writers kept touching the same rows. Nothing of it is kept; the caller may retry
 	// later.
-	ErrContended = errors.New("pgstore: transaction kept conflicting with concurrent writers")
+	ErrContended = fmt.Errorf("pgstore: transaction kept conflicting with concurrent writers: %w", metadata.ErrUnavailable)
 )
 
 // DefaultMaxAttempts is how many times a transaction runs at most when it fails to serialize.
