@@ -19,16 +19,6 @@ func (s *Store) SearchCandidates(ctx context.Context, q metadata.CandidateQuery)
 	return nil, "", s.notImplemented(ctx, "SearchCandidates")
 }
 
-// LogBatch is not implemented yet (ErrNotImplemented).
-func (s *Store) LogBatch(ctx context.Context, candidateID uint64, params []metadata.Param, metrics []metadata.Metric, tags []metadata.Tag) error {
-	return s.notImplemented(ctx, "LogBatch")
-}
-
-// MetricHistory is not implemented yet (ErrNotImplemented).
-func (s *Store) MetricHistory(ctx context.Context, candidateID uint64, key string, p metadata.Page) ([]metadata.Metric, string, error) {
-	return nil, "", s.notImplemented(ctx, "MetricHistory")
-}
-
 // CreateVersion is not implemented yet (ErrNotImplemented).
 func (s *Store) CreateVersion(ctx context.Context, v *metadata.Version) error {
 	return s.notImplemented(ctx, "CreateVersion")
