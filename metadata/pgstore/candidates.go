@@ -271,35 +271,6 @@ func (s *Store) UpdateCandidate(ctx context.Context, id uint64, u metadata.Candi
 	return out, nil
 }
 
-// RunData implements metadata.Store for what this store keeps so far: params and tags sorted by key.
-// Metrics, inputs and outputs have no tables yet, so they come back empty. ErrNotFound for an unknown
-// candidate.
-func (s *Store) RunData(ctx context.Context, candidateID uint64) (*metadata.RunData, error) {
-	rd := &metadata.RunData{Params: []metadata.Param{}, Tags: []metadata.Tag{}, Metrics: []metadata.Metric{}}
-	err := s.view(ctx, func(tx pgx.Tx) error {
-		if _, err := getCandidate(ctx, tx, candidateID, false); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT key, value FROM params WHERE candidate_id = $1 ORDER BY key`, candidateID)
-		if err != nil {
-			return err
-		}
-		if rd.Params, err = pgx.CollectRows(rows, pgx.RowToStructByPos[metadata.Param]); err != nil {
-			return err
-		}
-		rows, err = tx.Query(ctx, `SELECT key, value FROM candidate_tags WHERE candidate_id = $1 ORDER BY key`, candidateID)
-		if err != nil {
-			return err
-		}
-		rd.Tags, err = pgx.CollectRows(rows, pgx.RowToStructByPos[metadata.Tag])
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return rd, nil
-}
-
 // DeleteTag implements metadata.Store. ErrNotFound for an unknown candidate or an absent key.
 func (s *Store) DeleteTag(ctx context.Context, candidateID uint64, key string) error {
 	return s.update(ctx, func(tx pgx.Tx) error {

@@ -19,51 +19,6 @@ func (s *Store) SearchCandidates(ctx context.Context, q metadata.CandidateQuery)
 	return nil, "", s.notImplemented(ctx, "SearchCandidates")
 }
 
-// LogBatch is not implemented yet (ErrNotImplemented).
-func (s *Store) LogBatch(ctx context.Context, candidateID uint64, params []metadata.Param, metrics []metadata.Metric, tags []metadata.Tag) error {
-	return s.notImplemented(ctx, "LogBatch")
-}
-
-// MetricHistory is not implemented yet (ErrNotImplemented).
-func (s *Store) MetricHistory(ctx context.Context, candidateID uint64, key string, p metadata.Page) ([]metadata.Metric, string, error) {
-	return nil, "", s.notImplemented(ctx, "MetricHistory")
-}
-
-// CreateVersion is not implemented yet (ErrNotImplemented).
-func (s *Store) CreateVersion(ctx context.Context, v *metadata.Version) error {
-	return s.notImplemented(ctx, "CreateVersion")
-}
-
-// Version is not implemented yet (ErrNotImplemented).
-func (s *Store) Version(ctx context.Context, ref metadata.VersionRef) (*metadata.Version, error) {
-	return nil, s.notImplemented(ctx, "Version")
-}
-
-// UpdateVersion is not implemented yet (ErrNotImplemented).
-func (s *Store) UpdateVersion(ctx context.Context, ref metadata.VersionRef, u metadata.VersionUpdate) (*metadata.Version, error) {
-	return nil, s.notImplemented(ctx, "UpdateVersion")
-}
-
-// DeleteVersion is not implemented yet (ErrNotImplemented).
-func (s *Store) DeleteVersion(ctx context.Context, ref metadata.VersionRef) error {
-	return s.notImplemented(ctx, "DeleteVersion")
-}
-
-// ListVersions is not implemented yet (ErrNotImplemented).
-func (s *Store) ListVersions(ctx context.Context, modelID uint64, p metadata.Page) ([]*metadata.Version, string, error) {
-	return nil, "", s.notImplemented(ctx, "ListVersions")
-}
-
-// VersionsBackedBy is not implemented yet (ErrNotImplemented).
-func (s *Store) VersionsBackedBy(ctx context.Context, owner uint64) ([]*metadata.Version, error) {
-	return nil, s.notImplemented(ctx, "VersionsBackedBy")
-}
-
-// EnsurePackageVersion is not implemented yet (ErrNotImplemented).
-func (s *Store) EnsurePackageVersion(ctx context.Context, project int64, modelName, semver string, candidateID uint64) (*metadata.PackageVersion, error) {
-	return nil, s.notImplemented(ctx, "EnsurePackageVersion")
-}
-
 // CreateLoggedModel is not implemented yet (ErrNotImplemented).
 func (s *Store) CreateLoggedModel(ctx context.Context, lm *metadata.LoggedModel) error {
 	return s.notImplemented(ctx, "CreateLoggedModel")
@@ -107,26 +62,6 @@ func (s *Store) LogOutputs(ctx context.Context, candidateID uint64, outputs []me
 // SearchDatasets is not implemented yet (ErrNotImplemented).
 func (s *Store) SearchDatasets(ctx context.Context, modelIDs []uint64) ([]metadata.DatasetSummary, error) {
 	return nil, s.notImplemented(ctx, "SearchDatasets")
-}
-
-// SetAlias is not implemented yet (ErrNotImplemented).
-func (s *Store) SetAlias(ctx context.Context, modelID uint64, alias string, seq int64) error {
-	return s.notImplemented(ctx, "SetAlias")
-}
-
-// Alias is not implemented yet (ErrNotImplemented).
-func (s *Store) Alias(ctx context.Context, modelID uint64, alias string) (int64, error) {
-	return 0, s.notImplemented(ctx, "Alias")
-}
-
-// DeleteAlias is not implemented yet (ErrNotImplemented).
-func (s *Store) DeleteAlias(ctx context.Context, modelID uint64, alias string) error {
-	return s.notImplemented(ctx, "DeleteAlias")
-}
-
-// Aliases is not implemented yet (ErrNotImplemented).
-func (s *Store) Aliases(ctx context.Context, modelID uint64) ([]metadata.ModelAlias, error) {
-	return nil, s.notImplemented(ctx, "Aliases")
 }
 
 // PutImportRecord is not implemented yet (ErrNotImplemented).

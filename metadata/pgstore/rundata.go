@@ -1,0 +1,193 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/mlgate/mlgate/metadata"
+)
+
+// LogBatch implements metadata.Store: params, metrics and tags of a candidate in one transaction, all or
+// nothing. A param logged again with the same value is a no-op, with another value ErrInvalid (also inside
+// one batch); an exact duplicate metric point (key, step, timestamp, value; NaNs equal) is a no-op; a tag
+// replaces the value of its key. ErrInvalid for empty or over-long keys and values (params 250/250, metric
+// keys 250 without NUL, tags 250/5000, dataset name and digest); ErrNotFound for an unknown candidate, and
+// for a point with a logged model: this store has no logged models yet, so every LMID is unknown.
+func (s *Store) LogBatch(ctx context.Context, candidateID uint64, params []metadata.Param, metrics []metadata.Metric, tags []metadata.Tag) error {
+	if err := validateParams(params); err != nil {
+		return s.refuse(ctx, err)
+	}
+	for _, m := range metrics {
+		if err := validateMetricKey(m.Key); err != nil {
+			return s.refuse(ctx, err)
+		}
+		if len(m.DatasetName) > metadata.MaxDatasetNameLen || len(m.DatasetDigest) > metadata.MaxDatasetDigestLen {
+			return s.refuse(ctx, fmt.Errorf("metric %q: dataset name or digest too long (%d, %d bytes): %w",
+				m.Key, metadata.MaxDatasetNameLen, metadata.MaxDatasetDigestLen, metadata.ErrInvalid))
+		}
+	}
+	if err := metadata.ValidateTags(tags); err != nil {
+		return s.refuse(ctx, err)
+	}
+	return s.update(ctx, func(tx pgx.Tx) error {
+		if _, err := getCandidate(ctx, tx, candidateID, false); err != nil {
+			return err
+		}
+		for _, p := range params {
+			var old string
+			err := tx.QueryRow(ctx, `INSERT INTO params (candidate_id, key, value) VALUES ($1, $2, $3)
+				ON CONFLICT (candidate_id, key) DO UPDATE SET value = params.value RETURNING value`,
+				candidateID, p.Key, p.Value).Scan(&old)
+			if err != nil {
+				return err
+			}
+			if old != p.Value {
+				return fmt.Errorf("param %q already logged with value %q, not %q; params are immutable: %w",
+					p.Key, old, p.Value, metadata.ErrInvalid)
+			}
+		}
+		for _, m := range metrics {
+			if !m.LoggedModel.IsZero() {
+				return fmt.Errorf("metric %q: logged model %s: %w", m.Key, m.LoggedModel, metadata.ErrNotFound)
+			}
+			// A duplicate point takes the links of the later one, as boltstore's Put of the same key does.
+			if _, err := tx.Exec(ctx, `INSERT INTO metrics (candidate_id, key, step, ts, value, logged_model,
+				dataset_name, dataset_digest) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)
+				ON CONFLICT (candidate_id, key, step, ts, value) DO UPDATE SET logged_model = EXCLUDED.logged_model,
+				dataset_name = EXCLUDED.dataset_name, dataset_digest = EXCLUDED.dataset_digest`,
+				candidateID, m.Key, m.Step, m.Timestamp, m.Value, m.DatasetName, m.DatasetDigest); err != nil {
+				return err
+			}
+		}
+		return putTags(ctx, tx, candidateID, tags)
+	})
+}
+
+func validateParams(params []metadata.Param) error {
+	seen := make(map[string]string, len(params))
+	for _, p := range params {
+		if p.Key == "" || len(p.Key) > metadata.MaxParamKeyLen {
+			return fmt.Errorf("param key %.60q: must be 1–%d bytes: %w", p.Key, metadata.MaxParamKeyLen, metadata.ErrInvalid)
+		}
+		if len(p.Value) > metadata.MaxParamValueLen {
+			return fmt.Errorf("param %q: value longer than %d bytes: %w", p.Key, metadata.MaxParamValueLen, metadata.ErrInvalid)
+		}
+		if v, ok := seen[p.Key]; ok && v != p.Value {
+			return fmt.Errorf("param %q given twice with different values: %w", p.Key, metadata.ErrInvalid)
+		}
+		seen[p.Key] = p.Value
+	}
+	return nil
+}
+
+// validateMetricKey refuses NUL as boltstore does (its key terminator), so both stores take the same keys.
+func validateMetricKey(k string) error {
+	if k == "" || len(k) > metadata.MaxMetricKeyLen || strings.IndexByte(k, 0) >= 0 {
+		return fmt.Errorf("metric key %.60q: must be 1–%d bytes without NUL: %w", k, metadata.MaxMetricKeyLen, metadata.ErrInvalid)
+	}
+	return nil
+}
+
+// latestMetricsSQL selects the latest point of each metric of candidate $1, sorted by key: MLflow's rule,
+// the highest step, then the newest timestamp, then the largest value with NaN below every number
+// (PostgreSQL sorts NaN above them, hence the explicit NaN term).
+const latestMetricsSQL = `SELECT DISTINCT ON (key) key, value, ts, step FROM metrics WHERE candidate_id = $1
+	ORDER BY key, step DESC, ts DESC, (value = 'NaN'::float8), value DESC`
+
+// RunData implements metadata.Store: params, tags and the latest point of each metric, each sorted by key
+// (byte order), empty slices when there is nothing. Inputs and outputs have no tables yet, so IO is empty.
+// ErrNotFound for an unknown candidate.
+func (s *Store) RunData(ctx context.Context, candidateID uint64) (*metadata.RunData, error) {
+	rd := &metadata.RunData{Params: []metadata.Param{}, Tags: []metadata.Tag{}, Metrics: []metadata.Metric{}}
+	err := s.view(ctx, func(tx pgx.Tx) error {
+		if _, err := getCandidate(ctx, tx, candidateID, false); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT key, value FROM params WHERE candidate_id = $1 ORDER BY key`, candidateID)
+		if err != nil {
+			return err
+		}
+		if rd.Params, err = pgx.CollectRows(rows, pgx.RowToStructByPos[metadata.Param]); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT key, value FROM candidate_tags WHERE candidate_id = $1 ORDER BY key`, candidateID)
+		if err != nil {
+			return err
+		}
+		if rd.Tags, err = pgx.CollectRows(rows, pgx.RowToStructByPos[metadata.Tag]); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, latestMetricsSQL, candidateID)
+		if err != nil {
+			return err
+		}
+		rd.Metrics, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (metadata.Metric, error) {
+			var m metadata.Metric
+			err := r.Scan(&m.Key, &m.Value, &m.Timestamp, &m.Step)
+			return m, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rd, nil
+}
+
+// MetricHistory implements metadata.Store: the points of one metric ordered by step, then timestamp (then
+// value, which only makes the order total), each with its logged model and dataset, and the next page's
+// token ("" at the end). An unknown key is an empty history. ErrNotFound for an unknown candidate;
+// ErrInvalid for a bad key or a token of another listing.
+func (s *Store) MetricHistory(ctx context.Context, candidateID uint64, key string, p metadata.Page) ([]metadata.Metric, string, error) {
+	if err := validateMetricKey(key); err != nil {
+		return nil, "", err
+	}
+	pg, err := newPager(p, "metrics", candidateID, key)
+	if err != nil {
+		return nil, "", err
+	}
+	out := []metadata.Metric{}
+	err = s.view(ctx, func(tx pgx.Tx) error {
+		if _, err := getCandidate(ctx, tx, candidateID, false); err != nil {
+			return err
+		}
+		const cols = `SELECT step, ts, value, logged_model, dataset_name, dataset_digest FROM metrics`
+		var rows pgx.Rows
+		if pg.after == nil {
+			rows, err = tx.Query(ctx, cols+` WHERE candidate_id = $1 AND key = $2
+				ORDER BY step, ts, value LIMIT $3`, candidateID, key, pg.limit+1)
+		} else {
+			k, kerr := pg.int64s(3)
+			if kerr != nil {
+				return kerr
+			}
+			rows, err = tx.Query(ctx, cols+` WHERE candidate_id = $1 AND key = $2 AND (step, ts, value) > ($3, $4, $5)
+				ORDER BY step, ts, value LIMIT $6`, candidateID, key, k[0], k[1], math.Float64frombits(uint64(k[2])), pg.limit+1)
+		}
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (metadata.Metric, error) {
+			m := metadata.Metric{Key: key}
+			var lm []byte
+			if err := r.Scan(&m.Step, &m.Timestamp, &m.Value, &lm, &m.DatasetName, &m.DatasetDigest); err != nil {
+				return m, err
+			}
+			if lm != nil && copy(m.LoggedModel[:], lm) != len(m.LoggedModel) {
+				return m, fmt.Errorf("metric %q of candidate %d: logged model id of %d bytes", key, candidateID, len(lm))
+			}
+			return m, nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	out, next := page(pg, out, func(m metadata.Metric) []byte {
+		return int64Key(m.Step, m.Timestamp, int64(math.Float64bits(m.Value)))
+	})
+	return out, next, nil
+}
