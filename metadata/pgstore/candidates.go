@@ -116,8 +116,8 @@ func createCandidate(ctx context.Context, tx pgx.Tx, c *metadata.Candidate, now 
 	return err
 }
 
-// checkReservedID accepts an id for a new candidate when the sequence has issued it and no candidate (or,
-// once they have a table, logged model) has it. ErrInvalid for an id never issued; ErrExists for one in use.
+// checkReservedID accepts an id for a new candidate when the sequence has issued it and no candidate or
+// logged model has it. ErrInvalid for an id never issued; ErrExists for one in use.
 func checkReservedID(ctx context.Context, tx pgx.Tx, id uint64) error {
 	var last uint64
 	var called bool
@@ -127,7 +127,8 @@ func checkReservedID(ctx context.Context, tx pgx.Tx, id uint64) error {
 	if !called || id > last {
 		return fmt.Errorf("the candidate's id was never reserved: %w", metadata.ErrInvalid)
 	}
-	if taken, err := exists(ctx, tx, `SELECT 1 FROM candidates WHERE id = $1`, id); err != nil {
+	if taken, err := exists(ctx, tx, `SELECT 1 FROM candidates WHERE id = $1
+		UNION ALL SELECT 1 FROM logged_models WHERE id = $1`, id); err != nil {
 		return err
 	} else if taken {
 		return fmt.Errorf("the candidate's reserved id is taken: %w", metadata.ErrExists)

@@ -25,10 +25,9 @@ func scanFile(row pgx.Row) (*metadata.File, error) {
 	return &f, nil
 }
 
-// ownerExists checks that id is a candidate's. Logged models, the other owners, have no table yet; their
-// migration extends this check.
+// ownerExists checks that id is a file owner's: a candidate's or a logged model's.
 func ownerExists(ctx context.Context, tx pgx.Tx, id uint64) error {
-	ok, err := exists(ctx, tx, `SELECT 1 FROM candidates WHERE id = $1`, id)
+	ok, err := exists(ctx, tx, `SELECT 1 FROM candidates WHERE id = $1 UNION ALL SELECT 1 FROM logged_models WHERE id = $1`, id)
 	if err == nil && !ok {
 		err = fmt.Errorf("file owner %d: %w", id, metadata.ErrNotFound)
 	}

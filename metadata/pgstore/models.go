@@ -335,8 +335,9 @@ func (s *Store) PurgeModel(ctx context.Context, id uint64) error {
 		if err != nil {
 			return err
 		}
-		// Logged models have no table yet; their migration extends this check. Aliases point at versions.
+		// Aliases point at versions.
 		if busy, err := exists(ctx, tx, `SELECT 1 FROM candidates WHERE model_id = $1
+			UNION ALL SELECT 1 FROM logged_models WHERE model_id = $1
 			UNION ALL SELECT 1 FROM versions WHERE model_id = $1 LIMIT 1`, id); err != nil {
 			return err
 		} else if busy {

@@ -15,7 +15,8 @@ import (
 // one batch); an exact duplicate metric point (key, step, timestamp, value; NaNs equal) is a no-op; a tag
 // replaces the value of its key. ErrInvalid for empty or over-long keys and values (params 250/250, metric
 // keys 250 without NUL, tags 250/5000, dataset name and digest); ErrNotFound for an unknown candidate, and
-// for a point with a logged model: this store has no logged models yet, so every LMID is unknown.
+// for a point whose logged model is unknown or of another project. A point with a logged model is also
+// one of that logged model's metrics, with the candidate's EID as its Run.
 func (s *Store) LogBatch(ctx context.Context, candidateID uint64, params []metadata.Param, metrics []metadata.Metric, tags []metadata.Tag) error {
 	if err := validateParams(params); err != nil {
 		return s.refuse(ctx, err)
@@ -33,7 +34,8 @@ func (s *Store) LogBatch(ctx context.Context, candidateID uint64, params []metad
 		return s.refuse(ctx, err)
 	}
 	return s.update(ctx, func(tx pgx.Tx) error {
-		if _, err := getCandidate(ctx, tx, candidateID, false); err != nil {
+		c, err := getCandidate(ctx, tx, candidateID, false)
+		if err != nil {
 			return err
 		}
 		for _, p := range params {
@@ -50,15 +52,19 @@ func (s *Store) LogBatch(ctx context.Context, candidateID uint64, params []metad
 			}
 		}
 		for _, m := range metrics {
+			var lm []byte // NULL: no logged model
 			if !m.LoggedModel.IsZero() {
-				return fmt.Errorf("metric %q: logged model %s: %w", m.Key, m.LoggedModel, metadata.ErrNotFound)
+				if err := logLoggedModelMetric(ctx, tx, c, m); err != nil {
+					return err
+				}
+				lm = m.LoggedModel[:]
 			}
 			// A duplicate point takes the links of the later one, as boltstore's Put of the same key does.
 			if _, err := tx.Exec(ctx, `INSERT INTO metrics (candidate_id, key, step, ts, value, logged_model,
-				dataset_name, dataset_digest) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)
+				dataset_name, dataset_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 				ON CONFLICT (candidate_id, key, step, ts, value) DO UPDATE SET logged_model = EXCLUDED.logged_model,
 				dataset_name = EXCLUDED.dataset_name, dataset_digest = EXCLUDED.dataset_digest`,
-				candidateID, m.Key, m.Step, m.Timestamp, m.Value, m.DatasetName, m.DatasetDigest); err != nil {
+				candidateID, m.Key, m.Step, m.Timestamp, m.Value, lm, m.DatasetName, m.DatasetDigest); err != nil {
 				return err
 			}
 		}

@@ -19,36 +19,6 @@ func (s *Store) SearchCandidates(ctx context.Context, q metadata.CandidateQuery)
 	return nil, "", s.notImplemented(ctx, "SearchCandidates")
 }
 
-// CreateLoggedModel is not implemented yet (ErrNotImplemented).
-func (s *Store) CreateLoggedModel(ctx context.Context, lm *metadata.LoggedModel) error {
-	return s.notImplemented(ctx, "CreateLoggedModel")
-}
-
-// LoggedModel is not implemented yet (ErrNotImplemented).
-func (s *Store) LoggedModel(ctx context.Context, ref metadata.LoggedModelRef) (*metadata.LoggedModel, error) {
-	return nil, s.notImplemented(ctx, "LoggedModel")
-}
-
-// UpdateLoggedModel is not implemented yet (ErrNotImplemented).
-func (s *Store) UpdateLoggedModel(ctx context.Context, id uint64, u metadata.LoggedModelUpdate) (*metadata.LoggedModel, error) {
-	return nil, s.notImplemented(ctx, "UpdateLoggedModel")
-}
-
-// DeleteLoggedModel is not implemented yet (ErrNotImplemented).
-func (s *Store) DeleteLoggedModel(ctx context.Context, id uint64) ([]*metadata.File, error) {
-	return nil, s.notImplemented(ctx, "DeleteLoggedModel")
-}
-
-// SearchLoggedModels is not implemented yet (ErrNotImplemented).
-func (s *Store) SearchLoggedModels(ctx context.Context, q metadata.LoggedModelQuery) ([]*metadata.LoggedModel, string, error) {
-	return nil, "", s.notImplemented(ctx, "SearchLoggedModels")
-}
-
-// LoggedModelMetrics is not implemented yet (ErrNotImplemented).
-func (s *Store) LoggedModelMetrics(ctx context.Context, id uint64) ([]metadata.Metric, error) {
-	return nil, s.notImplemented(ctx, "LoggedModelMetrics")
-}
-
 // LogInputs is not implemented yet (ErrNotImplemented).
 func (s *Store) LogInputs(ctx context.Context, candidateID uint64, datasets []metadata.DatasetInput, models []metadata.LMID) error {
 	return s.notImplemented(ctx, "LogInputs")

@@ -78,8 +78,8 @@ func validateVersion(v *metadata.Version) error {
 // version by semver precedence (none: 1.0.0). v is changed only on success. The model becomes InRegistry in
 // the same transaction. ErrInvalid for a bad semver, subpath, description, tag, owner or a negative Seq;
 // ErrExists if the semver is taken or a requested seq is at or below the mark; ErrNotFound for an unknown
-// model, a model outside a non-zero v.Project, or a candidate that is unknown or of another project, and
-// for any logged model (this store has none yet).
+// model, a model outside a non-zero v.Project, or a candidate or logged model that is unknown or of another
+// project.
 func (s *Store) CreateVersion(ctx context.Context, v *metadata.Version) error {
 	if v == nil {
 		return s.refuse(ctx, fmt.Errorf("nil version: %w", metadata.ErrInvalid))
@@ -121,7 +121,13 @@ func createVersion(ctx context.Context, tx pgx.Tx, v *metadata.Version, now time
 			return fmt.Errorf("candidate %d in project %d: %w", c.ID, m.Project, metadata.ErrNotFound)
 		}
 	} else {
-		return fmt.Errorf("logged model %d: %w", v.LoggedModelID, metadata.ErrNotFound)
+		lm, err := getLoggedModel(ctx, tx, v.LoggedModelID, false)
+		if err != nil {
+			return err
+		}
+		if lm.Project != m.Project {
+			return fmt.Errorf("logged model %s in project %d: %w", lm.LMID, lm.Project, metadata.ErrNotFound)
+		}
 	}
 	if v.Semver == "" {
 		if v.Semver, err = nextMinor(ctx, tx, m.ID); err != nil {
