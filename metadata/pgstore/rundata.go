@@ -104,7 +104,7 @@ const latestMetricsSQL = `SELECT DISTINCT ON (key) key, value, ts, step FROM met
 	ORDER BY key, step DESC, ts DESC, (value = 'NaN'::float8), value DESC`
 
 // RunData implements metadata.Store: params, tags and the latest point of each metric, each sorted by key
-// (byte order), empty slices when there is nothing. Inputs and outputs have no tables yet, so IO is empty.
+// (byte order), empty slices when there is nothing, and the run's inputs and outputs (see readRunIO).
 // ErrNotFound for an unknown candidate.
 func (s *Store) RunData(ctx context.Context, candidateID uint64) (*metadata.RunData, error) {
 	rd := &metadata.RunData{Params: []metadata.Param{}, Tags: []metadata.Tag{}, Metrics: []metadata.Metric{}}
@@ -135,6 +135,10 @@ func (s *Store) RunData(ctx context.Context, candidateID uint64) (*metadata.RunD
 			err := r.Scan(&m.Key, &m.Value, &m.Timestamp, &m.Step)
 			return m, err
 		})
+		if err != nil {
+			return err
+		}
+		rd.IO, err = readRunIO(ctx, tx, candidateID)
 		return err
 	})
 	if err != nil {

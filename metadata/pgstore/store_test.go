@@ -83,7 +83,7 @@ func openEmpty(t testing.TB, opts ...Option) *Store {
 // have yet.
 var implementedGroups = []string{"Projects", "Models", "ModelUpdates", "Candidates", "CandidateUpdates", "Files",
 	"FileBackends", "Tokens", "Settings", "RunData", "Versions", "VersionUpdates", "Aliases", "Transactions", "Paging",
-	"Concurrency"}
+	"Concurrency", "LoggedModels"}
 
 func TestContract(t *testing.T) {
 	testDSN(t)
@@ -99,6 +99,7 @@ func TestEachMigration(t *testing.T) {
 		3: {"metrics"},
 		4: {"versions", "aliases"},
 		5: {"logged_models", "lm_metrics"},
+		6: {"datasets", "run_datasets", "dataset_contexts", "run_model_inputs", "run_model_outputs"},
 	}
 	if len(creates) != len(migrations) {
 		t.Fatalf("%d migrations, %d checked here: add a check for each new migration", len(migrations), len(creates))

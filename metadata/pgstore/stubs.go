@@ -19,21 +19,6 @@ func (s *Store) SearchCandidates(ctx context.Context, q metadata.CandidateQuery)
 	return nil, "", s.notImplemented(ctx, "SearchCandidates")
 }
 
-// LogInputs is not implemented yet (ErrNotImplemented).
-func (s *Store) LogInputs(ctx context.Context, candidateID uint64, datasets []metadata.DatasetInput, models []metadata.LMID) error {
-	return s.notImplemented(ctx, "LogInputs")
-}
-
-// LogOutputs is not implemented yet (ErrNotImplemented).
-func (s *Store) LogOutputs(ctx context.Context, candidateID uint64, outputs []metadata.ModelOutput) error {
-	return s.notImplemented(ctx, "LogOutputs")
-}
-
-// SearchDatasets is not implemented yet (ErrNotImplemented).
-func (s *Store) SearchDatasets(ctx context.Context, modelIDs []uint64) ([]metadata.DatasetSummary, error) {
-	return nil, s.notImplemented(ctx, "SearchDatasets")
-}
-
 // PutImportRecord is not implemented yet (ErrNotImplemented).
 func (s *Store) PutImportRecord(ctx context.Context, r *metadata.ImportRecord) error {
 	return s.notImplemented(ctx, "PutImportRecord")
