@@ -100,6 +100,7 @@ func TestEachMigration(t *testing.T) {
 		4: {"versions", "aliases"},
 		5: {"logged_models", "lm_metrics"},
 		6: {"datasets", "run_datasets", "dataset_contexts", "run_model_inputs", "run_model_outputs"},
+		7: {"import_records"},
 	}
 	if len(creates) != len(migrations) {
 		t.Fatalf("%d migrations, %d checked here: add a check for each new migration", len(migrations), len(creates))

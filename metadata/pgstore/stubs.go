@@ -18,18 +18,3 @@ func (s *Store) notImplemented(ctx context.Context, method string) error {
 func (s *Store) SearchCandidates(ctx context.Context, q metadata.CandidateQuery) ([]*metadata.Candidate, string, error) {
 	return nil, "", s.notImplemented(ctx, "SearchCandidates")
 }
-
-// PutImportRecord is not implemented yet (ErrNotImplemented).
-func (s *Store) PutImportRecord(ctx context.Context, r *metadata.ImportRecord) error {
-	return s.notImplemented(ctx, "PutImportRecord")
-}
-
-// ImportRecord is not implemented yet (ErrNotImplemented).
-func (s *Store) ImportRecord(ctx context.Context, project int64, source string, kind metadata.ImportKind, sourceID string) (*metadata.ImportRecord, error) {
-	return nil, s.notImplemented(ctx, "ImportRecord")
-}
-
-// ListImportRecords is not implemented yet (ErrNotImplemented).
-func (s *Store) ListImportRecords(ctx context.Context, project int64, source string, kind metadata.ImportKind, p metadata.Page) ([]*metadata.ImportRecord, string, error) {
-	return nil, "", s.notImplemented(ctx, "ListImportRecords")
-}
