@@ -36,8 +36,6 @@ type Store struct {
 var _ metadata.Store = (*Store)(nil)
 
 var (
-	// ErrNotImplemented is returned by the methods this store does not implement yet.
-	ErrNotImplemented = errors.New("pgstore: not implemented yet")
 	// ErrContended is returned when a transaction still failed to serialize, or deadlocked, after every
 	// attempt: concurrent writers kept touching the same rows. Nothing of it is kept; the caller may retry
 	// later.
