@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 
@@ -372,29 +371,18 @@ func (s *Store) SearchLoggedModels(ctx context.Context, q metadata.LoggedModelQu
 	// Every row gets the sort key (g, v, t, i), ascending in each part: g is 0 for a number, 1 for NaN, 2
 	// for no value; v the number (negated for Desc); t the negated creation time of those without a value;
 	// i the ID (negated for Desc and for those without a value).
-	after := []any{int64(-1), float64(0), int64(0), int64(0)}
-	if pg.after != nil {
-		k, err := pg.int64s(4)
-		if err != nil {
-			return nil, "", err
-		}
-		after = []any{k[0], math.Float64frombits(uint64(k[1])), k[2], k[3]}
+	after, err := searchAfter(pg)
+	if err != nil {
+		return nil, "", err
 	}
 	type row struct {
 		lm *metadata.LoggedModel
-		g  int64
-		v  float64
-		t  int64
-		i  int64
+		k  searchKey
 	}
 	var rows []row
 	err = s.view(ctx, func(tx pgx.Tx) error {
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM models WHERE id = ANY($1)`, models).Scan(&n); err != nil {
+		if err := modelsExist(ctx, tx, models); err != nil {
 			return err
-		}
-		if n != len(models) {
-			return fmt.Errorf("logged model search: unknown model among %v: %w", models, metadata.ErrNotFound)
 		}
 		rs, err := tx.Query(ctx, `WITH latest AS (
 				SELECT DISTINCT ON (m.logged_model_id) m.logged_model_id, m.value FROM lm_metrics m
@@ -423,7 +411,7 @@ func (s *Store) SearchLoggedModels(ctx context.Context, q metadata.LoggedModelQu
 		rows, err = pgx.CollectRows(rs, func(r pgx.CollectableRow) (row, error) {
 			var x row
 			var err error
-			x.lm, err = scanLoggedModel(r, &x.g, &x.v, &x.t, &x.i)
+			x.lm, err = scanLoggedModel(r, &x.k.g, &x.k.v, &x.k.t, &x.k.i)
 			return x, err
 		})
 		return err
@@ -431,7 +419,7 @@ func (s *Store) SearchLoggedModels(ctx context.Context, q metadata.LoggedModelQu
 	if err != nil {
 		return nil, "", err
 	}
-	rows, next := page(pg, rows, func(x row) []byte { return int64Key(x.g, int64(math.Float64bits(x.v)), x.t, x.i) })
+	rows, next := page(pg, rows, func(x row) []byte { return x.k.bytes() })
 	out := make([]*metadata.LoggedModel, len(rows))
 	for i, x := range rows {
 		out[i] = x.lm
