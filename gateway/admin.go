@@ -39,7 +39,20 @@ func (s *Server) adminRoutes(t *routeTable) {
 	t.Handle(http.MethodDelete, adminTokensPath+"/:id", httpapi.AccessInstance, s.loopbackWithoutAuth(s.revokeToken))
 	if snap, ok := s.store.(metadata.Snapshotter); ok {
 		t.Handle(http.MethodGet, adminBackupPath, httpapi.AccessInstance, s.loopbackWithoutAuth(s.backup(snap)))
+	} else {
+		t.Handle(http.MethodGet, adminBackupPath, httpapi.AccessInstance, s.loopbackWithoutAuth(s.noBackup))
 	}
+}
+
+// errNoSnapshot is what the backup route answers (501, wrapping httpapi.ErrNotImplemented) when the store
+// cannot copy itself (no metadata.Snapshotter): PostgreSQL, whose backups are its own.
+var errNoSnapshot = fmt.Errorf("%w: this server's metadata store cannot stream a backup: with PostgreSQL, back up "+
+	"the database with PostgreSQL's own tools (pg_dump, or base backups with WAL archiving); see the README, "+
+	"\"Running several replicas\"", httpapi.ErrNotImplemented)
+
+// noBackup answers the backup route of a store that cannot copy itself.
+func (s *Server) noBackup(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	httpapi.WriteError(w, r, s.log, errNoSnapshot)
 }
 
 // tokenKind enforces, with auth on, the kind of token a route's access needs: an instance token on

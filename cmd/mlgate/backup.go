@@ -31,6 +31,7 @@ it (see the README). Under --auth, --url needs an instance token (--token or MLG
 func defineBackup(fs *flag.FlagSet) runFunc {
 	cfg := &config{}
 	addDataDirFlag(fs, cfg)
+	addConfigFlag(fs, cfg)
 	var serverURL, token, out string
 	addServerFlags(fs, &serverURL, &token)
 	fs.StringVar(&out, "out", "", "file to write the backup to (required); replaced only by a whole, verified copy")
@@ -45,6 +46,11 @@ func backup(ctx context.Context, cfg *config, fs *flag.FlagSet, serverURL, token
 	}
 	if serverURL != "" && explicitFlags(fs)["data-dir"] {
 		return fmt.Errorf("backup: %w", errURLAndDataDir)
+	}
+	if serverURL == "" {
+		if err := refusePostgres(cfg, fs); err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".partial-*")
 	if err != nil {
@@ -150,11 +156,32 @@ func backupFromServer(ctx context.Context, c *adminClient, w io.Writer, sum hash
 func defineRestore(fs *flag.FlagSet) runFunc {
 	cfg := &config{}
 	addDataDirFlag(fs, cfg)
+	addConfigFlag(fs, cfg)
 	var from string
 	fs.StringVar(&from, "from", "", "backup file written by mlgate backup (required)")
-	return func(ctx context.Context, _ *flag.FlagSet, stdout, stderr io.Writer) error {
+	return func(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) error {
+		if err := refusePostgres(cfg, fs); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
 		return restore(ctx, cfg, from, stdout, stderr)
 	}
+}
+
+// refusePostgres reads --config and returns errPostgresBackup when the configured metadata store is
+// PostgreSQL (by the file or MLGATE_METADATA_DSN): backup and restore copy bbolt files only. A bad
+// configuration is loadFile's or resolveMetadata's error (wrapping ErrConfig).
+func refusePostgres(cfg *config, fs *flag.FlagSet) error {
+	if err := cfg.loadFile(explicitFlags(fs)); err != nil {
+		return err
+	}
+	mc, err := cfg.metadataConfig()
+	if err != nil {
+		return err
+	}
+	if mc.Type == metadataPostgres {
+		return errPostgresBackup
+	}
+	return nil
 }
 
 func restore(ctx context.Context, cfg *config, from string, stdout, stderr io.Writer) error {

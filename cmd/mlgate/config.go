@@ -62,7 +62,7 @@ type config struct {
 // addConfigFlag registers --config, shared by every command that opens backends.
 func addConfigFlag(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.ConfigFile, "config", envOr("MLGATE_CONFIG", ""),
-		"YAML config file declaring backends and routes (MLGATE_CONFIG); see mlgate.example.yaml")
+		"YAML config file declaring the metadata store, backends and routes (MLGATE_CONFIG); see mlgate.example.yaml")
 }
 
 // loadFile reads c.ConfigFile, if any, and fills the basics that no flag in explicit and no MLGATE_*

@@ -40,10 +40,19 @@ type fileConfig struct {
 	// SigningKeyFile holds the signing secret (see configuredSigningKey); MLGATE_SIGNING_KEY wins over it.
 	// Only serve reads the file, at start.
 	SigningKeyFile string `yaml:"signing_key_file"`
+	// Metadata selects the metadata store (see metadataSpec); absent is bbolt at <data-dir>/mlgate.db.
+	Metadata *metadataSpec `yaml:"metadata"`
 
 	Backends       []backendSpec `yaml:"backends"`
 	DefaultBackend string        `yaml:"default_backend"`
 	Routes         []routeSpec   `yaml:"routes"`
+}
+
+// metadataSpec is the file's metadata section: which store holds the metadata, and for PostgreSQL where.
+// MLGATE_METADATA_DSN overrides DSN (see resolveMetadata).
+type metadataSpec struct {
+	Type string `yaml:"type"`
+	DSN  string `yaml:"dsn"`
 }
 
 // backendSpec declares one backend: an in-process Type, or a Plugin binary. Config is handed to the
@@ -172,6 +181,9 @@ func (fc *fileConfig) validate(types []string) error {
 	}
 	if fc.BodyReadTimeout != nil && *fc.BodyReadTimeout < 0 {
 		return fmt.Errorf("%w: body_read_timeout must not be negative", ErrConfig)
+	}
+	if err := fc.Metadata.validate(); err != nil {
+		return err
 	}
 	if len(fc.Backends) == 0 {
 		if fc.DefaultBackend != "" || len(fc.Routes) > 0 {

@@ -141,11 +141,15 @@ func runImportWithoutStore(ctx context.Context, f *importFlags, src *source.Clie
 		return err == nil, err
 	}
 	var plan *importer.Plan
-	var err error
-	if _, statErr := os.Stat(f.cfg.dbPath()); statErr == nil {
-		store, err := boltstore.Open(f.cfg.dbPath(), boltstore.WithTimeout(2*time.Second))
+	mc, err := f.cfg.metadataConfig()
+	if err != nil {
+		return false, err
+	}
+	_, statErr := os.Stat(f.cfg.dbPath())
+	if mc.Type == metadataPostgres || statErr == nil {
+		store, _, err := openMetadata(ctx, &f.cfg, false, nil)
 		if err != nil {
-			return false, fmt.Errorf("metadata %s: %w", f.cfg.dbPath(), err)
+			return false, err
 		}
 		defer store.Close()
 		plan, err = importer.MakePlan(ctx, src, store, f.project)
@@ -166,14 +170,18 @@ func runImportWithoutStore(ctx context.Context, f *importFlags, src *source.Clie
 func defineImportStatus(fs *flag.FlagSet) runFunc {
 	cfg := &config{}
 	addDataDirFlag(fs, cfg)
+	addConfigFlag(fs, cfg)
 	project := fs.String("project", "", "the mlgate project imported into")
-	return func(ctx context.Context, _ *flag.FlagSet, stdout, _ io.Writer) error {
+	return func(ctx context.Context, fs *flag.FlagSet, stdout, _ io.Writer) error {
 		if *project == "" {
 			return usageErrorf("--project is required")
 		}
-		store, err := boltstore.Open(cfg.dbPath(), boltstore.WithTimeout(2*time.Second))
+		if err := cfg.loadFile(explicitFlags(fs)); err != nil {
+			return err
+		}
+		store, _, err := openMetadata(ctx, cfg, true, nil)
 		if err != nil {
-			return fmt.Errorf("metadata %s: %w", cfg.dbPath(), err)
+			return err
 		}
 		defer store.Close()
 		recs, err := importer.StatusOf(ctx, store, *project)

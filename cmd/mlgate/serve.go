@@ -18,39 +18,45 @@ import (
 	"github.com/mlgate/mlgate/cmd/mlgate/internal/diskspace"
 	"github.com/mlgate/mlgate/cmd/mlgate/internal/firstbyte"
 	"github.com/mlgate/mlgate/gateway"
-	"github.com/mlgate/mlgate/metadata/boltstore"
+	"github.com/mlgate/mlgate/metadata"
 )
 
 // storage is the opened metadata store and blob backends of a data dir, wired the same way for serve,
 // fsck and the backends commands.
 type storage struct {
-	store *boltstore.Store
-	mu    sync.Mutex  // guards set, which the sweeper reads while serve swaps it
-	set   *backendSet // the configured backends; serve swaps it on SIGHUP
+	store metadata.Store
+	meta  metadataConfig // which store it is
+	mu    sync.Mutex     // guards set, which the sweeper reads while serve swaps it
+	set   *backendSet    // the configured backends; serve swaps it on SIGHUP
 }
 
-// openStorage opens the metadata under cfg.DataDir and the configured backends (the embedded default:
-// localfs at <data-dir>/blobs, named "local"). It fails fast, with a clear message, when another mlgate
-// holds the database, and when a backend cannot be opened.
+// openStorage opens the configured metadata store (see openMetadata: bbolt under cfg.DataDir by default,
+// or PostgreSQL) and the configured backends (the embedded default: localfs at <data-dir>/blobs, named
+// "local"). It fails fast, with a clear message, when another mlgate holds the bbolt database, when
+// PostgreSQL cannot be reached, when a backend cannot be opened, and (wrapping ErrConfig) when a localfs
+// backend is configured with PostgreSQL (see checkSharedBackends).
 func openStorage(ctx context.Context, cfg *config, log *slog.Logger) (*storage, error) {
+	mc, err := cfg.metadataConfig()
+	if err != nil {
+		return nil, err
+	}
+	specs, def := cfg.backendSpecs()
+	if err := checkSharedBackends(mc, specs, cfg.file != nil && len(cfg.file.Backends) > 0); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	opts := []boltstore.Option{boltstore.WithLogger(log), boltstore.WithTimeout(2 * time.Second)}
-	if cfg.metrics != nil {
-		opts = append(opts, boltstore.WithCommitObserver(cfg.metrics.commit))
-	}
-	store, err := boltstore.Open(cfg.dbPath(), opts...)
+	store, mc, err := openMetadata(ctx, cfg, true, log)
 	if err != nil {
-		return nil, fmt.Errorf("metadata %s: %w", cfg.dbPath(), err)
+		return nil, err
 	}
-	specs, def := cfg.backendSpecs()
 	set, err := openBackendSet(ctx, specs, def, cfg.routes(), nil, cfg.metrics, log)
 	if err != nil {
 		_ = store.Close()
 		return nil, err
 	}
-	return &storage{store: store, set: set}, nil
+	return &storage{store: store, meta: mc, set: set}, nil
 }
 
 // Close closes metadata first (so a later open sees a consistent file), then blobs.
@@ -211,7 +217,7 @@ func serve(ctx context.Context, cfg *config, stderr io.Writer) error {
 	if cfg.TLSCert != "" {
 		scheme = "https"
 	}
-	log.Info("mlgate listening", "addr", ln.Addr().String(), "scheme", scheme, "data_dir", cfg.DataDir,
+	log.Info("mlgate listening", "addr", ln.Addr().String(), "scheme", scheme, "data_dir", cfg.DataDir, "metadata", st.meta.Type,
 		"version", buildVersion(), "max_file_size", cfg.MaxFileSize, "auth", cfg.Auth,
 		"max_concurrent_uploads", cfg.MaxConcurrentUploads, "body_read_timeout", cfg.BodyReadTimeout,
 		"backends", st.set.order, "default_backend", st.set.def, "routes", len(cfg.routes()),
@@ -283,6 +289,10 @@ func reload(ctx context.Context, cfg *config, st *storage, gw *gateway.Server, l
 	next := *cfg
 	next.file = fc
 	specs, def := next.backendSpecs()
+	if err := checkSharedBackends(st.meta, specs, len(fc.Backends) > 0); err != nil {
+		log.Error("config reload failed; keeping the running configuration", "err", err)
+		return
+	}
 	set, err := openBackendSet(ctx, specs, def, next.routes(), st.set, cfg.metrics, log)
 	if err != nil {
 		log.Error("config reload failed; keeping the running configuration", "err", err)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -17,7 +16,6 @@ import (
 	"github.com/mlgate/mlgate/gateway"
 	"github.com/mlgate/mlgate/gateway/auth"
 	"github.com/mlgate/mlgate/metadata"
-	"github.com/mlgate/mlgate/metadata/boltstore"
 )
 
 // tokenLong is what `mlgate token --help` says beside the list of its commands.
@@ -33,6 +31,7 @@ type tokenTarget struct {
 func defineTokenTarget(fs *flag.FlagSet) *tokenTarget {
 	t := &tokenTarget{}
 	addDataDirFlag(fs, &t.cfg)
+	addConfigFlag(fs, &t.cfg)
 	addServerFlags(fs, &t.serverURL, &t.serverToken)
 	return t
 }
@@ -96,7 +95,7 @@ func defineTokenCreate(fs *flag.FlagSet) runFunc {
 			secret = out.Secret
 			tok = &metadata.Token{ID: out.ID, Instance: out.Instance, ProjectPath: out.ProjectPath, Scope: out.Scope, ExpiresAt: out.ExpiresAt}
 		} else {
-			store, err := openTokenStore(cfg, true)
+			store, err := openTokenStore(ctx, fs, cfg, true)
 			if err != nil {
 				return err
 			}
@@ -135,7 +134,7 @@ func defineTokenList(fs *flag.FlagSet) runFunc {
 					Scope: t.Scope, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, Revoked: t.Status == "revoked"})
 			}
 		} else {
-			store, err := openTokenStore(cfg, false)
+			store, err := openTokenStore(ctx, fs, cfg, false)
 			if err != nil {
 				return err
 			}
@@ -190,7 +189,7 @@ func defineTokenRevoke(fs *flag.FlagSet) runFunc {
 				return fmt.Errorf("token revoke: %w", err)
 			}
 		} else {
-			store, err := openTokenStore(cfg, false)
+			store, err := openTokenStore(ctx, fs, cfg, false)
 			if err != nil {
 				return err
 			}
@@ -244,19 +243,13 @@ func expiryText(t *metadata.Token) string {
 	return t.ExpiresAt.UTC().Format(time.RFC3339)
 }
 
-// openTokenStore opens only the metadata database: tokens need no blob storage. Without create, a data
-// dir that has no database is an error rather than a new empty one.
-func openTokenStore(cfg *config, create bool) (*boltstore.Store, error) {
-	if create {
-		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-			return nil, fmt.Errorf("data dir: %w", err)
-		}
-	} else if _, err := os.Stat(cfg.dbPath()); err != nil {
-		return nil, fmt.Errorf("no mlgate database at %s (wrong --data-dir?): %w", cfg.dbPath(), err)
+// openTokenStore opens only the metadata store (see openMetadata): tokens need no blob storage. Without
+// create, a bbolt data dir that has no database is an error rather than a new empty one. It reads
+// --config first, for its metadata section; errors are loadFile's and openMetadata's.
+func openTokenStore(ctx context.Context, fs *flag.FlagSet, cfg *config, create bool) (metadata.Store, error) {
+	if err := cfg.loadFile(explicitFlags(fs)); err != nil {
+		return nil, err
 	}
-	store, err := boltstore.Open(cfg.dbPath(), boltstore.WithTimeout(2*time.Second))
-	if err != nil {
-		return nil, fmt.Errorf("metadata %s: %w", cfg.dbPath(), err)
-	}
-	return store, nil
+	store, _, err := openMetadata(ctx, cfg, create, nil)
+	return store, err
 }
