@@ -256,6 +256,19 @@ default_backend: s3
 	if code, err := readyStatus(a.base); code != http.StatusOK {
 		t.Fatalf("A /ready while B's database is cut: %d %v", code, err)
 	}
+	// B's API during the outage: 503 with Retry-After, which clients retry, never a 500.
+	for _, u := range []string{b.base + "/api/2.0/mlflow/experiments/search?max_results=1",
+		b.base + "/api/v4/projects/team%2Fvision/packages/ml_models/m/1.0.0/files"} {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatalf("GET %s while the database is cut: %v", u, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("GET %s while the database is cut: %d, Retry-After %q; want 503 with Retry-After",
+				u, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
 	proxy.setDown(false)
 	poll.UntilOK(t, 20*time.Second, "B's /ready to recover", func() error {
 		if code, err := readyStatus(b.base); code != http.StatusOK {

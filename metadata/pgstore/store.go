@@ -13,8 +13,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -264,6 +267,18 @@ func (s *Store) attempt(ctx context.Context, opts pgx.TxOptions, fn func(st *txS
 	return tx.Commit(ctx)
 }
 
+// unreachable reports a failure to reach the database, as opposed to a failure of a statement: no
+// connection could be made, or the one in use broke.
+func unreachable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var connect *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connect) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || pgconn.SafeToRetry(err)
+}
+
 // retryable reports a failure to serialize (40001) or a deadlock (40P01): the transaction did nothing
 // wrong and may succeed when run again.
 func retryable(err error) bool {
@@ -271,13 +286,21 @@ func retryable(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
 }
 
-// mapErr adds the metadata sentinels to database errors the callers must tell apart.
+// mapErr adds the metadata sentinels to database errors the callers must tell apart. A database that
+// cannot be reached, or that drops the connection or is shutting down, is metadata.ErrUnavailable: the
+// call may succeed shortly, and the gateway answers 503 with Retry-After rather than 500.
 func mapErr(err error) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
+		if unreachable(err) {
+			return fmt.Errorf("%w: %w", metadata.ErrUnavailable, err)
+		}
 		return err
 	}
 	switch {
+	case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+		pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03": // shutdown, crash, cannot connect now
+		return fmt.Errorf("%w: %w", metadata.ErrUnavailable, err)
 	case pgErr.Code == "23505": // unique_violation: a concurrent writer took the name first
 		return fmt.Errorf("%s: %w", pgErr.ConstraintName, metadata.ErrExists)
 	case pgErr.Code == "53100": // disk_full
