@@ -45,11 +45,14 @@ func (e *StatusError) Is(target error) bool {
 }
 
 // retryable reports whether the same request may succeed later: the server said so (408, 429, 502,
-// 503, 504), or the connection failed. A 500 is a server bug and a 4xx a client mistake: neither is
+// 503, 504, or a 409 that push retries once: errUploadAgain), or the connection failed. A 500 is a server bug and a 4xx a client mistake: neither is
 // retried.
 func retryable(ctx context.Context, err error) bool {
 	if ctx.Err() != nil {
 		return false
+	}
+	if errors.Is(err, errUploadAgain) {
+		return true
 	}
 	var se *StatusError
 	if errors.As(err, &se) {
@@ -64,6 +67,9 @@ func retryable(ctx context.Context, err error) bool {
 	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
 		errors.Is(err, errShortBody) || errors.Is(err, errRangeRefused)
 }
+
+// errUploadAgain marks an upload the server refused with 409 that push sends once more (see push).
+var errUploadAgain = errors.New("the server asked to upload again")
 
 // errShortBody is a download that ended before its Content-Length.
 var errShortBody = errors.New("the download ended early")

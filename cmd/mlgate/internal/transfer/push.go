@@ -122,6 +122,7 @@ func (c *Client) pushFile(ctx context.Context, pkg Package, f localFile, remoteS
 		return nil
 	}
 	u := c.packageURL(pkg, f.path)
+	conflictRetried := false
 	err = c.withRetries(ctx, func() error {
 		in, err := os.Open(f.local)
 		if err != nil {
@@ -148,7 +149,15 @@ func (c *Client) pushFile(ctx context.Context, pkg Package, f localFile, remoteS
 		}
 		if resp.StatusCode != http.StatusCreated {
 			prog.Add(-body.n)
-			return statusError(resp)
+			se := statusError(resp)
+			if se.Status == http.StatusConflict && !conflictRetried {
+				// Concurrent first uploads of a new version through different replicas: the store lets one
+				// create the version and tells the others to upload again. Once is enough, since the
+				// version exists by then; a conflict that is not this one fails again and is reported.
+				conflictRetried = true
+				return fmt.Errorf("%w: %w", errUploadAgain, se)
+			}
+			return se
 		}
 		defer resp.Body.Close()
 		var stored RemoteFile

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -502,5 +503,52 @@ func TestInterruptedPullStopsAndSaysSo(t *testing.T) {
 	}
 	if gets := s.take("GET"); len(gets) != 2 {
 		t.Fatalf("the interrupted pull went on: %v", gets)
+	}
+}
+
+// TestPushUploadsAgainAfterALostRaceForANewVersion: a replica that lost the race to create a new version
+// answers 409 "upload again"; push sends the file once more. A conflict that stays is reported after the
+// second try, not retried forever.
+func TestPushUploadsAgainAfterALostRaceForANewVersion(t *testing.T) {
+	for _, conflicts := range []int{1, 5} {
+		var mu sync.Mutex
+		puts := 0
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPut {
+				w.WriteHeader(http.StatusNotFound) // the version does not exist yet
+				_, _ = w.Write([]byte(`{"error":"not_found","message":"version not found"}`))
+				return
+			}
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			puts++
+			n := puts
+			mu.Unlock()
+			if n <= conflicts {
+				w.WriteHeader(http.StatusConflict)
+				_, _ = w.Write([]byte(`{"error":"conflict","message":"version 1.0.0 of \"fraud/xgb\" was created by another request during this upload; upload again"}`))
+				return
+			}
+			w.WriteHeader(http.StatusCreated)
+			_ = json.NewEncoder(w).Encode(RemoteFile{Path: "m.bin", Size: int64(len(b)), SHA256: sum(b)})
+		}))
+		c, err := NewClient(Config{URL: srv.URL, Project: "p"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		writeTree(t, dir, map[string][]byte{"m.bin": []byte("model")})
+		rep, err := c.Push(context.Background(), PushOptions{Package: v100, Sources: []string{dir}})
+		srv.Close()
+		switch conflicts {
+		case 1:
+			if err != nil || rep.FilesTransferred != 1 || puts != 2 {
+				t.Fatalf("one lost race: %+v, %v, %d PUTs; want the file sent twice and stored", rep, err, puts)
+			}
+		default:
+			if !errors.Is(err, ErrIncomplete) || len(rep.Failed) != 1 || puts != 2 {
+				t.Fatalf("a lasting conflict: %+v, %v, %d PUTs; want it reported after two tries", rep, err, puts)
+			}
+		}
 	}
 }
