@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -342,6 +343,14 @@ func TestReloadLetsInFlightUploadFinish(t *testing.T) {
 	if _, err := pw.Write(data[:1<<20]); err != nil {
 		t.Fatal(err)
 	}
+	// In flight means the server is storing it: written into the client's socket is not enough, since the
+	// server may not have started the request (and pinned its storage) before the reload.
+	poll.UntilOK(t, 20*time.Second, "the upload to reach backend a", func() error {
+		if n := stagedBytesIn(t, filepath.Join(dir, "root-a")); n == 0 {
+			return errors.New("nothing staged on a yet")
+		}
+		return nil
+	})
 
 	// Only b from now on.
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("backends: [{name: b, type: localfs, config: {root: %s}}]\ndefault_backend: b\n",

@@ -359,8 +359,14 @@ func TestFsckRefusesWhileServing(t *testing.T) {
 // what an interrupted upload leaves behind.
 func stagedBytes(t *testing.T, dataDir string) int64 {
 	t.Helper()
+	return stagedBytesIn(t, filepath.Join(dataDir, "blobs"))
+}
+
+// stagedBytesIn is stagedBytes for a localfs backend rooted at root.
+func stagedBytesIn(t *testing.T, root string) int64 {
+	t.Helper()
 	var n int64
-	err := filepath.Walk(filepath.Join(dataDir, "blobs"), func(path string, info os.FileInfo, err error) error {
+	err := filepath.Walk(root, func(path string, info os.FileInfo, err error) error {
 		if err != nil {
 			return err
 		}
