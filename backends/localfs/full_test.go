@@ -7,7 +7,7 @@ import (
 
 	"github.com/mlgate/mlgate/backends"
 	"github.com/mlgate/mlgate/backends/localfs"
-	"github.com/mlgate/mlgate/internal/tmpfs"
+	"github.com/mlgate/mlgate/backends/backendtest/tmpfs"
 )
 
 // TestFullFilesystem: on a full filesystem every write fails with ErrInsufficientStorage and leaves

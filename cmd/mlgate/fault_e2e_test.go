@@ -9,37 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mlgate/mlgate/backends/backendtest/poll"
-	"github.com/mlgate/mlgate/internal/tmpfs"
+	"github.com/mlgate/mlgate/backends/backendtest/tmpfs"
 )
-
-// fillFilesystem writes a file in dir until its filesystem is full, as another program on the machine
-// would, and returns its path.
-func fillFilesystem(t *testing.T, dir string) string {
-	t.Helper()
-	p := filepath.Join(dir, "filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, chunk := range []int{1 << 20, 4 << 10, 1} {
-		buf := make([]byte, chunk)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				break
-			}
-		}
-	}
-	return p
-}
 
 func freeBytes(t *testing.T, dir string) int64 {
 	t.Helper()
@@ -101,7 +78,7 @@ func TestFullDiskAnswers507AndRecovers(t *testing.T) {
 			t.Fatalf("upload %d: %d", i, code)
 		}
 	}
-	fillFilesystem(t, dataDir)
+	tmpfs.Fill(t, dataDir)
 
 	small := bytes.Repeat([]byte("z"), 256<<10)
 	resp, body := send(t, http.MethodPut, p.url("m/1.0.0/files/new.bin"), "", small)

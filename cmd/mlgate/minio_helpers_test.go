@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -114,4 +116,30 @@ func (m *minioProc) kill() {
 		m.t.Fatal(err)
 	}
 	<-m.done
+}
+
+// ownMinioConfig starts a MinIO of the test's own under a new temporary directory (skipping the test
+// when the MinIO binary is not known) and writes an mlgate config whose one backend, "objects", is a
+// bucket on it. It returns the MinIO, the directory and the config's path.
+func ownMinioConfig(t *testing.T) (m *minioProc, dir, cfg string) {
+	t.Helper()
+	bin := os.Getenv(minioBinEnv)
+	if bin == "" {
+		t.Skipf("%s is unset: build MinIO with .ci/s3-servers.sh install, then eval \"$(.ci/s3-servers.sh start)\" or set %s=.tools/bin/minio", minioBinEnv, minioBinEnv)
+	}
+	dir = t.TempDir()
+	m = startMinio(t, bin, filepath.Join(dir, "minio"))
+	t.Setenv(relMinioAKEnv, relMinioAccessKey)
+	t.Setenv(relMinioSKEnv, relMinioSecretKey)
+	cfg = filepath.Join(dir, "mlgate.yaml")
+	yaml := fmt.Sprintf(`backends:
+  - name: objects
+    type: minio
+    config: {endpoint: "http://%s", bucket: %s, prefix: "mlgate/", path_style: true, access_key_env: %s, secret_key_env: %s}
+default_backend: objects
+`, m.addr, relMinioBucket, relMinioAKEnv, relMinioSKEnv)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return m, dir, cfg
 }

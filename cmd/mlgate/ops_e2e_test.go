@@ -47,24 +47,7 @@ func readyAnswer(base string) (int, map[string]any, error) {
 // naming the backend once MinIO is killed (while /health stays 200: liveness only), and 200 again
 // once MinIO is back on the same address, without restarting mlgate.
 func TestReadyFollowsMinIO(t *testing.T) {
-	bin := os.Getenv(minioBinEnv)
-	if bin == "" {
-		t.Skipf("%s is unset: build MinIO with .ci/s3-servers.sh install, then eval \"$(.ci/s3-servers.sh start)\" or set %s=.tools/bin/minio", minioBinEnv, minioBinEnv)
-	}
-	dir := t.TempDir()
-	m := startMinio(t, bin, filepath.Join(dir, "minio"))
-	t.Setenv(relMinioAKEnv, relMinioAccessKey)
-	t.Setenv(relMinioSKEnv, relMinioSecretKey)
-	cfg := filepath.Join(dir, "mlgate.yaml")
-	yaml := fmt.Sprintf(`backends:
-  - name: objects
-    type: minio
-    config: {endpoint: "http://%s", bucket: %s, prefix: "mlgate/", path_style: true, access_key_env: %s, secret_key_env: %s}
-default_backend: objects
-`, m.addr, relMinioBucket, relMinioAKEnv, relMinioSKEnv)
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	m, dir, cfg := ownMinioConfig(t)
 	p, _ := startServeWatched(t, filepath.Join(dir, "data"), "--config", cfg)
 
 	waitReady := func(want int, what string) map[string]any {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -37,24 +36,7 @@ const (
 // that, without restarting mlgate, the old files download whole, the interrupted upload and a new
 // one succeed, and that fsck then finds the store clean (or clean after removing crash leftovers).
 func TestReliabilityMinIOStoppedMidTransfer(t *testing.T) {
-	bin := os.Getenv(minioBinEnv)
-	if bin == "" {
-		t.Skipf("%s is unset: build MinIO with .ci/s3-servers.sh install, then eval \"$(.ci/s3-servers.sh start)\" or set %s=.tools/bin/minio", minioBinEnv, minioBinEnv)
-	}
-	dir := t.TempDir()
-	m := startMinio(t, bin, filepath.Join(dir, "minio"))
-	t.Setenv(relMinioAKEnv, relMinioAccessKey)
-	t.Setenv(relMinioSKEnv, relMinioSecretKey)
-	cfg := filepath.Join(dir, "mlgate.yaml")
-	yaml := fmt.Sprintf(`backends:
-  - name: objects
-    type: minio
-    config: {endpoint: "http://%s", bucket: %s, prefix: "mlgate/", path_style: true, access_key_env: %s, secret_key_env: %s}
-default_backend: objects
-`, m.addr, relMinioBucket, relMinioAKEnv, relMinioSKEnv)
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	m, dir, cfg := ownMinioConfig(t)
 	dataDir := filepath.Join(dir, "data")
 	p, logs := startServeWatched(t, dataDir, "--config", cfg, "--log-level", "warn")
 	hc := newPoolClient(8)

@@ -9,29 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mlgate/mlgate/internal/tmpfs"
+	"github.com/mlgate/mlgate/backends/backendtest/tmpfs"
 	"github.com/mlgate/mlgate/metadata"
 )
-
-// fill writes a file in dir until the filesystem is full, and returns its path.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	p := filepath.Join(dir, "filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, chunk := range []int{1 << 20, 4 << 10, 1} {
-		buf := make([]byte, chunk)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				break
-			}
-		}
-	}
-	return p
-}
 
 // TestFullDisk: a commit that finds the filesystem full fails with metadata.ErrInsufficientStorage and
 // keeps nothing; the database stays readable and consistent, and writes succeed again once space
@@ -45,7 +25,7 @@ func TestFullDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	filler := fill(t, dir)
+	filler := tmpfs.Fill(t, dir)
 	description := strings.Repeat("d", metadata.MaxDescriptionLen)
 	var created int
 	for ; ; created++ {

@@ -8,29 +8,9 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/backends/backendtest/poll"
-	"github.com/mlgate/mlgate/internal/tmpfs"
+	"github.com/mlgate/mlgate/backends/backendtest/tmpfs"
 	"github.com/mlgate/mlgate/metadata"
 )
-
-// fill writes a file in dir until the filesystem is full.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	p := filepath.Join(dir, "filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, chunk := range []int{1 << 20, 4 << 10} {
-		buf := make([]byte, chunk)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				break
-			}
-		}
-	}
-	return p
-}
 
 func TestReserve(t *testing.T) {
 	const size = 1 << 20
@@ -51,7 +31,7 @@ func TestReserve(t *testing.T) {
 		t.Fatalf("refusing with room to spare: %v", err)
 	}
 
-	filler := fill(t, dir)
+	filler := tmpfs.Fill(t, dir)
 	r.Full()
 	if err := r.Refusing(); !errors.Is(err, metadata.ErrInsufficientStorage) {
 		t.Fatalf("Refusing on a full disk: %v", err)
@@ -77,7 +57,7 @@ func TestReserve(t *testing.T) {
 func TestReserveOnAFullDisk(t *testing.T) {
 	const size = 1 << 20
 	dir := tmpfs.Mount(t, 16<<20)
-	filler := fill(t, dir)
+	filler := tmpfs.Fill(t, dir)
 	r, err := Open(dir, size, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,11 @@
 // nothing else on the machine runs out of space.
 package tmpfs
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 // Mount mounts a tmpfs of size bytes on a new temporary directory and returns the directory. It is
 // unmounted (with everything in it) when the test ends. Mounting needs root (or CAP_SYS_ADMIN) on
@@ -20,4 +24,25 @@ func Mount(t testing.TB, size int64) string {
 		}
 	})
 	return dir
+}
+
+// Fill writes a file in dir until its filesystem is full, as another program on the machine would, and
+// returns the file's path: removing it frees the space again.
+func Fill(t testing.TB, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "filler")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, chunk := range []int{1 << 20, 4 << 10, 1} {
+		buf := make([]byte, chunk)
+		for {
+			if _, err := f.Write(buf); err != nil {
+				break
+			}
+		}
+	}
+	return p
 }
