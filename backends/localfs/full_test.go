@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/mlgate/mlgate/backends"
-	"github.com/mlgate/mlgate/backends/localfs"
 	"github.com/mlgate/mlgate/backends/backendtest/tmpfs"
+	"github.com/mlgate/mlgate/backends/localfs"
 )
 
 // TestFullFilesystem: on a full filesystem every write fails with ErrInsufficientStorage and leaves
