@@ -15,6 +15,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 	"github.com/mlgate/mlgate/gateway/auth"
 	"github.com/mlgate/mlgate/gateway/httpapi"
+	"github.com/mlgate/mlgate/gateway/oci"
 	"github.com/mlgate/mlgate/metadata"
 )
 
@@ -87,7 +88,9 @@ func (s *Server) tokenKind(access httpapi.Access, next httprouter.Handle) httpro
 }
 
 func (s *Server) writeAuthError(w http.ResponseWriter, r *http.Request, err error) {
-	if isMLflowPath(r.URL.EscapedPath()) {
+	if oci.IsPath(r.URL.EscapedPath()) {
+		oci.WriteError(w, r, s.log, err)
+	} else if isMLflowPath(r.URL.EscapedPath()) {
 		httpapi.WriteMLflowError(w, r, s.log, err)
 	} else {
 		httpapi.WriteError(w, r, s.log, err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mlgate/mlgate/gateway/auth"
 	"github.com/mlgate/mlgate/gateway/httpapi"
+	"github.com/mlgate/mlgate/gateway/oci"
 	"github.com/mlgate/mlgate/gateway/ui"
 	"github.com/mlgate/mlgate/metadata"
 )
@@ -14,6 +15,9 @@ import (
 // withAuth requires a valid token on every route except /health and /ready and puts it in the request context.
 // The token's project is checked where the project is resolved (httpapi.ResolveProject), which answers 404 for any
 // other project; the scope is checked here, by method, so that no route can forget it.
+//
+// On the OCI routes (/v2/) a 401 carries the Bearer challenge that sends clients to the token endpoint,
+// whose bearers are accepted there (and only there) besides mlgate tokens; errors use the OCI body.
 //
 // Credentials come from Authorization: Bearer <token>, Authorization: Basic with the token as password (any
 // user name: the MLflow client sends Basic when MLFLOW_TRACKING_USERNAME/PASSWORD are set, and Basic wins
@@ -31,13 +35,25 @@ func (s *Server) withAuth(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		// The OCI token endpoint exchanges credentials for a bearer: it checks them itself, and answers
+		// a client that sends none with an anonymous bearer, as the token protocol expects.
+		if path == oci.TokenPath {
+			next.ServeHTTP(w, r)
+			return
+		}
 		secret, err := auth.Credentials(r)
 		if err == nil && secret == "" && r.Method == http.MethodPut && isSignedPartPath(path) {
 			next.ServeHTTP(w, r)
 			return
 		}
+		ociPath := oci.IsPath(path)
 		var tok *metadata.Token
-		if err == nil {
+		switch {
+		case err != nil:
+		case ociPath && secret != "":
+			// A bearer of the token endpoint, or an mlgate token sent directly.
+			tok, err = s.oci.Authenticate(r.Context(), secret)
+		default:
 			tok, err = auth.Authenticate(r.Context(), s.store, secret)
 		}
 		if err == nil && auth.ReadOnly(tok) && requestWrites(r.Method, path) {
@@ -45,9 +61,15 @@ func (s *Server) withAuth(next http.Handler) http.Handler {
 		}
 		if err != nil {
 			if errors.Is(err, httpapi.ErrUnauthenticated) {
-				w.Header().Set("WWW-Authenticate", auth.Realm)
+				if ociPath {
+					w.Header().Set("WWW-Authenticate", oci.Challenge(r, path))
+				} else {
+					w.Header().Set("WWW-Authenticate", auth.Realm)
+				}
 			}
-			if isMLflowPath(path) {
+			if ociPath {
+				oci.WriteError(w, r, s.log, err)
+			} else if isMLflowPath(path) {
 				httpapi.WriteMLflowError(w, r, s.log, err)
 			} else {
 				httpapi.WriteError(w, r, s.log, err)

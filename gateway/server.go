@@ -19,6 +19,7 @@ import (
 	"github.com/mlgate/mlgate/gateway/mlflow/artifactproxy"
 	"github.com/mlgate/mlgate/gateway/mlflow/registry"
 	"github.com/mlgate/mlgate/gateway/mlflow/rpc"
+	"github.com/mlgate/mlgate/gateway/oci"
 	"github.com/mlgate/mlgate/gateway/packages"
 	"github.com/mlgate/mlgate/gateway/signing"
 	"github.com/mlgate/mlgate/gateway/ui"
@@ -72,6 +73,7 @@ type Server struct {
 
 	table     *routeTable
 	files     *artifact.Service
+	oci       *oci.API // the /v2/ routes; withAuth opens their bearers
 	readiness readiness
 	routeList []httpapi.RouteInfo // every route of the router, with its declared access
 	rpcList   []httpapi.RouteInfo // every MLflow RPC behind the /api/2.0/mlflow/ catch-alls
@@ -126,6 +128,7 @@ func (s *Server) routes() *httprouter.Router {
 	}
 	rpcs := rpc.NewDispatcher(s.store, s.log, bodies, rpcRoutes, mlflow.NotFound)
 	web := ui.New(ui.Deps{Store: s.store, Log: s.log, Auth: s.cfg.Auth})
+	s.oci = oci.New(oci.Deps{Store: s.store, Artifacts: files, Log: s.log, Signing: s.cfg.Signing})
 
 	r := httprouter.New()
 	t := newRouteTable(r, s)
@@ -182,6 +185,12 @@ func (s *Server) routes() *httprouter.Router {
 			t.Handle(m, prefix+"/v1/traces", httpapi.AccessToken, traces)
 			t.Handle(m, prefix+"/version", httpapi.AccessToken, traces)
 		}
+	}
+	// OCI distribution (pull only): repository names have slashes, so one catch-all and the package's
+	// own parsing. Every method reaches it, so that a push is answered 405 in the OCI error body. Its
+	// token endpoint, /v2/token, is behind the same catch-all and authenticates itself (see withAuth).
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		t.Handle(m, "/v2/*rest", httpapi.AccessToken, s.oci.Handler())
 	}
 	web.Routes(t)
 	s.adminRoutes(t)

@@ -121,7 +121,15 @@ func Authenticate(ctx context.Context, store metadata.Store, secret string) (*me
 		return nil, fmt.Errorf("%w: this server requires a token: send Authorization: Bearer <token>, "+
 			"Basic with the token as password, or PRIVATE-TOKEN: <token>", httpapi.ErrUnauthenticated)
 	}
-	tok, err := store.TokenBySecretHash(ctx, HashSecret(secret))
+	return AuthenticateHash(ctx, store, HashSecret(secret))
+}
+
+// AuthenticateHash is Authenticate for a credential that carries the hash of a secret instead of the
+// secret (the short-lived bearers of the OCI token endpoint, which were issued for a secret the
+// client proved it had): the token must still exist and be usable now, so revoking it ends its bearers
+// too. Errors as Authenticate's.
+func AuthenticateHash(ctx context.Context, store metadata.Store, hash string) (*metadata.Token, error) {
+	tok, err := store.TokenBySecretHash(ctx, hash)
 	switch {
 	case errors.Is(err, metadata.ErrNotFound):
 		return nil, fmt.Errorf("%w: invalid token", httpapi.ErrUnauthenticated)

@@ -36,6 +36,16 @@ var (
 	ErrTooManyUploads = errors.New("too many concurrent uploads")
 	// ErrBodyStalled: no byte of a request body arrived for the body read timeout (408).
 	ErrBodyStalled = errors.New("request body stalled")
+
+	// The OCI distribution routes' own misses and refusals, so that each gets its spec code. Elsewhere
+	// they read as the package API's not_found and invalid_argument.
+
+	// ErrManifestUnknown: the repository exists, the reference names no manifest of it (404).
+	ErrManifestUnknown = errors.New("manifest unknown")
+	// ErrBlobUnknown: the repository exists, the digest names no blob of it (404).
+	ErrBlobUnknown = errors.New("blob unknown")
+	// ErrDigestInvalid: a digest that is not <algorithm>:<hex> of a supported algorithm (400).
+	ErrDigestInvalid = errors.New("invalid digest")
 )
 
 // Class is one row of the error table: how a family of errors looks on the wire.
@@ -45,7 +55,10 @@ type Class struct {
 	MLflowCode string // MLflow routes: the "error_code" field
 	// MLflowStatus overrides the status MLflow gives MLflowCode (0: MLflow's, from mlflowStatus).
 	MLflowStatus int
-	RetryAfter   bool
+	// OCICode is the "code" of the OCI distribution error body on /v2/ routes (one of the spec's codes;
+	// UNKNOWN, as registries answer, for server-side failures).
+	OCICode    string
+	RetryAfter bool
 }
 
 // errorTable is the one place where errors become HTTP statuses. It is walked in order with errors.Is,
@@ -54,45 +67,48 @@ var errorTable = []struct {
 	targets []error
 	class   Class
 }{
-	{[]error{ErrUnauthenticated}, Class{Status: http.StatusUnauthorized, Code: "unauthenticated", MLflowCode: "UNAUTHENTICATED"}},
-	{[]error{ErrPermissionDenied, ErrBadSignature}, Class{Status: http.StatusForbidden, Code: "permission_denied", MLflowCode: "PERMISSION_DENIED"}},
-	{[]error{ErrRouteNotFound}, Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "ENDPOINT_NOT_FOUND"}},
+	{[]error{ErrUnauthenticated}, Class{OCICode: "UNAUTHORIZED", Status: http.StatusUnauthorized, Code: "unauthenticated", MLflowCode: "UNAUTHENTICATED"}},
+	{[]error{ErrPermissionDenied, ErrBadSignature}, Class{OCICode: "DENIED", Status: http.StatusForbidden, Code: "permission_denied", MLflowCode: "PERMISSION_DENIED"}},
+	{[]error{ErrManifestUnknown}, Class{OCICode: "MANIFEST_UNKNOWN", Status: http.StatusNotFound, Code: "not_found", MLflowCode: "RESOURCE_DOES_NOT_EXIST"}},
+	{[]error{ErrBlobUnknown}, Class{OCICode: "BLOB_UNKNOWN", Status: http.StatusNotFound, Code: "not_found", MLflowCode: "RESOURCE_DOES_NOT_EXIST"}},
+	{[]error{ErrDigestInvalid}, Class{OCICode: "DIGEST_INVALID", Status: http.StatusBadRequest, Code: "invalid_argument", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{ErrRouteNotFound}, Class{OCICode: "NAME_UNKNOWN", Status: http.StatusNotFound, Code: "not_found", MLflowCode: "ENDPOINT_NOT_FOUND"}},
 	// A full disk does not pass by waiting, so no Retry-After. MLflow's ErrorCode documents
 	// RESOURCE_EXHAUSTED as covering "the entire file system is out of space", but MLflow answers it with
 	// 429, which its client retries (it retries 408, 429, 500, 502, 503 and 504): 507 keeps the code and
 	// stops the retries.
 	{[]error{backends.ErrInsufficientStorage, metadata.ErrInsufficientStorage},
-		Class{Status: http.StatusInsufficientStorage, Code: "insufficient_storage", MLflowCode: "RESOURCE_EXHAUSTED",
+		Class{OCICode: "UNKNOWN", Status: http.StatusInsufficientStorage, Code: "insufficient_storage", MLflowCode: "RESOURCE_EXHAUSTED",
 			MLflowStatus: http.StatusInsufficientStorage}},
-	{[]error{ErrTooManyUploads}, Class{Status: http.StatusTooManyRequests, Code: "too_many_requests", MLflowCode: "RESOURCE_EXHAUSTED", RetryAfter: true}},
+	{[]error{ErrTooManyUploads}, Class{OCICode: "TOOMANYREQUESTS", Status: http.StatusTooManyRequests, Code: "too_many_requests", MLflowCode: "RESOURCE_EXHAUSTED", RetryAfter: true}},
 	// Before ErrBadRequest, which wraps every failure to read a body. 408 on MLflow routes too: the
 	// server's deadline for the body passed (DEADLINE_EXCEEDED), not MLflow's 504 for a slow server.
-	{[]error{ErrBodyStalled}, Class{Status: http.StatusRequestTimeout, Code: "request_timeout", MLflowCode: "DEADLINE_EXCEEDED",
+	{[]error{ErrBodyStalled}, Class{OCICode: "UNKNOWN", Status: http.StatusRequestTimeout, Code: "request_timeout", MLflowCode: "DEADLINE_EXCEEDED",
 		MLflowStatus: http.StatusRequestTimeout}},
-	{[]error{ErrMethodNotAllowed}, Class{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", MLflowCode: "ENDPOINT_NOT_FOUND"}},
-	{[]error{metadata.ErrAliasNotFound}, Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{ErrMethodNotAllowed}, Class{OCICode: "UNSUPPORTED", Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", MLflowCode: "ENDPOINT_NOT_FOUND"}},
+	{[]error{metadata.ErrAliasNotFound}, Class{OCICode: "MANIFEST_UNKNOWN", Status: http.StatusNotFound, Code: "not_found", MLflowCode: "INVALID_PARAMETER_VALUE"}},
 	{[]error{metadata.ErrNotFound, backends.ErrNotFound, backends.ErrUploadNotFound},
-		Class{Status: http.StatusNotFound, Code: "not_found", MLflowCode: "RESOURCE_DOES_NOT_EXIST"}},
-	{[]error{metadata.ErrExists}, Class{Status: http.StatusConflict, Code: "already_exists", MLflowCode: "RESOURCE_ALREADY_EXISTS"}},
-	{[]error{metadata.ErrConflict}, Class{Status: http.StatusConflict, Code: "conflict", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+		Class{OCICode: "NAME_UNKNOWN", Status: http.StatusNotFound, Code: "not_found", MLflowCode: "RESOURCE_DOES_NOT_EXIST"}},
+	{[]error{metadata.ErrExists}, Class{OCICode: "UNSUPPORTED", Status: http.StatusConflict, Code: "already_exists", MLflowCode: "RESOURCE_ALREADY_EXISTS"}},
+	{[]error{metadata.ErrConflict}, Class{OCICode: "UNSUPPORTED", Status: http.StatusConflict, Code: "conflict", MLflowCode: "INVALID_PARAMETER_VALUE"}},
 	// On MLflow routes an oversize file is INVALID_PARAMETER_VALUE (400): MLflow's RESOURCE_EXHAUSTED would
 	// be a 429, which the client retries for a minute.
-	{[]error{ErrTooLarge}, Class{Status: http.StatusRequestEntityTooLarge, Code: "too_large", MLflowCode: "INVALID_PARAMETER_VALUE"}},
-	{[]error{ErrLengthRequired}, Class{Status: http.StatusLengthRequired, Code: "length_required", MLflowCode: "INVALID_PARAMETER_VALUE",
+	{[]error{ErrTooLarge}, Class{OCICode: "SIZE_INVALID", Status: http.StatusRequestEntityTooLarge, Code: "too_large", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{ErrLengthRequired}, Class{OCICode: "SIZE_INVALID", Status: http.StatusLengthRequired, Code: "length_required", MLflowCode: "INVALID_PARAMETER_VALUE",
 		MLflowStatus: http.StatusLengthRequired}},
-	{[]error{backends.ErrChecksum}, Class{Status: http.StatusBadRequest, Code: "checksum_mismatch", MLflowCode: "INVALID_PARAMETER_VALUE"}},
-	{[]error{backends.ErrSizeMismatch}, Class{Status: http.StatusBadRequest, Code: "size_mismatch", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{backends.ErrChecksum}, Class{OCICode: "DIGEST_INVALID", Status: http.StatusBadRequest, Code: "checksum_mismatch", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{backends.ErrSizeMismatch}, Class{OCICode: "SIZE_INVALID", Status: http.StatusBadRequest, Code: "size_mismatch", MLflowCode: "INVALID_PARAMETER_VALUE"}},
 	{[]error{metadata.ErrInvalid, pkgtypes.ErrInvalidName, pkgtypes.ErrInvalidVersion, pkgtypes.ErrInvalidPath,
 		backends.ErrInvalidPart, ErrBadRequest, mlflowfilter.ErrInvalid},
-		Class{Status: http.StatusBadRequest, Code: "invalid_argument", MLflowCode: "INVALID_PARAMETER_VALUE"}},
-	{[]error{backends.ErrInvalidRange}, Class{Status: http.StatusRequestedRangeNotSatisfiable, Code: "invalid_range", MLflowCode: "INVALID_PARAMETER_VALUE",
+		Class{OCICode: "NAME_INVALID", Status: http.StatusBadRequest, Code: "invalid_argument", MLflowCode: "INVALID_PARAMETER_VALUE"}},
+	{[]error{backends.ErrInvalidRange}, Class{OCICode: "UNSUPPORTED", Status: http.StatusRequestedRangeNotSatisfiable, Code: "invalid_range", MLflowCode: "INVALID_PARAMETER_VALUE",
 		MLflowStatus: http.StatusRequestedRangeNotSatisfiable}},
-	{[]error{ErrNotImplemented, backends.ErrUnsupported}, Class{Status: http.StatusNotImplemented, Code: "not_implemented", MLflowCode: "NOT_IMPLEMENTED"}},
+	{[]error{ErrNotImplemented, backends.ErrUnsupported}, Class{OCICode: "UNSUPPORTED", Status: http.StatusNotImplemented, Code: "not_implemented", MLflowCode: "NOT_IMPLEMENTED"}},
 	{[]error{backends.ErrUnavailable, metadata.ErrUnavailable, context.DeadlineExceeded},
-		Class{Status: http.StatusServiceUnavailable, Code: "unavailable", MLflowCode: "TEMPORARILY_UNAVAILABLE", RetryAfter: true}},
+		Class{OCICode: "UNKNOWN", Status: http.StatusServiceUnavailable, Code: "unavailable", MLflowCode: "TEMPORARILY_UNAVAILABLE", RetryAfter: true}},
 }
 
-var internalError = Class{Status: http.StatusInternalServerError, Code: "internal", MLflowCode: "INTERNAL_ERROR"}
+var internalError = Class{Status: http.StatusInternalServerError, Code: "internal", MLflowCode: "INTERNAL_ERROR", OCICode: "UNKNOWN"}
 
 // Classify finds err's row in the error table; known is false for an internal error.
 func Classify(err error) (class Class, known bool) {

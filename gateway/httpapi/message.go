@@ -62,7 +62,7 @@ func NotFound(format string, args ...any) error {
 // above).
 var clientTextSentinels = []error{
 	ErrTooLarge, ErrBadRequest, ErrNotImplemented, ErrRouteNotFound, ErrMethodNotAllowed, ErrUnauthenticated,
-	ErrPermissionDenied, ErrBadSignature, ErrLengthRequired,
+	ErrPermissionDenied, ErrBadSignature, ErrLengthRequired, ErrManifestUnknown, ErrBlobUnknown, ErrDigestInvalid,
 	pkgtypes.ErrInvalidName, pkgtypes.ErrInvalidVersion, pkgtypes.ErrInvalidPath,
 	mlflowfilter.ErrInvalid,
 	metadata.ErrInvalid, metadata.ErrExists, metadata.ErrConflict, metadata.ErrAliasNotFound,
