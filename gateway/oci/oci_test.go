@@ -525,5 +525,3 @@ func tokenFrom(t *testing.T, r gatewaytest.Response) string {
 	}
 	return body.Token
 }
-
-
