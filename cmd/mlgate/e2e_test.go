@@ -23,11 +23,15 @@ import (
 // restarts, SIGTERM and SIGKILL are the real thing.
 var mlgateBin string
 
+// e2eDir is TestMain's temporary directory, removed after the tests: binaries built once go there.
+var e2eDir string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "mlgate-e2e-")
 	if err != nil {
 		panic(err)
 	}
+	e2eDir = dir
 	mlgateBin = filepath.Join(dir, "mlgate")
 	build := exec.Command("go", "build", "-o", mlgateBin, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr

@@ -69,13 +69,13 @@ func IsPath(escapedPath string) bool {
 }
 
 // WriteError answers an OCI request with the distribution spec's error body,
-// {"errors":[{"code","message","detail"}]}; the status and the code come from the gateway's one error
-// table (httpapi.Classify).
+// {"errors":[{"code","message"}]}; the status and the code come from the gateway's one error table
+// (httpapi.Classify). The optional "detail" is left out: oras prints an empty one as "map[]".
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	class, msg := httpapi.PrepareError(w, r, log, err)
 	w.Header().Set("Docker-Distribution-API-Version", apiVersion)
 	httpapi.WriteJSON(w, class.Status, map[string]any{
-		"errors": []map[string]any{{"code": class.OCICode, "message": msg, "detail": map[string]string{}}},
+		"errors": []map[string]any{{"code": class.OCICode, "message": msg}},
 	})
 }
 
