@@ -2,6 +2,8 @@
 GO      ?= go
 # File sizes of the throughput benchmark. `or` cannot hold this default: it splits on the comma.
 SIZES ?= 1GiB,4GiB
+# The oras CLI of the OCI benchmark; the end-to-end test pins the same (cmd/mlgate/oci_e2e_test.go).
+ORAS_VERSION ?= v1.3.6
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
@@ -33,9 +35,11 @@ reliability:
 # Throughput of the gateway against a same-run baseline, and its peak RSS, at 1 GiB and 4 GiB; the S3
 # backends (in process and as a plugin) against direct minio-go on MinIO and versitygw; `mlgate import
 # mlflow` of 1000 runs from a local mlgate against a --read-only baseline, and of one IMPORT_BIG file
-# (1GiB by default; 0 skips it) with the importer's peak RSS.
+# (1GiB by default; 0 skips it) with the importer's peak RSS; 1 GiB pulled by oras (installed from the
+# module proxy at ORAS_VERSION) against a direct download of the same file, with mlgate's peak RSS.
 bench: build
 	$(GO) build -o bin/mlgate-backend ./cmd/mlgate-backend
+	GOBIN=$(CURDIR)/bin GOWORK=off $(GO) install oras.land/oras/cmd/oras@$(ORAS_VERSION)
 	$(GO) run ./cmd/mlgate-bench -mlgate bin/mlgate -backend bin/mlgate-backend -sizes $(SIZES) -candidates $(or $(CANDIDATES),100000) \
 	  -import-big $(or $(IMPORT_BIG),1GiB)
 	$(GO) test -run '^$$' -bench BenchmarkModelPage -benchtime 20x ./gateway/ui/

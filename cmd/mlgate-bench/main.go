@@ -10,7 +10,8 @@
 // default 1, 4, 16 and 64 clients) how MLflow metric logging scales with concurrent clients (see
 // concurrency.go). With -import (the default) it measures `mlgate import mlflow` from a local mlgate
 // source against a same-run --read-only baseline, and the importer's peak RSS on one big file (see
-// import.go). With -transfer it compares `mlgate push` and `mlgate pull` with curl (see transfer.go).
+// import.go). With -oci (the default) it compares oras pull of a model version with a direct download
+// of its file (see ocibench.go). With -transfer it compares `mlgate push` and `mlgate pull` with curl (see transfer.go).
 //
 // Usage: mlgate-bench -mlgate bin/mlgate -sizes 1GiB,4GiB
 package main
@@ -71,6 +72,10 @@ func main() {
 	transferSize := flag.String("transfer-size", "300MiB", "size of the big file of the push/pull measurement")
 	transferRuns := flag.Int("transfer-runs", 3, "runs of the push/pull measurement; medians are reported")
 	transferParallel := flag.Int("transfer-parallel", 4, "files moved at once by mlgate (--parallel) and curl (--parallel-max)")
+	ociBench := flag.Bool("oci", true, "also measure oras pull of a model version against a direct download of its file (issue 15)")
+	orasBin := flag.String("oras", "bin/oras", "path to the oras CLI (OCI part; make bench installs it)")
+	ociSize := flag.String("oci-size", "1GiB", "file size of the OCI measurement")
+	ociRuns := flag.Int("oci-runs", 3, "runs of the OCI measurement; medians are reported")
 	flag.Parse()
 
 	failed := false
@@ -122,6 +127,17 @@ func main() {
 			mlgate: *bin, backend: *backendBin, script: *s3Script, size: size, runs: *s3Runs,
 			minInProc: 0.9, minPlugin: 0.8, maxRSSMiB: *maxRSS,
 		})
+		if err != nil {
+			fatal(err)
+		}
+		failed = failed || !ok
+	}
+	if *ociBench {
+		size, err := parseSize(*ociSize)
+		if err != nil {
+			fatal(err)
+		}
+		ok, err := benchOCI(ociOptions{mlgate: *bin, oras: *orasBin, dir: *dir, size: size, runs: *ociRuns, minRatio: 0.9, maxRSSMiB: *maxRSS})
 		if err != nil {
 			fatal(err)
 		}
