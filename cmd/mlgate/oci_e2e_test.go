@@ -87,6 +87,8 @@ func TestOCIPullWithORAS(t *testing.T) {
 		"model.pkl":           bytes.Repeat([]byte("weights!"), 3<<17),
 		"sub/dir/weights.bin": bytes.Repeat([]byte{7, 1, 3}, 1<<18),
 		"README.md":           []byte("# fraud model\n"),
+		"copy/model.pkl":      bytes.Repeat([]byte("weights!"), 3<<17), // the same bytes as model.pkl: two layers, one digest
+		"empty.txt":           {},
 	}
 	auth := map[string]string{"Authorization": "Bearer " + write}
 	for path, b := range files {
