@@ -76,6 +76,7 @@ func main() {
 	orasBin := flag.String("oras", "bin/oras", "path to the oras CLI (OCI part; make bench installs it)")
 	ociSize := flag.String("oci-size", "1GiB", "file size of the OCI measurement")
 	ociRuns := flag.Int("oci-runs", 3, "runs of the OCI measurement; medians are reported")
+	ociOut := flag.String("oci-out", "", "directory the OCI measurement writes pulled files to (a tmpfs such as /dev/shm leaves the disk out); empty: under -dir")
 	flag.Parse()
 
 	failed := false
@@ -137,7 +138,7 @@ func main() {
 		if err != nil {
 			fatal(err)
 		}
-		ok, err := benchOCI(ociOptions{mlgate: *bin, oras: *orasBin, dir: *dir, size: size, runs: *ociRuns, minRatio: 0.9, maxRSSMiB: *maxRSS})
+		ok, err := benchOCI(ociOptions{mlgate: *bin, oras: *orasBin, dir: *dir, out: *ociOut, size: size, runs: *ociRuns, minRatio: 0.9, maxRSSMiB: *maxRSS})
 		if err != nil {
 			fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 // ociOptions are the settings of the OCI pull measurement.
 type ociOptions struct {
 	mlgate, oras, dir string
+	out               string // where the pulled files are written; "" = under dir
 	size              int64
 	runs              int
 	minRatio          float64
@@ -101,17 +102,23 @@ func benchOCI(o ociOptions) (bool, error) {
 			sides[0], sides[1] = sides[1], sides[0]
 		}
 		for j, s := range sides {
-			dst := filepath.Join(scratch, fmt.Sprintf("out-%d-%d", i, j))
+			outDir := scratch
+			if o.out != "" {
+				outDir = o.out
+			}
+			dst := filepath.Join(outDir, fmt.Sprintf("mlgate-bench-oci-%d-%d", i, j))
 			settle()
 			start := time.Now()
 			if err := s.run(dst); err != nil {
+				_ = os.RemoveAll(dst)
 				return false, err
 			}
 			*s.out = append(*s.out, mbps(o.size, time.Since(start)))
-			if err := checkFile(filepath.Join(dst, "weights", "model.bin"), o.size, wantSum); err != nil {
+			err := checkFile(filepath.Join(dst, "weights", "model.bin"), o.size, wantSum)
+			_ = os.RemoveAll(dst)
+			if err != nil {
 				return false, err
 			}
-			_ = os.RemoveAll(dst)
 		}
 		if verbose {
 			fmt.Fprintf(os.Stderr, "oci run %d: direct %.0f MB/s, oras %.0f MB/s\n", i+1, directs[i], pulls[i])
