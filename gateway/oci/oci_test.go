@@ -29,6 +29,7 @@ import (
 	"github.com/mlgate/mlgate/gateway/auth"
 	"github.com/mlgate/mlgate/gateway/gatewaytest"
 	"github.com/mlgate/mlgate/gateway/oci"
+	"github.com/mlgate/mlgate/gateway/signing"
 	"github.com/mlgate/mlgate/metadata"
 	"github.com/mlgate/mlgate/metadata/boltstore"
 )
@@ -595,5 +596,37 @@ func TestLayerBlobsFollowDownloadRedirects(t *testing.T) {
 	f.want(t, files, "fraud-xgb", "1.0.0")
 	if n := p.hits.Load(); n != int64(len(v1Files)) {
 		t.Fatalf("%d layers fetched from the storage server, want %d", n, len(v1Files))
+	}
+}
+
+// A bearer from one replica's token endpoint is accepted by every replica that shares the signing key,
+// and by no server with another key.
+func TestBearersAcrossReplicas(t *testing.T) {
+	secret := signing.Random()
+	a := gatewaytest.New(t, gateway.Config{Auth: true, Signing: secret})
+	read, _, err := auth.IssueToken(t.Context(), a.Store, auth.TokenRequest{ProjectPath: "team/vision", Scope: metadata.ScopeRead, Name: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(s *gateway.Server, bearer string) int {
+		req := httptest.NewRequest(http.MethodGet, "/v2/", nil)
+		req.Header.Set("Authorization", "Bearer "+bearer)
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		return rec.Code
+	}
+	tok := tokenFrom(t, a.Do(http.MethodGet, a.Srv.URL+"/v2/token", nil, map[string]string{"Authorization": basic("u", read)}))
+	replica := gateway.New(gateway.Config{Auth: true, Signing: secret}, a.Store, a.Backend, nil)
+	stranger := gateway.New(gateway.Config{Auth: true, Signing: signing.Random()}, a.Store, a.Backend, nil)
+	if got := serve(replica, tok); got != http.StatusOK {
+		t.Fatalf("replica with the same key: %d", got)
+	}
+	if got := serve(stranger, tok); got != http.StatusUnauthorized {
+		t.Fatalf("server with another key: %d", got)
+	}
+	tampered := []byte(tok)
+	tampered[len(tampered)-3] ^= 3 // always a change; a byte that leaves the alphabet is refused as malformed
+	if got := serve(replica, string(tampered)); got != http.StatusUnauthorized {
+		t.Fatalf("tampered bearer: %d", got)
 	}
 }
