@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/julienschmidt/httprouter"
+	"github.com/mlgate/mlgate/backends"
 	"github.com/mlgate/mlgate/gateway/artifact"
 	"github.com/mlgate/mlgate/gateway/httpapi"
 	"github.com/mlgate/mlgate/gateway/modelversion"
@@ -413,10 +414,9 @@ func (a *API) build(ctx context.Context, rp *repo, v *metadata.Version) (*Built,
 	return b, nil
 }
 
-// findByDigest returns the version of the repository whose manifest, config or one of whose files has
-// digest d, with its manifest: first the version that last had it, then every version, newest first.
-// nil when none has it.
-func (a *API) findByDigest(ctx context.Context, rp *repo, d string) (*Built, error) {
+// findByDigest returns the manifest of the repository's version for which match(d) holds: first the
+// version that last had digest d, then every version, newest first. nil when none matches.
+func (a *API) findByDigest(ctx context.Context, rp *repo, d string, match func(b *Built, d string) bool) (*Built, error) {
 	if seq, ok := a.versions.lookup(rp.model.ID, d); ok {
 		v, err := a.store.Version(ctx, metadata.VersionRef{ModelID: rp.model.ID, Seq: seq})
 		if err == nil {
@@ -424,7 +424,7 @@ func (a *API) findByDigest(ctx context.Context, rp *repo, d string) (*Built, err
 			if err != nil {
 				return nil, err
 			}
-			if b.has(d) {
+			if match(b, d) {
 				return b, nil
 			}
 		} else if !errors.Is(err, metadata.ErrNotFound) {
@@ -440,20 +440,16 @@ func (a *API) findByDigest(ctx context.Context, rp *repo, d string) (*Built, err
 		if err != nil {
 			return nil, err
 		}
-		if b.has(d) {
+		if match(b, d) {
 			return b, nil
 		}
 	}
 	return nil, nil
 }
 
-// has reports whether d is the digest of b's manifest, config or one of its files.
-func (b *Built) has(d string) bool {
-	if d == b.ManifestDigest || d == b.ConfigDigest {
-		return true
-	}
-	return b.file(d) != nil
-}
+// isManifest and isBlob are findByDigest's matches for the two routes that take a digest.
+func isManifest(b *Built, d string) bool { return b.ManifestDigest == d }
+func isBlob(b *Built, d string) bool     { return b.ConfigDigest == d || b.file(d) != nil }
 
 // file returns the file of b whose digest is d, or nil.
 func (b *Built) file(d string) *modelversion.File {
@@ -476,11 +472,11 @@ func (a *API) serveManifest(w http.ResponseWriter, r *http.Request, rp *repo, re
 			a.fail(w, r, err)
 			return
 		}
-		if b, err = a.findByDigest(r.Context(), rp, d); err != nil {
+		if b, err = a.findByDigest(r.Context(), rp, d, isManifest); err != nil {
 			a.fail(w, r, err)
 			return
 		}
-		if b == nil || b.ManifestDigest != d {
+		if b == nil {
 			a.fail(w, r, fmt.Errorf("%w: no manifest of %s has digest %s", httpapi.ErrManifestUnknown, rp.name, d))
 			return
 		}
@@ -517,7 +513,7 @@ func (a *API) serveBlob(w http.ResponseWriter, r *http.Request, rp *repo, ref st
 		a.fail(w, r, err)
 		return
 	}
-	b, err := a.findByDigest(r.Context(), rp, d)
+	b, err := a.findByDigest(r.Context(), rp, d, isBlob)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -528,10 +524,21 @@ func (a *API) serveBlob(w http.ResponseWriter, r *http.Request, rp *repo, ref st
 		return
 	case b != nil && b.file(d) != nil:
 		w.Header().Set("Docker-Content-Digest", d)
-		a.artifacts.Serve(w, r, b.file(d).File, WriteError)
+		a.artifacts.Serve(w, r, b.file(d).File, writeBlobError)
 		return
 	}
 	a.fail(w, r, fmt.Errorf("%w: no blob of %s has digest %s", httpapi.ErrBlobUnknown, rp.name, d))
+}
+
+// writeBlobError is WriteError for a layer blob: a stored file whose bytes its backend no longer has
+// is BLOB_UNKNOWN, as the spec names a missing blob, rather than the repository's NAME_UNKNOWN.
+func writeBlobError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if errors.Is(err, backends.ErrNotFound) {
+		// The client is told what it asked for, never the backend's key.
+		err = httpapi.WithClientMessage(fmt.Errorf("%w: %w", httpapi.ErrBlobUnknown, err),
+			"blob unknown: the file's bytes are missing from storage")
+	}
+	WriteError(w, r, log, err)
 }
 
 // serveTags lists the repository's tags in byte order: every version's semver tag, every alias that is

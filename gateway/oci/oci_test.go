@@ -328,6 +328,22 @@ func TestBlobsRangeHeadAndIsolation(t *testing.T) {
 		t.Fatalf("range past the end: %d", bad.Status)
 	}
 
+	// A stored file whose bytes its backend lost: BLOB_UNKNOWN, and no blob key in the message.
+	lost := gatewaytest.Payload(1234)
+	f.put(t, "fraud-xgb", "1.1.0", "lost.bin", lost)
+	row, err := f.env.Store.File(t.Context(), mustVersionOwner(t, f, "fraud-xgb", "1.1.0"), "lost.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.env.Blobs.Delete(t.Context(), row.BlobKey); err != nil {
+		t.Fatal(err)
+	}
+	gone := f.env.Get(base + "/blobs/sha256:" + gatewaytest.SHA256(lost))
+	wantOCIError(t, gone, http.StatusNotFound, "BLOB_UNKNOWN")
+	if strings.Contains(string(gone.Body), row.BlobKey) {
+		t.Fatalf("the message names the blob key: %s", gone.Body)
+	}
+
 	// A file of another model of the same project is not a blob of this repository.
 	onnx := "sha256:" + gatewaytest.SHA256([]byte("onnx bytes"))
 	wantOCIError(t, f.env.Get(base+"/blobs/"+onnx), http.StatusNotFound, "BLOB_UNKNOWN")
@@ -629,4 +645,17 @@ func TestBearersAcrossReplicas(t *testing.T) {
 	if got := serve(replica, string(tampered)); got != http.StatusUnauthorized {
 		t.Fatalf("tampered bearer: %d", got)
 	}
+}
+
+func mustVersionOwner(t *testing.T, f *fixture, model, semver string) uint64 {
+	t.Helper()
+	m, err := f.env.Store.Model(t.Context(), metadata.ModelRef{Project: f.project(t), Name: model})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := f.env.Store.Version(t.Context(), metadata.VersionRef{ModelID: m.ID, Semver: semver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.Owner()
 }
