@@ -259,6 +259,21 @@ func TestManifestIsDeterministicAndFollowsTheFiles(t *testing.T) {
 	// The old manifest's digest names nothing now.
 	old := f.env.Get(f.env.Srv.URL + "/v2/team/vision/fraud-xgb/manifests/" + a.Header.Get("Docker-Content-Digest"))
 	wantOCIError(t, old, http.StatusNotFound, "MANIFEST_UNKNOWN")
+	// Deleting a file changes it too, and its blob is no longer one of the repository's.
+	gatewaytest.WantStatus(t, f.env.Do(http.MethodDelete, f.env.PkgURL("fraud-xgb/1.0.0/files/README.md"), nil, nil), http.StatusNoContent)
+	d := f.env.Get(url)
+	if d.Header.Get("Docker-Content-Digest") == c.Header.Get("Docker-Content-Digest") {
+		t.Fatal("deleting a file kept the manifest digest")
+	}
+	var after struct {
+		Layers []struct{ Annotations map[string]string }
+	}
+	d.JSON(t, &after)
+	if len(after.Layers) != len(v1Files)-1 {
+		t.Fatalf("%d layers after a delete, want %d", len(after.Layers), len(v1Files)-1)
+	}
+	readme := "sha256:" + gatewaytest.SHA256([]byte("# fraud, revised\n"))
+	wantOCIError(t, f.env.Get(f.env.Srv.URL+"/v2/team/vision/fraud-xgb/blobs/"+readme), http.StatusNotFound, "BLOB_UNKNOWN")
 }
 
 func httptestGet(t *testing.T, s *gateway.Server, path string) []byte {
