@@ -85,6 +85,12 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) metadata.Store { return openEmpty(t) })
 }
 
+// TestBlobDeletionQueue runs the contract of the queue that replicas share (metadata.BlobDeletionQueue).
+func TestBlobDeletionQueue(t *testing.T) {
+	testDSN(t)
+	storetest.RunBlobDeletionQueue(t, func(t *testing.T) metadata.Store { return openEmpty(t) })
+}
+
 // TestEachMigration applies the migrations one at a time, as a database that stopped at each version
 // would meet them, checks what each creates, and that a reopen at the same version applies nothing.
 func TestEachMigration(t *testing.T) {
@@ -96,6 +102,7 @@ func TestEachMigration(t *testing.T) {
 		5: {"logged_models", "lm_metrics"},
 		6: {"datasets", "run_datasets", "dataset_contexts", "run_model_inputs", "run_model_outputs"},
 		7: {"import_records"},
+		8: {"blob_deletions"},
 	}
 	if len(creates) != len(migrations) {
 		t.Fatalf("%d migrations, %d checked here: add a check for each new migration", len(migrations), len(creates))
