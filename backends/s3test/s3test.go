@@ -7,7 +7,11 @@ package s3test
 
 import (
 	"os"
+	"strings"
 	"testing"
+
+	mgo "github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // Env var names; AccessKeyEnv and SecretKeyEnv double as the names backends read credentials from.
@@ -59,4 +63,25 @@ func Lookup(t testing.TB, name string) Server {
 	}
 	t.Fatalf("s3test: unknown server %q", name)
 	return Server{}
+}
+
+// Keys lists the keys of the objects under prefix in s's bucket, behind every backend's back, so that a
+// test sees what is really stored.
+func Keys(t testing.TB, s Server, prefix string) []string {
+	t.Helper()
+	c, err := mgo.New(strings.TrimPrefix(s.Endpoint, "http://"), &mgo.Options{
+		Creds:  credentials.NewStaticV4(os.Getenv(AccessKeyEnv), os.Getenv(SecretKeyEnv), ""),
+		Region: "us-east-1", BucketLookup: mgo.BucketLookupPath,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for obj := range c.ListObjects(t.Context(), s.Bucket, mgo.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if obj.Err != nil {
+			t.Fatalf("list %s/%s: %v", s.Bucket, prefix, obj.Err)
+		}
+		keys = append(keys, obj.Key)
+	}
+	return keys
 }
