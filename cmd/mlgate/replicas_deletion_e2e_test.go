@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,5 +120,52 @@ default_backend: s3
 		if _, got := get(t, projectFileURL(p, "team", "w.bin")); sha256.Sum256(got) != sha256.Sum256(newer) {
 			t.Fatalf("%s serves %d bytes, not the new file", p.base, len(got))
 		}
+	}
+}
+
+// TestFsckBesideReplicas: `mlgate fsck` on PostgreSQL while a replica serves. A stray object younger than
+// --grace is spared (it may be an upload in flight); a replaced file's blob, whose deletion is queued, is
+// not garbage at any grace; with --grace 0s --repair the stray object is removed and nothing else is.
+func TestFsckBesideReplicas(t *testing.T) {
+	mio := s3test.Lookup(t, "minio")
+	dsn := pgEmptySchema(t)
+	prefix := fmt.Sprintf("fsck-%x/", randBytes(6))
+	cfg := writeConfig(t, fmt.Sprintf(`metadata: {type: postgres, dsn: %q}
+backends:
+  - name: s3
+    type: minio
+    config: {endpoint: %q, bucket: %s, prefix: %s, path_style: true, access_key_env: %s, secret_key_env: %s}
+default_backend: s3
+`, dsn, mio.Endpoint, mio.Bucket, prefix, s3test.AccessKeyEnv, s3test.SecretKeyEnv))
+	a := startServe(t, t.TempDir(), "--config", cfg)
+	for _, body := range [][]byte{randBytes(1000), randBytes(2000)} { // the second replaces the first
+		if code := put(t, projectFileURL(a, "team", "w.bin"), body); code != 201 {
+			t.Fatalf("upload: %d", code)
+		}
+	}
+	stray := prefix + "c/999999/0123456789abcdef0123456789abcdef"
+	s3test.Put(t, mio, stray, randBytes(10))
+	if n := len(s3test.Keys(t, mio, prefix)); n != 3 {
+		t.Fatalf("%d objects, want the file's, the replaced one's and the stray one", n)
+	}
+
+	code, out := runCmd(t, "fsck", "--config", cfg, "--data-dir", t.TempDir())
+	if code != 0 || !strings.Contains(out, "store is clean") {
+		t.Fatalf("fsck with the default grace: exit %d\n%s", code, out)
+	}
+	code, out = runCmd(t, "fsck", "--config", cfg, "--data-dir", t.TempDir(), "--grace", "0s")
+	if code != 1 || !strings.Contains(out, "unreferenced_blob") || strings.Count(out, "unreferenced_blob") != 1 {
+		t.Fatalf("fsck --grace 0s: exit %d, want 1 with the stray object alone\n%s", code, out)
+	}
+	code, out = runCmd(t, "fsck", "--config", cfg, "--data-dir", t.TempDir(), "--grace", "0s", "--repair")
+	if code != 0 || !strings.Contains(out, "repaired\tunreferenced_blob") {
+		t.Fatalf("fsck --grace 0s --repair: exit %d\n%s", code, out)
+	}
+	keys := s3test.Keys(t, mio, prefix)
+	if len(keys) != 2 || slices.Contains(keys, stray) {
+		t.Fatalf("after the repair: %v, want the file's and the replaced one's", keys)
+	}
+	if _, got := get(t, projectFileURL(a, "team", "w.bin")); len(got) != 2000 {
+		t.Fatalf("the file after the repair: %d bytes", len(got))
 	}
 }
