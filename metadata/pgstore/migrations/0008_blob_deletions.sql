@@ -1,3 +1,4 @@
+-- mlgate: additive
 -- Blobs whose file row was replaced or deleted wait here until no replica can still be streaming them
 -- (metadata.BlobDeletionQueue). Queued in the transaction that changes the row; claimed and deleted by any
 -- replica once not_before has passed; extended by the replicas still reading them.
