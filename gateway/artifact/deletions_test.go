@@ -2,11 +2,9 @@ package artifact
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,65 +12,12 @@ import (
 	"github.com/mlgate/mlgate/backends/memory"
 	"github.com/mlgate/mlgate/metadata"
 	"github.com/mlgate/mlgate/metadata/boltstore"
+	"github.com/mlgate/mlgate/metadata/storetest"
 )
-
-// queuedStore is a bbolt store that also queues blob deletions in memory, so that the service takes it
-// for a store that replicas share. The queue is not transactional; pgstore's is, and storetest checks it.
-type queuedStore struct {
-	metadata.Store
-	mu     sync.Mutex
-	queued map[string]metadata.BlobDeletion
-}
-
-func (q *queuedStore) QueueBlobDeletion(_ context.Context, backend, key string, notBefore time.Time) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if d, ok := q.queued[key]; ok && d.NotBefore.After(notBefore) {
-		notBefore = d.NotBefore
-	}
-	q.queued[key] = metadata.BlobDeletion{Backend: backend, Key: key, NotBefore: notBefore}
-	return nil
-}
-
-func (q *queuedStore) ExtendBlobDeletions(_ context.Context, keys []string, until time.Time) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for _, k := range keys {
-		if d, ok := q.queued[k]; ok && d.NotBefore.Before(until) {
-			d.NotBefore = until
-			q.queued[k] = d
-		}
-	}
-	return nil
-}
-
-func (q *queuedStore) ClaimBlobDeletions(_ context.Context, now time.Time, limit int) ([]metadata.BlobDeletion, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	var out []metadata.BlobDeletion
-	for k, d := range q.queued {
-		if len(out) < limit && !d.NotBefore.After(now) {
-			out = append(out, d)
-			delete(q.queued, k)
-		}
-	}
-	return out, nil
-}
-
-func (q *queuedStore) BlobReferenced(context.Context, string) (bool, error) {
-	return false, errors.New("not used here")
-}
-
-func (q *queuedStore) notBefore(key string) (time.Time, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	d, ok := q.queued[key]
-	return d.NotBefore, ok
-}
 
 type deletionFixture struct {
 	svc   *Service
-	store *queuedStore
+	store *storetest.QueuedStore
 	blobs *memory.Backend
 	now   time.Time
 	owner uint64
@@ -98,7 +43,7 @@ func newDeletionFixture(t *testing.T, redirect *backends.RedirectPolicy) *deleti
 	if err := bolt.CreateCandidate(ctx, c, nil); err != nil {
 		t.Fatal(err)
 	}
-	f := &deletionFixture{store: &queuedStore{Store: bolt, queued: map[string]metadata.BlobDeletion{}},
+	f := &deletionFixture{store: storetest.WithMemoryQueue(bolt),
 		blobs: memory.New(), now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), owner: c.ID}
 	var opts []backends.CheckedOption
 	if redirect != nil {
@@ -154,7 +99,8 @@ func TestSharedStoreQueuesDeletions(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, row := range []*metadata.File{old, gone} {
-		nb, ok := f.store.notBefore(row.BlobKey)
+		d, ok := f.store.Queued(row.BlobKey)
+		nb := d.NotBefore
 		if !ok || !nb.Equal(f.now.Add(time.Minute)) {
 			t.Errorf("blob of %s queued until %v (%v), want a minute from the change", row.Path, nb, ok)
 		}
@@ -188,7 +134,8 @@ func TestSharedStoreReaderLease(t *testing.T) {
 	for range 3 {
 		f.now = f.now.Add(50 * time.Second)
 		f.svc.deleteDue(t.Context())
-		nb, ok := f.store.notBefore(old.BlobKey)
+		d, ok := f.store.Queued(old.BlobKey)
+		nb := d.NotBefore
 		if !ok || !nb.Equal(f.now.Add(time.Minute)) {
 			t.Fatalf("at %v the read blob's deletion is at %v (%v), want a minute later", f.now, nb, ok)
 		}
@@ -210,8 +157,8 @@ func TestSharedStoreRedirectWait(t *testing.T) {
 	f := newDeletionFixture(t, &backends.RedirectPolicy{Expiry: 5 * time.Minute, Grace: 10 * time.Minute})
 	old := f.put(t, "w.bin", "old bytes")
 	f.put(t, "w.bin", "new bytes")
-	if nb, ok := f.store.notBefore(old.BlobKey); !ok || !nb.Equal(f.now.Add(15*time.Minute)) {
-		t.Errorf("queued until %v (%v), want the redirect's 15 minutes", nb, ok)
+	if d, ok := f.store.Queued(old.BlobKey); !ok || !d.NotBefore.Equal(f.now.Add(15*time.Minute)) {
+		t.Errorf("queued until %v (%v), want the redirect's 15 minutes", d.NotBefore, ok)
 	}
 }
 
@@ -223,8 +170,8 @@ func TestSharedStoreUnknownBackendRequeues(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.svc.deleteDue(t.Context())
-	if nb, ok := f.store.notBefore("f/1/x"); !ok || !nb.Equal(f.now.Add(time.Minute)) {
-		t.Errorf("requeued until %v (%v), want a delay later", nb, ok)
+	if d, ok := f.store.Queued("f/1/x"); !ok || !d.NotBefore.Equal(f.now.Add(time.Minute)) {
+		t.Errorf("requeued until %v (%v), want a delay later", d.NotBefore, ok)
 	}
 }
 
@@ -239,7 +186,7 @@ func TestSharedStoreDeleteRowsQueues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := f.store.notBefore(row.BlobKey); !ok {
+	if _, ok := f.store.Queued(row.BlobKey); !ok {
 		t.Error("DeleteRows queued no deletion")
 	}
 	if !slices.Contains(f.keys(t), row.BlobKey) {
