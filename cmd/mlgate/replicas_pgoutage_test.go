@@ -210,7 +210,8 @@ type httpAnswer struct {
 	body   []byte
 }
 
-// doHTTPResp is doHTTP with the answer's header.
+// doHTTPResp is doHTTP with the answer's header. When the body is cut short, it returns the answer
+// so far (status and header) with the error.
 func doHTTPResp(hc *http.Client, method, u string, body []byte) (*httpAnswer, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -228,8 +229,6 @@ func doHTTPResp(hc *http.Client, method, u string, body []byte) (*httpAnswer, er
 	}
 	defer resp.Body.Close()
 	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(resp.Body); err != nil {
-		return nil, err
-	}
-	return &httpAnswer{resp.StatusCode, resp.Header, buf.Bytes()}, nil
+	_, err = buf.ReadFrom(resp.Body)
+	return &httpAnswer{resp.StatusCode, resp.Header, buf.Bytes()}, err
 }
