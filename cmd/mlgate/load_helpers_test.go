@@ -235,16 +235,6 @@ func createRun(t *testing.T, c *http.Client, base, expID, name string) string {
 	return r.Run.Info.RunID
 }
 
-// createExperiment creates an experiment and returns its id.
-func createExperiment(t *testing.T, c *http.Client, base, name string) string {
-	t.Helper()
-	var e struct {
-		ExperimentID string `json:"experiment_id"`
-	}
-	mustRPC(t, c, base, http.MethodPost, "experiments/create", map[string]any{"name": name}, &e)
-	return e.ExperimentID
-}
-
 // uploadResult is what the package API answers to an upload.
 type uploadResult struct {
 	Path   string `json:"path"`
@@ -378,27 +368,4 @@ func listPage(ctx context.Context, c *http.Client, u string, perPage int, token 
 		return nil, "", fmt.Errorf("GET %s: decoding the listing: %w", u, err)
 	}
 	return page, resp.Header.Get("X-Next-Page-Token"), nil
-}
-
-// deleteFile deletes a package file and expects 204. A 429 is an *errThrottled.
-func deleteFile(ctx context.Context, c *http.Client, u string) error {
-	ctx, cancel := context.WithTimeout(ctx, relRequestTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return fmt.Errorf("DELETE %s: %w", u, err)
-	}
-	defer resp.Body.Close()
-	if err := throttled(resp); err != nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return err
-	}
-	if resp.StatusCode != http.StatusNoContent {
-		return statusError("DELETE "+u, resp)
-	}
-	return nil
 }

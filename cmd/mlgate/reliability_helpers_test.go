@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -34,6 +35,39 @@ import (
 func serveReliable(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
 	return startServe(t, dataDir, append([]string{"--log-level", "warn"}, extra...)...)
+}
+
+// createExperiment creates an experiment and returns its id.
+func createExperiment(t *testing.T, c *http.Client, base, name string) string {
+	t.Helper()
+	var e struct {
+		ExperimentID string `json:"experiment_id"`
+	}
+	mustRPC(t, c, base, http.MethodPost, "experiments/create", map[string]any{"name": name}, &e)
+	return e.ExperimentID
+}
+
+// deleteFile deletes a package file and expects 204. A 429 is an *errThrottled.
+func deleteFile(ctx context.Context, c *http.Client, u string) error {
+	ctx, cancel := context.WithTimeout(ctx, relRequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("DELETE %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	if err := throttled(resp); err != nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	if resp.StatusCode != http.StatusNoContent {
+		return statusError("DELETE "+u, resp)
+	}
+	return nil
 }
 
 // gauges are the server's resource gauges from its Prometheus /metrics.

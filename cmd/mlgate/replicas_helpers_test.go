@@ -81,6 +81,19 @@ func (r *replicaSet) kill(i int) {
 	}
 }
 
+// restart stops replica i with SIGTERM, which lets its requests in flight finish, and starts it again.
+func (r *replicaSet) restart(i int) {
+	r.t.Helper()
+	r.mu.Lock()
+	p := r.procs[i]
+	r.up[i] = false
+	r.mu.Unlock()
+	if err := p.stop(syscall.SIGTERM); err != nil {
+		r.t.Fatalf("graceful stop of replica %d: %v", i, err)
+	}
+	r.start(i)
+}
+
 // base is replica i's URL (of its latest start).
 func (r *replicaSet) base(i int) string {
 	r.mu.Lock()

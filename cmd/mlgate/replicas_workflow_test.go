@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"net/http"
-	"syscall"
 	"testing"
 )
 
@@ -14,16 +13,7 @@ import (
 func TestReplicasMLflowWorkflow(t *testing.T) {
 	r := startReplicas(t)
 	c := r.replicaClient(t)
-	mlflowWorkflow(t, c, func() {
-		r.mu.Lock()
-		a := r.procs[0]
-		r.up[0] = false
-		r.mu.Unlock()
-		if err := a.stop(syscall.SIGTERM); err != nil {
-			t.Fatalf("graceful stop of A: %v", err)
-		}
-		r.start(0)
-	})
+	mlflowWorkflow(t, c, func() { r.restart(0) })
 	// The balancer alternates strictly, so each replica answered half of these.
 	if n := r.turn.Load(); n < 50 {
 		t.Fatalf("only %d requests went through the balancer", n)
