@@ -297,7 +297,7 @@ func contiguous(ids []int64, n int) error {
 	}
 	for i, id := range s {
 		if id != int64(i+1) {
-			return fmt.Errorf("%d ids, sorted: the %dth is %d (missing or out of range); want exactly 1..%d", len(s), i+1, id, n)
+			return fmt.Errorf("%d ids, sorted: position %d holds %d (one is missing or out of range); want exactly 1..%d", len(s), i+1, id, n)
 		}
 	}
 	if len(s) != n {
@@ -313,4 +313,25 @@ func mustAtoi(t *testing.T, s string) int64 {
 		t.Fatalf("%q is not an integer id", s)
 	}
 	return n
+}
+
+// contiguous must refuse an iid given twice, a skipped one, and a count that is not one per creation.
+func TestContiguous(t *testing.T) {
+	for _, tc := range []struct {
+		ids  []int64
+		n    int
+		want string // "" for accepted, else a part of the error
+	}{
+		{[]int64{3, 1, 2}, 3, ""},
+		{nil, 0, ""},
+		{[]int64{1, 2, 2, 3}, 4, "2 is given twice"},
+		{[]int64{1, 3, 4}, 3, "position 2 holds 3"},
+		{[]int64{0, 1, 2}, 3, "position 1 holds 0"},
+		{[]int64{1, 2, 3}, 4, "want 4"},
+	} {
+		err := contiguous(tc.ids, tc.n)
+		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("contiguous(%v, %d) = %v, want %q", tc.ids, tc.n, err, tc.want)
+		}
+	}
 }
