@@ -59,6 +59,7 @@ type histInput struct {
 type histOutput struct {
 	unknown bool
 	excused bool   // unknown because of histToleratesBlobGone, not a lost connection
+	connErr error  // unknown because of this transport error
 	found   bool   // get-*: the thing exists; delete-file: 204 (not 404)
 	seq     int64  // create-version, get-alias
 	semver  string // create-version, get-version
@@ -251,9 +252,8 @@ type histClient struct {
 }
 
 // histToleratesBlobGone makes a read that found a file's row but not its blob (a 404 that is not the
-// package API's "not found in package", or a 200 whose body is cut short: MinIO's reader fails on its
-// first read) an operation of unknown outcome instead of a "not found", or of an error on replica A,
-// which the test would refuse. It happens when the file is replaced
+// package API's "not found in package" but "backend s3: not found") an operation of unknown outcome
+// instead of a "not found", which the model would refuse. It happens when the file is replaced
 // through the other replica between the reader's row lookup and its blob read: the replacing replica
 // defers the old blob's deletion only for its own readers (gateway/artifact/readers.go counts them per
 // process), so it deletes the blob under the other replica's reader. Issue 14 asks for deferred deletion
@@ -289,16 +289,11 @@ func (c *histClient) send(base string, in histInput) (histOutput, error) {
 		method, u = http.MethodGet, file
 	}
 	a, err := doHTTPResp(c.hc, method, u, body)
-	if err != nil && a != nil && a.code == http.StatusOK && in.op == opGetFile && histToleratesBlobGone {
-		// A download cut short after its 200: the blob went away under it (histToleratesBlobGone).
-		c.blobGone.Add(1)
-		return histOutput{unknown: true, excused: true}, nil
-	}
 	if err != nil {
 		if isConnError(err) {
-			return histOutput{unknown: true}, nil
+			return histOutput{unknown: true, connErr: fmt.Errorf("%s %s: %w", method, u, err)}, nil
 		}
-		return histOutput{}, err
+		return histOutput{}, fmt.Errorf("%s %s: %w", method, u, err)
 	}
 	unexpected := fmt.Errorf("%s %s: %d %s", method, u, a.code, a.body)
 	var mv struct {
@@ -437,7 +432,7 @@ func TestReplicasHistoryIsLinearizable(t *testing.T) {
 				out, err := c.send(r.base(replica), in)
 				ret := rec.now()
 				if err == nil && out.unknown && !out.excused && replica == 0 {
-					err = fmt.Errorf("replica A, never killed, did not answer %s", histOpNames[in.op])
+					err = fmt.Errorf("replica A, never killed, did not answer: %v", out.connErr)
 				}
 				if err != nil {
 					errs[client] = err
