@@ -7,6 +7,13 @@
 #                                      unix socket in the same temporary directory, create the role and
 #                                      database mlgate_test, and export MLGATE_TEST_POSTGRES_DSN
 #   .ci/postgres.sh stop               stop the server and remove its data
+#   .ci/postgres.sh pause              stop the server (pg_ctl stop -m fast), keeping its data and port, as
+#                                      a database that went down; clients' connections are closed
+#   .ci/postgres.sh resume             start a paused server again on the same port with the same data
+#
+# MLGATE_POSTGRES_STATE names the state directory (default .tools/postgres): a test that stops its
+# database gives a directory of its own, and so gets a cluster of its own, leaving the shared one to
+# the tests running beside it.
 #
 # start runs install first, is idempotent (a running server of ours is stopped and replaced, so every
 # start hands out an empty cluster) and writes only the export line to stdout; progress and errors go to
@@ -65,6 +72,39 @@ free_port() {
 	return 1
 }
 
+# run_server starts the cluster in $1 on port $2 and waits until it accepts connections.
+run_server() {
+	# Parallel storetest subtests each open a small pool, hence the connection limit.
+	as_pg "$PGBIN/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 start \
+		-o "-c listen_addresses=127.0.0.1 -p $2 -k $1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500" \
+		>/dev/null 2>&1
+}
+
+# cluster_dir prints the directory of the cluster start made, or fails when there is none.
+cluster_dir() {
+	[[ -f $STATE/dir ]] || { log "no cluster in $STATE: run start first"; return 1; }
+	cat "$STATE/dir"
+}
+
+pause() {
+	local dir
+	dir=$(cluster_dir)
+	as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+	log "paused the server of $dir"
+}
+
+resume() {
+	local dir port
+	dir=$(cluster_dir)
+	port=$(cat "$dir/port")
+	run_server "$dir" "$port" || {
+		log "server did not start again on port $port:"
+		tail -n 5 "$dir/server.log" >&2 || true
+		return 1
+	}
+	log "resumed the server of $dir on port $port"
+}
+
 stop() {
 	[[ -f $STATE/dir ]] || return 0
 	local dir
@@ -93,10 +133,7 @@ start() {
 	}
 	for _ in 1 2 3; do
 		port=$(free_port)
-		# Parallel storetest subtests each open a small pool, hence the connection limit.
-		if as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-			-o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500" \
-			>/dev/null 2>&1; then
+		if run_server "$dir" "$port"; then
 			break
 		fi
 		log "server did not start on port $port:"
@@ -104,6 +141,7 @@ start() {
 		port=
 	done
 	[[ -n $port ]] || return 1
+	echo "$port" >"$dir/port" # for resume
 	as_pg "$PGBIN/psql" -qX -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres >/dev/null <<EOF
 CREATE ROLE $ROLE LOGIN;
 CREATE DATABASE $DB OWNER $ROLE;
@@ -116,8 +154,10 @@ case ${1:-} in
 install) install ;;
 start) start ;;
 stop) stop ;;
+pause) pause ;;
+resume) resume ;;
 *)
-	echo "usage: $0 install|start|stop" >&2
+	echo "usage: $0 install|start|stop|pause|resume" >&2
 	exit 2
 	;;
 esac

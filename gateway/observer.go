@@ -1,6 +1,9 @@
 package gateway
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Observer learns what the gateway serves, for metrics; cmd implements it over Prometheus, so that the
 // gateway does not depend on a metrics library. Its methods run on request goroutines: they must be
@@ -27,6 +30,11 @@ type RequestRecord struct {
 // BlobInUse reports whether a download is reading the blob key, or its deletion waits for one to end,
 // so that a sweep of unreferenced blobs leaves it alone.
 func (s *Server) BlobInUse(key string) bool { return s.files.BlobInUse(key) }
+
+// RunBlobDeletions deletes the replaced and deleted blobs that a store shared by several replicas has
+// queued, until ctx ends (artifact.Service.RunDeletions); with a store of one process it returns at once.
+// Its storage is the current one at each deletion.
+func (s *Server) RunBlobDeletions(ctx context.Context) { s.files.RunDeletions(ctx) }
 
 // PinStorage holds the current storage generation, so that a config reload does not close its
 // backends, until release is called (once). Background work (the sweeper) pins what it works on as a

@@ -38,6 +38,9 @@ const MaxHeaderBytes = 64 << 10
 type Config struct {
 	// MaxFileSize is the largest file accepted by an upload, in bytes. <= 0 means DefaultMaxFileSize.
 	MaxFileSize int64
+	// BlobDeletionDelay is, with a store several replicas share, the least time a replaced or deleted blob
+	// outlives its row (artifact.Deps.DeletionDelay; <= 0 means artifact.DefaultDeletionDelay).
+	BlobDeletionDelay time.Duration
 	// Auth requires a token on every route but /health; see withAuth.
 	Auth bool
 	// JSONBodyBudget bounds the bytes of large JSON request bodies read and decoded at once, across all
@@ -115,7 +118,8 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Package routes end in catch-alls because model names and file paths contain "/", which httprouter
 // cannot mix with static segments.
 func (s *Server) routes() *httprouter.Router {
-	files := artifact.New(artifact.Deps{Store: s.store, Current: s.CurrentStorage, Log: s.log, MaxFileSize: s.cfg.MaxFileSize})
+	files := artifact.New(artifact.Deps{Store: s.store, Current: s.CurrentStorage, Log: s.log, MaxFileSize: s.cfg.MaxFileSize,
+		DeletionDelay: s.cfg.BlobDeletionDelay})
 	s.files = files
 	pkgs := packages.New(packages.Deps{Store: s.store, Artifacts: files, Log: s.log})
 	tracking := mlflow.New(mlflow.Deps{Store: s.store, Artifacts: files, Log: s.log})

@@ -6,8 +6,13 @@
 package s3test
 
 import (
+	"bytes"
 	"os"
+	"strings"
 	"testing"
+
+	mgo "github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // Env var names; AccessKeyEnv and SecretKeyEnv double as the names backends read credentials from.
@@ -59,4 +64,41 @@ func Lookup(t testing.TB, name string) Server {
 	}
 	t.Fatalf("s3test: unknown server %q", name)
 	return Server{}
+}
+
+// Keys lists the keys of the objects under prefix in s's bucket, behind every backend's back, so that a
+// test sees what is really stored.
+func Keys(t testing.TB, s Server, prefix string) []string {
+	t.Helper()
+	c := directClient(t, s)
+	var keys []string
+	for obj := range c.ListObjects(t.Context(), s.Bucket, mgo.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if obj.Err != nil {
+			t.Fatalf("list %s/%s: %v", s.Bucket, prefix, obj.Err)
+		}
+		keys = append(keys, obj.Key)
+	}
+	return keys
+}
+
+// Put stores data at key in s's bucket, behind every backend's back.
+func Put(t testing.TB, s Server, key string, data []byte) {
+	t.Helper()
+	c := directClient(t, s)
+	if _, err := c.PutObject(t.Context(), s.Bucket, key, bytes.NewReader(data), int64(len(data)), mgo.PutObjectOptions{}); err != nil {
+		t.Fatalf("put %s/%s: %v", s.Bucket, key, err)
+	}
+}
+
+// directClient is a minio-go client of s, for looking at and placing objects behind a backend's back.
+func directClient(t testing.TB, s Server) *mgo.Client {
+	t.Helper()
+	c, err := mgo.New(strings.TrimPrefix(s.Endpoint, "http://"), &mgo.Options{
+		Creds:  credentials.NewStaticV4(os.Getenv(AccessKeyEnv), os.Getenv(SecretKeyEnv), ""),
+		Region: "us-east-1", BucketLookup: mgo.BucketLookupPath,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -50,6 +50,9 @@ type config struct {
 	SweepInterval       time.Duration
 	SweepGrace          time.Duration
 	SweepMultipartGrace time.Duration
+	// BlobDeletionDelay is, with PostgreSQL, the least time a replaced or deleted blob outlives its row
+	// (see artifact.Service.RunDeletions).
+	BlobDeletionDelay time.Duration
 	// TLSCert and TLSKey, both set, make serve answer HTTPS with that certificate chain and key.
 	TLSCert, TLSKey string
 	// metrics, set by serve, counts what the store and the backends it opens do.
@@ -261,6 +264,10 @@ func defineServeFlags(fs *flag.FlagSet, c *config) (finish func() error) {
 	keep(err)
 	fs.DurationVar(&c.SweepMultipartGrace, "sweep-multipart-grace", multipartGrace,
 		"time without a new part before the sweeper removes a multipart upload (MLGATE_SWEEP_MULTIPART_GRACE)")
+	deletionDelay, err := envDuration("MLGATE_BLOB_DELETION_DELAY", artifact.DefaultDeletionDelay)
+	keep(err)
+	fs.DurationVar(&c.BlobDeletionDelay, "blob-deletion-delay", deletionDelay,
+		"with PostgreSQL metadata (replicas), the least time a replaced or deleted blob is kept for downloads that other replicas stream; a replica still streaming it keeps it longer (MLGATE_BLOB_DELETION_DELAY)")
 	fs.StringVar(&c.TLSCert, "tls-cert", envOr("MLGATE_TLS_CERT", ""),
 		"PEM certificate chain: serve HTTPS, with --tls-key (MLGATE_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", envOr("MLGATE_TLS_KEY", ""),
@@ -275,6 +282,9 @@ func defineServeFlags(fs *flag.FlagSet, c *config) (finish func() error) {
 		}
 		if c.SweepGrace < minSweepGrace || c.SweepMultipartGrace < minSweepGrace {
 			return fmt.Errorf("serve: --sweep-grace and --sweep-multipart-grace must be at least %s: younger garbage may belong to an upload still running", minSweepGrace)
+		}
+		if c.BlobDeletionDelay < time.Second {
+			return errors.New("serve: --blob-deletion-delay must be at least 1s")
 		}
 		if c.MaxConcurrentUploads < 0 || c.BodyReadTimeout < 0 {
 			return errors.New("serve: --max-concurrent-uploads and --body-read-timeout must not be negative")

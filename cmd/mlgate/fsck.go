@@ -5,23 +5,32 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/mlgate/mlgate/cmd/mlgate/internal/maintenance"
+	"github.com/mlgate/mlgate/metadata"
 )
 
-// defineFsck is the fsck command: it checks a data dir offline with maintenance.Fsck, and exits 1 when
-// problems remain. It holds the database lock for the whole run, so no server can be writing: blobs of
-// uploads in flight cannot exist, and no grace period is needed.
+// defineFsck is the fsck command: it checks a data dir with maintenance.Fsck, and exits 1 when problems
+// remain. On bbolt it holds the database lock for the whole run, so no server can be writing: blobs of
+// uploads in flight cannot exist, and no grace period is needed. PostgreSQL has no such lock, and replicas
+// may serve while it runs, so there a blob counts as unreferenced only when it is older than --grace and
+// no row or queued deletion names it when asked again just before it is reported (maintenance.SpareShared).
 func defineFsck(fs *flag.FlagSet) runFunc {
 	cfg := &config{}
 	addDataDirFlag(fs, cfg)
 	addConfigFlag(fs, cfg)
 	repair := fs.Bool("repair", false, "remove unreferenced blobs and staging leftovers")
+	grace := fs.Duration("grace", defaultSweepGrace,
+		"with PostgreSQL metadata (replicas may be serving), spare unreferenced blobs younger than this: they may belong to uploads in flight; bbolt needs none")
 	return func(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) error {
 		if err := cfg.loadFile(explicitFlags(fs)); err != nil {
 			return err
 		}
-		clean, err := fsck(ctx, cfg, *repair, stdout, stderr)
+		if *grace < 0 {
+			return usageErrorf("fsck: --grace must not be negative")
+		}
+		clean, err := fsck(ctx, cfg, *repair, *grace, stdout, stderr)
 		if err == nil && !clean {
 			return errProblems
 		}
@@ -30,7 +39,7 @@ func defineFsck(fs *flag.FlagSet) runFunc {
 }
 
 // fsck checks (and with repair, cleans) the store and backends of cfg, printing what it finds.
-func fsck(ctx context.Context, cfg *config, repair bool, stdout, stderr io.Writer) (clean bool, err error) {
+func fsck(ctx context.Context, cfg *config, repair bool, sharedGrace time.Duration, stdout, stderr io.Writer) (clean bool, err error) {
 	log, err := newLogger(stderr, "text", "warn")
 	if err != nil {
 		return false, err
@@ -41,7 +50,12 @@ func fsck(ctx context.Context, cfg *config, repair bool, stdout, stderr io.Write
 	}
 	defer st.Close()
 
-	res, err := maintenance.Fsck(ctx, st.set.maintenance(st.store), maintenance.FsckOptions{Repair: repair, Log: log})
+	opts := maintenance.FsckOptions{Repair: repair, Log: log}
+	if _, shared := st.store.(metadata.BlobDeletionQueue); shared {
+		opts.Grace = sharedGrace
+		opts.Spare = maintenance.SpareShared(ctx, st.store, nil)
+	}
+	res, err := maintenance.Fsck(ctx, st.set.maintenance(st.store), opts)
 	for _, b := range res.Backends {
 		fmt.Fprintf(stdout, "backend %s: %d file rows, %d blobs, %d problems\n", b.Name, b.FilesChecked, b.BlobsChecked, len(b.Problems))
 	}

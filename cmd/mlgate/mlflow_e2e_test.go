@@ -21,12 +21,23 @@ type mlflowClient struct {
 	t      *testing.T
 	base   string            // tracking URI
 	header map[string]string // sent with every request (a token)
+	// next, when set, picks the tracking URI of each request instead of base: the replicas tests
+	// alternate it between servers, as a load balancer would.
+	next func() string
+}
+
+// uri is the tracking URI of the next request.
+func (c *mlflowClient) uri() string {
+	if c.next != nil {
+		return c.next()
+	}
+	return c.base
 }
 
 // call sends one RPC and decodes the answer into out; it returns the HTTP status and the error_code.
 func (c *mlflowClient) call(method, rpc string, in map[string]any, out any) (int, string) {
 	c.t.Helper()
-	u := c.base + "/api/2.0/mlflow/" + rpc
+	u := c.uri() + "/api/2.0/mlflow/" + rpc
 	var body io.Reader
 	if method == http.MethodGet {
 		q := url.Values{}
@@ -95,7 +106,7 @@ func (c *mlflowClient) artifactURL(uri, path string) string {
 	if path != "" {
 		rest += "/" + path
 	}
-	return c.base + "/api/2.0/mlflow-artifacts/artifacts/" + rest
+	return c.uri() + "/api/2.0/mlflow-artifacts/artifacts/" + rest
 }
 
 type runInfo struct {
@@ -161,7 +172,7 @@ func (c *mlflowClient) listArtifacts(uri, path string) []fileInfo {
 	if path != "" {
 		p += "/" + path
 	}
-	resp, err := http.Get(c.base + "/api/2.0/mlflow-artifacts/artifacts?path=" + url.QueryEscape(p))
+	resp, err := http.Get(c.uri() + "/api/2.0/mlflow-artifacts/artifacts?path=" + url.QueryEscape(p))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -194,6 +205,19 @@ func TestMLflowWorkflowAgainstRealProcess(t *testing.T) {
 	dataDir := t.TempDir()
 	p := startServe(t, dataDir)
 	c := &mlflowClient{t: t, base: p.base}
+	mlflowWorkflow(t, c, func() {
+		if err := p.stop(15); err != nil {
+			t.Fatal(err)
+		}
+		p = startServe(t, dataDir)
+		c.base = p.base
+	})
+}
+
+// mlflowWorkflow runs the workflow of TestMLflowWorkflowAgainstRealProcess through c, checking every
+// answer; restart is called in the middle and must leave c reaching the same registry (a restarted
+// server, or replicas of which one restarted).
+func mlflowWorkflow(t *testing.T, c *mlflowClient, restart func()) {
 
 	// set_experiment: get-by-name answers RESOURCE_DOES_NOT_EXIST, then create.
 	c.fails(http.MethodGet, "experiments/get-by-name", map[string]any{"experiment_name": "Workflow Exp"}, 404, "RESOURCE_DOES_NOT_EXIST")
@@ -250,11 +274,7 @@ func TestMLflowWorkflowAgainstRealProcess(t *testing.T) {
 	c.ok(http.MethodPost, "runs/update", map[string]any{"run_id": run.RunID, "status": "FINISHED", "end_time": time.Now().UnixMilli()}, nil)
 
 	// The restart changes nothing the client can see.
-	if err := p.stop(15); err != nil {
-		t.Fatal(err)
-	}
-	p = startServe(t, dataDir)
-	c.base = p.base
+	restart()
 
 	var got runResp
 	c.ok(http.MethodGet, "runs/get", map[string]any{"run_id": run.RunID}, &got)
@@ -357,7 +377,7 @@ func TestMLflowWorkflowAgainstRealProcess(t *testing.T) {
 		t.Fatalf("models:/wf-model/1 lists %q (uri %s)", got, dl.ArtifactURI)
 	}
 	// The same files through the package API, under the model's slug and the version's semver.
-	code, body := get(t, p.base+"/api/v4/projects/default/packages/ml_models/wf-model/1.0.0/files/MLmodel")
+	code, body := get(t, c.uri()+"/api/v4/projects/default/packages/ml_models/wf-model/1.0.0/files/MLmodel")
 	if code != http.StatusOK || string(body) != "flavors: {}\n" {
 		t.Fatalf("package download of version 1.0.0: %d %q", code, body)
 	}
@@ -486,7 +506,7 @@ type mpuPart struct {
 // client's HttpArtifactRepository does, and returns the status and the body.
 func (c *mlflowClient) mpuCall(op, uri, dir string, body any) (int, []byte) {
 	c.t.Helper()
-	u := c.base + "/api/2.0/mlflow-artifacts/mpu/" + op + "/" + strings.TrimPrefix(uri, "mlflow-artifacts:/")
+	u := c.uri() + "/api/2.0/mlflow-artifacts/mpu/" + op + "/" + strings.TrimPrefix(uri, "mlflow-artifacts:/")
 	if dir != "" {
 		u += "/" + dir
 	}

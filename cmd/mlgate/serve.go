@@ -185,6 +185,7 @@ func serve(ctx context.Context, cfg *config, stderr io.Writer) error {
 	defer reserve.Close()
 	gw := gateway.NewWithStorage(gateway.Config{
 		MaxFileSize:          cfg.MaxFileSize,
+		BlobDeletionDelay:    cfg.BlobDeletionDelay,
 		Auth:                 cfg.Auth,
 		Metrics:              metrics.handler,
 		Observer:             metrics,
@@ -242,9 +243,15 @@ func serve(ctx context.Context, cfg *config, stderr io.Writer) error {
 		defer close(sweeperDone)
 		runSweeper(sweepCtx, cfg, st, gw, metrics, log)
 	}()
+	deletionsDone := make(chan struct{})
+	go func() {
+		defer close(deletionsDone)
+		gw.RunBlobDeletions(sweepCtx)
+	}()
 	defer func() {
 		stopSweeper()
 		<-sweeperDone
+		<-deletionsDone
 	}()
 wait:
 	for {

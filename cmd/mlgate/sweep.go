@@ -49,7 +49,7 @@ func sweepOnce(ctx context.Context, cfg *config, st *storage, gw *gateway.Server
 	removed, err := maintenance.Sweep(ctx, ms, maintenance.SweepOptions{
 		Grace:          cfg.SweepGrace,
 		MultipartGrace: cfg.SweepMultipartGrace,
-		Spare:          gw.BlobInUse,
+		Spare:          maintenance.SpareShared(ctx, st.store, gw.BlobInUse),
 		Log:            log,
 	})
 	metrics.removed(removed)

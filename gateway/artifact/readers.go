@@ -129,3 +129,14 @@ func (br *blobReaders) inUse(key string) bool {
 	_, pending := br.pending[key]
 	return br.readers[key] > 0 || pending
 }
+
+// keys returns the blob keys that a request reads or holds now.
+func (br *blobReaders) keys() []string {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	out := make([]string, 0, len(br.readers))
+	for k := range br.readers {
+		out = append(out, k)
+	}
+	return out
+}

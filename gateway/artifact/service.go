@@ -29,7 +29,17 @@ type Deps struct {
 	Log     *slog.Logger
 	// MaxFileSize is the largest file an upload may store, in bytes.
 	MaxFileSize int64
+	// DeletionDelay, for a store that several processes share (one that implements
+	// metadata.BlobDeletionQueue), is the least time a replaced or deleted blob outlives its row, and the
+	// length of the lease a process holds on the blobs it still streams (see RunDeletions). 0 means
+	// DefaultDeletionDelay. A store of one process ignores it: that process counts its readers exactly.
+	DeletionDelay time.Duration
 }
+
+// DefaultDeletionDelay is Deps.DeletionDelay's default. Downloads that last longer keep their blob by
+// their process's lease; the delay only has to outlast a lease renewal (a fifth of it) missed because
+// the database was briefly unreachable, and a download that was on its way to another replica.
+const DefaultDeletionDelay = 5 * time.Minute
 
 // Service stores and serves the files of candidates and logged models. It is safe for concurrent use.
 type Service struct {
@@ -38,6 +48,12 @@ type Service struct {
 	log         *slog.Logger
 	maxFileSize int64
 	readers     blobReaders // downloads in progress, which a replaced blob outlives
+
+	// queue, when the store is shared by several processes, takes the deletions of replaced and deleted
+	// blobs (see RunDeletions); nil when this process owns the store and deletes them itself.
+	queue         metadata.BlobDeletionQueue
+	deletionDelay time.Duration
+	now           func() time.Time // the clock of queued deletions; tests replace it
 }
 
 // New builds the service.
@@ -45,7 +61,15 @@ func New(d Deps) *Service {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: d.Store, current: d.Current, log: d.Log, maxFileSize: d.MaxFileSize}
+	if d.DeletionDelay <= 0 {
+		d.DeletionDelay = DefaultDeletionDelay
+	}
+	a := &Service{store: d.Store, current: d.Current, log: d.Log, maxFileSize: d.MaxFileSize, deletionDelay: d.DeletionDelay,
+		now: time.Now}
+	if q, ok := d.Store.(metadata.BlobDeletionQueue); ok {
+		a.queue = q
+	}
+	return a
 }
 
 // BlobInUse reports whether a download reads the blob key, or its deletion waits for the downloads
@@ -186,13 +210,57 @@ func (a *Service) commit(ctx context.Context, backend backends.Backend, f *metad
 		a.discardBlob(backend, f.BlobKey)
 		return existing, nil
 	}
-	replaced, err := a.store.CommitFile(ctx, f, true)
+	var replaced *metadata.File
+	err := a.inRowTx(ctx, func(ctx context.Context) error {
+		var err error
+		if replaced, err = a.store.CommitFile(ctx, f, true); err != nil {
+			return err
+		}
+		return a.queueDeletions(ctx, replaced)
+	})
 	if err != nil {
 		a.discardBlob(backend, f.BlobKey)
 		return nil, err
 	}
 	a.discardReplaced(ctx, replaced)
 	return f, nil
+}
+
+// inRowTx runs fn, which changes file rows, in one transaction when the store is shared, so that a row
+// replaced or deleted and its queued blob deletion commit together; otherwise directly, so that a single
+// write keeps the store's batched commit path.
+func (a *Service) inRowTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if a.queue == nil {
+		return fn(ctx)
+	}
+	return a.store.Update(ctx, fn)
+}
+
+// queueDeletions queues, inside the transaction of ctx, the deletion of the blobs of rows that the
+// transaction replaces or deletes (nil rows are skipped), when the store is shared. Each waits
+// deletionDelay, and at least a redirect's expiry plus its grace on a backend that redirects downloads:
+// a presigned URL handed out on any replica before the change may still be fetching the blob. Errors
+// are the store's.
+func (a *Service) queueDeletions(ctx context.Context, rows ...*metadata.File) error {
+	if a.queue == nil {
+		return nil
+	}
+	now := a.now()
+	for _, f := range rows {
+		if f == nil {
+			continue
+		}
+		delay := a.deletionDelay
+		if b, err := a.backendOf(ctx, f); err == nil {
+			if p, ok := b.Redirect(); ok {
+				delay = max(delay, p.Expiry+p.Grace)
+			}
+		}
+		if err := a.queue.QueueBlobDeletion(ctx, f.Backend, f.BlobKey, now.Add(delay)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // commitInTx is commit for a file whose row must commit with other writes (creating its owner, which
@@ -212,8 +280,10 @@ func (a *Service) commitInTx(ctx context.Context, backend backends.Backend, inTx
 			return nil
 		}
 		var err error
-		replaced, err = a.store.CommitFile(ctx, f, true)
-		return err
+		if replaced, err = a.store.CommitFile(ctx, f, true); err != nil {
+			return err
+		}
+		return a.queueDeletions(ctx, replaced)
 	})
 	if err != nil || kept != nil {
 		a.discardBlob(backend, f.BlobKey)
@@ -224,9 +294,10 @@ func (a *Service) commitInTx(ctx context.Context, backend backends.Backend, inTx
 }
 
 // discardReplaced deletes the blob of a row that a commit replaced or deleted (nil: none), on that
-// row's backend, once the downloads reading it have ended.
+// row's backend, once the downloads reading it have ended. With a shared store the commit queued the
+// deletion instead (queueDeletions), and RunDeletions carries it out.
 func (a *Service) discardReplaced(ctx context.Context, replaced *metadata.File) {
-	if replaced == nil {
+	if replaced == nil || a.queue != nil {
 		return
 	}
 	b, err := a.backendOf(ctx, replaced)
@@ -251,7 +322,14 @@ func (a *Service) discardBlob(b backends.Backend, key string) {
 // longer configured is still deleted (the user asked for it gone); its blob stays for fsck to find.
 // metadata.ErrNotFound for a file that does not exist.
 func (a *Service) Delete(ctx context.Context, owner uint64, filePath string) error {
-	f, err := a.store.DeleteFile(ctx, owner, filePath)
+	var f *metadata.File
+	err := a.inRowTx(ctx, func(ctx context.Context) error {
+		var err error
+		if f, err = a.store.DeleteFile(ctx, owner, filePath); err != nil {
+			return err
+		}
+		return a.queueDeletions(ctx, f)
+	})
 	if err != nil {
 		return err
 	}
@@ -311,10 +389,24 @@ func (a *Service) hashBlob(ctx context.Context, backend backends.Backend, key st
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// DiscardRows deletes the blobs of file rows that the store has already removed (a deleted logged
-// model's files), each once no download reads it. A failure leaves an orphan that fsck finds.
-func (a *Service) DiscardRows(ctx context.Context, rows []*metadata.File) {
+// DeleteRows runs remove, which deletes file rows in the store and returns them (a logged model deleted
+// with its files), and then deletes their blobs, each once no download reads it; with a shared store
+// remove runs in a transaction that also queues the deletions. A blob whose deletion fails is an orphan
+// that fsck and the sweeper find. Errors are remove's and the store's; on one, no blob is touched.
+func (a *Service) DeleteRows(ctx context.Context, remove func(ctx context.Context) ([]*metadata.File, error)) error {
+	var rows []*metadata.File
+	err := a.inRowTx(ctx, func(ctx context.Context) error {
+		var err error
+		if rows, err = remove(ctx); err != nil {
+			return err
+		}
+		return a.queueDeletions(ctx, rows...)
+	})
+	if err != nil {
+		return err
+	}
 	for _, f := range rows {
 		a.discardReplaced(ctx, f)
 	}
+	return nil
 }

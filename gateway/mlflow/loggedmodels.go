@@ -305,7 +305,9 @@ func (s *Tracking) deleteLoggedModel(ctx context.Context, call *rpc.Call, _ *mod
 	if err != nil {
 		return nil, err
 	}
-	files, err := s.store.DeleteLoggedModel(ctx, lm.ID)
+	err = s.artifacts.DeleteRows(ctx, func(ctx context.Context) ([]*metadata.File, error) {
+		return s.store.DeleteLoggedModel(ctx, lm.ID)
+	})
 	if errors.Is(err, metadata.ErrConflict) {
 		return nil, fmt.Errorf("%w: logged model %s backs %s: delete the version first",
 			httpapi.ErrBadRequest, lm.LMID, s.versionsBackedBy(ctx, lm))
@@ -313,7 +315,6 @@ func (s *Tracking) deleteLoggedModel(ctx context.Context, call *rpc.Call, _ *mod
 	if err != nil {
 		return nil, fmt.Errorf("logged model %s: %w", lm.LMID, err)
 	}
-	s.artifacts.DiscardRows(ctx, files)
 	return struct{}{}, nil
 }
 

@@ -23,6 +23,42 @@ type migration struct {
 	sql     string
 }
 
+// additiveMarker, as a line of its own in a migration file, declares that the migration only adds
+// (tables, columns with defaults, indexes) so that a binary that knows only the versions before it can
+// still serve on the migrated database: the old replicas of a rolling upgrade.
+const additiveMarker = "-- mlgate: additive"
+
+// oldestBinary is the lowest schema version a binary must know to serve on a database m has migrated:
+// the one before m for an additive migration, m's own otherwise.
+func (m migration) oldestBinary() int {
+	for _, line := range strings.Split(m.sql, "\n") {
+		if strings.TrimSpace(line) == additiveMarker {
+			return m.version - 1
+		}
+	}
+	return m.version
+}
+
+// oldestBinary returns the lowest schema version a binary must know to serve on the database, considering
+// the migrations above known (those a binary knowing up to known has not seen): the highest of their
+// oldest_binary. Migrations recorded before the column existed count as not additive.
+func oldestBinary(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, known int) (int, error) {
+	var hasColumn bool
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = 'schema_migrations' AND column_name = 'oldest_binary')`).Scan(&hasColumn); err != nil {
+		return 0, err
+	}
+	var oldest int
+	col := "version"
+	if hasColumn {
+		col = "COALESCE(oldest_binary, version)"
+	}
+	err := q.QueryRow(ctx, `SELECT COALESCE(max(`+col+`), 0) FROM schema_migrations WHERE version > $1`, known).Scan(&oldest)
+	return oldest, err
+}
+
 // migrations are the embedded files NNNN_name.sql, in order. Schema changes are additive first and
 // destructive only a release later (expand, then contract), so that two consecutive mlgate versions can
 // serve one database during a rolling upgrade.
@@ -84,7 +120,18 @@ func (s *Store) migrate(ctx context.Context, ms []migration) error {
 		return fmt.Errorf("read the schema version: %w", err)
 	}
 	if v > latest {
-		return fmt.Errorf("schema version %d, this binary knows up to %d; run a newer mlgate: %w", v, latest, metadata.ErrTooNew)
+		oldest, err := oldestBinary(ctx, s.pool, latest)
+		if err != nil {
+			return fmt.Errorf("read the schema version: %w", err)
+		}
+		if oldest > latest {
+			return fmt.Errorf("schema version %d, this binary knows up to %d, and migration %d changed what it reads; run a newer mlgate: %w",
+				v, latest, oldest, metadata.ErrTooNew)
+		}
+		// A rolling upgrade: a newer replica migrated, and every migration since only added.
+		s.log.Warn("the metadata schema is newer than this binary, by additive migrations only: serving on it (a rolling upgrade)",
+			"schema_version", v, "binary_knows", latest)
+		return nil
 	}
 	for ; v < latest; v++ {
 		m := ms[v]
@@ -119,10 +166,16 @@ func (s *Store) applyMigration(ctx context.Context, m migration) (done bool, err
 			version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 			return err
 		}
+		// oldest_binary came with rolling upgrades (see oldestBinary); NULL, in rows written before it, is the
+		// strict reading: the migration's own version.
+		if _, err := tx.Exec(ctx, `ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS oldest_binary integer`); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, m.sql); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, oldest_binary) VALUES ($1, $2, $3)`,
+			m.version, m.name, m.oldestBinary()); err != nil {
 			return err
 		}
 		done = true

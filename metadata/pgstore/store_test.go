@@ -85,6 +85,12 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) metadata.Store { return openEmpty(t) })
 }
 
+// TestBlobDeletionQueue runs the contract of the queue that replicas share (metadata.BlobDeletionQueue).
+func TestBlobDeletionQueue(t *testing.T) {
+	testDSN(t)
+	storetest.RunBlobDeletionQueue(t, func(t *testing.T) metadata.Store { return openEmpty(t) })
+}
+
 // TestEachMigration applies the migrations one at a time, as a database that stopped at each version
 // would meet them, checks what each creates, and that a reopen at the same version applies nothing.
 func TestEachMigration(t *testing.T) {
@@ -96,6 +102,7 @@ func TestEachMigration(t *testing.T) {
 		5: {"logged_models", "lm_metrics"},
 		6: {"datasets", "run_datasets", "dataset_contexts", "run_model_inputs", "run_model_outputs"},
 		7: {"import_records"},
+		8: {"blob_deletions"},
 	}
 	if len(creates) != len(migrations) {
 		t.Fatalf("%d migrations, %d checked here: add a check for each new migration", len(migrations), len(creates))
@@ -142,6 +149,60 @@ func TestRefusesNewerSchema(t *testing.T) {
 	for _, v := range []int{newer, len(migrations)} {
 		if !strings.Contains(err.Error(), " "+strconv.Itoa(v)) {
 			t.Errorf("error %q does not name version %d", err, v)
+		}
+	}
+}
+
+// TestServesAfterAdditiveMigrations: a database migrated by a newer binary is served by an older one
+// while every migration it does not know is additive (a rolling upgrade), and refused, naming the
+// versions, once one is not. Migration 8 is additive, so a binary that knows 7 serves on 8.
+func TestServesAfterAdditiveMigrations(t *testing.T) {
+	dsn := emptySchema(t)
+	ctx := t.Context()
+	s, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	latest := len(migrations)
+	// The binary of the previous release serves on this schema exactly when the newest migration only adds.
+	additive := migrations[latest-1].oldestBinary() == latest-1
+	prev, err := open(ctx, dsn, migrations[:latest-1])
+	if additive != (err == nil) {
+		t.Fatalf("the previous binary on this schema (newest migration additive: %v): %v", additive, err)
+	}
+	if err == nil {
+		prev.Close()
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO schema_migrations (version, name, oldest_binary) VALUES ($1, 'adds', $2)`,
+		latest+1, latest); err != nil {
+		t.Fatal(err)
+	}
+	older, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("Open after an additive migration it does not know: %v", err)
+	}
+	older.Close()
+	if _, err := open(ctx, dsn, migrations[:latest-1]); !errors.Is(err, metadata.ErrTooNew) {
+		t.Fatalf("a binary two releases behind, on a database whose newest migration needs the previous one: %v, want ErrTooNew", err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO schema_migrations (version, name, oldest_binary) VALUES ($1, 'drops', $1)`,
+		latest+2); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(ctx, dsn)
+	if !errors.Is(err, metadata.ErrTooNew) || !strings.Contains(err.Error(), strconv.Itoa(latest+2)) ||
+		!strings.Contains(err.Error(), "up to "+strconv.Itoa(latest)) {
+		t.Fatalf("Open after a contracting migration it does not know: %v, want ErrTooNew naming both versions", err)
+	}
+	for n := 1; n <= latest; n++ {
+		want := n
+		if n >= 8 {
+			want = n - 1 // from 8 on, each migration says whether it only adds; 8 does
+		}
+		var got int
+		if err := s.pool.QueryRow(ctx, `SELECT COALESCE(oldest_binary, version) FROM schema_migrations WHERE version = $1`, n).Scan(&got); err != nil || (n == 8 && got != want) {
+			t.Errorf("migration %d: oldest binary %d, %v", n, got, err)
 		}
 	}
 }

@@ -42,8 +42,11 @@ type FsckOptions struct {
 	Log     *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Spare, when set, keeps Repair from removing an unreferenced blob it reports true for: a running
-	// server's blob that a download still reads (its deletion is already due when the download ends).
+	// Spare, when set, is asked about each blob that the rows read at the start do not reference, just
+	// before it would be reported (and with Repair removed); true means it is not garbage: a running
+	// server's blob that a download still reads (its deletion is due when the download ends), or, with a
+	// store that replicas share, a blob that a row committed since, or a queued deletion, names (see
+	// SpareShared).
 	Spare func(key string) bool
 }
 
@@ -139,10 +142,11 @@ func FsckBackend(ctx context.Context, store FileRows, backend backends.Backend, 
 			if !strings.HasPrefix(it.Key, blobkey.FilePrefix) || it.ModTime.After(cutoff) {
 				continue
 			}
+			if opts.Spare != nil && opts.Spare(it.Key) {
+				continue // not garbage after all: see FsckOptions.Spare
+			}
 			p := Problem{Kind: "unreferenced_blob", Key: it.Key, Detail: fmt.Sprintf("%d bytes", it.Size)}
-			if opts.Repair && opts.Spare != nil && opts.Spare(it.Key) {
-				p.Detail += "; a download is reading it, left alone"
-			} else if opts.Repair {
+			if opts.Repair {
 				if err := backend.Delete(ctx, it.Key); err != nil && !errors.Is(err, backends.ErrNotFound) {
 					p.Detail += "; delete failed: " + err.Error()
 				} else {
@@ -201,8 +205,9 @@ type BackendReport struct {
 
 // Fsck checks every backend of s with FsckBackend against the rows that record it (rows recording none
 // belong to s.Default), with each Backend's Staging, and the store's indexes once. Rows recorded on a
-// backend s does not have are reported as "unknown_backend". It must run offline: with no server
-// writing, no upload can be in flight, so opts.Grace can be 0. Errors: FsckBackend's, prefixed with
+// backend s does not have are reported as "unknown_backend". It runs offline, where with no server
+// writing no upload can be in flight and opts.Grace can be 0; or beside servers sharing a store, with a
+// Grace that outlasts an upload and SpareShared as opts.Spare. Errors: FsckBackend's, prefixed with
 // `backend "<name>": `, and "reading file rows: ..."; the result holds what was checked before.
 func Fsck(ctx context.Context, s Storage, opts FsckOptions) (*FsckResult, error) {
 	res := &FsckResult{}

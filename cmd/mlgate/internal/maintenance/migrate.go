@@ -1,14 +1,17 @@
 package maintenance
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"path"
+	"time"
 
 	"github.com/mlgate/mlgate/backends"
 	"github.com/mlgate/mlgate/backends/blobkey"
+	"github.com/mlgate/mlgate/gateway/artifact"
 	"github.com/mlgate/mlgate/metadata"
 )
 
@@ -97,6 +100,12 @@ type MigrateOptions struct {
 	// Leftover hears of a moved file whose source blob could not be deleted. The file's row already
 	// points at the copy, so the blob is an orphan that fsck --repair removes; the migration goes on.
 	Leftover func(key string, err error)
+	// DeletionDelay is, with a store that replicas share (metadata.BlobDeletionQueue), how long the
+	// source blob of a moved file is kept for the downloads other replicas still stream: its deletion is
+	// queued with the row's switch instead of done at once (see artifact.Service.RunDeletions), at least
+	// the source's redirect expiry plus grace when it redirects downloads. 0 means
+	// artifact.DefaultDeletionDelay.
+	DeletionDelay time.Duration
 }
 
 // MigrateResult counts what a migration did.
@@ -110,7 +119,8 @@ type MigrateResult struct {
 // other: it streams the blob from src into dst under a fresh key (blobkey.File) with the row's sha256
 // and size verified on the way (dst is checked, so a mismatch stores nothing), switches the row to dst
 // and the new key in one transaction that is a compare-and-swap on the old key, then deletes the source
-// blob. A row that changed meanwhile (its file replaced or deleted: cmd holds the store's lock, so
+// blob (with a store that replicas share, the switch's transaction queues its deletion instead: see
+// MigrateOptions.DeletionDelay). A row that changed meanwhile (its file replaced or deleted: cmd holds the store's lock, so
 // that takes another writer, but the switch does not rely on there being none) is skipped and its copy
 // removed. The fresh key means that even with src and dst on one storage the delete can never hit the
 // copy.
@@ -164,7 +174,17 @@ func moveFile(ctx context.Context, store metadata.Store, src, dst Backend, f *me
 		_ = dst.Blobs.Delete(context.WithoutCancel(ctx), newKey)
 		return false, fmt.Errorf("copy has %d bytes and sha256 %s, the row says %d and %s", info.Size, info.SHA256, f.Size, f.SHA256)
 	}
-	err = store.SwitchFileBackend(ctx, f.OwnerID, f.Path, f.BlobKey, dst.Name, newKey)
+	queue, shared := store.(metadata.BlobDeletionQueue)
+	err = store.Update(ctx, func(ctx context.Context) error {
+		if err := store.SwitchFileBackend(ctx, f.OwnerID, f.Path, f.BlobKey, dst.Name, newKey); err != nil || !shared {
+			return err
+		}
+		delay := cmp.Or(opts.DeletionDelay, artifact.DefaultDeletionDelay)
+		if p, ok := src.Blobs.Redirect(); ok {
+			delay = max(delay, p.Expiry+p.Grace)
+		}
+		return queue.QueueBlobDeletion(ctx, src.Name, f.BlobKey, time.Now().Add(delay))
+	})
 	if errors.Is(err, metadata.ErrConflict) || errors.Is(err, metadata.ErrNotFound) {
 		_ = dst.Blobs.Delete(context.WithoutCancel(ctx), newKey)
 		return false, nil
@@ -172,6 +192,9 @@ func moveFile(ctx context.Context, store metadata.Store, src, dst Backend, f *me
 	if err != nil {
 		_ = dst.Blobs.Delete(context.WithoutCancel(ctx), newKey)
 		return false, fmt.Errorf("switching the row: %w", err)
+	}
+	if shared {
+		return true, nil // a replica deletes the source blob once no download can be reading it
 	}
 	// The row points at the copy: the source is unreferenced. A failed delete leaves an orphan for fsck.
 	if err := src.Blobs.Delete(ctx, f.BlobKey); err != nil && !errors.Is(err, backends.ErrNotFound) && opts.Leftover != nil {

@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlgate/mlgate/backends"
 	"github.com/mlgate/mlgate/backends/blobkey"
 	"github.com/mlgate/mlgate/backends/memory"
 	"github.com/mlgate/mlgate/metadata"
 	"github.com/mlgate/mlgate/metadata/boltstore"
+	"github.com/mlgate/mlgate/metadata/storetest"
 )
 
 // hooked is a memory backend that lets a test act right after a Put stored its blob (before the caller
@@ -331,4 +333,41 @@ func TestMigrationMovesLoggedModelFiles(t *testing.T) {
 	if row := f.row(t, file); row.Backend != "b" {
 		t.Fatalf("row after the move: %+v", row)
 	}
+}
+
+// TestMigrateQueuesTheSourceOnASharedStore: with a store that replicas share, the source blob of a moved
+// file is not deleted, since another replica may be streaming it: its deletion is queued with the switch,
+// at least the source's redirect expiry plus grace away.
+func TestMigrateQueuesTheSourceOnASharedStore(t *testing.T) {
+	f := newMigrateFixture(t)
+	shared := storetest.WithMemoryQueue(f.store)
+	f.s.Store = shared
+	f.s.Backends[0].Blobs = backends.Checked("a", presigner{f.a}, backends.WithDownloadRedirect(backends.RedirectPolicy{Expiry: time.Hour, Grace: time.Hour}))
+	file := f.addFile(t, f.a, "a", f.vision, "w.bin", []byte("weights"))
+	moves, _, err := PlanMigration(context.Background(), f.s, "a", Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err := Migrate(context.Background(), shared, *f.s.Backend("a"), *f.s.Backend("b"), moves, MigrateOptions{DeletionDelay: time.Minute})
+	if err != nil || res.Moved != 1 {
+		t.Fatalf("migrate: %+v, %v", res, err)
+	}
+	if r := f.row(t, file); r.Backend != "b" {
+		t.Fatalf("row after the move: %+v", r)
+	}
+	if left := f.a.keys(t); len(left) != 1 || left[0] != file.BlobKey {
+		t.Fatalf("blobs on a: %v, want the source kept for its queued deletion", left)
+	}
+	d, ok := shared.Queued(file.BlobKey)
+	if !ok || d.Backend != "a" || d.NotBefore.Before(start.Add(2*time.Hour)) {
+		t.Fatalf("queued deletion %+v (%v), want backend a, two hours (the redirect's) from the move", d, ok)
+	}
+}
+
+// presigner makes a memory backend a backends.Presigner, so that a redirect policy applies to it.
+type presigner struct{ *hooked }
+
+func (presigner) PresignGet(context.Context, string, time.Duration, string) (string, error) {
+	return "http://s3.invalid/x", nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/mlgate/mlgate/metadata"
 )
 
 // LeftoverSweeper is implemented by backends whose staging area holds multipart uploads beside staging
@@ -25,7 +27,7 @@ type SweepOptions struct {
 	// MultipartGrace spares multipart uploads that received a part more recently than this: their
 	// client may still send the next part and complete them.
 	MultipartGrace time.Duration
-	// Spare keeps an unreferenced blob that a download still reads (see FsckOptions.Spare).
+	// Spare keeps an unreferenced blob that is not garbage after all (see FsckOptions.Spare).
 	Spare func(key string) bool
 	Log   *slog.Logger
 	// Now is the clock of blob ages; nil means time.Now.
@@ -86,4 +88,24 @@ func Sweep(ctx context.Context, s Storage, opts SweepOptions) ([]Removal, error)
 		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// SpareShared is the FsckOptions.Spare of a check that runs while servers write to store: it spares what
+// inUse reports (a download of this process reads the blob), and, when store is shared by several
+// processes (metadata.BlobDeletionQueue), every blob that a file row or a queued deletion names at the
+// moment of asking, read in one transaction, so that a blob committed or replaced on another replica
+// since the rows were read is never taken for garbage. A failure to ask spares the blob: the next sweep
+// asks again. inUse may be nil.
+func SpareShared(ctx context.Context, store any, inUse func(key string) bool) func(key string) bool {
+	q, shared := store.(metadata.BlobDeletionQueue)
+	return func(key string) bool {
+		if inUse != nil && inUse(key) {
+			return true
+		}
+		if !shared {
+			return false
+		}
+		referenced, err := q.BlobReferenced(ctx, key)
+		return err != nil || referenced
+	}
 }
