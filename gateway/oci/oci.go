@@ -286,7 +286,8 @@ func (a *API) repository(ctx context.Context, name string) (*repo, error) {
 			return nil, fmt.Errorf("project %q: %w", projectPath, err)
 		}
 		m, err := a.model(ctx, p, modelName)
-		if errors.Is(err, metadata.ErrNotFound) {
+		var clash *nameClash
+		if errors.Is(err, metadata.ErrNotFound) && !errors.As(err, &clash) {
 			continue
 		}
 		if err != nil {
@@ -298,7 +299,7 @@ func (a *API) repository(ctx context.Context, name string) (*repo, error) {
 }
 
 // model finds a project's model by exact name, else by its RepositoryName alias. ErrNotFound for
-// none; an alias of several models is ErrNotFound whose message names them.
+// none; an alias of several models is a *nameClash (an ErrNotFound whose message names them).
 func (a *API) model(ctx context.Context, p *metadata.Project, name string) (*metadata.Model, error) {
 	m, err := a.store.Model(ctx, metadata.ModelRef{Project: p.ID, Name: name})
 	if err == nil || !errors.Is(err, metadata.ErrNotFound) {
@@ -334,9 +335,15 @@ func (a *API) model(ctx context.Context, p *metadata.Project, name string) (*met
 	for i, m := range found {
 		names[i] = strconv.Quote(m.Name)
 	}
-	return nil, httpapi.NotFound("repository %q is ambiguous: models %s of project %q all have this OCI name; "+
-		"pull them by their exact names", p.Path+"/"+name, strings.Join(names, ", "), p.Path)
+	return nil, &nameClash{httpapi.NotFound("repository %q is ambiguous: models %s of project %q all have this OCI name; "+
+		"pull them by their exact names", p.Path+"/"+name, strings.Join(names, ", "), p.Path)}
 }
+
+// nameClash is model's answer for an OCI name that several models share: a metadata.ErrNotFound
+// (404 NAME_UNKNOWN) that repository reports as it is, rather than trying other splits of the name.
+type nameClash struct{ error }
+
+func (e *nameClash) Unwrap() error { return e.error }
 
 // tagRE is the OCI tag grammar.
 var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)

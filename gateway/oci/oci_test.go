@@ -674,3 +674,21 @@ func mustVersionOwner(t *testing.T, f *fixture, model, semver string) uint64 {
 	}
 	return v.Owner()
 }
+
+// Two models with one OCI name and neither named so: the name is refused, naming both; a model that
+// has the name exactly wins.
+func TestOCINameClash(t *testing.T) {
+	f := newFixture(t, false)
+	f.put(t, "Res+Net", "1.0.0", "a.bin", []byte("first"))
+	f.put(t, "RES+NET", "1.0.0", "a.bin", []byte("second"))
+	url := f.env.Srv.URL + "/v2/team/vision/res-net/manifests/1.0.0"
+	r := f.env.Get(url)
+	wantOCIError(t, r, http.StatusNotFound, "NAME_UNKNOWN")
+	if !strings.Contains(string(r.Body), `\"Res+Net\"`) || !strings.Contains(string(r.Body), `\"RES+NET\"`) {
+		t.Fatalf("the clash does not name both models: %s", r.Body)
+	}
+	gatewaytest.WantStatus(t, f.env.Get(f.env.Srv.URL+"/v2/team/vision/Res+Net/manifests/1.0.0"), http.StatusOK)
+	f.put(t, "res-net", "1.0.0", "a.bin", []byte("exact"))
+	_, files := pull(t, f.repo(t, "team/vision/res-net", nil), "1.0.0")
+	f.want(t, files, "res-net", "1.0.0")
+}
