@@ -322,3 +322,27 @@ func (e *exporter) counters() error {
 	}
 	return nil
 }
+
+// exportedBuckets are the buckets Export reads records from (counters and sequences aside).
+var exportedBuckets = [][]byte{
+	bucketSettings, bucketProjects, bucketModels, bucketCandidates, bucketTags, bucketParams, bucketMetrics,
+	bucketLoggedModels, bucketLMMetrics, bucketDatasets, bucketDatasetContexts, bucketRunIO, bucketVersions,
+	bucketAliases, bucketFiles, bucketTokens, bucketImports, bucketCounters,
+}
+
+// EstimateRecords returns about how many records Export streams, for a progress bar: the keys of the
+// buckets it reads (run_io's dataset index entries, which it skips, included) and the two sequences. It
+// reads every page but decodes nothing. Errors are the store's.
+func (s *Store) EstimateRecords(ctx context.Context) (int64, error) {
+	var n int64 = 2
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		for _, name := range exportedBuckets {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			n += int64(bk(tx, name).Stats().KeyN)
+		}
+		return nil
+	})
+	return n, err
+}
