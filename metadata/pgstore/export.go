@@ -17,7 +17,12 @@ var _ metadata.Exporter = (*Store)(nil)
 // timestamp order by the IEEE bits of their value (float8send), as bbolt's keys hold them. fn runs while
 // a query is open: it must not call the store.
 func (s *Store) Export(ctx context.Context, fn func(metadata.Record) error) error {
-	return s.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(st *txState) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// One attempt, never retried: fn has seen the records of a failed attempt already. A read-only
+	// transaction at this level never fails to serialize anyway.
+	return mapErr(s.attempt(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(st *txState) error {
 		e := &pgExporter{ctx: ctx, tx: st.tx, fn: fn}
 		for _, step := range []func() error{
 			e.settings, e.projects, e.models, e.candidates, e.candidateTags, e.params, e.metrics, e.loggedModels,
@@ -29,7 +34,7 @@ func (s *Store) Export(ctx context.Context, fn func(metadata.Record) error) erro
 			}
 		}
 		return nil
-	})
+	}))
 }
 
 type pgExporter struct {
