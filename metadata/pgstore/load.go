@@ -121,7 +121,13 @@ func (s *Store) FinishMigration(ctx context.Context, source string) error {
 // PostgreSQL; the table's constraints still check every row, and the indexes are built as rows come.
 // Counters and settings are statements, as they move values that may exist.
 func (s *Store) LoadBatch(ctx context.Context, source string, from int64, recs []metadata.Record) error {
-	return s.update(ctx, func(tx pgx.Tx) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// READ COMMITTED, not the store's SERIALIZABLE: the lock on the progress row already makes batches take
+	// turns, every row is new, and predicate locks would only add work to each foreign key check.
+	return s.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(st *txState) error {
+		tx := st.tx
 		var at int64
 		var done bool
 		err := tx.QueryRow(ctx, `SELECT records, done FROM metadata_migration WHERE source = $1 FOR UPDATE`, source).Scan(&at, &done)
