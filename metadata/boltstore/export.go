@@ -346,3 +346,11 @@ func (s *Store) EstimateRecords(ctx context.Context) (int64, error) {
 	})
 	return n, err
 }
+
+// derivedBuckets are the buckets Export leaves out: indexes that a target derives from the records.
+var derivedBuckets = [][]byte{
+	bucketProjectsByPath, bucketModelsByName, bucketModelsByDisplay, bucketModelsByIID, bucketCandidatesByEID,
+	bucketCandidatesByIID, bucketCandidatesByModel, bucketMetricsLatest, bucketCandidatesByMetric, bucketVersionsByID,
+	bucketVersionsBySemver, bucketVersionsOrder, bucketVersionsByCand, bucketTokensByHash, bucketLoggedModelsByLMID,
+	bucketLoggedModelsByMdl, bucketLMMetricsLatest, bucketLMsByMetric,
+}
