@@ -2,6 +2,8 @@ package metadata
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -65,15 +67,15 @@ type Record struct {
 	Dataset      *ModelDataset // by (ModelID, Name, Digest)
 	// DatasetContext is one context a model's dataset was used in, by (ModelID, Name, Digest, Context).
 	DatasetContext *DatasetSummary
-	RunDataset     *RunDataset  // by Candidate, then in the order the run logged its inputs
-	RunModelInput  *RunModel    // by (Candidate, LMID bytes); Step is 0
-	RunModelOutput *RunModel    // by (Candidate, LMID bytes)
-	Version        *Version     // by (ModelID, Seq)
-	Alias          *AliasRecord // by (ModelID, Alias)
-	File           *File        // by (OwnerID, Path)
-	Token          *Token       // by ID
-	Import         *ImportRecord
-	Counter        *Counter // by (Kind in CounterKinds order, Key)
+	RunDataset     *RunDataset   // by Candidate, then in the order the run logged its inputs
+	RunModelInput  *RunModel     // by (Candidate, LMID bytes); Step is 0
+	RunModelOutput *RunModel     // by (Candidate, LMID bytes)
+	Version        *Version      // by (ModelID, Seq)
+	Alias          *AliasRecord  // by (ModelID, Alias)
+	File           *File         // by (OwnerID, Path)
+	Token          *Token        // by ID
+	Import         *ImportRecord // by (Project, Source, Kind, SourceID)
+	Counter        *Counter      // by (Kind in CounterKinds order, Key)
 }
 
 // Setting is an instance setting, such as the signing key (SettingSigningKey).
@@ -252,11 +254,20 @@ func (r Record) value() any {
 }
 
 // String shows the record as its kind and JSON, for reports of differences. A metric value is shown by
-// its IEEE bits as well, since JSON has no NaN.
+// its IEEE bits, since JSON has no NaN; a setting's value by the start of its SHA-256 only: the signing
+// key is a secret, and reports go to terminals and logs.
 func (r Record) String() string {
-	b, err := json.Marshal(canonical(r))
+	v := canonical(r)
+	if r.Setting != nil {
+		sum := sha256.Sum256(r.Setting.Value)
+		v = struct {
+			Name   string `json:"name"`
+			SHA256 string `json:"value_sha256_prefix"`
+		}{r.Setting.Name, hex.EncodeToString(sum[:6])}
+	}
+	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Sprintf("%s %+v", r.Kind(), r.value())
+		return fmt.Sprintf("%s (not printable: %v)", r.Kind(), err)
 	}
 	return fmt.Sprintf("%s %s", r.Kind(), b)
 }
