@@ -8,8 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -166,13 +168,15 @@ func runMetadataMigrate(ctx context.Context, f *migrateFlags, stdout, stderr io.
 			fmt.Fprintf(stdout, "resuming the migration begun %s: %d records are in\n", p.StartedAt.Format(time.RFC3339), p.Records)
 		}
 		if !p.Done {
-			n, err := copyRecords(ctx, src, dst, source, p.Records, f.batch, newMigrateProgress(stderr, f.quiet, "copying", total))
+			backends := map[string]int{}
+			n, err := copyRecords(ctx, src, dst, source, p.Records, f.batch, newMigrateProgress(stderr, f.quiet, "copying", total), backends)
 			if err != nil {
 				return false, fmt.Errorf("copy %s into %s: %w\nRun the same command again to resume after the last committed batch", path, where, err)
 			}
 			rate := float64(n-p.Records) / max(time.Since(start).Seconds(), 1e-3)
 			fmt.Fprintf(stdout, "copied %d records (%d in this run) from %s into %s in %s (%.0f records/s)\n",
 				n, n-p.Records, path, where, time.Since(start).Round(time.Millisecond), rate)
+			printBackends(stdout, backends)
 		}
 	}
 
@@ -196,10 +200,30 @@ func runMetadataMigrate(ctx context.Context, f *migrateFlags, stdout, stderr io.
 	return true, nil
 }
 
+// printBackends lists the backends the copied file rows name: the PostgreSQL servers must declare them
+// all, and none may be localfs there.
+func printBackends(w io.Writer, backends map[string]int) {
+	if len(backends) == 0 {
+		return
+	}
+	names := slices.Sorted(maps.Keys(backends))
+	var parts []string
+	for _, name := range names {
+		shown := name
+		if name == "" {
+			shown = "(the default backend)"
+		}
+		parts = append(parts, fmt.Sprintf("%s: %d", shown, backends[name]))
+	}
+	fmt.Fprintf(w, "file rows copied in this run, by backend (the PostgreSQL servers must declare each, none as localfs): %s\n",
+		strings.Join(parts, ", "))
+}
+
 // copyRecords loads the source's export after the first skip records into dst, batch records per
-// transaction, and returns how many records are in when it ends.
+// transaction, and returns how many records are in when it ends. It counts the file rows it copies by
+// backend into backends.
 func copyRecords(ctx context.Context, src metadata.Exporter, dst metadata.Loader, source string, skip int64, batch int,
-	progress *migrateProgress) (int64, error) {
+	progress *migrateProgress, backends map[string]int) (int64, error) {
 	var n int64
 	buf := make([]metadata.Record, 0, batch)
 	flush := func() error {
@@ -219,6 +243,9 @@ func copyRecords(ctx context.Context, src metadata.Exporter, dst metadata.Loader
 		n++
 		if n <= skip {
 			return nil
+		}
+		if r.File != nil {
+			backends[r.File.Backend]++
 		}
 		buf = append(buf, r)
 		if len(buf) == batch {

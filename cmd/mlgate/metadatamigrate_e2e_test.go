@@ -208,7 +208,8 @@ func TestMetadataMigrateToPostgres(t *testing.T) {
 	}
 	_, tokensBefore := runCmd(t, "token", "list", "--data-dir", dir)
 	code, out = runCmd(t, "metadata", "migrate", "--from", dir, "--to", dsn)
-	if code != 0 || !strings.Contains(out, "verified") || !strings.Contains(out, "done:") {
+	if code != 0 || !strings.Contains(out, "verified") || !strings.Contains(out, "done:") || !strings.Contains(out, "by backend") ||
+		!strings.Contains(out, "s3: 5") {
 		t.Fatalf("migrate: exit %d\n%s", code, out)
 	}
 	t.Logf("migrate:\n%s", out)
