@@ -188,6 +188,9 @@ func runMetadataMigrate(ctx context.Context, f *migrateFlags, stdout, stderr io.
 	rep.print(stdout)
 	if len(rep.diffs) > 0 {
 		fmt.Fprintf(stdout, "verify: the stores differ: %d differences\n", rep.count)
+		if !f.verifyOnly {
+			fmt.Fprintf(stdout, "the migration is not marked done: once the cause is found, empty the target and migrate again\n")
+		}
 		return false, nil
 	}
 	fmt.Fprintf(stdout, "verified in %s: both stores hold the same %d records\n", time.Since(start).Round(time.Millisecond), rep.records)
