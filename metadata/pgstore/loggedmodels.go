@@ -368,9 +368,6 @@ func (s *Store) SearchLoggedModels(ctx context.Context, q metadata.LoggedModelQu
 	if err != nil {
 		return nil, "", err
 	}
-	// Every row gets the sort key (g, v, t, i), ascending in each part: g is 0 for a number, 1 for NaN, 2
-	// for no value; v the number (negated for Desc); t the negated creation time of those without a value;
-	// i the ID (negated for Desc and for those without a value).
 	after, err := searchAfter(pg)
 	if err != nil {
 		return nil, "", err
@@ -384,37 +381,31 @@ func (s *Store) SearchLoggedModels(ctx context.Context, q metadata.LoggedModelQu
 		if err := modelsExist(ctx, tx, models); err != nil {
 			return err
 		}
-		rs, err := tx.Query(ctx, `WITH latest AS (
-				SELECT DISTINCT ON (m.logged_model_id) m.logged_model_id, m.value FROM lm_metrics m
-				JOIN logged_models l ON l.id = m.logged_model_id
-				WHERE m.key = $2 AND l.model_id = ANY($1)
-				ORDER BY m.logged_model_id, m.step DESC, m.ts DESC, (m.value = 'NaN'::float8), m.value DESC
-			), ranked AS (
-				SELECT lm.id AS rid, CASE WHEN l.value IS NULL THEN 2 WHEN l.value = 'NaN'::float8 THEN 1 ELSE 0 END AS g,
-					l.value AS lv FROM logged_models lm LEFT JOIN latest l ON l.logged_model_id = lm.id
-				WHERE lm.model_id = ANY($1)
-			), keyed AS (
-				SELECT rid, g,
-					CASE WHEN g = 0 THEN (CASE WHEN $3 THEN -lv ELSE lv END) ELSE 0::float8 END AS v,
-					CASE WHEN g = 2 THEN -(EXTRACT(EPOCH FROM lm.created_at) * 1000)::bigint ELSE 0 END AS t,
-					CASE WHEN g = 2 OR $3 THEN -lm.id ELSE lm.id END AS i
-				FROM ranked JOIN logged_models lm ON lm.id = rid
-			)
-			SELECT `+loggedModelCols+`, k.g, k.v, k.t, k.i FROM keyed k JOIN logged_models lm ON lm.id = k.rid
-				LEFT JOIN candidates c ON c.id = lm.source_run_id
-			WHERE (k.g, k.v, k.t, k.i) > ($4, $5, $6, $7)
-			ORDER BY k.g, k.v, k.t, k.i LIMIT $8`,
-			append(append([]any{models, key, desc}, after...), pg.limit+1)...)
+		hits, err := loggedModelOrder.run(ctx, tx, orderedQuery{models: models, key: key, desc: desc, after: after, want: pg.limit + 1})
 		if err != nil {
 			return err
 		}
-		rows, err = pgx.CollectRows(rs, func(r pgx.CollectableRow) (row, error) {
-			var x row
-			var err error
-			x.lm, err = scanLoggedModel(r, &x.k.g, &x.k.v, &x.k.t, &x.k.i)
-			return x, err
-		})
-		return err
+		rs, err := tx.Query(ctx, `SELECT `+loggedModelCols+loggedModelFrom+` WHERE lm.id = ANY($1)`, hitIDs(hits))
+		if err != nil {
+			return err
+		}
+		lms, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (*metadata.LoggedModel, error) { return scanLoggedModel(r) })
+		if err != nil {
+			return err
+		}
+		byID := make(map[uint64]*metadata.LoggedModel, len(lms))
+		for _, lm := range lms {
+			byID[lm.ID] = lm
+		}
+		rows = make([]row, 0, len(hits))
+		for _, h := range hits {
+			lm, ok := byID[uint64(h.id)]
+			if !ok {
+				return fmt.Errorf("logged model search: logged model %d vanished inside one snapshot", h.id)
+			}
+			rows = append(rows, row{lm, h.k})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, "", err

@@ -103,6 +103,7 @@ func TestEachMigration(t *testing.T) {
 		6: {"datasets", "run_datasets", "dataset_contexts", "run_model_inputs", "run_model_outputs"},
 		7: {"import_records"},
 		8: {"blob_deletions"},
+		9: {"latest_metrics", "latest_lm_metrics"},
 	}
 	if len(creates) != len(migrations) {
 		t.Fatalf("%d migrations, %d checked here: add a check for each new migration", len(migrations), len(creates))
