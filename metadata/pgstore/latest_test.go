@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -190,4 +191,40 @@ func deref[T any](p *T) any {
 		return nil
 	}
 	return *p
+}
+
+// TestBatchedReadsEndTheirTransaction has reads sent as one batch (RunData, LoggedModelMetrics) stop
+// part-way on a pool of one connection: each must end its transaction, or the next read would fail
+// inside it.
+func TestBatchedReadsEndTheirTransaction(t *testing.T) {
+	s := openEmpty(t, WithMaxConns(1))
+	defer s.Close()
+	ctx := t.Context()
+	p, err := s.EnsureProject(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &metadata.Model{Project: p.ID, Name: "m"}
+	if err := s.CreateModel(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	c := &metadata.Candidate{ModelID: m.ID, Name: "c"}
+	if err := s.CreateCandidate(ctx, c, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.LogBatch(ctx, c.ID, nil, []metadata.Metric{{Key: "k", Value: 1}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := s.RunData(ctx, c.ID+1000); !errors.Is(err, metadata.ErrNotFound) {
+			t.Fatalf("RunData of an unknown candidate: %v, want ErrNotFound", err)
+		}
+		if _, err := s.LoggedModelMetrics(ctx, c.ID+1000); !errors.Is(err, metadata.ErrNotFound) {
+			t.Fatalf("LoggedModelMetrics of an unknown logged model: %v, want ErrNotFound", err)
+		}
+		rd, err := s.RunData(ctx, c.ID)
+		if err != nil || len(rd.Metrics) != 1 || rd.Metrics[0].Value != 1 {
+			t.Fatalf("RunData after a failed one: %+v, %v", rd, err)
+		}
+	}
 }

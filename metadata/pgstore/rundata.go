@@ -150,38 +150,34 @@ const latestMetricsSQL = `SELECT key, value, ts, step FROM latest_metrics WHERE 
 // ErrNotFound for an unknown candidate.
 func (s *Store) RunData(ctx context.Context, candidateID uint64) (*metadata.RunData, error) {
 	rd := &metadata.RunData{Params: []metadata.Param{}, Tags: []metadata.Tag{}, Metrics: []metadata.Metric{}}
-	err := s.view(ctx, func(tx pgx.Tx) error {
-		if _, err := getCandidate(ctx, tx, candidateID, false); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT key, value FROM params WHERE candidate_id = $1 ORDER BY key`, candidateID)
-		if err != nil {
-			return err
-		}
-		if rd.Params, err = pgx.CollectRows(rows, pgx.RowToStructByPos[metadata.Param]); err != nil {
-			return err
-		}
-		rows, err = tx.Query(ctx, `SELECT key, value FROM candidate_tags WHERE candidate_id = $1 ORDER BY key`, candidateID)
-		if err != nil {
-			return err
-		}
-		if rd.Tags, err = pgx.CollectRows(rows, pgx.RowToStructByPos[metadata.Tag]); err != nil {
-			return err
-		}
-		rows, err = tx.Query(ctx, latestMetricsSQL, candidateID)
-		if err != nil {
-			return err
-		}
-		rd.Metrics, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (metadata.Metric, error) {
-			var m metadata.Metric
-			err := r.Scan(&m.Key, &m.Value, &m.Timestamp, &m.Step)
-			return m, err
+	err := s.viewBatch(ctx, func(b *pgx.Batch) {
+		b.Queue(`SELECT EXISTS (SELECT 1 FROM candidates WHERE id = $1)`, candidateID).QueryRow(func(r pgx.Row) error {
+			var ok bool
+			if err := r.Scan(&ok); err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("candidate %d: %w", candidateID, metadata.ErrNotFound)
+			}
+			return nil
 		})
-		if err != nil {
+		b.Queue(`SELECT key, value FROM params WHERE candidate_id = $1 ORDER BY key`, candidateID).Query(func(rows pgx.Rows) (err error) {
+			rd.Params, err = pgx.CollectRows(rows, pgx.RowToStructByPos[metadata.Param])
 			return err
-		}
-		rd.IO, err = readRunIO(ctx, tx, candidateID)
-		return err
+		})
+		b.Queue(`SELECT key, value FROM candidate_tags WHERE candidate_id = $1 ORDER BY key`, candidateID).Query(func(rows pgx.Rows) (err error) {
+			rd.Tags, err = pgx.CollectRows(rows, pgx.RowToStructByPos[metadata.Tag])
+			return err
+		})
+		b.Queue(latestMetricsSQL, candidateID).Query(func(rows pgx.Rows) (err error) {
+			rd.Metrics, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (metadata.Metric, error) {
+				var m metadata.Metric
+				err := r.Scan(&m.Key, &m.Value, &m.Timestamp, &m.Step)
+				return m, err
+			})
+			return err
+		})
+		queueRunIO(b, candidateID, &rd.IO)
 	})
 	if err != nil {
 		return nil, err
