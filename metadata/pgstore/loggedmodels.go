@@ -194,7 +194,7 @@ func (s *Store) CreateLoggedModel(ctx context.Context, lm *metadata.LoggedModel)
 	return nil
 }
 
-func getLoggedModel(ctx context.Context, tx pgx.Tx, id uint64, lock bool) (*metadata.LoggedModel, error) {
+func getLoggedModel(ctx context.Context, tx queryer, id uint64, lock bool) (*metadata.LoggedModel, error) {
 	q := `SELECT ` + loggedModelCols + loggedModelFrom + ` WHERE lm.id = $1`
 	if lock {
 		q += ` FOR UPDATE OF lm`
@@ -203,7 +203,7 @@ func getLoggedModel(ctx context.Context, tx pgx.Tx, id uint64, lock bool) (*meta
 	return lm, notFound(err, "logged model %d", id)
 }
 
-func loggedModelByLMID(ctx context.Context, tx pgx.Tx, lmid metadata.LMID) (*metadata.LoggedModel, error) {
+func loggedModelByLMID(ctx context.Context, tx queryer, lmid metadata.LMID) (*metadata.LoggedModel, error) {
 	lm, err := scanLoggedModel(tx.QueryRow(ctx, `SELECT `+loggedModelCols+loggedModelFrom+` WHERE lm.lmid = $1`, lmid[:]))
 	return lm, notFound(err, "logged model %s", lmid)
 }
@@ -227,7 +227,7 @@ func (s *Store) LoggedModel(ctx context.Context, ref metadata.LoggedModelRef) (*
 		return nil, fmt.Errorf("logged model ref: set ID or LMID: %w", metadata.ErrInvalid)
 	}
 	var lm *metadata.LoggedModel
-	err := s.view(ctx, func(tx pgx.Tx) (err error) {
+	err := s.viewOne(ctx, func(tx queryer) (err error) {
 		if ref.ID != 0 {
 			lm, err = getLoggedModel(ctx, tx, ref.ID, false)
 		} else {

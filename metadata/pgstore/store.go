@@ -213,6 +213,30 @@ func (s *Store) view(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return s.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(st *txState) error { return fn(st.tx) })
 }
 
+// queryer sends one statement: a pgx.Tx, or the pool outside a transaction.
+type queryer interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// viewOne runs fn, which reads with exactly one statement, on the pool outside an explicit transaction,
+// or in the transaction ctx carries, with view's error rules. One statement sees one snapshot of its own,
+// so it needs no BEGIN and COMMIT: two round trips fewer than view, on lookups that most requests make
+// (the run and model of every MLflow call, the token of every authenticated one).
+func (s *Store) viewOne(ctx context.Context, fn func(q queryer) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if st := s.txOf(ctx); st != nil {
+		err := fn(st.tx)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && st.failed == nil {
+			st.failed = err
+		}
+		return err
+	}
+	return mapErr(fn(s.pool))
+}
+
 // viewBatch runs the queries that queue puts in a batch, each with the function that reads its result, as
 // view runs fn: in a read-only REPEATABLE READ transaction of their own, or in the transaction ctx
 // carries. The batch, the BEGIN and the COMMIT go to the server in one round trip, where view's
