@@ -280,3 +280,16 @@ func TestConcurrentCountersNeitherReuseNorSkip(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkStore runs storetest.Bench in a schema of its own. The test server runs with fsync off (see
+// .ci/postgres.sh): its commits cost no disk flush, where bbolt's benchmark syncs each one.
+func BenchmarkStore(b *testing.B) {
+	testDSN(b)
+	storetest.Bench(b, func(b *testing.B) metadata.Store {
+		s, err := Open(b.Context(), emptySchema(b))
+		if err != nil {
+			b.Fatalf("Open: %v", err)
+		}
+		return s
+	})
+}
