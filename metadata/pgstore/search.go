@@ -328,11 +328,3 @@ func modelsExist(ctx context.Context, tx pgx.Tx, models []uint64) error {
 	}
 	return nil
 }
-
-// rowWith scans a row into the columns of a scan function and then extra destinations.
-type rowWith struct {
-	pgx.Row
-	extra []any
-}
-
-func (r rowWith) Scan(dest ...any) error { return r.Row.Scan(append(dest, r.extra...)...) }
