@@ -216,12 +216,14 @@ func (s *Store) view(ctx context.Context, fn func(tx pgx.Tx) error) error {
 // queryer sends one statement: a pgx.Tx, or the pool outside a transaction.
 type queryer interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
 // viewOne runs fn, which reads with exactly one statement, on the pool outside an explicit transaction,
 // or in the transaction ctx carries, with view's error rules. One statement sees one snapshot of its own,
 // so it needs no BEGIN and COMMIT: two round trips fewer than view, on lookups that most requests make
-// (the run and model of every MLflow call, the token of every authenticated one).
+// (the run and model of every MLflow call, the token of every authenticated one, the versions of each
+// logged model a search returns).
 func (s *Store) viewOne(ctx context.Context, fn func(q queryer) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
