@@ -36,12 +36,15 @@ reliability:
 # backends (in process and as a plugin) against direct minio-go on MinIO and versitygw; `mlgate import
 # mlflow` of 1000 runs from a local mlgate against a --read-only baseline, and of one IMPORT_BIG file
 # (1GiB by default; 0 skips it) with the importer's peak RSS; 1 GiB pulled by oras (installed from the
-# module proxy at ORAS_VERSION) against a direct download of the same file, with mlgate's peak RSS.
+# module proxy at ORAS_VERSION) against a direct download of the same file, with mlgate's peak RSS. With
+# MLGATE_TEST_POSTGRES_DSN set (eval "$(.ci/postgres.sh start)"), also the MLflow figures on PostgreSQL
+# beside bbolt's, and 32 clients logging through one replica and through two on one PostgreSQL; without it
+# those parts say they are skipped.
 bench: build
 	$(GO) build -o bin/mlgate-backend ./cmd/mlgate-backend
 	GOBIN=$(CURDIR)/bin GOWORK=off $(GO) install oras.land/oras/cmd/oras@$(ORAS_VERSION)
 	$(GO) run ./cmd/mlgate-bench -mlgate bin/mlgate -backend bin/mlgate-backend -sizes $(SIZES) -candidates $(or $(CANDIDATES),100000) \
-	  -import-big $(or $(IMPORT_BIG),1GiB)
+	  -import-big $(or $(IMPORT_BIG),1GiB) -postgres-dsn "$(MLGATE_TEST_POSTGRES_DSN)"
 	$(GO) test -run '^$$' -bench BenchmarkModelPage -benchtime 20x ./gateway/ui/
 
 # Regenerates the README's screenshots with headless Chromium against a real mlgate.

@@ -19,7 +19,7 @@ func benchBackup(bin, dir string, runs int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	seeded, err := seedSearch(filepath.Join(dataDir, "mlgate.db"), runs, 0)
+	seeded, err := seedBolt(filepath.Join(dataDir, "mlgate.db"), runs, 0)
 	if err != nil {
 		return fmt.Errorf("seeding: %w", err)
 	}

@@ -49,6 +49,8 @@ func main() {
 	flag.BoolVar(&verbose, "v", false, "print every run")
 	mlflowBench := flag.Bool("mlflow", true, "also measure MLflow API latencies (log-metric, log-batch, runs/search, logged-models/search)")
 	candidates := flag.Int("candidates", 100_000, "candidates seeded for the runs/search benchmark")
+	pgDSN := flag.String("postgres-dsn", os.Getenv("MLGATE_TEST_POSTGRES_DSN"), "PostgreSQL server for the same MLflow benchmarks on the PostgreSQL store, each run in a fresh schema of this database (dropped afterwards); empty: skip them")
+	replicaClients := flag.Int("replica-clients", 32, "clients of the replica comparison (log-metric on PostgreSQL through one replica, then split over two); 0 or no -postgres-dsn: skip it")
 	loggedModels := flag.Int("logged-models", -1, "logged models seeded for the logged-models/search benchmark, each from its own candidate (at most -candidates; -1: as many as -candidates)")
 	s3Bench := flag.Bool("s3", true, "also measure PUT/GET through the minio backend, in process and as a plugin, against direct minio-go on MinIO and versitygw")
 	s3Runs := flag.Int("s3-runs", 5, "runs of each S3 measurement; medians are reported")
@@ -97,11 +99,19 @@ func main() {
 		}
 		failed = !ok
 	}
+	if *replicaClients > 0 && *pgDSN == "" {
+		fmt.Println("\nreplicas on one PostgreSQL: skipped, no DSN (-postgres-dsn, or MLGATE_TEST_POSTGRES_DSN: eval \"$(.ci/postgres.sh start)\")")
+	} else if *replicaClients > 0 {
+		if err := benchReplicas(replicaOptions{mlgate: *bin, dir: *dir, dsn: *pgDSN, clients: *replicaClients,
+			duration: *concurrencyDuration}); err != nil {
+			fatal(err)
+		}
+	}
 	if *mlflowBench {
 		if *loggedModels < 0 {
 			*loggedModels = *candidates
 		}
-		ok, err := benchMLflow(*bin, *dir, *candidates, *loggedModels)
+		ok, err := benchMLflow(*bin, *dir, *candidates, *loggedModels, *pgDSN)
 		if err != nil {
 			fatal(err)
 		}

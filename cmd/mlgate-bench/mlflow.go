@@ -37,14 +37,22 @@ const (
 // the same cache and machine conditions and their ratio compares like with like.
 const searchCalls = 50
 
-// benchMLflow seeds a data dir with `candidates` runs carrying a metric, the first `loggedModels` of them
-// each the source run of a logged model carrying the same metric, starts a real mlgate on it and
+// mlflowFigures are the latencies one benchMLflow run measured against one store.
+type mlflowFigures struct {
+	store                                 string
+	logMetric, logBatch, search, lmSearch []time.Duration
+}
+
+// benchMLflow seeds a bbolt data dir with `candidates` runs carrying a metric, the first `loggedModels` of
+// them each the source run of a logged model carrying the same metric, starts a real mlgate on it and
 // measures, over keep-alive HTTP on loopback: 1000 sequential log-metric calls, 1000-metric log-batch
 // calls, and runs/search and logged-models/search ordered by the metric (first page of 100), the latter
 // also as a ratio to the former. Latencies are round trips seen by the client, so they bound the
-// server-side time from above. It reports whether every target was met; errors are failures to seed,
-// to run mlgate, or answers that are wrong (a status other than 200, a page out of order).
-func benchMLflow(bin, dir string, candidates, loggedModels int) (bool, error) {
+// server-side time from above. With pgDSN it then does the same against PostgreSQL (see benchMLflowPG) and
+// prints both stores side by side; without, it says that part is skipped. It reports whether every target
+// was met; errors are failures to seed, to run mlgate, or answers that are wrong (a status other than 200,
+// a page out of order).
+func benchMLflow(bin, dir string, candidates, loggedModels int, pgDSN string) (bool, error) {
 	if candidates < 1 || loggedModels < 0 || loggedModels > candidates {
 		return false, fmt.Errorf("need 1 or more candidates and 0..candidates logged models (each has its own source run), not %d and %d",
 			candidates, loggedModels)
@@ -54,25 +62,50 @@ func benchMLflow(bin, dir string, candidates, loggedModels int) (bool, error) {
 		return false, err
 	}
 	defer os.RemoveAll(dir)
-	seeded, err := seedSearch(filepath.Join(dataDir, "mlgate.db"), candidates, loggedModels)
+	seeded, err := seedBolt(filepath.Join(dataDir, "mlgate.db"), candidates, loggedModels)
 	if err != nil {
 		return false, fmt.Errorf("seeding: %w", err)
 	}
-	searchIID := seeded.iid
-	fmt.Printf("seeded %d candidates with metric \"acc\" in %s\n", candidates, seeded.candidates.Round(time.Millisecond))
-	if loggedModels > 0 {
-		fmt.Printf("seeded %d logged models, each from one of those runs with its \"acc\" linked (log_metric with model_id), in %s\n",
-			loggedModels, seeded.loggedModels.Round(time.Millisecond))
-	}
-
-	addr, err := freeAddr()
+	fmt.Printf("\nMLflow API on bbolt\n")
+	printSeeded(seeded, candidates, loggedModels)
+	bolt, ok, err := measureMLflow(bin, "bbolt", []string{"--data-dir", dataDir}, nil, seeded.iid, candidates, loggedModels)
 	if err != nil {
 		return false, err
 	}
-	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--addr", addr, "--log-level", "warn")
+	if pgDSN == "" {
+		fmt.Println("\nMLflow API on PostgreSQL: skipped, no DSN (-postgres-dsn, or MLGATE_TEST_POSTGRES_DSN: eval \"$(.ci/postgres.sh start)\")")
+		return ok, nil
+	}
+	pg, pgOK, err := benchMLflowPG(bin, dir, pgDSN, candidates, loggedModels)
+	if err != nil {
+		return false, fmt.Errorf("PostgreSQL: %w", err)
+	}
+	printSideBySide(bolt, pg)
+	return ok && pgOK, nil
+}
+
+func printSeeded(s seeded, candidates, loggedModels int) {
+	fmt.Printf("seeded %d candidates with metric \"acc\" in %s\n", candidates, s.candidates.Round(time.Millisecond))
+	if loggedModels > 0 {
+		fmt.Printf("seeded %d logged models, each from one of those runs with its \"acc\" linked (log_metric with model_id), in %s\n",
+			loggedModels, s.loggedModels.Round(time.Millisecond))
+	}
+}
+
+// measureMLflow starts `mlgate serve` with serveArgs (and env added to the environment) on a seeded store
+// whose search model is experiment searchIID, and measures the calls benchMLflow describes. It prints each
+// figure with its target and reports whether all were met.
+func measureMLflow(bin, name string, serveArgs, env []string, searchIID int64, candidates, loggedModels int) (mlflowFigures, bool, error) {
+	fig := mlflowFigures{store: name}
+	addr, err := freeAddr()
+	if err != nil {
+		return fig, false, err
+	}
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", addr, "--log-level", "warn"}, serveArgs...)...)
 	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
-		return false, err
+		return fig, false, err
 	}
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -80,7 +113,7 @@ func benchMLflow(bin, dir string, candidates, loggedModels int) (bool, error) {
 	}()
 	base := "http://" + addr + "/api/2.0/mlflow/"
 	if err := waitHealthy("http://" + addr); err != nil {
-		return false, err
+		return fig, false, err
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	call := func(path string, body any, out any) (time.Duration, error) {
@@ -106,7 +139,7 @@ func benchMLflow(bin, dir string, candidates, loggedModels int) (bool, error) {
 		ExperimentID string `json:"experiment_id"`
 	}
 	if _, err := call("experiments/create", map[string]any{"name": "latency"}, &exp); err != nil {
-		return false, err
+		return fig, false, err
 	}
 	var run struct {
 		Run struct {
@@ -116,7 +149,7 @@ func benchMLflow(bin, dir string, candidates, loggedModels int) (bool, error) {
 		} `json:"run"`
 	}
 	if _, err := call("runs/create", map[string]any{"experiment_id": exp.ExperimentID, "start_time": time.Now().UnixMilli()}, &run); err != nil {
-		return false, err
+		return fig, false, err
 	}
 	runID := run.Run.Info.RunID
 
@@ -125,7 +158,7 @@ func benchMLflow(bin, dir string, candidates, loggedModels int) (bool, error) {
 	for i := range 1000 {
 		d, err := call("runs/log-metric", map[string]any{"run_id": runID, "key": "loss", "value": 1.0 / float64(i+1), "timestamp": now, "step": i}, nil)
 		if err != nil {
-			return false, err
+			return fig, false, err
 		}
 		logMetric = append(logMetric, d)
 	}
@@ -138,7 +171,7 @@ func benchMLflow(bin, dir string, candidates, loggedModels int) (bool, error) {
 		}
 		d, err := call("runs/log-batch", map[string]any{"run_id": runID, "metrics": metrics}, nil)
 		if err != nil {
-			return false, err
+			return fig, false, err
 		}
 		logBatch = append(logBatch, d)
 	}
@@ -182,10 +215,10 @@ func benchMLflow(bin, dir string, candidates, loggedModels int) (bool, error) {
 			first, second = models, runs
 		}
 		if err := first(); err != nil {
-			return false, err
+			return fig, false, err
 		}
 		if err := second(); err != nil {
-			return false, err
+			return fig, false, err
 		}
 	}
 	if lmFirst.NextPageToken != "" {
@@ -195,16 +228,17 @@ func benchMLflow(bin, dir string, candidates, loggedModels int) (bool, error) {
 		req := maps.Clone(lmReq)
 		req["page_token"] = lmFirst.NextPageToken
 		if _, err := call("logged-models/search", req, &out); err != nil {
-			return false, err
+			return fig, false, err
 		}
 		if _, err := checkPage("logged-models/search, second page", out.Models, out.NextPageToken, loggedModels-100, last); err != nil {
-			return false, err
+			return fig, false, err
 		}
 		if out.Models[0].Info.ModelID == lmFirst.Models[0].Info.ModelID {
-			return false, errors.New("logged-models/search: the second page starts with the first page's first model")
+			return fig, false, errors.New("logged-models/search: the second page starts with the first page's first model")
 		}
 	}
 
+	fig.logMetric, fig.logBatch, fig.search, fig.lmSearch = logMetric, logBatch, search, lmSearch
 	ok := true
 	report := func(name string, ds []time.Duration, target time.Duration, stat string) {
 		p50, p99, mx := percentile(ds, 50), percentile(ds, 99), percentile(ds, 100)
@@ -228,7 +262,7 @@ func benchMLflow(bin, dir string, candidates, loggedModels int) (bool, error) {
 		fmt.Printf("%-66s p50 ×%.2f  p99 ×%.2f  (%d calls each, alternating)\n", "  logged-models/search against runs/search in the same run",
 			ratio(lmSearch, search, 50), ratio(lmSearch, search, 99), searchCalls)
 	}
-	return ok, nil
+	return fig, ok, nil
 }
 
 // ratio is percentile p of a over percentile p of b.
@@ -294,18 +328,28 @@ type seeded struct {
 	candidates, loggedModels time.Duration // how long each part took
 }
 
-// seedSearch writes n candidates of one model in the default project, each with a random "acc",
-// straight into the database without fsync (a bulk load; the server opens it normally afterwards).
-// Then the first lms of them each become the source run of a READY logged model and log their "acc"
-// again linked to it, as log_metric(..., model_id=…) does: the run's point is unchanged, and the logged
-// model gets it as its metric. Errors are the store's.
-func seedSearch(path string, n, lms int) (seeded, error) {
-	var out seeded
+// seedBolt seeds the bbolt database at path as seedSearch does, written straight into the file without
+// fsync (a bulk load; the server opens it normally afterwards).
+func seedBolt(path string, n, lms int) (seeded, error) {
 	store, err := boltstore.Open(path, boltstore.WithoutSync())
 	if err != nil {
-		return out, err
+		return seeded{}, err
 	}
-	defer store.Close()
+	out, err := seedSearch(store, n, lms, 0)
+	if cerr := store.Close(); err == nil {
+		err = cerr
+	}
+	return out, err
+}
+
+// seedSearch writes n candidates of one model in the default project, each with a random "acc". Then the
+// first lms of them each become the source run of a READY logged model and log their "acc" again linked to
+// it, as log_metric(..., model_id=…) does: the run's point is unchanged, and the logged model gets it as its
+// metric. With chunk > 0, every chunk candidates (or logged models) are written in one Update transaction,
+// which PostgreSQL needs to seed 100 000 runs in reasonable time (one commit per run is a round trip and a
+// WAL flush each); bbolt's bulk load opens its file without fsync instead. Errors are the store's.
+func seedSearch(store metadata.Store, n, lms, chunk int) (seeded, error) {
+	var out seeded
 	ctx := context.Background()
 	p, err := store.EnsureProject(ctx, "default")
 	if err != nil {
@@ -316,38 +360,69 @@ func seedSearch(path string, n, lms int) (seeded, error) {
 		return out, err
 	}
 	out.iid = m.IID
+	// inChunks runs write(i) for i in [0, total), chunk of them per transaction when chunk > 0.
+	inChunks := func(total int, write func(ctx context.Context, i int) error) error {
+		if chunk <= 0 {
+			for i := range total {
+				if err := write(ctx, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		for lo := 0; lo < total; lo += chunk {
+			err := store.Update(ctx, func(ctx context.Context) error {
+				for i := lo; i < min(lo+chunk, total); i++ {
+					if err := write(ctx, i); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	t0 := time.Now()
 	rng := rand.New(rand.NewPCG(1, 2))
 	start := time.Now().UnixMilli() - int64(n)
 	runs := make([]uint64, lms)
-	accs := make([]float64, lms)
-	for i := range n {
+	accs := make([]float64, n)
+	for i := range accs {
+		accs[i] = rng.Float64() // drawn up front: a retried transaction must write the same values
+	}
+	err = inChunks(n, func(ctx context.Context, i int) error {
 		c := &metadata.Candidate{Project: p.ID, ModelID: m.ID, Name: "run-" + strconv.Itoa(i), Status: metadata.Finished, StartTime: start + int64(i)}
 		if err := store.CreateCandidate(ctx, c, nil); err != nil {
-			return out, err
+			return err
 		}
-		acc := rng.Float64()
 		err := store.LogBatch(ctx, c.ID, []metadata.Param{{Key: "lr", Value: "0.01"}},
-			[]metadata.Metric{{Key: "acc", Value: acc, Timestamp: start, Step: 0}}, nil)
+			[]metadata.Metric{{Key: "acc", Value: accs[i], Timestamp: start, Step: 0}}, nil)
 		if err != nil {
-			return out, err
+			return err
 		}
 		if i < lms {
-			runs[i], accs[i] = c.ID, acc
+			runs[i] = c.ID
 		}
+		return nil
+	})
+	if err != nil {
+		return out, err
 	}
 	out.candidates = time.Since(t0)
 	t0 = time.Now()
-	for i := range lms {
+	err = inChunks(lms, func(ctx context.Context, i int) error {
 		lm := &metadata.LoggedModel{ModelID: m.ID, Name: "model", Status: metadata.LoggedModelReady, ModelType: "regressor",
 			SourceRunID: runs[i], Params: []metadata.Param{{Key: "lr", Value: "0.01"}}}
 		if err := store.CreateLoggedModel(ctx, lm); err != nil {
-			return out, err
+			return err
 		}
-		err := store.LogBatch(ctx, runs[i], nil, []metadata.Metric{{Key: "acc", Value: accs[i], Timestamp: start, Step: 0, LoggedModel: lm.LMID}}, nil)
-		if err != nil {
-			return out, err
-		}
+		return store.LogBatch(ctx, runs[i], nil, []metadata.Metric{{Key: "acc", Value: accs[i], Timestamp: start, Step: 0, LoggedModel: lm.LMID}}, nil)
+	})
+	if err != nil {
+		return out, err
 	}
 	out.loggedModels = time.Since(t0)
 	return out, nil

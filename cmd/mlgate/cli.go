@@ -85,6 +85,10 @@ func commands() []*command {
 			{name: "check", summary: "write, read and delete a probe object on one backend", args: "NAME", nargs: 1, define: defineBackendsCheck},
 			{name: "migrate", summary: "move files from one backend to another", long: migrateHelp, define: defineBackendsMigrate},
 		}},
+		{name: "metadata", summary: "move the metadata store from bbolt to PostgreSQL", sub: []*command{
+			{name: "migrate", summary: "copy a stopped bbolt store into an empty PostgreSQL store and verify it", long: metadataMigrateLong,
+				define: defineMetadataMigrate},
+		}},
 		{name: "version", summary: "print the version", define: func(*flag.FlagSet) runFunc {
 			return func(_ context.Context, _ *flag.FlagSet, stdout, _ io.Writer) error {
 				_, err := fmt.Fprintln(stdout, "mlgate", buildVersion())

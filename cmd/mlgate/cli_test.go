@@ -103,7 +103,7 @@ func TestHelpListsCommandsAndFlags(t *testing.T) {
 
 func TestExitStatusOfBadCommandLines(t *testing.T) {
 	for _, args := range [][]string{{"nope"}, {"backends"}, {"backends", "nope"}, {"serve", "--nonsense"},
-		{"import", "mlflow"}, {"backends", "check"}, {"completion"}} {
+		{"import", "mlflow"}, {"backends", "check"}, {"completion"}, {"metadata"}, {"metadata", "migrate"}} {
 		if code, _, errOut := runCLI(t, args...); code != 2 || !strings.HasPrefix(errOut, "mlgate: ") && !strings.Contains(errOut, "mlgate: ") {
 			t.Errorf("mlgate %v: exit %d, stderr %q; want 2 and a message", args, code, errOut)
 		}

@@ -209,3 +209,14 @@ func TestContractRehearsed(t *testing.T) {
 		return checkedStore{openStore(t, tempPath(t), WithRehearsal()), t}
 	})
 }
+
+// BenchmarkStore runs storetest.Bench on a store that syncs each commit, as mlgate serve opens it.
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) metadata.Store {
+		s, err := Open(filepath.Join(b.TempDir(), "mlgate.db"))
+		if err != nil {
+			b.Fatalf("Open: %v", err)
+		}
+		return s
+	})
+}

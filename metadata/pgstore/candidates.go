@@ -167,7 +167,7 @@ func (s *Store) Candidate(ctx context.Context, ref metadata.CandidateRef) (*meta
 		return nil, fmt.Errorf("candidate ref: set ID, EID, or Project and IID: %w", metadata.ErrInvalid)
 	}
 	var c *metadata.Candidate
-	err := s.view(ctx, func(tx pgx.Tx) error {
+	err := s.viewOne(ctx, func(tx queryer) error {
 		var row pgx.Row
 		switch {
 		case hasEID:

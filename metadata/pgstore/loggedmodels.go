@@ -194,7 +194,7 @@ func (s *Store) CreateLoggedModel(ctx context.Context, lm *metadata.LoggedModel)
 	return nil
 }
 
-func getLoggedModel(ctx context.Context, tx pgx.Tx, id uint64, lock bool) (*metadata.LoggedModel, error) {
+func getLoggedModel(ctx context.Context, tx queryer, id uint64, lock bool) (*metadata.LoggedModel, error) {
 	q := `SELECT ` + loggedModelCols + loggedModelFrom + ` WHERE lm.id = $1`
 	if lock {
 		q += ` FOR UPDATE OF lm`
@@ -203,7 +203,7 @@ func getLoggedModel(ctx context.Context, tx pgx.Tx, id uint64, lock bool) (*meta
 	return lm, notFound(err, "logged model %d", id)
 }
 
-func loggedModelByLMID(ctx context.Context, tx pgx.Tx, lmid metadata.LMID) (*metadata.LoggedModel, error) {
+func loggedModelByLMID(ctx context.Context, tx queryer, lmid metadata.LMID) (*metadata.LoggedModel, error) {
 	lm, err := scanLoggedModel(tx.QueryRow(ctx, `SELECT `+loggedModelCols+loggedModelFrom+` WHERE lm.lmid = $1`, lmid[:]))
 	return lm, notFound(err, "logged model %s", lmid)
 }
@@ -227,7 +227,7 @@ func (s *Store) LoggedModel(ctx context.Context, ref metadata.LoggedModelRef) (*
 		return nil, fmt.Errorf("logged model ref: set ID or LMID: %w", metadata.ErrInvalid)
 	}
 	var lm *metadata.LoggedModel
-	err := s.view(ctx, func(tx pgx.Tx) (err error) {
+	err := s.viewOne(ctx, func(tx queryer) (err error) {
 		if ref.ID != 0 {
 			lm, err = getLoggedModel(ctx, tx, ref.ID, false)
 		} else {
@@ -368,9 +368,6 @@ func (s *Store) SearchLoggedModels(ctx context.Context, q metadata.LoggedModelQu
 	if err != nil {
 		return nil, "", err
 	}
-	// Every row gets the sort key (g, v, t, i), ascending in each part: g is 0 for a number, 1 for NaN, 2
-	// for no value; v the number (negated for Desc); t the negated creation time of those without a value;
-	// i the ID (negated for Desc and for those without a value).
 	after, err := searchAfter(pg)
 	if err != nil {
 		return nil, "", err
@@ -384,37 +381,31 @@ func (s *Store) SearchLoggedModels(ctx context.Context, q metadata.LoggedModelQu
 		if err := modelsExist(ctx, tx, models); err != nil {
 			return err
 		}
-		rs, err := tx.Query(ctx, `WITH latest AS (
-				SELECT DISTINCT ON (m.logged_model_id) m.logged_model_id, m.value FROM lm_metrics m
-				JOIN logged_models l ON l.id = m.logged_model_id
-				WHERE m.key = $2 AND l.model_id = ANY($1)
-				ORDER BY m.logged_model_id, m.step DESC, m.ts DESC, (m.value = 'NaN'::float8), m.value DESC
-			), ranked AS (
-				SELECT lm.id AS rid, CASE WHEN l.value IS NULL THEN 2 WHEN l.value = 'NaN'::float8 THEN 1 ELSE 0 END AS g,
-					l.value AS lv FROM logged_models lm LEFT JOIN latest l ON l.logged_model_id = lm.id
-				WHERE lm.model_id = ANY($1)
-			), keyed AS (
-				SELECT rid, g,
-					CASE WHEN g = 0 THEN (CASE WHEN $3 THEN -lv ELSE lv END) ELSE 0::float8 END AS v,
-					CASE WHEN g = 2 THEN -(EXTRACT(EPOCH FROM lm.created_at) * 1000)::bigint ELSE 0 END AS t,
-					CASE WHEN g = 2 OR $3 THEN -lm.id ELSE lm.id END AS i
-				FROM ranked JOIN logged_models lm ON lm.id = rid
-			)
-			SELECT `+loggedModelCols+`, k.g, k.v, k.t, k.i FROM keyed k JOIN logged_models lm ON lm.id = k.rid
-				LEFT JOIN candidates c ON c.id = lm.source_run_id
-			WHERE (k.g, k.v, k.t, k.i) > ($4, $5, $6, $7)
-			ORDER BY k.g, k.v, k.t, k.i LIMIT $8`,
-			append(append([]any{models, key, desc}, after...), pg.limit+1)...)
+		hits, err := loggedModelOrder.run(ctx, tx, orderedQuery{models: models, key: key, desc: desc, after: after, want: pg.limit + 1})
 		if err != nil {
 			return err
 		}
-		rows, err = pgx.CollectRows(rs, func(r pgx.CollectableRow) (row, error) {
-			var x row
-			var err error
-			x.lm, err = scanLoggedModel(r, &x.k.g, &x.k.v, &x.k.t, &x.k.i)
-			return x, err
-		})
-		return err
+		rs, err := tx.Query(ctx, `SELECT `+loggedModelCols+loggedModelFrom+` WHERE lm.id = ANY($1)`, hitIDs(hits))
+		if err != nil {
+			return err
+		}
+		lms, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (*metadata.LoggedModel, error) { return scanLoggedModel(r) })
+		if err != nil {
+			return err
+		}
+		byID := make(map[uint64]*metadata.LoggedModel, len(lms))
+		for _, lm := range lms {
+			byID[lm.ID] = lm
+		}
+		rows = make([]row, 0, len(hits))
+		for _, h := range hits {
+			lm, ok := byID[uint64(h.id)]
+			if !ok {
+				return fmt.Errorf("logged model search: logged model %d vanished inside one snapshot", h.id)
+			}
+			rows = append(rows, row{lm, h.k})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, "", err
@@ -431,28 +422,31 @@ func (s *Store) SearchLoggedModels(ctx context.Context, q metadata.LoggedModelQu
 // dataset, ordered by key, step, timestamp (then value). ErrNotFound for an unknown logged model.
 func (s *Store) LoggedModelMetrics(ctx context.Context, id uint64) ([]metadata.Metric, error) {
 	out := []metadata.Metric{}
-	err := s.view(ctx, func(tx pgx.Tx) error {
-		lm, err := getLoggedModel(ctx, tx, id, false)
-		if err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT key, step, ts, value, run, dataset_name, dataset_digest FROM lm_metrics
-			WHERE logged_model_id = $1 ORDER BY key, step, ts, value`, id)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (metadata.Metric, error) {
-			m := metadata.Metric{LoggedModel: lm.LMID}
-			var run []byte
-			if err := r.Scan(&m.Key, &m.Step, &m.Timestamp, &m.Value, &run, &m.DatasetName, &m.DatasetDigest); err != nil {
-				return m, err
-			}
-			if copy(m.Run[:], run) != len(m.Run) {
-				return m, fmt.Errorf("metric %q of logged model %d: run id of %d bytes", m.Key, id, len(run))
-			}
-			return m, nil
+	// The points name their logged model by LMID: read it beside them, so that both are one round trip.
+	var lmid []byte
+	err := s.viewBatch(ctx, func(b *pgx.Batch) {
+		b.Queue(`SELECT lmid FROM logged_models WHERE id = $1`, id).QueryRow(func(r pgx.Row) error {
+			return notFound(r.Scan(&lmid), "logged model %d", id)
 		})
-		return err
+		b.Queue(`SELECT key, step, ts, value, run, dataset_name, dataset_digest FROM lm_metrics
+			WHERE logged_model_id = $1 ORDER BY key, step, ts, value`, id).Query(func(rows pgx.Rows) (err error) {
+			var l metadata.LMID
+			if copy(l[:], lmid) != len(l) {
+				return fmt.Errorf("logged model %d: lmid of %d bytes", id, len(lmid))
+			}
+			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (metadata.Metric, error) {
+				m := metadata.Metric{LoggedModel: l}
+				var run []byte
+				if err := r.Scan(&m.Key, &m.Step, &m.Timestamp, &m.Value, &run, &m.DatasetName, &m.DatasetDigest); err != nil {
+					return m, err
+				}
+				if copy(m.Run[:], run) != len(m.Run) {
+					return m, fmt.Errorf("metric %q of logged model %d: run id of %d bytes", m.Key, id, len(run))
+				}
+				return m, nil
+			})
+			return err
+		})
 	})
 	if err != nil {
 		return nil, err

@@ -199,7 +199,7 @@ func (s *Store) Model(ctx context.Context, ref metadata.ModelRef) (*metadata.Mod
 		return nil, fmt.Errorf("model ref %+v: set ID, or Project and one of IID, Name, DisplayName: %w", ref, metadata.ErrInvalid)
 	}
 	var m *metadata.Model
-	err := s.view(ctx, func(tx pgx.Tx) error {
+	err := s.viewOne(ctx, func(tx queryer) error {
 		var row pgx.Row
 		switch {
 		case ref.ID != 0:

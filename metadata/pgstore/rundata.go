@@ -52,24 +52,67 @@ func (s *Store) LogBatch(ctx context.Context, candidateID uint64, params []metad
 			}
 		}
 		for _, m := range metrics {
-			var lm []byte // NULL: no logged model
 			if !m.LoggedModel.IsZero() {
 				if err := logLoggedModelMetric(ctx, tx, c, m); err != nil {
 					return err
 				}
-				lm = m.LoggedModel[:]
 			}
-			// A duplicate point takes the links of the later one, as boltstore's Put of the same key does.
-			if _, err := tx.Exec(ctx, `INSERT INTO metrics (candidate_id, key, step, ts, value, logged_model,
-				dataset_name, dataset_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-				ON CONFLICT (candidate_id, key, step, ts, value) DO UPDATE SET logged_model = EXCLUDED.logged_model,
-				dataset_name = EXCLUDED.dataset_name, dataset_digest = EXCLUDED.dataset_digest`,
-				candidateID, m.Key, m.Step, m.Timestamp, m.Value, lm, m.DatasetName, m.DatasetDigest); err != nil {
-				return err
-			}
+		}
+		if err := insertPoints(ctx, tx, candidateID, metrics); err != nil {
+			return err
 		}
 		return putTags(ctx, tx, candidateID, tags)
 	})
+}
+
+// insertPoints stores a candidate's points in one statement: a 1000-point batch is one round trip, and
+// one run of the latest_metrics trigger. An exact duplicate point (stored or earlier in the batch) takes
+// the logged model and dataset of the later one, as boltstore's Put of the same key does. ON CONFLICT
+// cannot update one row twice in a statement, so duplicates inside the batch are merged here first, under
+// PostgreSQL's equality of float8 (every NaN equal, -0 equal to 0).
+func insertPoints(ctx context.Context, tx pgx.Tx, candidateID uint64, metrics []metadata.Metric) error {
+	if len(metrics) == 0 {
+		return nil
+	}
+	type point struct {
+		key       string
+		step, ts  int64
+		valueBits uint64
+	}
+	at := make(map[point]int, len(metrics))
+	var (
+		keys, names, digests []string
+		steps, tss           []int64
+		values               []float64
+		lms                  [][]byte // nil: NULL, no logged model
+	)
+	for _, m := range metrics {
+		bits := math.Float64bits(m.Value)
+		switch {
+		case math.IsNaN(m.Value):
+			bits = math.Float64bits(math.NaN())
+		case m.Value == 0:
+			bits = 0
+		}
+		var lm []byte
+		if !m.LoggedModel.IsZero() {
+			lm = m.LoggedModel[:]
+		}
+		p := point{m.Key, m.Step, m.Timestamp, bits}
+		if i, ok := at[p]; ok {
+			lms[i], names[i], digests[i] = lm, m.DatasetName, m.DatasetDigest
+			continue
+		}
+		at[p] = len(keys)
+		keys, steps, tss, values = append(keys, m.Key), append(steps, m.Step), append(tss, m.Timestamp), append(values, m.Value)
+		lms, names, digests = append(lms, lm), append(names, m.DatasetName), append(digests, m.DatasetDigest)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO metrics (candidate_id, key, step, ts, value, logged_model, dataset_name, dataset_digest)
+		SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::float8[], $6::bytea[], $7::text[], $8::text[])
+		ON CONFLICT (candidate_id, key, step, ts, value) DO UPDATE SET logged_model = EXCLUDED.logged_model,
+		dataset_name = EXCLUDED.dataset_name, dataset_digest = EXCLUDED.dataset_digest`,
+		candidateID, keys, steps, tss, values, lms, names, digests)
+	return err
 }
 
 func validateParams(params []metadata.Param) error {
@@ -97,49 +140,44 @@ func validateMetricKey(k string) error {
 	return nil
 }
 
-// latestMetricsSQL selects the latest point of each metric of candidate $1, sorted by key: MLflow's rule,
-// the highest step, then the newest timestamp, then the largest value with NaN below every number
-// (PostgreSQL sorts NaN above them, hence the explicit NaN term).
-const latestMetricsSQL = `SELECT DISTINCT ON (key) key, value, ts, step FROM metrics WHERE candidate_id = $1
-	ORDER BY key, step DESC, ts DESC, (value = 'NaN'::float8), value DESC`
+// latestMetricsSQL selects the latest point of each metric of candidate $1, sorted by key: MLflow's rule
+// (the highest step, then the newest timestamp, then the largest value with NaN below every number), which
+// the trigger of migration 10 keeps in latest_metrics as points are inserted.
+const latestMetricsSQL = `SELECT key, value, ts, step FROM latest_metrics WHERE candidate_id = $1 ORDER BY key`
 
 // RunData implements metadata.Store: params, tags and the latest point of each metric, each sorted by key
 // (byte order), empty slices when there is nothing, and the run's inputs and outputs (see readRunIO).
 // ErrNotFound for an unknown candidate.
 func (s *Store) RunData(ctx context.Context, candidateID uint64) (*metadata.RunData, error) {
 	rd := &metadata.RunData{Params: []metadata.Param{}, Tags: []metadata.Tag{}, Metrics: []metadata.Metric{}}
-	err := s.view(ctx, func(tx pgx.Tx) error {
-		if _, err := getCandidate(ctx, tx, candidateID, false); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT key, value FROM params WHERE candidate_id = $1 ORDER BY key`, candidateID)
-		if err != nil {
-			return err
-		}
-		if rd.Params, err = pgx.CollectRows(rows, pgx.RowToStructByPos[metadata.Param]); err != nil {
-			return err
-		}
-		rows, err = tx.Query(ctx, `SELECT key, value FROM candidate_tags WHERE candidate_id = $1 ORDER BY key`, candidateID)
-		if err != nil {
-			return err
-		}
-		if rd.Tags, err = pgx.CollectRows(rows, pgx.RowToStructByPos[metadata.Tag]); err != nil {
-			return err
-		}
-		rows, err = tx.Query(ctx, latestMetricsSQL, candidateID)
-		if err != nil {
-			return err
-		}
-		rd.Metrics, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (metadata.Metric, error) {
-			var m metadata.Metric
-			err := r.Scan(&m.Key, &m.Value, &m.Timestamp, &m.Step)
-			return m, err
+	err := s.viewBatch(ctx, func(b *pgx.Batch) {
+		b.Queue(`SELECT EXISTS (SELECT 1 FROM candidates WHERE id = $1)`, candidateID).QueryRow(func(r pgx.Row) error {
+			var ok bool
+			if err := r.Scan(&ok); err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("candidate %d: %w", candidateID, metadata.ErrNotFound)
+			}
+			return nil
 		})
-		if err != nil {
+		b.Queue(`SELECT key, value FROM params WHERE candidate_id = $1 ORDER BY key`, candidateID).Query(func(rows pgx.Rows) (err error) {
+			rd.Params, err = pgx.CollectRows(rows, pgx.RowToStructByPos[metadata.Param])
 			return err
-		}
-		rd.IO, err = readRunIO(ctx, tx, candidateID)
-		return err
+		})
+		b.Queue(`SELECT key, value FROM candidate_tags WHERE candidate_id = $1 ORDER BY key`, candidateID).Query(func(rows pgx.Rows) (err error) {
+			rd.Tags, err = pgx.CollectRows(rows, pgx.RowToStructByPos[metadata.Tag])
+			return err
+		})
+		b.Queue(latestMetricsSQL, candidateID).Query(func(rows pgx.Rows) (err error) {
+			rd.Metrics, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (metadata.Metric, error) {
+				var m metadata.Metric
+				err := r.Scan(&m.Key, &m.Value, &m.Timestamp, &m.Step)
+				return m, err
+			})
+			return err
+		})
+		queueRunIO(b, candidateID, &rd.IO)
 	})
 	if err != nil {
 		return nil, err

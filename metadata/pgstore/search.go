@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/mlgate/mlgate/metadata"
@@ -48,8 +49,6 @@ func (s *Store) SearchCandidates(ctx context.Context, q metadata.CandidateQuery)
 	if err != nil {
 		return nil, "", err
 	}
-	// Every row gets the sort key (g, v, t, i), ascending in each part, as SearchLoggedModels' rows do, with
-	// the start time in t.
 	after, err := searchAfter(pg)
 	if err != nil {
 		return nil, "", err
@@ -63,36 +62,32 @@ func (s *Store) SearchCandidates(ctx context.Context, q metadata.CandidateQuery)
 		if err := modelsExist(ctx, tx, models); err != nil {
 			return err
 		}
-		rs, err := tx.Query(ctx, `WITH latest AS (
-				SELECT DISTINCT ON (m.candidate_id) m.candidate_id, m.value FROM metrics m
-				JOIN candidates c ON c.id = m.candidate_id
-				WHERE m.key = $2 AND c.model_id = ANY($1)
-				ORDER BY m.candidate_id, m.step DESC, m.ts DESC, (m.value = 'NaN'::float8), m.value DESC
-			), ranked AS (
-				SELECT c.id AS rid, CASE WHEN l.value IS NULL THEN 2 WHEN l.value = 'NaN'::float8 THEN 1 ELSE 0 END AS g,
-					l.value AS lv FROM candidates c LEFT JOIN latest l ON l.candidate_id = c.id
-				WHERE c.model_id = ANY($1) AND c.lifecycle = ANY($9)
-			), keyed AS (
-				SELECT rid, g,
-					CASE WHEN g = 0 THEN (CASE WHEN $3 THEN -lv ELSE lv END) ELSE 0::float8 END AS v,
-					CASE WHEN g = 2 THEN -c.start_time ELSE 0 END AS t,
-					CASE WHEN g = 2 OR $3 THEN -c.id ELSE c.id END AS i
-				FROM ranked JOIN candidates c ON c.id = rid
-			)
-			SELECT `+candidateCols+`, k.g, k.v, k.t, k.i FROM keyed k JOIN candidates ON candidates.id = k.rid
-			WHERE (k.g, k.v, k.t, k.i) > ($4, $5, $6, $7)
-			ORDER BY k.g, k.v, k.t, k.i LIMIT $8`,
-			append(append([]any{models, key, desc}, after...), pg.limit+1, admitted)...)
+		hits, err := candidateOrder.run(ctx, tx, orderedQuery{models: models, key: key, desc: desc, after: after,
+			want: pg.limit + 1, extra: []any{admitted}})
 		if err != nil {
 			return err
 		}
-		rows, err = pgx.CollectRows(rs, func(r pgx.CollectableRow) (row, error) {
-			var x row
-			var err error
-			x.c, err = scanCandidate(rowWith{r, []any{&x.k.g, &x.k.v, &x.k.t, &x.k.i}})
-			return x, err
-		})
-		return err
+		rs, err := tx.Query(ctx, `SELECT `+candidateCols+` FROM candidates WHERE id = ANY($1)`, hitIDs(hits))
+		if err != nil {
+			return err
+		}
+		cs, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (*metadata.Candidate, error) { return scanCandidate(r) })
+		if err != nil {
+			return err
+		}
+		byID := make(map[uint64]*metadata.Candidate, len(cs))
+		for _, c := range cs {
+			byID[c.ID] = c
+		}
+		rows = make([]row, 0, len(hits))
+		for _, h := range hits {
+			c, ok := byID[uint64(h.id)]
+			if !ok {
+				return fmt.Errorf("candidate search: candidate %d vanished inside one snapshot", h.id)
+			}
+			rows = append(rows, row{c, h.k})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, "", err
@@ -105,7 +100,10 @@ func (s *Store) SearchCandidates(ctx context.Context, q metadata.CandidateQuery)
 	return out, next, nil
 }
 
-// searchKey is a search result's position: see SearchLoggedModels.
+// searchKey is a search result's position, ascending in each part: g is 0 for a number, 1 for NaN, 2 for
+// no value; v the number (negated for Desc); t the negated time (start time, or creation time in
+// milliseconds) of those without a value; i the ID (negated for Desc and for those without a value). Page
+// tokens carry it, so their format outlives the queries that produce it.
 type searchKey struct {
 	g int64
 	v float64
@@ -115,16 +113,208 @@ type searchKey struct {
 
 func (k searchKey) bytes() []byte { return int64Key(k.g, int64(math.Float64bits(k.v)), k.t, k.i) }
 
-// searchAfter returns the query arguments of the position to resume after: below every row without a token.
-func searchAfter(pg *pager) ([]any, error) {
+// searchAfter returns the position to resume after, nil without a token.
+func searchAfter(pg *pager) (*searchKey, error) {
 	if pg.after == nil {
-		return []any{int64(-1), float64(0), int64(0), int64(0)}, nil
+		return nil, nil
 	}
 	k, err := pg.int64s(4)
 	if err != nil {
 		return nil, err
 	}
-	return []any{k[0], math.Float64frombits(uint64(k[1])), k[2], k[3]}, nil
+	if k[0] < 0 || k[0] > 2 {
+		return nil, fmt.Errorf("page token: group %d: %w", k[0], metadata.ErrInvalid)
+	}
+	return &searchKey{k[0], math.Float64frombits(uint64(k[1])), k[2], k[3]}, nil
+}
+
+// orderSQL is a search by the latest value of a metric, for an owner kind (candidates or logged models),
+// as three queries, one per group of searchKey, each taking the page from an index in its order and
+// stopping at the page's end; a page that a group does not fill continues in the next. One query over
+// every row with a computed sort key would read and sort all of the models' rows for each page.
+//
+// Every query takes $1 the model ids, $2 the metric key (NULL: no owner has the metric), $3 and $4 the
+// position to continue after, $5 the number of rows wanted, then orderedQuery.extra; it returns each
+// owner's id and then the value (numbers) or time (missing) its key needs. The queries are per model
+// (LATERAL over the ids), as an index scan in value order serves one model at a time.
+type orderSQL struct {
+	// numbers is a format taking, in order: the comparison to the position (> or <) and three times the
+	// direction (ASC or DESC).
+	numbers string
+	// nans is a format taking the comparison and two times the direction.
+	nans string
+	// missing orders newest first; its time is the start time in milliseconds (bigint), or a timestamptz.
+	missing string
+	// timestamps reports that missing's time is a timestamptz, not milliseconds.
+	timestamps bool
+}
+
+// candidateOrder searches candidates; orderedQuery.extra is the admitted lifecycles ($6).
+var candidateOrder = orderSQL{
+	numbers: `SELECT x.id, x.value FROM unnest($1::bigint[]) AS mo(id) CROSS JOIN LATERAL (
+		SELECT l.candidate_id AS id, l.value FROM latest_metrics l JOIN candidates c ON c.id = l.candidate_id
+		WHERE l.model_id = mo.id AND l.key = $2 AND l.value < 'NaN'::float8 AND (l.value, l.candidate_id) %s ($3::float8, $4::bigint)
+			AND c.lifecycle = ANY($6)
+		ORDER BY l.value %[2]s, l.candidate_id %[2]s LIMIT $5) x
+		ORDER BY x.value %[2]s, x.id %[2]s LIMIT $5`,
+	nans: `SELECT x.id, 0::float8 FROM unnest($1::bigint[]) AS mo(id) CROSS JOIN LATERAL (
+		SELECT l.candidate_id AS id FROM latest_metrics l JOIN candidates c ON c.id = l.candidate_id
+		WHERE l.model_id = mo.id AND l.key = $2 AND l.value = 'NaN'::float8 AND l.candidate_id %s $4::bigint
+			AND c.lifecycle = ANY($6) AND $3::float8 IS NOT NULL
+		ORDER BY l.candidate_id %[2]s LIMIT $5) x
+		ORDER BY x.id %[2]s LIMIT $5`,
+	missing: `SELECT x.id, x.start_time FROM unnest($1::bigint[]) AS mo(id) CROSS JOIN LATERAL (
+		SELECT c.id, c.start_time FROM candidates c
+		WHERE c.model_id = mo.id AND (c.start_time, c.id) < ($3::bigint, $4::bigint) AND c.lifecycle = ANY($6)
+			AND NOT EXISTS (SELECT 1 FROM latest_metrics l WHERE l.candidate_id = c.id AND l.key = $2::text)
+		ORDER BY c.start_time DESC, c.id DESC LIMIT $5) x
+		ORDER BY x.start_time DESC, x.id DESC LIMIT $5`,
+}
+
+// loggedModelOrder searches logged models.
+var loggedModelOrder = orderSQL{
+	numbers: `SELECT x.id, x.value FROM unnest($1::bigint[]) AS mo(id) CROSS JOIN LATERAL (
+		SELECT l.logged_model_id AS id, l.value FROM latest_lm_metrics l
+		WHERE l.model_id = mo.id AND l.key = $2 AND l.value < 'NaN'::float8 AND (l.value, l.logged_model_id) %s ($3::float8, $4::bigint)
+		ORDER BY l.value %[2]s, l.logged_model_id %[2]s LIMIT $5) x
+		ORDER BY x.value %[2]s, x.id %[2]s LIMIT $5`,
+	nans: `SELECT x.id, 0::float8 FROM unnest($1::bigint[]) AS mo(id) CROSS JOIN LATERAL (
+		SELECT l.logged_model_id AS id FROM latest_lm_metrics l
+		WHERE l.model_id = mo.id AND l.key = $2 AND l.value = 'NaN'::float8 AND l.logged_model_id %s $4::bigint
+			AND $3::float8 IS NOT NULL
+		ORDER BY l.logged_model_id %[2]s LIMIT $5) x
+		ORDER BY x.id %[2]s LIMIT $5`,
+	missing: `SELECT x.id, x.created_at FROM unnest($1::bigint[]) AS mo(id) CROSS JOIN LATERAL (
+		SELECT m.id, m.created_at FROM logged_models m
+		WHERE m.model_id = mo.id AND (m.created_at, m.id) < ($3::timestamptz, $4::bigint)
+			AND NOT EXISTS (SELECT 1 FROM latest_lm_metrics l WHERE l.logged_model_id = m.id AND l.key = $2::text)
+		ORDER BY m.created_at DESC, m.id DESC LIMIT $5) x
+		ORDER BY x.created_at DESC, x.id DESC LIMIT $5`,
+	timestamps: true,
+}
+
+// orderedQuery is one page of an ordered search.
+type orderedQuery struct {
+	models []uint64
+	key    *string // nil: no ordering metric, every owner is in group 2
+	desc   bool
+	after  *searchKey // nil: from the start
+	want   int
+	extra  []any
+}
+
+// hit is an owner found by an ordered search, with its position.
+type hit struct {
+	id int64
+	k  searchKey
+}
+
+func hitIDs(hs []hit) []int64 {
+	ids := make([]int64, len(hs))
+	for i, h := range hs {
+		ids[i] = h.id
+	}
+	return ids
+}
+
+// farFuture is above every creation time: the bound of the first page of logged models without the metric.
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// run returns up to q.want owners after q.after, in searchKey order.
+func (o orderSQL) run(ctx context.Context, tx pgx.Tx, q orderedQuery) ([]hit, error) {
+	first := int64(0)
+	if q.key == nil {
+		first = 2
+	}
+	if q.after != nil {
+		first = max(first, q.after.g)
+	}
+	cmp, dir := ">", "ASC"
+	if q.desc {
+		cmp, dir = "<", "DESC"
+	}
+	var out []hit
+	for g := first; g <= 2 && len(out) < q.want; g++ {
+		var (
+			sql        string
+			lo, hi     any // $3 and $4
+			resumed    = q.after != nil && q.after.g == g
+			neg        = int64(1)
+			timeBounds = g == 2 && o.timestamps
+		)
+		if q.desc {
+			neg = -1
+		}
+		switch g {
+		case 0:
+			sql = fmt.Sprintf(o.numbers, cmp, dir)
+			switch {
+			case resumed:
+				lo, hi = float64(neg)*q.after.v, neg*q.after.i
+			case q.desc:
+				lo, hi = math.Inf(1), int64(math.MaxInt64)
+			default:
+				lo, hi = math.Inf(-1), int64(-1)
+			}
+		case 1:
+			sql = fmt.Sprintf(o.nans, cmp, dir)
+			lo = float64(0) // unused by the query, but typed
+			switch {
+			case resumed:
+				hi = neg * q.after.i
+			case q.desc:
+				hi = int64(math.MaxInt64)
+			default:
+				hi = int64(-1)
+			}
+		default:
+			sql = o.missing
+			switch {
+			case resumed && timeBounds:
+				lo, hi = time.UnixMilli(-q.after.t), -q.after.i
+			case resumed:
+				lo, hi = -q.after.t, -q.after.i
+			case timeBounds:
+				lo, hi = farFuture, int64(math.MaxInt64)
+			default:
+				lo, hi = int64(math.MaxInt64), int64(math.MaxInt64)
+			}
+		}
+		rows, err := tx.Query(ctx, sql, append([]any{q.models, q.key, lo, hi, q.want - len(out)}, q.extra...)...)
+		if err != nil {
+			return nil, err
+		}
+		var h hit
+		var v float64
+		var ms int64
+		var at time.Time
+		dest := []any{&h.id, &v}
+		if g == 2 {
+			dest = []any{&h.id, &ms}
+			if timeBounds {
+				dest = []any{&h.id, &at}
+			}
+		}
+		_, err = pgx.ForEachRow(rows, dest, func() error {
+			switch g {
+			case 0:
+				h.k = searchKey{g: 0, v: float64(neg) * v, i: neg * h.id}
+			case 1:
+				h.k = searchKey{g: 1, i: neg * h.id}
+			default:
+				if timeBounds {
+					ms = at.UnixMilli()
+				}
+				h.k = searchKey{g: 2, t: -ms, i: -h.id}
+			}
+			out = append(out, h)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // modelsExist returns ErrNotFound unless every model of the (deduplicated) list exists.
@@ -138,11 +328,3 @@ func modelsExist(ctx context.Context, tx pgx.Tx, models []uint64) error {
 	}
 	return nil
 }
-
-// rowWith scans a row into the columns of a scan function and then extra destinations.
-type rowWith struct {
-	pgx.Row
-	extra []any
-}
-
-func (r rowWith) Scan(dest ...any) error { return r.Row.Scan(append(dest, r.extra...)...) }

@@ -213,6 +213,69 @@ func (s *Store) view(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return s.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(st *txState) error { return fn(st.tx) })
 }
 
+// queryer sends one statement: a pgx.Tx, or the pool outside a transaction.
+type queryer interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// viewOne runs fn, which reads with exactly one statement, on the pool outside an explicit transaction,
+// or in the transaction ctx carries, with view's error rules. One statement sees one snapshot of its own,
+// so it needs no BEGIN and COMMIT: two round trips fewer than view, on lookups that most requests make
+// (the run and model of every MLflow call, the token of every authenticated one, the versions of each
+// logged model a search returns).
+func (s *Store) viewOne(ctx context.Context, fn func(q queryer) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if st := s.txOf(ctx); st != nil {
+		err := fn(st.tx)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && st.failed == nil {
+			st.failed = err
+		}
+		return err
+	}
+	return mapErr(fn(s.pool))
+}
+
+// viewBatch runs the queries that queue puts in a batch, each with the function that reads its result, as
+// view runs fn: in a read-only REPEATABLE READ transaction of their own, or in the transaction ctx
+// carries. The batch, the BEGIN and the COMMIT go to the server in one round trip, where view's
+// statements take one each: a read made of several small queries (RunData's seven) costs about one
+// query's latency. A read function's error stops the reading, and is returned.
+func (s *Store) viewBatch(ctx context.Context, queue func(b *pgx.Batch)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b := &pgx.Batch{}
+	if st := s.txOf(ctx); st != nil {
+		queue(b)
+		err := st.tx.SendBatch(ctx, b).Close()
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && st.failed == nil {
+			st.failed = err
+		}
+		return err
+	}
+	b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY`)
+	queue(b)
+	b.Queue(`COMMIT`)
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer conn.Release()
+	err = conn.SendBatch(ctx, b).Close()
+	if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
+		// A statement failed, or a read function stopped the batch before its COMMIT: end the transaction
+		// before the connection goes back to the pool. A failure here leaves the connection broken, which
+		// the pool then discards.
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
+	}
+	return mapErr(err)
+}
+
 // refuse returns err, a write refused before it touched the database, and fails the transaction ctx
 // carries with it as update does.
 func (s *Store) refuse(ctx context.Context, err error) error {

@@ -95,14 +95,16 @@ func TestBlobDeletionQueue(t *testing.T) {
 // would meet them, checks what each creates, and that a reopen at the same version applies nothing.
 func TestEachMigration(t *testing.T) {
 	creates := map[int][]string{
-		1: {"counters", "projects", "models", "candidates", "candidate_tags", "params", "files", "tokens"},
-		2: {"settings"},
-		3: {"metrics"},
-		4: {"versions", "aliases"},
-		5: {"logged_models", "lm_metrics"},
-		6: {"datasets", "run_datasets", "dataset_contexts", "run_model_inputs", "run_model_outputs"},
-		7: {"import_records"},
-		8: {"blob_deletions"},
+		1:  {"counters", "projects", "models", "candidates", "candidate_tags", "params", "files", "tokens"},
+		2:  {"settings"},
+		3:  {"metrics"},
+		4:  {"versions", "aliases"},
+		5:  {"logged_models", "lm_metrics"},
+		6:  {"datasets", "run_datasets", "dataset_contexts", "run_model_inputs", "run_model_outputs"},
+		7:  {"import_records"},
+		8:  {"blob_deletions"},
+		9:  {"metadata_migration"},
+		10: {"latest_metrics", "latest_lm_metrics"},
 	}
 	if len(creates) != len(migrations) {
 		t.Fatalf("%d migrations, %d checked here: add a check for each new migration", len(migrations), len(creates))
@@ -278,4 +280,17 @@ func TestConcurrentCountersNeitherReuseNorSkip(t *testing.T) {
 			t.Errorf("iid %d skipped", iid)
 		}
 	}
+}
+
+// BenchmarkStore runs storetest.Bench in a schema of its own. The test server runs with fsync off (see
+// .ci/postgres.sh): its commits cost no disk flush, where bbolt's benchmark syncs each one.
+func BenchmarkStore(b *testing.B) {
+	testDSN(b)
+	storetest.Bench(b, func(b *testing.B) metadata.Store {
+		s, err := Open(b.Context(), emptySchema(b))
+		if err != nil {
+			b.Fatalf("Open: %v", err)
+		}
+		return s
+	})
 }

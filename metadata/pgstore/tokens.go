@@ -66,7 +66,7 @@ func (s *Store) TokenBySecretHash(ctx context.Context, hash string) (*metadata.T
 		return nil, fmt.Errorf("token: %w", metadata.ErrNotFound)
 	}
 	var t *metadata.Token
-	err := s.view(ctx, func(tx pgx.Tx) error {
+	err := s.viewOne(ctx, func(tx queryer) error {
 		var err error
 		t, err = scanToken(tx.QueryRow(ctx, `SELECT `+tokenCols+` FROM tokens WHERE secret_hash = $1`, hash))
 		return notFound(err, "token")

@@ -303,7 +303,7 @@ func (s *Store) ListVersions(ctx context.Context, modelID uint64, p metadata.Pag
 // model owner, ordered by model ID then Seq; empty, not nil, when there are none.
 func (s *Store) VersionsBackedBy(ctx context.Context, owner uint64) ([]*metadata.Version, error) {
 	out := []*metadata.Version{}
-	err := s.view(ctx, func(tx pgx.Tx) error {
+	err := s.viewOne(ctx, func(tx queryer) error {
 		rows, err := tx.Query(ctx, `SELECT `+versionCols+` FROM versions WHERE candidate_id = $1 OR logged_model_id = $1
 			ORDER BY model_id, seq`, owner)
 		if err != nil {
