@@ -39,13 +39,15 @@ reliability:
 # module proxy at ORAS_VERSION) against a direct download of the same file, with mlgate's peak RSS. With
 # MLGATE_TEST_POSTGRES_DSN set (eval "$(.ci/postgres.sh start)"), also the MLflow figures on PostgreSQL
 # beside bbolt's, and 32 clients logging through one replica and through two on one PostgreSQL; without it
-# those parts say they are skipped.
+# those parts say they are skipped. Last, 1 GiB downloaded from MinIO through mlgate and by redirect, with
+# serve's CPU seconds per GiB (needs the S3 servers: eval "$(.ci/s3-servers.sh start)").
 bench: build
 	$(GO) build -o bin/mlgate-backend ./cmd/mlgate-backend
 	GOBIN=$(CURDIR)/bin GOWORK=off $(GO) install oras.land/oras/cmd/oras@$(ORAS_VERSION)
 	$(GO) run ./cmd/mlgate-bench -mlgate bin/mlgate -backend bin/mlgate-backend -sizes $(SIZES) -candidates $(or $(CANDIDATES),100000) \
 	  -import-big $(or $(IMPORT_BIG),1GiB) -postgres-dsn "$(MLGATE_TEST_POSTGRES_DSN)"
 	$(GO) test -run '^$$' -bench BenchmarkModelPage -benchtime 20x ./gateway/ui/
+	MLGATE_BENCH_REDIRECT=1 $(GO) test -count=1 -run '^TestRedirectDownloadFigure$$' -v ./cmd/mlgate/ | grep -v '^=== '
 
 # Regenerates the README's screenshots with headless Chromium against a real mlgate.
 screenshots:
