@@ -110,6 +110,8 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			h.Set("X-Error-Message", invalidCredentials)
 		} else {
 			h.Set("X-Error-Code", "RepoNotFound")
+			msg = "this server requires a token: set HF_TOKEN (or pass token=) to an mlgate token of the project"
+			h.Set("X-Error-Message", msg)
 		}
 	}
 	httpapi.WriteJSON(w, class.Status, map[string]string{"error": msg})
