@@ -82,7 +82,8 @@ def main():
     ap.add_argument("--read-token", help="a read token of team/vision: the client's HF_TOKEN")
     ap.add_argument("--foreign-token", help="a token of another project")
     ap.add_argument("--record", help="write the exchanges here (JSON)")
-    ap.add_argument("--populate", action="store_true")
+    ap.add_argument("--populate", action="store_true", help="upload the fixture first")
+    ap.add_argument("--populate-only", action="store_true", help="upload the fixture and stop")
     args = ap.parse_args()
 
     endpoint = args.url.rstrip("/") + "/hf/" + PROJECT
@@ -109,8 +110,11 @@ def main():
 
     print(f"huggingface_hub {huggingface_hub.__version__} from {huggingface_hub.__file__}, httpx {httpx.__version__}")
 
-    if args.populate:
+    if args.populate or args.populate_only:
         populate(httpx, args.url, args.token)
+        if args.populate_only:
+            print("populated")
+            return
 
     # Record what the client sends and gets: an event hook on the client's own httpx.Client, beside
     # the client's hook (which adds its request id).
