@@ -149,7 +149,7 @@ func (a *API) Handler() httprouter.Handle {
 		}
 		if len(ts) == 0 {
 			if a.foreign(r.Context(), guessName(rest)) {
-				a.fail(w, r, httpapi.NotFound("repository not found"))
+				a.fail(w, r, httpapi.WithClientMessage(ErrRepoNotFound, "repository not found"))
 				return
 			}
 			a.fail(w, r, fmt.Errorf("%w: %s is not a Hugging Face endpoint mlgate serves (/api/models/<repo>, "+
@@ -195,11 +195,7 @@ func (a *API) foreign(ctx context.Context, name string) bool {
 // refuseWrite answers any method but GET and HEAD with 405: uploads go through the package API or
 // MLflow. A token of another project gets the 404 a missing repository gets.
 func (a *API) refuseWrite(w http.ResponseWriter, r *http.Request, rest string) {
-	name := guessName(rest)
-	if unescaped, err := url.PathUnescape(name); err == nil {
-		name = unescaped
-	}
-	if a.foreign(r.Context(), name) {
+	if a.foreign(r.Context(), guessName(rest)) {
 		a.fail(w, r, httpapi.WithClientMessage(ErrRepoNotFound, "repository not found"))
 		return
 	}

@@ -86,22 +86,25 @@ func parseRoute(rest string) ([]target, error) {
 		add(routeInfo, repo, "", "")
 	}
 	for i := 2; i+2 < len(segs); i++ {
-		if segs[i] == "resolve" && nonEmpty(segs[:i]) && segs[i+1] != "" {
-			out = append(out, target{kind: routeResolve, name: strings.Join(segs[:i], "/"), rev: segs[i+1],
-				path: strings.Join(segs[i+2:], "/")})
+		if p := strings.Join(segs[i+2:], "/"); segs[i] == "resolve" && nonEmpty(segs[:i]) && segs[i+1] != "" && p != "" {
+			out = append(out, target{kind: routeResolve, name: strings.Join(segs[:i], "/"), rev: segs[i+1], path: p})
 		}
 	}
 	return out, nil
 }
 
-// guessName is the text before the first marker of an unparsed path, for the check that a token
-// of another project learns nothing from a request that is no route.
+// guessName is the text before the first marker of an unparsed path, unescaped when it can be, for
+// the check that a token of another project learns nothing from a request that is no route.
 func guessName(rest string) string {
 	rest = strings.TrimPrefix(rest, "/")
 	for _, m := range []string{"/api/models/", "/resolve/"} {
 		if i := strings.Index(rest, m); i > 0 {
-			return rest[:i]
+			rest = rest[:i]
+			break
 		}
+	}
+	if u, err := url.PathUnescape(rest); err == nil {
+		return u
 	}
 	return rest
 }

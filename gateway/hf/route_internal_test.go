@@ -31,6 +31,7 @@ func TestParseRoute(t *testing.T) {
 		"/api/models/m":                                "",
 		"/p/m/resolve/main":                            "",
 		"/p//m/resolve/main/x":                         "",
+		"/p/m/resolve/main/":                           "",
 		"/p/m/resolve//x":                              "",
 		"/":                                            "",
 		"/p/api/models/":                               "",
@@ -48,4 +49,28 @@ func TestParseRoute(t *testing.T) {
 	if _, err := parseRoute("/p/api/models/m%ZZ"); !errors.Is(err, httpapi.ErrBadRequest) {
 		t.Errorf("malformed escape: %v", err)
 	}
+}
+
+// parseRoute never panics, and every reading it returns names a repository and, on a tree or
+// resolve route, a revision; a resolve reading names a file.
+func FuzzParseRoute(f *testing.F) {
+	for _, s := range []string{"/team/vision/api/models/m/revision/main", "/p/api/models/o/m/tree/main/a%2Fb",
+		"/p/m/resolve/1.0.0%2Bb/a/b", "/api/models/", "//resolve//", "/p/api/models/api/models/x", "%", "/p/m/resolve/main/%2F"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, rest string) {
+		ts, err := parseRoute(rest)
+		if err != nil {
+			if !errors.Is(err, httpapi.ErrBadRequest) || ts != nil {
+				t.Fatalf("%q: %v", rest, err)
+			}
+			return
+		}
+		for _, tg := range ts {
+			if tg.name == "" || strings.HasPrefix(tg.name, "/") || (tg.kind != routeInfo && tg.rev == "") ||
+				(tg.kind == routeResolve && tg.path == "") {
+				t.Fatalf("%q: reading %+v", rest, tg)
+			}
+		}
+	})
 }
