@@ -231,6 +231,7 @@ func TestMissesAndBadInput(t *testing.T) {
 // a path with escapes, work too; and serving stores no blob.
 func TestResolve(t *testing.T) {
 	f := newFixture(t, false)
+	f.put(t, "fraud-xgb", "1.0.1", "docs/a%20b%2Bc.txt", []byte("odd name"))
 	blobs := len(f.env.BlobKeys())
 	sha := f.info(t, "fraud-xgb", "1.0.0").SHA
 	want := v1Files["sub/dir/weights.bin"]
@@ -255,6 +256,10 @@ func TestResolve(t *testing.T) {
 		if !bytes.Equal(g.Body, want) {
 			t.Errorf("GET by %s: %d bytes, not the file", rev, len(g.Body))
 		}
+	}
+	// A path as the client quotes it (quote(filename): spaces and "+" escaped, "/" kept).
+	if r := f.get(t, http.MethodGet, "/fraud-xgb/resolve/1.0.1/docs/a%20b%2Bc.txt", nil); r.Status != http.StatusOK || string(r.Body) != "odd name" {
+		t.Errorf("a quoted path: %d %q", r.Status, r.Body)
 	}
 	rg := f.get(t, http.MethodGet, "/fraud-xgb/resolve/main/model.safetensors", map[string]string{"Range": "bytes=4-"})
 	gatewaytest.WantStatus(t, rg, http.StatusPartialContent)
