@@ -20,7 +20,9 @@ token through HF_TOKEN, and the foreign token (of another project) must see noth
 import argparse
 import hashlib
 import json
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -93,6 +95,7 @@ def main():
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     os.environ.pop("HF_HUB_OFFLINE", None)
     work = tempfile.mkdtemp(prefix="mlgate-hf-")
+    atexit.register(shutil.rmtree, work, True)  # the caches hold several copies of the 50 MB file
     os.environ["HF_HOME"] = os.path.join(work, "home")
     if args.read_token:
         os.environ["HF_TOKEN"] = args.read_token
