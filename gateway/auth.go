@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mlgate/mlgate/gateway/auth"
+	"github.com/mlgate/mlgate/gateway/hf"
 	"github.com/mlgate/mlgate/gateway/httpapi"
 	"github.com/mlgate/mlgate/gateway/oci"
 	"github.com/mlgate/mlgate/gateway/ui"
@@ -18,6 +19,8 @@ import (
 //
 // On the OCI routes (/v2/) a 401 carries the Bearer challenge that sends clients to the token endpoint,
 // whose bearers are accepted there (and only there) besides mlgate tokens; errors use the OCI body.
+// On the Hugging Face routes (/hf/) errors use the Hub's shape (hf.WriteError), where a 401 without
+// credentials reads as a missing repository, as the Hub answers for a private one.
 //
 // Credentials come from Authorization: Bearer <token>, Authorization: Basic with the token as password (any
 // user name: the MLflow client sends Basic when MLFLOW_TRACKING_USERNAME/PASSWORD are set, and Basic wins
@@ -69,6 +72,8 @@ func (s *Server) withAuth(next http.Handler) http.Handler {
 			}
 			if ociPath {
 				oci.WriteError(w, r, s.log, err)
+			} else if hf.IsPath(path) {
+				hf.WriteError(w, r, s.log, err)
 			} else if isMLflowPath(path) {
 				httpapi.WriteMLflowError(w, r, s.log, err)
 			} else {

@@ -51,6 +51,8 @@ func sampleParam(pattern, name, project string) string {
 			return "ml_experiment_1/1/a.txt"
 		case strings.Contains(pattern, "mlflow-artifacts"):
 			return "artifacts/1/0123456789abcdef0123456789abcdef/artifacts/a.txt"
+		case strings.HasPrefix(pattern, "/hf/"):
+			return project + "/m/resolve/main/a.txt"
 		}
 		return "m/1.0.0/files/a.txt"
 	}

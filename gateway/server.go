@@ -14,6 +14,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 	"github.com/mlgate/mlgate/backends"
 	"github.com/mlgate/mlgate/gateway/artifact"
+	"github.com/mlgate/mlgate/gateway/hf"
 	"github.com/mlgate/mlgate/gateway/httpapi"
 	"github.com/mlgate/mlgate/gateway/mlflow"
 	"github.com/mlgate/mlgate/gateway/mlflow/artifactproxy"
@@ -133,6 +134,7 @@ func (s *Server) routes() *httprouter.Router {
 	rpcs := rpc.NewDispatcher(s.store, s.log, bodies, rpcRoutes, mlflow.NotFound)
 	web := ui.New(ui.Deps{Store: s.store, Log: s.log, Auth: s.cfg.Auth})
 	s.oci = oci.New(oci.Deps{Store: s.store, Artifacts: files, Log: s.log, Signing: s.cfg.Signing})
+	hub := hf.New(hf.Deps{Store: s.store, Artifacts: files, Log: s.log})
 
 	r := httprouter.New()
 	t := newRouteTable(r, s)
@@ -195,6 +197,12 @@ func (s *Server) routes() *httprouter.Router {
 	// token endpoint, /v2/token, is behind the same catch-all and authenticates itself (see withAuth).
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		t.Handle(m, "/v2/*rest", httpapi.AccessToken, s.oci.Handler())
+	}
+	// The Hugging Face download protocol (read only) under /hf/<project path>/: project paths, repository
+	// ids and file paths all have slashes, so one catch-all and the package's own parsing. Every method
+	// reaches it, so that an upload is answered 405 in the Hub's error shape.
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		t.Handle(m, hf.PathPrefix+"*rest", httpapi.AccessToken, hub.Handler())
 	}
 	web.Routes(t)
 	s.adminRoutes(t)
