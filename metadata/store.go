@@ -371,3 +371,25 @@ type Snapshot interface {
 	// Close releases the view. It is safe to call more than once.
 	Close() error
 }
+
+// BulkReader is implemented by stores that answer the per-record reads of a search page for many records
+// in one call. It is not part of Store: on a store where each read is a local lookup (bbolt) the per-record
+// methods cost as little, while on a networked store (PostgreSQL) a page of 100 runs would otherwise cost
+// 100 round trips. Callers that find it use it and fall back to the per-record methods otherwise.
+//
+// Each method answers, for every id it is given, exactly what the per-record method answers for that id,
+// all read from one consistent view of the store. Duplicate ids are allowed and answered once; an empty
+// ids is an empty map. Every method joins the transaction of a ctx from Update, as the per-record ones do.
+type BulkReader interface {
+	// RunDataOf returns RunData for each of ids, keyed by candidate ID. An id that names no candidate is
+	// absent from the map instead of failing the call: the caller asks RunData for it when it needs the
+	// per-record error. Errors are the store's (unavailable, ctx done), never ErrNotFound.
+	RunDataOf(ctx context.Context, ids []uint64) (map[uint64]*RunData, error)
+	// LoggedModelMetricsOf returns LoggedModelMetrics for each of ids, keyed by logged model ID; an id that
+	// names no logged model is absent from the map. Errors as for RunDataOf.
+	LoggedModelMetricsOf(ctx context.Context, ids []uint64) (map[uint64][]Metric, error)
+	// VersionsBackedByAny returns VersionsBackedBy for each of ids, keyed by owner ID: every id is present,
+	// with an empty list when nothing is backed by it (as VersionsBackedBy answers an unknown owner).
+	// Errors as for RunDataOf.
+	VersionsBackedByAny(ctx context.Context, ids []uint64) (map[uint64][]*Version, error)
+}

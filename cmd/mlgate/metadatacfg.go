@@ -118,12 +118,19 @@ func openMetadata(ctx context.Context, cfg *config, create bool, log *slog.Logge
 	if mc.Type == metadataPostgres {
 		ctx, cancel := context.WithTimeout(ctx, pgOpenTimeout)
 		defer cancel()
-		store, err := pgstore.Open(ctx, mc.DSN, pgstore.WithLogger(log))
+		opts := []pgstore.Option{pgstore.WithLogger(log)}
+		if cfg.metrics != nil {
+			opts = append(opts, pgstore.WithTxObserver(cfg.metrics.pgTx))
+		}
+		store, err := pgstore.Open(ctx, mc.DSN, opts...)
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
 				err = fmt.Errorf("%w (no answer within %s)", err, pgOpenTimeout)
 			}
 			return nil, mc, fmt.Errorf("metadata: PostgreSQL (metadata.dsn or %s): %w", metadataDSNEnv, err)
+		}
+		if cfg.metrics != nil {
+			cfg.metrics.pgStore(store)
 		}
 		return store, mc, nil
 	}

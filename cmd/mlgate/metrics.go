@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -11,7 +14,9 @@ import (
 	"github.com/mlgate/mlgate/backends"
 	"github.com/mlgate/mlgate/cmd/mlgate/internal/maintenance"
 	"github.com/mlgate/mlgate/gateway"
+	"github.com/mlgate/mlgate/metadata"
 	"github.com/mlgate/mlgate/metadata/boltstore"
+	"github.com/mlgate/mlgate/metadata/pgstore"
 	"github.com/mlgate/mlgate/plugins"
 )
 
@@ -29,6 +34,11 @@ type serveMetrics struct {
 	commitWrites  prometheus.Histogram
 	commitErrors  prometheus.Counter
 	swept         *prometheus.CounterVec
+	// The PostgreSQL store's: its transactions (pgstore.WithTxObserver) and connection pool.
+	pgTxSeconds  *prometheus.HistogramVec
+	pgTxRetries  *prometheus.CounterVec
+	pgTxFailures *prometheus.CounterVec
+	pgPool       *poolCollector
 }
 
 var (
@@ -88,12 +98,39 @@ func newMetrics() (m *serveMetrics, stop func()) {
 			Name: "mlgate_sweeper_removed_total",
 			Help: "What the background sweeper removed, by backend and kind (unreferenced_blob, staging_leftover, multipart_upload).",
 		}, []string{"backend", "kind"}),
+		pgTxSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mlgate_store_pg_transaction_duration_seconds",
+			Help:    "Duration of each PostgreSQL transaction of the metadata store that committed, retries and their pauses included, by kind (write, read).",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"kind"}),
+		pgTxRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlgate_store_pg_transaction_retries_total",
+			Help: "PostgreSQL transactions of the metadata store run again after a serialization failure or a deadlock, by kind (write, read).",
+		}, []string{"kind"}),
+		pgTxFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlgate_store_pg_transaction_failures_total",
+			Help: "PostgreSQL transactions of the metadata store that did not commit, by kind (write, read) and reason: refused (the write's own error: " +
+				"not found, invalid, conflict), contended (still failing to serialize after every attempt), unavailable (database unreachable), canceled (the request ended).",
+		}, []string{"kind", "reason"}),
+		pgPool: &poolCollector{
+			conns: prometheus.NewDesc("mlgate_store_pg_pool_connections",
+				"Connections of the PostgreSQL store's pool by state: acquired (in use), idle, constructing.", []string{"state"}, nil),
+			maxConns: prometheus.NewDesc("mlgate_store_pg_pool_max_connections",
+				"Size limit of the PostgreSQL store's pool (pool_max_conns in the DSN).", nil, nil),
+			acquires: prometheus.NewDesc("mlgate_store_pg_pool_acquires_total",
+				"Connections taken from the PostgreSQL store's pool.", nil, nil),
+			waited: prometheus.NewDesc("mlgate_store_pg_pool_empty_acquires_total",
+				"Connections taken from the PostgreSQL store's pool that had to wait: none was idle.", nil, nil),
+			waitSeconds: prometheus.NewDesc("mlgate_store_pg_pool_acquire_seconds_total",
+				"Time spent taking connections from the PostgreSQL store's pool.", nil, nil),
+		},
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		restarts, m.requests, m.duration, m.uploads, m.backendBytes, m.backendErrors,
 		m.commitSeconds, m.commitWrites, m.commitErrors, m.swept,
+		m.pgTxSeconds, m.pgTxRetries, m.pgTxFailures, m.pgPool,
 	)
 	plugins.SetRestartHook(func(name string) { restarts.WithLabelValues(name).Inc() })
 	// A scrape failure must not take the page down with a 500 for one bad collector.
@@ -133,6 +170,72 @@ func (m *serveMetrics) commit(c boltstore.CommitStats) {
 	}
 	m.commitSeconds.Observe(c.Duration.Seconds())
 	m.commitWrites.Observe(float64(c.Writes))
+}
+
+// pgStore starts the PostgreSQL store's series at zero and has the pool's statistics collected from
+// store: serve on bbolt shows none of them.
+func (m *serveMetrics) pgStore(store *pgstore.Store) {
+	for _, kind := range []string{"write", "read"} {
+		m.pgTxSeconds.WithLabelValues(kind)
+		m.pgTxRetries.WithLabelValues(kind)
+		for _, reason := range []string{"refused", "contended", "unavailable", "canceled"} {
+			m.pgTxFailures.WithLabelValues(kind, reason)
+		}
+	}
+	m.pgPool.store.Store(store)
+}
+
+// pgTx is the PostgreSQL store's transaction observer (pgstore.WithTxObserver).
+func (m *serveMetrics) pgTx(st pgstore.TxStats) {
+	kind := "write"
+	if st.ReadOnly {
+		kind = "read"
+	}
+	if st.Attempts > 1 {
+		m.pgTxRetries.WithLabelValues(kind).Add(float64(st.Attempts - 1))
+	}
+	if st.Err == nil {
+		m.pgTxSeconds.WithLabelValues(kind).Observe(st.Duration.Seconds())
+		return
+	}
+	reason := "refused"
+	switch {
+	case errors.Is(st.Err, pgstore.ErrContended):
+		reason = "contended"
+	case errors.Is(st.Err, metadata.ErrUnavailable):
+		reason = "unavailable"
+	case errors.Is(st.Err, context.Canceled), errors.Is(st.Err, context.DeadlineExceeded):
+		reason = "canceled"
+	}
+	m.pgTxFailures.WithLabelValues(kind, reason).Inc()
+}
+
+// poolCollector reports the PostgreSQL store's pool statistics (pgxpool.Stat) at each scrape; nothing
+// until serve opens a PostgreSQL store.
+type poolCollector struct {
+	store                                          atomic.Pointer[pgstore.Store]
+	conns, maxConns, acquires, waited, waitSeconds *prometheus.Desc
+}
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.conns, c.maxConns, c.acquires, c.waited, c.waitSeconds} {
+		ch <- d
+	}
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	store := c.store.Load()
+	if store == nil {
+		return
+	}
+	st := store.Stat()
+	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(st.AcquiredConns()), "acquired")
+	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(st.IdleConns()), "idle")
+	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(st.ConstructingConns()), "constructing")
+	ch <- prometheus.MustNewConstMetric(c.maxConns, prometheus.GaugeValue, float64(st.MaxConns()))
+	ch <- prometheus.MustNewConstMetric(c.acquires, prometheus.CounterValue, float64(st.AcquireCount()))
+	ch <- prometheus.MustNewConstMetric(c.waited, prometheus.CounterValue, float64(st.EmptyAcquireCount()))
+	ch <- prometheus.MustNewConstMetric(c.waitSeconds, prometheus.CounterValue, st.AcquireDuration().Seconds())
 }
 
 // removed counts what a sweep removed.

@@ -148,6 +148,11 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	wantSample(t, s, "mlgate_backend_bytes_total", fmt.Sprintf(`^mlgate_backend_bytes_total\{backend="local",direction="in"\} %d$`, len(body)))
 	wantSample(t, s, "mlgate_backend_bytes_total", fmt.Sprintf(`^mlgate_backend_bytes_total\{backend="local",direction="out"\} %d$`, len(body)))
 	wantSample(t, s, "mlgate_backend_errors_total", `^mlgate_backend_errors_total\{backend="local",op="put"\} 0$`)
+	for family := range s {
+		if strings.HasPrefix(family, "mlgate_store_pg_") {
+			t.Errorf("/metrics on bbolt shows the PostgreSQL store's %s", family)
+		}
+	}
 	wantSample(t, s, "mlgate_store_commit_duration_seconds", `^mlgate_store_commit_duration_seconds_count [1-9][0-9]*$`)
 	wantSample(t, s, "mlgate_store_commit_writes", `^mlgate_store_commit_writes_bucket\{le="64"\} [1-9][0-9]*$`)
 	wantSample(t, s, "mlgate_store_commit_failures_total", `^mlgate_store_commit_failures_total 0$`)

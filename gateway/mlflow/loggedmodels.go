@@ -44,14 +44,37 @@ func LoggedModelArtifactURI(m *metadata.Model, lm *metadata.LoggedModel) string 
 	return "mlflow-artifacts:/" + strconv.FormatInt(m.IID, 10) + "/models/" + lm.LMID.String() + "/artifacts"
 }
 
-// loggedModelMessage builds the LoggedModel message: metrics (every point, with its run) and the
-// versions the logged model backs come from the store.
+// loggedModelMessage builds the LoggedModel message: metrics (every point, with its run; nil: read them)
+// and the versions the logged model backs come from the store.
 func (s *Tracking) loggedModelMessage(ctx context.Context, lm *metadata.LoggedModel, metrics []metadata.Metric) (message.LoggedModel, error) {
-	m, err := s.store.Model(ctx, metadata.ModelRef{ID: lm.ModelID})
-	if err != nil {
-		return message.LoggedModel{}, fmt.Errorf("experiment of logged model %s: %w", lm.LMID, err)
+	return s.buildLoggedModel(ctx, lm, loggedModelParts{metrics: metrics})
+}
+
+// loggedModelParts is what a LoggedModel message is made of besides the logged model, when the caller has
+// read it already (a search page, which reads them for all its rows at once); nil fields are read from
+// the store.
+type loggedModelParts struct {
+	model    *metadata.Model     // the model (experiment) the logged model belongs to
+	metrics  []metadata.Metric   // every point, with its run
+	versions []*metadata.Version // the versions the logged model backs (VersionsBackedBy)
+	// names holds the display names of registered models already read, by model ID: the messages of one
+	// answer share it, so a model backed by many logged models is read once.
+	names map[uint64]string
+}
+
+// buildLoggedModel is loggedModelMessage with some parts already read. Errors are the store's, wrapped
+// with what was being read.
+func (s *Tracking) buildLoggedModel(ctx context.Context, lm *metadata.LoggedModel, parts loggedModelParts) (message.LoggedModel, error) {
+	m := parts.model
+	if m == nil {
+		var err error
+		if m, err = s.store.Model(ctx, metadata.ModelRef{ID: lm.ModelID}); err != nil {
+			return message.LoggedModel{}, fmt.Errorf("experiment of logged model %s: %w", lm.LMID, err)
+		}
 	}
+	metrics := parts.metrics
 	if metrics == nil {
+		var err error
 		if metrics, err = s.store.LoggedModelMetrics(ctx, lm.ID); err != nil {
 			return message.LoggedModel{}, fmt.Errorf("metrics of logged model %s: %w", lm.LMID, err)
 		}
@@ -74,7 +97,7 @@ func (s *Tracking) loggedModelMessage(ctx context.Context, lm *metadata.LoggedMo
 	if lm.SourceRunID != 0 {
 		out.Info.SourceRunID = lm.SourceRun.String()
 	}
-	if err := s.addRegistrations(ctx, lm, &out.Info); err != nil {
+	if err := s.addRegistrations(ctx, lm, parts.versions, parts.names, &out.Info); err != nil {
 		return message.LoggedModel{}, fmt.Errorf("versions backed by logged model %s: %w", lm.LMID, err)
 	}
 	return out, nil
@@ -86,17 +109,26 @@ func (s *Tracking) loggedModelMessage(ctx context.Context, lm *metadata.LoggedMo
 // shown, as MLflow's server shows it.
 const ModelVersionsTag = "mlflow.modelVersions"
 
-// addRegistrations fills the registered versions that lm backs into info: as the message's
-// registrations, and as the mlflow.modelVersions tag MLflow's UI reads, written as MLflow's server
-// writes it (Python's json.dumps) when no client has set it.
-func (s *Tracking) addRegistrations(ctx context.Context, lm *metadata.LoggedModel, info *message.LoggedModelInfo) error {
-	versions, err := s.store.VersionsBackedBy(ctx, lm.ID)
-	if err != nil || len(versions) == 0 {
-		return err
+// addRegistrations fills the registered versions that lm backs (versions; nil: read them) into info: as
+// the message's registrations, and as the mlflow.modelVersions tag MLflow's UI reads, written as MLflow's
+// server writes it (Python's json.dumps) when no client has set it. names caches registered models'
+// display names by ID (nil: a cache of this call's own).
+func (s *Tracking) addRegistrations(ctx context.Context, lm *metadata.LoggedModel, versions []*metadata.Version, names map[uint64]string,
+	info *message.LoggedModelInfo) error {
+	if versions == nil {
+		var err error
+		if versions, err = s.store.VersionsBackedBy(ctx, lm.ID); err != nil {
+			return err
+		}
+	}
+	if len(versions) == 0 {
+		return nil
+	}
+	if names == nil {
+		names = map[uint64]string{}
 	}
 	var tag strings.Builder
 	tag.WriteByte('[')
-	names := map[uint64]string{}
 	for i, v := range versions {
 		name, ok := names[v.ModelID]
 		if !ok {
@@ -490,8 +522,22 @@ func (s *Tracking) searchLoggedModels(ctx context.Context, call *rpc.Call, in *s
 		Models        []message.LoggedModel `json:"models,omitempty"`
 		NextPageToken string                `json:"next_page_token,omitempty"`
 	}{NextPageToken: page.Next}
+	// The page's rows come with their model and metrics; read the versions they back in one call when the
+	// store can, instead of one per row.
+	var versions map[uint64][]*metadata.Version
+	if b, ok := s.store.(metadata.BulkReader); ok && len(page.Rows) > 1 {
+		ids := make([]uint64, len(page.Rows))
+		for i, row := range page.Rows {
+			ids[i] = row.LoggedModel.ID
+		}
+		if versions, err = b.VersionsBackedByAny(ctx, ids); err != nil {
+			return nil, fmt.Errorf("versions backed by %d logged models: %w", len(ids), err)
+		}
+	}
+	names := map[uint64]string{}
 	for _, row := range page.Rows {
-		msg, err := s.loggedModelMessage(ctx, row.LoggedModel, row.Metrics)
+		msg, err := s.buildLoggedModel(ctx, row.LoggedModel, loggedModelParts{model: row.Model, metrics: row.Metrics,
+			versions: versions[row.LoggedModel.ID], names: names})
 		if err != nil {
 			return nil, err
 		}

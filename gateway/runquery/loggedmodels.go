@@ -116,6 +116,39 @@ func (l *loggedModels) complete(ctx context.Context, row LoggedModelRow) (Logged
 	return row, nil
 }
 
+func (*loggedModels) strip(row LoggedModelRow) LoggedModelRow {
+	row.Metrics, row.completed = nil, false
+	return row
+}
+
+// prefetch reads the metrics of rows in one LoggedModelMetricsOf when the store has it.
+func (l *loggedModels) prefetch(ctx context.Context, rows []*LoggedModelRow) error {
+	b, ok := l.store.(metadata.BulkReader)
+	if !ok {
+		return nil
+	}
+	ids := make([]uint64, 0, len(rows))
+	for _, row := range rows {
+		if !row.completed {
+			ids = append(ids, row.LoggedModel.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	ms, err := b.LoggedModelMetricsOf(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("metrics of %d logged models: %w", len(ids), err)
+	}
+	for _, row := range rows {
+		if m, found := ms[row.LoggedModel.ID]; found && !row.completed {
+			// An absent one stays incomplete: complete reads it, and fails as LoggedModelMetrics does.
+			row.Metrics, row.completed = m, true
+		}
+	}
+	return nil
+}
+
 // tieBreak settles ties newest first, then by model id.
 func (*loggedModels) tieBreak(order []mlflowfilter.OrderBy) []mlflowfilter.OrderBy {
 	return append(order,

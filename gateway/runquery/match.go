@@ -93,6 +93,38 @@ func (r *runs) complete(ctx context.Context, row Row) (Row, error) {
 	return row, nil
 }
 
+func (*runs) strip(row Row) Row {
+	row.Data = nil
+	return row
+}
+
+// prefetch reads the run data of rows in one RunDataOf when the store has it.
+func (r *runs) prefetch(ctx context.Context, rows []*Row) error {
+	b, ok := r.store.(metadata.BulkReader)
+	if !ok {
+		return nil
+	}
+	ids := make([]uint64, 0, len(rows))
+	for _, row := range rows {
+		if row.Data == nil {
+			ids = append(ids, row.Candidate.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	data, err := b.RunDataOf(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("run data of %d runs: %w", len(ids), err)
+	}
+	for _, row := range rows {
+		if row.Data == nil {
+			row.Data = data[row.Candidate.ID] // nil when absent: complete reads it, and fails as RunData does
+		}
+	}
+	return nil
+}
+
 // tieBreak appends start_time DESC unless the order has start_time, then run_id, as MLflow does.
 func (*runs) tieBreak(order []mlflowfilter.OrderBy) []mlflowfilter.OrderBy {
 	hasStart := slices.ContainsFunc(order, func(o mlflowfilter.OrderBy) bool {

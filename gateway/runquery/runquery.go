@@ -97,6 +97,12 @@ type source[R any] interface {
 	index(ctx context.Context, view metadata.ViewType, metric *metadata.MetricOrder, page metadata.Page) ([]R, string, error)
 	// complete reads what filters on params, tags or metrics, orderings and results need.
 	complete(ctx context.Context, r R) (R, error)
+	// strip drops what complete or prefetch added to r.
+	strip(r R) R
+	// prefetch completes the records rs points at in one call when the store is a metadata.BulkReader,
+	// and does nothing otherwise. Records it leaves incomplete (none found by the bulk read) are
+	// completed one by one, so that their errors are complete's.
+	prefetch(ctx context.Context, rs []*R) error
 	// field is the value of a filter or order key; found is false when the record lacks it. Attributes
 	// that are numbers come as Number values.
 	field(r R, entity mlflowfilter.Entity, key string) (v Value, found bool)
@@ -192,6 +198,27 @@ func (s *searcher[R]) eval(ctx context.Context, r R) (R, bool, error) {
 	return r, s.matches(s.dataFilter, r), nil
 }
 
+// readAhead prefetches the data of the next need rows of page, from index from on, that pass the
+// attribute filter: those eval completes next if each of them matches. It reads no more than a page could
+// still use, so a store without bulk reads (or a filter that rejects few rows) costs what eval would, and
+// a bulk-reading store pays one call where eval would pay one per row. It returns the index after the
+// last row offered.
+func (s *searcher[R]) readAhead(ctx context.Context, page []R, from, need int) (int, error) {
+	var rs []*R
+	i := from
+	for ; i < len(page) && len(rs) < need; i++ {
+		if s.matches(s.attrFilter, page[i]) {
+			rs = append(rs, &page[i])
+		}
+	}
+	if len(rs) > 0 {
+		if err := s.src.prefetch(ctx, rs); err != nil {
+			return i, err
+		}
+	}
+	return i, nil
+}
+
 // fromIndex pages through the store's index order, applying the filter here. The store's keyset token
 // after the last row returned becomes the next page's position, so pages neither repeat nor skip
 // records, even while records are added.
@@ -209,8 +236,14 @@ func (s *searcher[R]) fromIndex(ctx context.Context, metric *metadata.MetricOrde
 		if err != nil {
 			return Page[R]{}, err
 		}
-		for i, r := range page {
-			r, ok, err := s.eval(ctx, r)
+		ahead := 0 // rows of page before this index have been offered to prefetch
+		for i := range page {
+			if i >= ahead {
+				if ahead, err = s.readAhead(ctx, page, i, s.q.Limit-len(out.Rows)); err != nil {
+					return Page[R]{}, err
+				}
+			}
+			r, ok, err := s.eval(ctx, page[i])
 			if err != nil {
 				return Page[R]{}, err
 			}
@@ -265,6 +298,12 @@ func (s *searcher[R]) sorted(ctx context.Context, tok pagetoken.Token) (Page[R],
 		if err != nil {
 			return Page[R]{}, err
 		}
+		if needData {
+			// Every row passing the attribute filter is completed below: read them in one call.
+			if _, err := s.readAhead(ctx, page, 0, len(page)); err != nil {
+				return Page[R]{}, err
+			}
+		}
 		for _, r := range page {
 			if !s.matches(s.attrFilter, r) {
 				continue
@@ -282,7 +321,9 @@ func (s *searcher[R]) sorted(ctx context.Context, tok pagetoken.Token) (Page[R],
 				return Page[R]{}, fmt.Errorf("%w: this search would sort more than %d records in memory; order by a single metric "+
 					"(or the default order), which is indexed, or narrow the filter", httpapi.ErrBadRequest, s.e.sortLimit())
 			}
-			e := sortEntry[R]{r: r, keys: make([]Value, len(order))}
+			// The entry keeps r as the index gave it (a prefetched one with its data: drop that too, so
+			// that memory holds sort keys, not data).
+			e := sortEntry[R]{r: s.src.strip(r), keys: make([]Value, len(order))}
 			for i, o := range order {
 				e.keys[i] = s.sortKey(o, full)
 			}
@@ -305,8 +346,22 @@ func (s *searcher[R]) sorted(ctx context.Context, tok pagetoken.Token) (Page[R],
 	start := min(tok.Offset, len(entries))
 	end := min(start+s.q.Limit, len(entries))
 	out := Page[R]{Offset: start, Total: len(entries)}
+	rows := make([]R, 0, end-start)
 	for _, e := range entries[start:end] {
-		r, err := s.src.complete(ctx, e.r)
+		rows = append(rows, e.r)
+	}
+	// These rows passed the filter already: no attribute filter to apply again, all are needed.
+	rs := make([]*R, len(rows))
+	for i := range rows {
+		rs[i] = &rows[i]
+	}
+	if len(rs) > 0 {
+		if err := s.src.prefetch(ctx, rs); err != nil {
+			return Page[R]{}, err
+		}
+	}
+	for _, r := range rows {
+		r, err := s.src.complete(ctx, r)
 		if err != nil {
 			return Page[R]{}, err
 		}

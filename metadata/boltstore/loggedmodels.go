@@ -378,30 +378,37 @@ func (s *Store) SearchLoggedModels(ctx context.Context, q metadata.LoggedModelQu
 
 // LoggedModelMetrics implements metadata.Store.
 func (s *Store) LoggedModelMetrics(ctx context.Context, id uint64) ([]metadata.Metric, error) {
-	out := []metadata.Metric{}
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		lm, err := getLoggedModel(tx, id)
-		if err != nil {
-			return err
-		}
-		prefix := idKey(id)
-		c := bk(tx, bucketLMMetrics).Cursor()
-		for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
-			m, err := decodeMetricKey(k[8:])
-			if err != nil {
-				return err
-			}
-			l, err := decodeLinked(k, v)
-			if err != nil {
-				return err
-			}
-			m.LoggedModel, m.Run, m.DatasetName, m.DatasetDigest = lm.LMID, l.Run, l.DatasetName, l.DatasetDigest
-			out = append(out, m)
-		}
-		return nil
+	var out []metadata.Metric
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
+		out, err = loggedModelMetrics(tx, id)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// loggedModelMetrics is LoggedModelMetrics inside tx.
+func loggedModelMetrics(tx *bolt.Tx, id uint64) ([]metadata.Metric, error) {
+	lm, err := getLoggedModel(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := []metadata.Metric{}
+	prefix := idKey(id)
+	c := bk(tx, bucketLMMetrics).Cursor()
+	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		m, err := decodeMetricKey(k[8:])
+		if err != nil {
+			return nil, err
+		}
+		l, err := decodeLinked(k, v)
+		if err != nil {
+			return nil, err
+		}
+		m.LoggedModel, m.Run, m.DatasetName, m.DatasetDigest = lm.LMID, l.Run, l.DatasetName, l.DatasetDigest
+		out = append(out, m)
 	}
 	return out, nil
 }

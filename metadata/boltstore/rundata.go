@@ -185,32 +185,41 @@ func putTags(tx *bolt.Tx, candidateID uint64, tags []metadata.Tag) error {
 // RunData returns the candidate's params, tags and latest metric points, each sorted by key (byte order).
 // The slices are empty, not nil, when there is nothing. ErrNotFound for an unknown candidate.
 func (s *Store) RunData(ctx context.Context, candidateID uint64) (*metadata.RunData, error) {
-	rd := &metadata.RunData{Params: []metadata.Param{}, Tags: []metadata.Tag{}, Metrics: []metadata.Metric{}}
+	var rd *metadata.RunData
 	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
-		if _, err := getCandidate(tx, candidateID); err != nil {
-			return err
-		}
-		prefix := idKey(candidateID)
-		c := bk(tx, bucketParams).Cursor()
-		for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
-			rd.Params = append(rd.Params, metadata.Param{Key: string(k[8:]), Value: string(v)})
-		}
-		c = bk(tx, bucketTags).Cursor()
-		for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
-			rd.Tags = append(rd.Tags, metadata.Tag{Key: string(k[8:]), Value: string(v)})
-		}
-		c = bk(tx, bucketMetricsLatest).Cursor()
-		for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
-			m, err := decodeLatest(string(k[8:]), v)
-			if err != nil {
-				return err
-			}
-			rd.Metrics = append(rd.Metrics, m.metric())
-		}
-		rd.IO, err = readRunIO(tx, candidateID)
+		rd, err = runData(tx, candidateID)
 		return err
 	})
 	if err != nil {
+		return nil, err
+	}
+	return rd, nil
+}
+
+// runData is RunData inside tx.
+func runData(tx *bolt.Tx, candidateID uint64) (rd *metadata.RunData, err error) {
+	if _, err := getCandidate(tx, candidateID); err != nil {
+		return nil, err
+	}
+	rd = &metadata.RunData{Params: []metadata.Param{}, Tags: []metadata.Tag{}, Metrics: []metadata.Metric{}}
+	prefix := idKey(candidateID)
+	c := bk(tx, bucketParams).Cursor()
+	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		rd.Params = append(rd.Params, metadata.Param{Key: string(k[8:]), Value: string(v)})
+	}
+	c = bk(tx, bucketTags).Cursor()
+	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		rd.Tags = append(rd.Tags, metadata.Tag{Key: string(k[8:]), Value: string(v)})
+	}
+	c = bk(tx, bucketMetricsLatest).Cursor()
+	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		m, err := decodeLatest(string(k[8:]), v)
+		if err != nil {
+			return nil, err
+		}
+		rd.Metrics = append(rd.Metrics, m.metric())
+	}
+	if rd.IO, err = readRunIO(tx, candidateID); err != nil {
 		return nil, err
 	}
 	return rd, nil

@@ -301,24 +301,31 @@ func (s *Store) ListVersions(ctx context.Context, modelID uint64, p metadata.Pag
 
 // VersionsBackedBy returns the versions backed by owner, through the versions_by_candidate index.
 func (s *Store) VersionsBackedBy(ctx context.Context, owner uint64) ([]*metadata.Version, error) {
-	out := []*metadata.Version{}
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		prefix := idKey(owner)
-		c := bk(tx, bucketVersionsByCand).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
-			if len(k) != 24 {
-				return fmt.Errorf("versions_by_candidate %x: %w", k, ErrCorrupt)
-			}
-			v, err := getVersion(tx, decodeU64(k[8:16]), int64(decodeU64(k[16:])))
-			if err != nil {
-				return indexPointsNowhere(err)
-			}
-			out = append(out, v)
-		}
-		return nil
+	var out []*metadata.Version
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
+		out, err = versionsBackedBy(tx, owner)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// versionsBackedBy is VersionsBackedBy inside tx.
+func versionsBackedBy(tx *bolt.Tx, owner uint64) ([]*metadata.Version, error) {
+	out := []*metadata.Version{}
+	prefix := idKey(owner)
+	c := bk(tx, bucketVersionsByCand).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) != 24 {
+			return nil, fmt.Errorf("versions_by_candidate %x: %w", k, ErrCorrupt)
+		}
+		v, err := getVersion(tx, decodeU64(k[8:16]), int64(decodeU64(k[16:])))
+		if err != nil {
+			return nil, indexPointsNowhere(err)
+		}
+		out = append(out, v)
 	}
 	return out, nil
 }

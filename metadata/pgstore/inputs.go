@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -126,64 +125,6 @@ func (s *Store) LogOutputs(ctx context.Context, candidateID uint64, outputs []me
 			}
 		}
 		return nil
-	})
-}
-
-// queueRunIO queues the reads of a candidate's inputs (datasets in logging order, logged models by LMID) and
-// outputs (by LMID) into out; every list is empty, not nil, when there is nothing.
-func queueRunIO(b *pgx.Batch, candidateID uint64, out *metadata.RunIO) {
-	*out = metadata.RunIO{Datasets: []metadata.DatasetInput{}, ModelInputs: []metadata.LMID{}, Outputs: []metadata.ModelOutput{}}
-	b.Queue(`SELECT d.name, d.digest, d.source_type, d.source, d.schema, d.profile, r.tags
-		FROM run_datasets r JOIN candidates c ON c.id = r.candidate_id
-		JOIN datasets d ON d.model_id = c.model_id AND d.name = r.name AND d.digest = r.digest
-		WHERE r.candidate_id = $1 ORDER BY r.ord`, candidateID).Query(func(rows pgx.Rows) error {
-		ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metadata.DatasetInput, error) {
-			var in metadata.DatasetInput
-			var tags []byte
-			d := &in.Dataset
-			if err := r.Scan(&d.Name, &d.Digest, &d.SourceType, &d.Source, &d.Schema, &d.Profile, &tags); err != nil {
-				return in, err
-			}
-			if err := json.Unmarshal(tags, &in.Tags); err != nil {
-				return in, fmt.Errorf("input tags of dataset %q of candidate %d: %w", d.Name, candidateID, err)
-			}
-			if len(in.Tags) == 0 {
-				in.Tags = nil
-			}
-			return in, nil
-		})
-		out.Datasets = append(out.Datasets, ds...)
-		return err
-	})
-	b.Queue(`SELECT lmid FROM run_model_inputs WHERE candidate_id = $1 ORDER BY lmid`, candidateID).Query(func(rows pgx.Rows) error {
-		ins, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metadata.LMID, error) {
-			var l metadata.LMID
-			var b []byte
-			if err := r.Scan(&b); err != nil {
-				return l, err
-			}
-			if copy(l[:], b) != len(l) {
-				return l, fmt.Errorf("model input of candidate %d: lmid of %d bytes", candidateID, len(b))
-			}
-			return l, nil
-		})
-		out.ModelInputs = append(out.ModelInputs, ins...)
-		return err
-	})
-	b.Queue(`SELECT lmid, step FROM run_model_outputs WHERE candidate_id = $1 ORDER BY lmid`, candidateID).Query(func(rows pgx.Rows) error {
-		outs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metadata.ModelOutput, error) {
-			var o metadata.ModelOutput
-			var b []byte
-			if err := r.Scan(&b, &o.Step); err != nil {
-				return o, err
-			}
-			if copy(o.LoggedModel[:], b) != len(o.LoggedModel) {
-				return o, fmt.Errorf("output of candidate %d: lmid of %d bytes", candidateID, len(b))
-			}
-			return o, nil
-		})
-		out.Outputs = append(out.Outputs, outs...)
-		return err
 	})
 }
 

@@ -421,37 +421,15 @@ func (s *Store) SearchLoggedModels(ctx context.Context, q metadata.LoggedModelQu
 // LoggedModelMetrics implements metadata.Store: every point of the logged model, each with its Run and
 // dataset, ordered by key, step, timestamp (then value). ErrNotFound for an unknown logged model.
 func (s *Store) LoggedModelMetrics(ctx context.Context, id uint64) ([]metadata.Metric, error) {
-	out := []metadata.Metric{}
-	// The points name their logged model by LMID: read it beside them, so that both are one round trip.
-	var lmid []byte
-	err := s.viewBatch(ctx, func(b *pgx.Batch) {
-		b.Queue(`SELECT lmid FROM logged_models WHERE id = $1`, id).QueryRow(func(r pgx.Row) error {
-			return notFound(r.Scan(&lmid), "logged model %d", id)
-		})
-		b.Queue(`SELECT key, step, ts, value, run, dataset_name, dataset_digest FROM lm_metrics
-			WHERE logged_model_id = $1 ORDER BY key, step, ts, value`, id).Query(func(rows pgx.Rows) (err error) {
-			var l metadata.LMID
-			if copy(l[:], lmid) != len(l) {
-				return fmt.Errorf("logged model %d: lmid of %d bytes", id, len(lmid))
-			}
-			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (metadata.Metric, error) {
-				m := metadata.Metric{LoggedModel: l}
-				var run []byte
-				if err := r.Scan(&m.Key, &m.Step, &m.Timestamp, &m.Value, &run, &m.DatasetName, &m.DatasetDigest); err != nil {
-					return m, err
-				}
-				if copy(m.Run[:], run) != len(m.Run) {
-					return m, fmt.Errorf("metric %q of logged model %d: run id of %d bytes", m.Key, id, len(run))
-				}
-				return m, nil
-			})
-			return err
-		})
-	})
+	out, err := s.LoggedModelMetricsOf(ctx, []uint64{id})
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	ms, ok := out[id]
+	if !ok {
+		return nil, fmt.Errorf("logged model %d: %w", id, metadata.ErrNotFound)
+	}
+	return ms, nil
 }
 
 // logLoggedModelMetric adds a point of candidate c to the metrics of its logged model, which must be of

@@ -140,47 +140,17 @@ func validateMetricKey(k string) error {
 	return nil
 }
 
-// latestMetricsSQL selects the latest point of each metric of candidate $1, sorted by key: MLflow's rule
-// (the highest step, then the newest timestamp, then the largest value with NaN below every number), which
-// the trigger of migration 10 keeps in latest_metrics as points are inserted.
-const latestMetricsSQL = `SELECT key, value, ts, step FROM latest_metrics WHERE candidate_id = $1 ORDER BY key`
-
 // RunData implements metadata.Store: params, tags and the latest point of each metric, each sorted by key
-// (byte order), empty slices when there is nothing, and the run's inputs and outputs (see readRunIO).
-// ErrNotFound for an unknown candidate.
+// (byte order), empty slices when there is nothing, and the run's inputs and outputs (see queueRunData).
+// ErrNotFound for an unknown candidate. It is RunDataOf for one id, so that both answer alike.
 func (s *Store) RunData(ctx context.Context, candidateID uint64) (*metadata.RunData, error) {
-	rd := &metadata.RunData{Params: []metadata.Param{}, Tags: []metadata.Tag{}, Metrics: []metadata.Metric{}}
-	err := s.viewBatch(ctx, func(b *pgx.Batch) {
-		b.Queue(`SELECT EXISTS (SELECT 1 FROM candidates WHERE id = $1)`, candidateID).QueryRow(func(r pgx.Row) error {
-			var ok bool
-			if err := r.Scan(&ok); err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("candidate %d: %w", candidateID, metadata.ErrNotFound)
-			}
-			return nil
-		})
-		b.Queue(`SELECT key, value FROM params WHERE candidate_id = $1 ORDER BY key`, candidateID).Query(func(rows pgx.Rows) (err error) {
-			rd.Params, err = pgx.CollectRows(rows, pgx.RowToStructByPos[metadata.Param])
-			return err
-		})
-		b.Queue(`SELECT key, value FROM candidate_tags WHERE candidate_id = $1 ORDER BY key`, candidateID).Query(func(rows pgx.Rows) (err error) {
-			rd.Tags, err = pgx.CollectRows(rows, pgx.RowToStructByPos[metadata.Tag])
-			return err
-		})
-		b.Queue(latestMetricsSQL, candidateID).Query(func(rows pgx.Rows) (err error) {
-			rd.Metrics, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (metadata.Metric, error) {
-				var m metadata.Metric
-				err := r.Scan(&m.Key, &m.Value, &m.Timestamp, &m.Step)
-				return m, err
-			})
-			return err
-		})
-		queueRunIO(b, candidateID, &rd.IO)
-	})
+	out, err := s.RunDataOf(ctx, []uint64{candidateID})
 	if err != nil {
 		return nil, err
+	}
+	rd, ok := out[candidateID]
+	if !ok {
+		return nil, fmt.Errorf("candidate %d: %w", candidateID, metadata.ErrNotFound)
 	}
 	return rd, nil
 }

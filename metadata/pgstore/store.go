@@ -34,6 +34,7 @@ type Store struct {
 	log   *slog.Logger
 	// maxAttempts bounds how often a transaction is run when it keeps failing to serialize.
 	maxAttempts int
+	observe     func(TxStats) // nil: no observer
 }
 
 var _ metadata.Store = (*Store)(nil)
@@ -53,7 +54,31 @@ type config struct {
 	log         *slog.Logger
 	maxAttempts int
 	maxConns    int32
+	observe     func(TxStats)
 }
+
+// TxStats describes one transaction the store ran, over all its attempts.
+type TxStats struct {
+	// ReadOnly is true for the read transactions of reads made of several statements; false for
+	// writes and Update.
+	ReadOnly bool
+	// Duration runs from the first BEGIN to the end of the last COMMIT or ROLLBACK, pauses between
+	// attempts included: what the caller waited for the database.
+	Duration time.Duration
+	// Attempts is how many times the transaction ran: 1, plus one per serialization failure or deadlock
+	// that was retried. It is 0 when ctx was done before the first attempt began.
+	Attempts int
+	// Err is nil when the transaction committed. Otherwise it is what the caller got: a refused write
+	// (metadata.ErrNotFound, ErrInvalid, …), ErrContended after the last attempt, metadata.ErrUnavailable
+	// when the database could not be reached, or ctx's error.
+	Err error
+}
+
+// WithTxObserver has fn called after every transaction the store runs (see TxStats), on the goroutine
+// that ran it, so that a server can expose transaction latency, retries and failures (metrics) without
+// the store knowing how. Reads of one statement run outside a transaction and are not observed. fn must
+// be quick: the caller waits for it.
+func WithTxObserver(fn func(TxStats)) Option { return func(cfg *config) { cfg.observe = fn } }
 
 // Option configures Open.
 type Option func(*config)
@@ -126,13 +151,17 @@ func open(ctx context.Context, dsn string, ms []migration, opts ...Option) (*Sto
 		pool.Close()
 		return nil, fmt.Errorf("pgstore: connect to %s: %w", where, err)
 	}
-	s := &Store{pool: pool, clock: cfg.clock, log: cfg.log, maxAttempts: cfg.maxAttempts}
+	s := &Store{pool: pool, clock: cfg.clock, log: cfg.log, maxAttempts: cfg.maxAttempts, observe: cfg.observe}
 	if err := s.migrate(ctx, ms); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("pgstore: %s: %w", where, err)
 	}
 	return s, nil
 }
+
+// Stat is a snapshot of the connection pool's statistics (connections acquired, idle and in total,
+// waits for a connection), for metrics.
+func (s *Store) Stat() *pgxpool.Stat { return s.pool.Stat() }
 
 // Close closes the pool, waiting for connections in use to be returned.
 func (s *Store) Close() error {
@@ -244,7 +273,7 @@ func (s *Store) viewOne(ctx context.Context, fn func(q queryer) error) error {
 // carries. The batch, the BEGIN and the COMMIT go to the server in one round trip, where view's
 // statements take one each: a read made of several small queries (RunData's seven) costs about one
 // query's latency. A read function's error stops the reading, and is returned.
-func (s *Store) viewBatch(ctx context.Context, queue func(b *pgx.Batch)) error {
+func (s *Store) viewBatch(ctx context.Context, queue func(b *pgx.Batch)) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -261,6 +290,10 @@ func (s *Store) viewBatch(ctx context.Context, queue func(b *pgx.Batch)) error {
 	b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY`)
 	queue(b)
 	b.Queue(`COMMIT`)
+	if s.observe != nil {
+		start := time.Now()
+		defer func() { s.observe(TxStats{ReadOnly: true, Duration: time.Since(start), Attempts: 1, Err: err}) }()
+	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return mapErr(err)
@@ -273,7 +306,8 @@ func (s *Store) viewBatch(ctx context.Context, queue func(b *pgx.Batch)) error {
 		// the pool then discards.
 		_, _ = conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
 	}
-	return mapErr(err)
+	err = mapErr(err)
+	return err
 }
 
 // refuse returns err, a write refused before it touched the database, and fails the transaction ctx
@@ -287,8 +321,14 @@ func (s *Store) refuse(ctx context.Context, err error) error {
 
 // inTx runs fn in a new transaction and commits it, retrying the whole of it on serialization failures
 // and deadlocks.
-func (s *Store) inTx(ctx context.Context, opts pgx.TxOptions, fn func(st *txState) error) error {
-	var err error
+func (s *Store) inTx(ctx context.Context, opts pgx.TxOptions, fn func(st *txState) error) (err error) {
+	attempts := 0
+	if s.observe != nil {
+		start := time.Now()
+		defer func() {
+			s.observe(TxStats{ReadOnly: opts.AccessMode == pgx.ReadOnly, Duration: time.Since(start), Attempts: attempts, Err: err})
+		}()
+	}
 	for attempt := 0; attempt < s.maxAttempts; attempt++ {
 		if attempt > 0 {
 			// Full jitter over an exponential window (1 ms … 64 ms): colliding writers spread out.
@@ -301,6 +341,7 @@ func (s *Store) inTx(ctx context.Context, opts pgx.TxOptions, fn func(st *txStat
 			case <-t.C:
 			}
 		}
+		attempts++
 		err = s.attempt(ctx, opts, fn)
 		if !retryable(err) {
 			return mapErr(err)

@@ -25,6 +25,7 @@ var groups = []group{
 	{"CandidateUpdates", candidateUpdateTests},
 	{"Search", searchTests},
 	{"RunData", runDataTests},
+	{"BulkReads", bulkTests},
 	{"Versions", versionTests},
 	{"VersionUpdates", versionUpdateTests},
 	{"Aliases", aliasTests},
