@@ -2,8 +2,10 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +34,9 @@ func (s *Store) LogBatch(ctx context.Context, candidateID uint64, params []metad
 	}
 	if err := metadata.ValidateTags(tags); err != nil {
 		return s.refuse(ctx, err)
+	}
+	if s.txOf(ctx) == nil && len(params) == 0 && len(tags) == 0 && !slices.ContainsFunc(metrics, func(m metadata.Metric) bool { return !m.LoggedModel.IsZero() }) {
+		return s.logPointsOnly(ctx, candidateID, metrics)
 	}
 	return s.update(ctx, func(tx pgx.Tx) error {
 		c, err := getCandidate(ctx, tx, candidateID, false)
@@ -65,6 +70,24 @@ func (s *Store) LogBatch(ctx context.Context, candidateID uint64, params []metad
 	})
 }
 
+// logPointsOnly is LogBatch, outside a caller's transaction, of points without a logged model (what
+// log-metric and most log-batch calls send): BEGIN, the one INSERT and COMMIT in one round trip. The candidate is not read first: the INSERT's
+// foreign key answers for it, and its violation is ErrNotFound.
+func (s *Store) logPointsOnly(ctx context.Context, candidateID uint64, metrics []metadata.Metric) error {
+	if len(metrics) == 0 {
+		// Nothing to write; the contract still answers ErrNotFound for an unknown candidate.
+		return s.view(ctx, func(tx pgx.Tx) error {
+			_, err := getCandidate(ctx, tx, candidateID, false)
+			return err
+		})
+	}
+	err := s.updateBatch(ctx, func(b *pgx.Batch) { queuePoints(b, candidateID, metrics) })
+	if errors.Is(err, metadata.ErrNotFound) { // the foreign key's answer (mapErr)
+		return fmt.Errorf("candidate %d: %w", candidateID, err)
+	}
+	return err
+}
+
 // insertPoints stores a candidate's points in one statement: a 1000-point batch is one round trip, and
 // one run of the latest_metrics trigger. An exact duplicate point (stored or earlier in the batch) takes
 // the logged model and dataset of the later one, as boltstore's Put of the same key does. ON CONFLICT
@@ -74,6 +97,13 @@ func insertPoints(ctx context.Context, tx pgx.Tx, candidateID uint64, metrics []
 	if len(metrics) == 0 {
 		return nil
 	}
+	b := &pgx.Batch{}
+	queuePoints(b, candidateID, metrics)
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// queuePoints queues insertPoints's statement in b.
+func queuePoints(b *pgx.Batch, candidateID uint64, metrics []metadata.Metric) {
 	type point struct {
 		key       string
 		step, ts  int64
@@ -107,12 +137,11 @@ func insertPoints(ctx context.Context, tx pgx.Tx, candidateID uint64, metrics []
 		keys, steps, tss, values = append(keys, m.Key), append(steps, m.Step), append(tss, m.Timestamp), append(values, m.Value)
 		lms, names, digests = append(lms, lm), append(names, m.DatasetName), append(digests, m.DatasetDigest)
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO metrics (candidate_id, key, step, ts, value, logged_model, dataset_name, dataset_digest)
+	b.Queue(`INSERT INTO metrics (candidate_id, key, step, ts, value, logged_model, dataset_name, dataset_digest)
 		SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::float8[], $6::bytea[], $7::text[], $8::text[])
 		ON CONFLICT (candidate_id, key, step, ts, value) DO UPDATE SET logged_model = EXCLUDED.logged_model,
 		dataset_name = EXCLUDED.dataset_name, dataset_digest = EXCLUDED.dataset_digest`,
 		candidateID, keys, steps, tss, values, lms, names, digests)
-	return err
 }
 
 func validateParams(params []metadata.Param) error {
