@@ -237,7 +237,7 @@ func (s *Tracking) logToRun(ctx context.Context, c *metadata.Candidate, params [
 			return err
 		}
 	}
-	return s.store.Update(ctx, func(ctx context.Context) error {
+	write := func(ctx context.Context) error {
 		if rename {
 			if _, err := s.store.UpdateCandidate(ctx, c.ID, metadata.CandidateUpdate{Name: &name}); err != nil {
 				return fmt.Errorf("renaming run %s: %w", c.EID, err)
@@ -257,7 +257,13 @@ func (s *Tracking) logToRun(ctx context.Context, c *metadata.Candidate, params [
 			return fmt.Errorf("run %s: %w", c.EID, err)
 		}
 		return nil
-	})
+	}
+	if !rename {
+		// LogBatch is one transaction by itself; outside an Update a store may write it its fastest way
+		// (PostgreSQL: points alone in one round trip).
+		return write(ctx)
+	}
+	return s.store.Update(ctx, write)
 }
 
 // loggedModelsNotFound words a miss of one of the logged models a call names (the store does not say
