@@ -423,7 +423,7 @@ func unreachable(err error) bool {
 	var connect *pgconn.ConnectError
 	var netErr net.Error
 	return errors.As(err, &connect) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, io.EOF) || pgconn.SafeToRetry(err)
+		errors.Is(err, io.EOF) || errors.Is(err, pgconn.ErrConnClosed) || pgconn.SafeToRetry(err)
 }
 
 // retryable reports a failure to serialize (40001) or a deadlock (40P01): the transaction did nothing
