@@ -55,11 +55,21 @@ screenshots:
 	MLGATE_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestUI(InBrowser|LoggedModelsAndMLflowLinksInBrowser)$$' -v ./cmd/mlgate/
 
 # A bounded fuzzing pass over every fuzz target (the seed corpora already run in `make test`):
-# FUZZTIME per target, 20s by default; CI runs a short pass with FUZZTIME=5s.
+# FUZZTIME per target, 20s by default; CI runs a short pass with FUZZTIME=5s. A target that fails with a
+# bare "context deadline exceeded" and no failing input is run once more: that is a race in Go's fuzzing
+# coordinator when -fuzztime ends on a loaded machine (golang/go#75804), not a finding. Any other failure,
+# or the same one twice, fails.
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(or $(FUZZTIME),20s) $$pkg || exit 1; \
+	    for try in 1 2; do \
+	      out=$$($(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(or $(FUZZTIME),20s) $$pkg 2>&1) && { echo "$$out"; break; }; \
+	      echo "$$out"; \
+	      if [ $$try = 1 ] && echo "$$out" | grep -q 'context deadline exceeded' && ! echo "$$out" | grep -q 'Failing input written'; then \
+	        echo "$$t: Go's fuzzing deadline race, not a finding; running it once more"; continue; \
+	      fi; \
+	      exit 1; \
+	    done; \
 	  done; \
 	done
 
