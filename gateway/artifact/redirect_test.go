@@ -2,94 +2,22 @@ package artifact_test
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mlgate/mlgate/backends"
-	"github.com/mlgate/mlgate/backends/memory"
 	"github.com/mlgate/mlgate/gateway"
 	"github.com/mlgate/mlgate/gateway/artifact"
 	"github.com/mlgate/mlgate/gateway/gatewaytest"
-	"github.com/mlgate/mlgate/metadata/boltstore"
 )
 
-// presigning is a memory backend that presigns like S3: its URLs point at fakeS3, which serves a blob
-// to whoever holds a URL signed for it and not expired, and refuses a request that also carries an
-// Authorization header (as S3 does).
-type presigning struct {
-	*memory.Backend
-	s3 *httptest.Server
-
-	mu      sync.Mutex
-	signed  map[string]string // token -> key
-	expires map[string]time.Duration
-}
-
-func (p *presigning) PresignGet(_ context.Context, key string, expiry time.Duration, disposition string) (string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	tok := hex.EncodeToString(sha256.New().Sum([]byte(key + time.Now().String())))[:32]
-	p.signed[tok] = key
-	p.expires[tok] = expiry
-	q := url.Values{"X-Amz-Signature": {tok}, "response-content-disposition": {disposition}}
-	return p.s3.URL + "/bucket/" + key + "?" + q.Encode(), nil
-}
-
-func (p *presigning) serveS3(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "" {
-		http.Error(w, "only one auth mechanism allowed", http.StatusBadRequest)
-		return
-	}
-	p.mu.Lock()
-	key, ok := p.signed[r.URL.Query().Get("X-Amz-Signature")]
-	p.mu.Unlock()
-	if !ok || "/bucket/"+key != r.URL.Path {
-		http.Error(w, "signature does not match", http.StatusForbidden)
-		return
-	}
-	rc, _, err := p.Backend.Get(r.Context(), key, backends.All)
-	if err != nil {
-		http.Error(w, "no such key", http.StatusNotFound)
-		return
-	}
-	defer rc.Close()
-	w.Header().Set("Content-Disposition", r.URL.Query().Get("response-content-disposition"))
-	_, _ = io.Copy(w, rc)
-}
-
-// redirectEnv is a gateway whose one backend, "s3", redirects downloads through presigning.
-func redirectEnv(t *testing.T) (*gatewaytest.Env, *presigning) {
-	t.Helper()
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs := memory.New()
-	p := &presigning{Backend: blobs, signed: map[string]string{}, expires: map[string]time.Duration{}}
-	p.s3 = httptest.NewServer(http.HandlerFunc(p.serveS3))
-	cb := backends.Checked("s3", p, backends.WithDownloadRedirect(backends.RedirectPolicy{Expiry: 5 * time.Minute, Grace: time.Hour}))
-	st, err := artifact.NewStaticStorage(map[string]*backends.CheckedBackend{"s3": cb}, "s3", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := gateway.NewWithStorage(gateway.Config{}, store, st, gatewaytest.Logger())
-	env := &gatewaytest.Env{T: t, Store: store, Blobs: blobs, Backend: cb, Gateway: srv, Srv: httptest.NewServer(srv.Handler())}
-	t.Cleanup(func() {
-		env.Srv.Close()
-		p.s3.Close()
-		_ = store.Close()
-	})
-	return env, p
+// redirectEnv is a gateway whose one backend, "s3", redirects downloads through a fake S3.
+func redirectEnv(t *testing.T) (*gatewaytest.Env, *gatewaytest.FakeS3) {
+	return gatewaytest.NewRedirecting(t, gateway.Config{}, backends.RedirectPolicy{Expiry: 5 * time.Minute, Grace: time.Hour})
 }
 
 // noFollow answers redirects instead of following them.
@@ -137,7 +65,7 @@ func TestDownloadRedirect(t *testing.T) {
 		t.Fatalf("whole-file GET: status %d, want 307", resp.StatusCode)
 	}
 	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || !strings.HasPrefix(loc.String(), p.s3.URL+"/bucket/") {
+	if err != nil || !strings.HasPrefix(loc.String(), p.Server.URL+"/bucket/") {
 		t.Fatalf("Location %q", resp.Header.Get("Location"))
 	}
 	for _, user := range []string{"weights", "secret", "fraud", "dir"} {
@@ -151,8 +79,8 @@ func TestDownloadRedirect(t *testing.T) {
 	if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
 		t.Errorf("Cache-Control %q: a cache could keep the presigned URL", cc)
 	}
-	if p.expires[loc.Query().Get("X-Amz-Signature")] != 5*time.Minute {
-		t.Errorf("presigned for %v, want the configured 5m", p.expires)
+	if got := p.Expiry(loc.Query().Get("X-Amz-Signature")); got != 5*time.Minute {
+		t.Errorf("presigned for %v, want the configured 5m", got)
 	}
 
 	// A client following the redirect as MLflow's does gets the bytes from "S3", with its token left behind.

@@ -1,83 +1,23 @@
 package hf_test
 
 import (
-	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mlgate/mlgate/backends"
-	"github.com/mlgate/mlgate/backends/memory"
 	"github.com/mlgate/mlgate/gateway"
-	"github.com/mlgate/mlgate/gateway/artifact"
 	"github.com/mlgate/mlgate/gateway/gatewaytest"
-	"github.com/mlgate/mlgate/metadata/boltstore"
 )
-
-// presigning is a memory backend that presigns like S3: its URLs point at a server that serves the
-// blob to whoever holds the URL and refuses a request that also carries Authorization, as S3 does.
-type presigning struct {
-	*memory.Backend
-	s3 *httptest.Server
-	mu sync.Mutex
-	n  int
-	by map[string]string // signature → key
-}
-
-func (p *presigning) PresignGet(_ context.Context, key string, _ time.Duration, _ string) (string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.n++
-	sig := strings.Repeat("s", p.n)
-	p.by[sig] = key
-	return p.s3.URL + "/bucket/" + key + "?X-Amz-Signature=" + sig, nil
-}
-
-func (p *presigning) serve(w http.ResponseWriter, r *http.Request) {
-	p.mu.Lock()
-	key, ok := p.by[r.URL.Query().Get("X-Amz-Signature")]
-	p.mu.Unlock()
-	if r.Header.Get("Authorization") != "" || !ok {
-		http.Error(w, "refused", http.StatusForbidden)
-		return
-	}
-	rc, _, err := p.Backend.Get(r.Context(), key, backends.All)
-	if err != nil {
-		http.Error(w, "no such key", http.StatusNotFound)
-		return
-	}
-	defer rc.Close()
-	_, _ = io.Copy(w, rc)
-}
 
 // With redirect_downloads, hf_hub_download's HEAD is answered by mlgate with everything the client
 // reads, and its GET with a 307 to the presigned URL that still carries X-Repo-Commit and the linked
 // headers; a client that drops Authorization on the way to the other host (httpx does) gets the bytes.
 // The real client was run against MinIO this way (see the README).
 func TestRedirectedDownload(t *testing.T) {
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &presigning{Backend: memory.New(), by: map[string]string{}}
-	p.s3 = httptest.NewServer(http.HandlerFunc(p.serve))
-	cb := backends.Checked("s3", p, backends.WithDownloadRedirect(backends.RedirectPolicy{Expiry: time.Minute, Grace: time.Minute}))
-	st, err := artifact.NewStaticStorage(map[string]*backends.CheckedBackend{"s3": cb}, "s3", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := gateway.NewWithStorage(gateway.Config{}, store, st, gatewaytest.Logger())
-	env := &gatewaytest.Env{T: t, Store: store, Blobs: p.Backend, Backend: cb, Gateway: srv, Srv: httptest.NewServer(srv.Handler())}
-	t.Cleanup(func() {
-		env.Srv.Close()
-		p.s3.Close()
-		_ = store.Close()
-	})
+	env, p := gatewaytest.NewRedirecting(t, gateway.Config{}, backends.RedirectPolicy{Expiry: time.Minute, Grace: time.Minute})
 	data := gatewaytest.Payload(1 << 20)
 	gatewaytest.WantStatus(t, env.Put(env.PkgURL("m/1.0.0/files/sub/w.bin"), data), http.StatusCreated)
 	url := env.Srv.URL + "/hf/team/vision/m/resolve/main/sub/w.bin"
@@ -96,7 +36,7 @@ func TestRedirectedDownload(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.HasPrefix(resp.Header.Get("Location"), p.s3.URL+"/bucket/") ||
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.HasPrefix(resp.Header.Get("Location"), p.Server.URL+"/bucket/") ||
 		resp.Header.Get("X-Repo-Commit") != head.Header.Get("X-Repo-Commit") || resp.Header.Get("X-Linked-Etag") != sum {
 		t.Fatalf("GET: %d %v", resp.StatusCode, resp.Header)
 	}

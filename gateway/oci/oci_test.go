@@ -6,13 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,15 +20,12 @@ import (
 	orasauth "oras.land/oras-go/v2/registry/remote/auth"
 
 	"github.com/mlgate/mlgate/backends"
-	"github.com/mlgate/mlgate/backends/memory"
 	"github.com/mlgate/mlgate/gateway"
-	"github.com/mlgate/mlgate/gateway/artifact"
 	"github.com/mlgate/mlgate/gateway/auth"
 	"github.com/mlgate/mlgate/gateway/gatewaytest"
 	"github.com/mlgate/mlgate/gateway/oci"
 	"github.com/mlgate/mlgate/gateway/signing"
 	"github.com/mlgate/mlgate/metadata"
-	"github.com/mlgate/mlgate/metadata/boltstore"
 )
 
 // fixture is a gateway with project team/vision holding model fraud-xgb (versions 1.0.0, 1.1.0,
@@ -567,54 +561,11 @@ func tokenFrom(t *testing.T, r gatewaytest.Response) string {
 	return body.Token
 }
 
-// presigner is a memory backend that presigns like S3: its URLs point at a fake S3 that serves the
-// blob and refuses a request that also carries an Authorization header, as S3 does.
-type presigner struct {
-	*memory.Backend
-	s3   *httptest.Server
-	hits atomic.Int64
-}
-
-func (p *presigner) PresignGet(_ context.Context, key string, _ time.Duration, _ string) (string, error) {
-	return p.s3.URL + "/bucket/" + key + "?X-Amz-Signature=x", nil
-}
-
-func (p *presigner) serveS3(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "" {
-		http.Error(w, "only one auth mechanism allowed", http.StatusBadRequest)
-		return
-	}
-	rc, _, err := p.Backend.Get(r.Context(), strings.TrimPrefix(r.URL.Path, "/bucket/"), backends.All)
-	if err != nil {
-		http.Error(w, "no such key", http.StatusNotFound)
-		return
-	}
-	defer rc.Close()
-	p.hits.Add(1)
-	_, _ = io.Copy(w, rc)
-}
-
 // With redirect_downloads, a layer blob is a 307 to the storage server, as every download is; oras-go
 // follows it without its credentials and verifies the bytes.
 func TestLayerBlobsFollowDownloadRedirects(t *testing.T) {
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &presigner{Backend: memory.New()}
-	p.s3 = httptest.NewServer(http.HandlerFunc(p.serveS3))
-	cb := backends.Checked("s3", p, backends.WithDownloadRedirect(backends.RedirectPolicy{Expiry: 5 * time.Minute, Grace: time.Hour}))
-	st, err := artifact.NewStaticStorage(map[string]*backends.CheckedBackend{"s3": cb}, "s3", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := gateway.NewWithStorage(gateway.Config{Auth: true}, store, st, gatewaytest.Logger())
-	env := &gatewaytest.Env{T: t, Store: store, Blobs: p.Backend, Backend: cb, Gateway: srv, Srv: httptest.NewServer(srv.Handler())}
-	t.Cleanup(func() {
-		env.Srv.Close()
-		p.s3.Close()
-		_ = store.Close()
-	})
+	env, p := gatewaytest.NewRedirecting(t, gateway.Config{Auth: true}, backends.RedirectPolicy{Expiry: 5 * time.Minute, Grace: time.Hour})
+	store := env.Store
 	admin, _, err := auth.IssueToken(t.Context(), store, auth.TokenRequest{ProjectPath: "team/vision", Scope: metadata.ScopeAdmin, Name: "a"})
 	if err != nil {
 		t.Fatal(err)
@@ -625,7 +576,7 @@ func TestLayerBlobsFollowDownloadRedirects(t *testing.T) {
 	}
 	_, files := pull(t, f.repo(t, "team/vision/fraud-xgb", &orasauth.Credential{Username: "u", Password: admin}), "1.0.0")
 	f.want(t, files, "fraud-xgb", "1.0.0")
-	if n := p.hits.Load(); n != int64(len(v1Files)) {
+	if n := p.Hits(); n != int64(len(v1Files)) {
 		t.Fatalf("%d layers fetched from the storage server, want %d", n, len(v1Files))
 	}
 }
