@@ -372,11 +372,7 @@ func (s *Store) SearchLoggedModels(ctx context.Context, q metadata.LoggedModelQu
 	if err != nil {
 		return nil, "", err
 	}
-	type row struct {
-		lm *metadata.LoggedModel
-		k  searchKey
-	}
-	var rows []row
+	var rows []found[*metadata.LoggedModel]
 	err = s.view(ctx, func(tx pgx.Tx) error {
 		if err := modelsExist(ctx, tx, models); err != nil {
 			return err
@@ -385,36 +381,15 @@ func (s *Store) SearchLoggedModels(ctx context.Context, q metadata.LoggedModelQu
 		if err != nil {
 			return err
 		}
-		rs, err := tx.Query(ctx, `SELECT `+loggedModelCols+loggedModelFrom+` WHERE lm.id = ANY($1)`, hitIDs(hits))
-		if err != nil {
-			return err
-		}
-		lms, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (*metadata.LoggedModel, error) { return scanLoggedModel(r) })
-		if err != nil {
-			return err
-		}
-		byID := make(map[uint64]*metadata.LoggedModel, len(lms))
-		for _, lm := range lms {
-			byID[lm.ID] = lm
-		}
-		rows = make([]row, 0, len(hits))
-		for _, h := range hits {
-			lm, ok := byID[uint64(h.id)]
-			if !ok {
-				return fmt.Errorf("logged model search: logged model %d vanished inside one snapshot", h.id)
-			}
-			rows = append(rows, row{lm, h.k})
-		}
-		return nil
+		rows, err = inHitOrder(ctx, tx, `SELECT `+loggedModelCols+loggedModelFrom+` WHERE lm.id = ANY($1)`, hits,
+			func(r pgx.CollectableRow) (*metadata.LoggedModel, error) { return scanLoggedModel(r) },
+			func(lm *metadata.LoggedModel) uint64 { return lm.ID }, "logged model")
+		return err
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	rows, next := page(pg, rows, func(x row) []byte { return x.k.bytes() })
-	out := make([]*metadata.LoggedModel, len(rows))
-	for i, x := range rows {
-		out[i] = x.lm
-	}
+	out, next := pageFound(pg, rows)
 	return out, next, nil
 }
 

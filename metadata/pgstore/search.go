@@ -53,11 +53,7 @@ func (s *Store) SearchCandidates(ctx context.Context, q metadata.CandidateQuery)
 	if err != nil {
 		return nil, "", err
 	}
-	type row struct {
-		c *metadata.Candidate
-		k searchKey
-	}
-	var rows []row
+	var rows []found[*metadata.Candidate]
 	err = s.view(ctx, func(tx pgx.Tx) error {
 		if err := modelsExist(ctx, tx, models); err != nil {
 			return err
@@ -67,36 +63,15 @@ func (s *Store) SearchCandidates(ctx context.Context, q metadata.CandidateQuery)
 		if err != nil {
 			return err
 		}
-		rs, err := tx.Query(ctx, `SELECT `+candidateCols+` FROM candidates WHERE id = ANY($1)`, hitIDs(hits))
-		if err != nil {
-			return err
-		}
-		cs, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (*metadata.Candidate, error) { return scanCandidate(r) })
-		if err != nil {
-			return err
-		}
-		byID := make(map[uint64]*metadata.Candidate, len(cs))
-		for _, c := range cs {
-			byID[c.ID] = c
-		}
-		rows = make([]row, 0, len(hits))
-		for _, h := range hits {
-			c, ok := byID[uint64(h.id)]
-			if !ok {
-				return fmt.Errorf("candidate search: candidate %d vanished inside one snapshot", h.id)
-			}
-			rows = append(rows, row{c, h.k})
-		}
-		return nil
+		rows, err = inHitOrder(ctx, tx, `SELECT `+candidateCols+` FROM candidates WHERE id = ANY($1)`, hits,
+			func(r pgx.CollectableRow) (*metadata.Candidate, error) { return scanCandidate(r) },
+			func(c *metadata.Candidate) uint64 { return c.ID }, "candidate")
+		return err
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	rows, next := page(pg, rows, func(x row) []byte { return x.k.bytes() })
-	out := make([]*metadata.Candidate, len(rows))
-	for i, x := range rows {
-		out[i] = x.c
-	}
+	out, next := pageFound(pg, rows)
 	return out, next, nil
 }
 
@@ -207,6 +182,50 @@ type orderedQuery struct {
 type hit struct {
 	id int64
 	k  searchKey
+}
+
+// found is a record a search hit, with its position.
+type found[T any] struct {
+	rec T
+	k   searchKey
+}
+
+// inHitOrder reads the records of hits with query (which takes their ids as $1) and returns them in the
+// hits' order, each with its position. A hit whose record is missing is an error: the ids and the
+// records are read in one snapshot, so that cannot happen unless the query is wrong.
+func inHitOrder[T any](ctx context.Context, tx pgx.Tx, query string, hits []hit, scan func(pgx.CollectableRow) (T, error),
+	idOf func(T) uint64, what string) ([]found[T], error) {
+	rs, err := tx.Query(ctx, query, hitIDs(hits))
+	if err != nil {
+		return nil, err
+	}
+	recs, err := pgx.CollectRows(rs, scan)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[uint64]T, len(recs))
+	for _, r := range recs {
+		byID[idOf(r)] = r
+	}
+	out := make([]found[T], 0, len(hits))
+	for _, h := range hits {
+		r, ok := byID[uint64(h.id)]
+		if !ok {
+			return nil, fmt.Errorf("%s search: %s %d vanished inside one snapshot", what, what, h.id)
+		}
+		out = append(out, found[T]{r, h.k})
+	}
+	return out, nil
+}
+
+// pageFound cuts rows to the page and returns its records and the next page's token ("" at the end).
+func pageFound[T any](pg *pager, rows []found[T]) ([]T, string) {
+	rows, next := page(pg, rows, func(x found[T]) []byte { return x.k.bytes() })
+	out := make([]T, len(rows))
+	for i, x := range rows {
+		out[i] = x.rec
+	}
+	return out, next
 }
 
 func hitIDs(hs []hit) []int64 {
